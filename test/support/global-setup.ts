@@ -1,0 +1,2 @@
+/** Runs once before the suite: nothing to prepare yet beyond what each test file makes itself. */
+export default function setup(): void {}
