@@ -1,0 +1,31 @@
+export { ConfigError, type ConfigIssue, formatPath } from './errors.js';
+export {
+  defaultConfigFileName,
+  type Env,
+  loadConfigFile,
+  parseConfig,
+  resolveConfigPath,
+  substituteEnv,
+} from './load.js';
+export {
+  type AuthConfig,
+  type ClientAuthMethod,
+  type Config,
+  clientAuthMethods,
+  configSchema,
+  type DatabaseConfig,
+  type EncryptionConfig,
+  type EntraProviderConfig,
+  type IntegrationConfig,
+  type JwtConfig,
+  type McpServerConfig,
+  type OAuth2ProviderConfig,
+  type OidcProviderConfig,
+  type OutboundConfig,
+  type PrivateJwk,
+  type ProviderConfig,
+  type ServerConfig,
+  type WebhookConfig,
+  type WebhookEventType,
+  webhookEventTypes,
+} from './schema.js';

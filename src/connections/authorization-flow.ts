@@ -1,0 +1,333 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import * as oauth from 'oauth4webapi';
+import type { Sealer } from '../crypto/index.js';
+import { Problem } from '../http/problem.js';
+import type { AuditLog } from '../notify/audit.js';
+import type { Webhooks } from '../notify/webhooks.js';
+import { ProviderError } from '../oauth/errors.js';
+import { AuthorizationDeniedError, AuthorizationResponseInvalidError } from '../oauth/oauth-client.js';
+import type { ProviderClients } from '../oauth/registry.js';
+import type { TokenSet } from '../oauth/token-set.js';
+import type { Store } from '../store/database.js';
+import type { CatalogRepository } from '../store/repos/catalog.js';
+import type { PendingAuthorizationRepository } from '../store/repos/pending-authorizations.js';
+import type { Database } from '../store/types.js';
+import type { Clock } from '../support/clock.js';
+import { refreshDueAt } from './refresh-policy.js';
+
+/** A pending authorization lives this long: the user has 10 minutes to sign in. */
+export const authorizationTtlMs = 10 * 60 * 1000;
+
+export const callbackPath = '/oauth/callback';
+
+/** The callback could not be tied to a pending authorization of this user; nothing was changed. */
+export class CallbackRejectedError extends Error {
+  readonly code = 'callback_rejected';
+  constructor(readonly reason: 'missing_state' | 'unknown' | 'foreign' | 'expired' | 'used') {
+    super(`callback rejected: ${reason}`);
+  }
+}
+
+export type CompletedOutcome =
+  | { outcome: 'connected' | 'reconnected'; connectionId: string; integrationId: string; returnTo: string }
+  | { outcome: 'denied' | 'failed'; integrationId: string; returnTo: string; reason: string };
+
+export interface AuthorizationFlowDeps {
+  store: Store;
+  catalog: CatalogRepository;
+  pending: PendingAuthorizationRepository;
+  clients: ProviderClients;
+  sealer: Sealer;
+  audit: AuditLog;
+  webhooks: Webhooks;
+  clock: Clock;
+  publicUrl: string;
+}
+
+const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex');
+
+/**
+ * The authorization code flow with PKCE, policy side: who may start what, where the pending
+ * state lives, and what a completed flow does to connections. The protocol steps are the
+ * provider client's (oauth/). @see RFC 9700 §2.1 (PKCE, state), RFC 6749 §4.1
+ */
+export class AuthorizationFlow {
+  readonly #d: AuthorizationFlowDeps;
+
+  constructor(deps: AuthorizationFlowDeps) {
+    this.#d = deps;
+  }
+
+  get redirectUri(): string {
+    return `${this.#d.publicUrl}${callbackPath}`;
+  }
+
+  /**
+   * Starts a flow for `userId` on an integration (a Reconnect when `connectionId` is given):
+   * stores the pending authorization (state hash, sealed PKCE verifier, nonce, expected
+   * issuer, return_to) and returns the provider's authorization URL.
+   */
+  async start(input: {
+    userId: string;
+    integrationId: string;
+    returnTo: string;
+    connectionId?: string;
+  }): Promise<URL> {
+    const integration = await this.#d.catalog.getIntegration(input.integrationId);
+    if (integration === undefined) {
+      throw new Problem(
+        404,
+        'integration_not_found',
+        'Not Found',
+        `There is no integration "${input.integrationId}".`,
+      );
+    }
+    if (!integration.enabled) {
+      throw new Problem(
+        409,
+        'integration_disabled',
+        'Conflict',
+        `The integration "${integration.name}" is disabled.`,
+      );
+    }
+    if (integration.kind !== 'oauth' || integration.providerId === null) {
+      throw new Problem(
+        501,
+        'integration_not_found',
+        'Not Implemented',
+        'Connecting MCP servers is not available yet.',
+      );
+    }
+    const client = await this.#client(integration.providerId);
+    let scopes: string[];
+    try {
+      scopes = client.scopesFor(integration.settings.scopes);
+    } catch (error) {
+      throw providerProblem(error);
+    }
+    const state = randomBytes(32).toString('base64url');
+    const stateHash = sha256(state);
+    const codeVerifier = oauth.generateRandomCodeVerifier();
+    const nonce = scopes.includes('openid') ? randomBytes(24).toString('base64url') : null;
+    const url = await client.authorizationUrl({
+      redirectUri: this.redirectUri,
+      scopes,
+      state,
+      codeVerifier,
+      nonce,
+      ...(integration.settings.authorizationParams
+        ? { extraParams: integration.settings.authorizationParams }
+        : {}),
+    });
+    const now = this.#d.clock.now();
+    await this.#d.pending.create({
+      state_hash: stateHash,
+      user_id: input.userId,
+      integration_id: integration.id,
+      connection_id: input.connectionId ?? null,
+      code_verifier_sealed: this.#d.sealer.seal(codeVerifier, {
+        table: 'pending_authorizations',
+        rowId: stateHash,
+        field: 'code_verifier_sealed',
+      }),
+      nonce,
+      expected_issuer: client.expectedIssuer,
+      redirect_uri: this.redirectUri,
+      return_to: input.returnTo,
+      created_at: now,
+      expires_at: now + authorizationTtlMs,
+      consumed_at: null,
+    });
+    return url;
+  }
+
+  /**
+   * Finishes a flow from the callback URL: consumes the state (single use, this user's, unexpired),
+   * validates the response (state, iss, error), exchanges the code, and creates the connection or
+   * replaces the tokens of the same one, all or nothing.
+   */
+  async complete(input: { userId: string; callbackUrl: URL }): Promise<CompletedOutcome> {
+    const state = input.callbackUrl.searchParams.get('state');
+    if (state === null || state.length === 0 || state.length > 200)
+      throw new CallbackRejectedError('missing_state');
+    const stateHash = sha256(state);
+    const consumed = await this.#d.pending.consume(stateHash, input.userId, this.#d.clock.now());
+    if (!consumed.ok) throw new CallbackRejectedError(consumed.reason);
+    const p = consumed.row;
+    const integration = await this.#d.catalog.getIntegration(p.integration_id);
+    const failed = (reason: string): CompletedOutcome => ({
+      outcome: 'failed',
+      integrationId: p.integration_id,
+      returnTo: p.return_to,
+      reason,
+    });
+    if (integration === undefined || integration.providerId === null || !integration.enabled) {
+      return failed('integration_unavailable');
+    }
+    const codeVerifier = this.#d.sealer.open(p.code_verifier_sealed, {
+      table: 'pending_authorizations',
+      rowId: stateHash,
+      field: 'code_verifier_sealed',
+    });
+    let tokens: TokenSet;
+    try {
+      const client = await this.#client(integration.providerId);
+      tokens = await client.exchangeCode({
+        callbackUrl: input.callbackUrl,
+        state,
+        redirectUri: p.redirect_uri,
+        codeVerifier,
+        nonce: p.nonce,
+        requestedScopes: client.scopesFor(integration.settings.scopes),
+      });
+    } catch (error) {
+      await this.#auditFailure(input.userId, p.integration_id, error);
+      if (error instanceof AuthorizationDeniedError) {
+        return {
+          outcome: 'denied',
+          integrationId: p.integration_id,
+          returnTo: p.return_to,
+          reason: error.providerError,
+        };
+      }
+      if (error instanceof AuthorizationResponseInvalidError) return failed('response_invalid');
+      if (error instanceof ProviderError) return failed(error.kind);
+      if (error instanceof Problem) return failed(error.code);
+      throw error;
+    }
+    const saved = await this.#save(input.userId, integration.id, p.connection_id, tokens);
+    return { ...saved, integrationId: integration.id, returnTo: p.return_to };
+  }
+
+  async #client(providerId: string) {
+    try {
+      return await this.#d.clients.forProvider(providerId);
+    } catch (error) {
+      throw providerProblem(error);
+    }
+  }
+
+  async #auditFailure(userId: string, integrationId: string, error: unknown): Promise<void> {
+    await this.#d.audit.record({
+      actor: userId,
+      action: 'authorization.failed',
+      targetType: 'integration',
+      targetId: integrationId,
+      data: {
+        reason:
+          error instanceof AuthorizationDeniedError
+            ? error.providerError
+            : error instanceof ProviderError
+              ? `${error.kind}${error.providerError ? `:${error.providerError}` : ''}`
+              : ((error as { code?: string }).code ?? 'error'),
+      },
+    });
+  }
+
+  /** Creates the connection or replaces the tokens of the existing one, with audit and webhook, in one transaction. */
+  async #save(
+    userId: string,
+    integrationId: string,
+    reconnectId: string | null,
+    tokens: TokenSet,
+  ): Promise<{ outcome: 'connected' | 'reconnected'; connectionId: string }> {
+    const now = this.#d.clock.now();
+    return this.#d.store.db.transaction().execute(async (trx) => {
+      const existing = await trx
+        .selectFrom('connections')
+        .select(['id', 'version'])
+        .where('user_id', '=', userId)
+        .where(reconnectId === null ? 'integration_id' : 'id', '=', reconnectId ?? integrationId)
+        .executeTakeFirst();
+      const id = existing?.id ?? randomUUID();
+      const values = {
+        status: 'active' as const,
+        status_reason: null,
+        account_id: tokens.account.id ?? null,
+        account_name: tokens.account.name ?? null,
+        account_email: tokens.account.email ?? null,
+        scopes: JSON.stringify(tokens.scopes ?? []),
+        ...this.#sealTokens(id, tokens),
+        token_type: tokens.tokenType,
+        access_token_expires_at: tokens.expiresAt,
+        last_refreshed_at: now,
+        next_refresh_at: refreshDueAt(tokens.expiresAt, now),
+        refresh_failures: 0,
+        lease_owner: null,
+        lease_until: null,
+        updated_at: now,
+      };
+      if (existing === undefined) {
+        await trx
+          .insertInto('connections')
+          .values({
+            id,
+            user_id: userId,
+            integration_id: integrationId,
+            ...values,
+            version: 0,
+            created_at: now,
+          })
+          .execute();
+      } else {
+        await trx
+          .updateTable('connections')
+          .set({ ...values, version: existing.version + 1 })
+          .where('id', '=', id)
+          .execute();
+      }
+      const outcome = existing === undefined ? 'connected' : 'reconnected';
+      const event = outcome === 'connected' ? 'connection.created' : 'connection.reconnected';
+      await this.#d.audit.record(
+        {
+          actor: userId,
+          action: event,
+          targetType: 'connection',
+          targetId: id,
+          data: { integration: integrationId, account: tokens.account.id ?? null },
+        },
+        trx,
+      );
+      await this.#d.webhooks.enqueue(trx as unknown as Kysely<Database>, event, {
+        connectionId: id,
+        userId,
+        integration: integrationId,
+      });
+      return { outcome, connectionId: id };
+    });
+  }
+
+  #sealTokens(connectionId: string, tokens: TokenSet) {
+    const seal = (value: string | undefined, field: string) =>
+      value === undefined
+        ? null
+        : this.#d.sealer.seal(value, { table: 'connections', rowId: connectionId, field });
+    return {
+      access_token_sealed: seal(tokens.accessToken, 'access_token_sealed'),
+      refresh_token_sealed: seal(tokens.refreshToken, 'refresh_token_sealed'),
+      id_token_sealed: seal(tokens.idToken, 'id_token_sealed'),
+    };
+  }
+}
+
+/** Maps a provider failure at flow start to a problem the user can act on (never upstream text). */
+function providerProblem(error: unknown): Problem {
+  if (error instanceof Problem) return error;
+  if (error instanceof ProviderError) {
+    return error.kind === 'transient'
+      ? new Problem(
+          503,
+          'provider_unavailable',
+          'Service Unavailable',
+          'The provider cannot be reached right now; try again shortly.',
+        )
+      : new Problem(
+          502,
+          'provider_misconfigured',
+          'Bad Gateway',
+          'This integration is misconfigured; an administrator has to fix it.',
+        );
+  }
+  throw error;
+}

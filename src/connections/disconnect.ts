@@ -1,0 +1,95 @@
+import type { Kysely } from 'kysely';
+import type { Sealer } from '../crypto/index.js';
+import type { AuditLog } from '../notify/audit.js';
+import type { Webhooks } from '../notify/webhooks.js';
+import type { ProviderClients } from '../oauth/registry.js';
+import type { Logger } from '../observability/logger.js';
+import type { Store } from '../store/database.js';
+import type { CatalogRepository } from '../store/repos/catalog.js';
+import type { ConnectionRow, Database } from '../store/types.js';
+
+export interface DisconnectDeps {
+  store: Store;
+  catalog: CatalogRepository;
+  clients: ProviderClients;
+  sealer: Sealer;
+  audit: AuditLog;
+  webhooks: Webhooks;
+  logger: Logger;
+}
+
+export type RevocationOutcome = 'revoked' | 'unsupported' | 'failed' | 'nothing_to_revoke';
+
+/**
+ * Disconnects: revokes at the provider where it has an RFC 7009 endpoint (refresh token first,
+ * which ends the grant, then the access token), then deletes the connection and its sealed
+ * tokens. A failed revocation is audited and never blocks the user. @see RFC 7009 §2
+ */
+export async function disconnect(
+  d: DisconnectDeps,
+  row: ConnectionRow,
+  actor: string,
+): Promise<RevocationOutcome> {
+  const revocation = await revoke(d, row);
+  await d.store.db.transaction().execute(async (trx) => {
+    await trx.deleteFrom('connections').where('id', '=', row.id).execute();
+    await trx
+      .updateTable('notifications')
+      .set({ resolved_at: Date.now() })
+      .where('connection_id', '=', row.id)
+      .where('resolved_at', 'is', null)
+      .execute();
+    await d.audit.record(
+      {
+        actor,
+        action: 'connection.deleted',
+        targetType: 'connection',
+        targetId: row.id,
+        data: { integration: row.integration_id, revocation },
+      },
+      trx,
+    );
+    await d.webhooks.enqueue(trx as unknown as Kysely<Database>, 'connection.deleted', {
+      connectionId: row.id,
+      userId: row.user_id,
+      integration: row.integration_id,
+    });
+  });
+  return revocation;
+}
+
+async function revoke(d: DisconnectDeps, row: ConnectionRow): Promise<RevocationOutcome> {
+  const integration = await d.catalog.getIntegration(row.integration_id);
+  if (integration?.providerId == null) return 'unsupported';
+  const open = (value: string | null, field: string) => {
+    if (value === null) return undefined;
+    try {
+      return d.sealer.open(value, { table: 'connections', rowId: row.id, field });
+    } catch {
+      return undefined;
+    }
+  };
+  const refreshToken = open(row.refresh_token_sealed, 'refresh_token_sealed');
+  const accessToken = open(row.access_token_sealed, 'access_token_sealed');
+  if (refreshToken === undefined && accessToken === undefined) return 'nothing_to_revoke';
+  try {
+    const client = await d.clients.forProvider(integration.providerId);
+    if (!client.supportsRevocation) return 'unsupported';
+    if (refreshToken !== undefined) await client.revoke(refreshToken, 'refresh_token');
+    if (accessToken !== undefined) await client.revoke(accessToken, 'access_token');
+    return 'revoked';
+  } catch (error) {
+    d.logger.warn(
+      { connection: row.id, reason: (error as { kind?: string }).kind ?? 'error' },
+      'revocation failed',
+    );
+    await d.audit.record({
+      actor: 'system',
+      action: 'connection.revocation_failed',
+      targetType: 'connection',
+      targetId: row.id,
+      data: { integration: row.integration_id, reason: (error as { kind?: string }).kind ?? 'error' },
+    });
+    return 'failed';
+  }
+}

@@ -1,0 +1,94 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Config, configSchema } from '../config/index.js';
+import { generateKey } from '../crypto/index.js';
+
+/** Where demo mode keeps its database and generated secrets. */
+export const demoDirName = '.nunq';
+
+interface DemoSecrets {
+  keyId: string;
+  key: string;
+  jwtSecret: string;
+}
+
+/**
+ * Loads the demo secrets from `./.nunq/demo-secrets.json`, creating them (mode 0600) on first
+ * use. Returns whether they were just created so the caller can warn loudly.
+ */
+export function loadDemoSecrets(cwd: string): { secrets: DemoSecrets; file: string; created: boolean } {
+  const dir = join(cwd, demoDirName);
+  const file = join(dir, 'demo-secrets.json');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (existsSync(file)) {
+    if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+    return { secrets: JSON.parse(readFileSync(file, 'utf8')) as DemoSecrets, file, created: false };
+  }
+  const secrets: DemoSecrets = {
+    keyId: 'demo',
+    key: generateKey(),
+    jwtSecret: randomBytes(32).toString('base64url'),
+  };
+  writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  return { secrets, file, created: true };
+}
+
+export interface DemoPeers {
+  /** Issuer of the bundled OIDC provider, and the base URL of the demo API behind it. */
+  issuer: string;
+  apiUrl: string;
+}
+
+/**
+ * The configuration demo mode runs with: SQLite and secrets under `./.nunq/`, dev sign-in, and
+ * (when the bundled peers run) one demo integration wired to them. Validated like a config file.
+ */
+export function demoConfig(cwd: string, env: Record<string, string | undefined>, peers?: DemoPeers): Config {
+  const { secrets } = loadDemoSecrets(cwd);
+  const port = env.PORT === undefined ? 3000 : Number(env.PORT);
+  return configSchema.parse({
+    server: { port, publicUrl: `http://localhost:${port}` },
+    database: { url: `sqlite:${join(cwd, demoDirName, 'nunq.db')}` },
+    encryption: { activeKey: secrets.keyId, keys: [{ id: secrets.keyId, key: secrets.key }] },
+    auth: { mode: 'dev', jwt: { secret: secrets.jwtSecret }, admins: ['admin'] },
+    outbound: { allow: ['127.0.0.0/8', '::1/128'] },
+    providers:
+      peers === undefined
+        ? []
+        : [
+            {
+              id: 'demo',
+              type: 'oidc',
+              issuer: peers.issuer,
+              clientId: 'nunq-demo',
+              clientSecret: demoClientSecret,
+            },
+          ],
+    integrations:
+      peers === undefined
+        ? []
+        : [
+            {
+              id: 'demo-notes',
+              name: 'Demo Notes',
+              description: 'A local demo API behind the bundled OAuth provider: sign in with any name.',
+              provider: 'demo',
+              scopes: ['openid', 'profile', 'email', 'offline_access', 'notes:read'],
+              api: { baseUrl: peers.apiUrl },
+            },
+          ],
+  });
+}
+
+/** The demo client's secret: the demo provider only runs on loopback, so a fixed value is fine. */
+export const demoClientSecret = 'nunq-demo-client-secret-for-loopback-only';
+
+export const demoWarning = `
+  ┌────────────────────────────────────────────────────────────────────────┐
+  │  DEMO MODE: no config file found (--config, $NUNQ_CONFIG,               │
+  │  ./nunq-connect.yaml). Using SQLite and an encryption key GENERATED     │
+  │  into ./.nunq/ — fine for a demo, NOT for real tokens. Anyone may sign  │
+  │  in at /dev/login. See docs/configuration.md to run it for real.        │
+  └────────────────────────────────────────────────────────────────────────┘
+`;

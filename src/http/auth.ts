@@ -1,0 +1,112 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Identity } from '../identity/identity.js';
+import { isAdmin } from '../identity/identity.js';
+import type { JwtVerifier } from '../identity/jwt.js';
+import { constantTimeEqual, type SessionService, sessionCookieName } from '../identity/session-service.js';
+import { forbidden, notFound, Problem, unauthenticated } from './problem.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Resolved once per request by `identify`; undefined when anonymous. */
+    identity?: Identity;
+  }
+}
+
+export interface Authenticator {
+  /** Resolves the caller from `Authorization: Bearer` or the session cookie. */
+  identify(request: FastifyRequest): Promise<Identity | undefined>;
+  cookieName: string;
+  secureCookies: boolean;
+}
+
+/** Builds the request authenticator from the configured JWT verifier and the session store. */
+export function createAuthenticator(options: {
+  verifyJwt: JwtVerifier | undefined;
+  sessions: SessionService;
+  admins: readonly string[];
+  publicUrl: string;
+}): Authenticator {
+  const secure = new URL(options.publicUrl).protocol === 'https:';
+  const cookieName = sessionCookieName(secure);
+  return {
+    cookieName,
+    secureCookies: secure,
+    async identify(request) {
+      const header = request.headers.authorization;
+      if (header !== undefined) {
+        const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(header);
+        if (match === null || options.verifyJwt === undefined)
+          throw unauthenticated('Invalid Authorization header.');
+        let claims: Awaited<ReturnType<JwtVerifier>>;
+        try {
+          claims = await options.verifyJwt(match[1]!);
+        } catch {
+          throw unauthenticated('The bearer token is invalid or expired.');
+        }
+        return {
+          userId: claims.sub,
+          name: claims.name,
+          role: isAdmin(claims.sub, claims.role, options.admins) ? 'admin' : 'user',
+          via: 'bearer',
+          csrfToken: null,
+        };
+      }
+      const cookie = request.cookies[cookieName];
+      if (cookie === undefined) return undefined;
+      return options.sessions.resolve(cookie);
+    },
+  };
+}
+
+const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Requires a signed-in user. Cookie-authenticated state changes must also carry the session's
+ * CSRF token (header `x-csrf-token` or form field `_csrf`) and, when the browser sends one, a
+ * same-origin `Origin`. Bearer calls are not ambient credentials and need neither.
+ */
+export function requireUser(request: FastifyRequest, publicUrl: string): Identity {
+  const identity = request.identity;
+  if (identity === undefined) throw unauthenticated();
+  if (identity.via === 'session' && !safeMethods.has(request.method)) {
+    const origin = request.headers.origin;
+    if (origin !== undefined && origin !== new URL(publicUrl).origin) {
+      throw new Problem(403, 'csrf_failed', 'Forbidden', 'Cross-origin request refused.');
+    }
+    const header = request.headers['x-csrf-token'];
+    const body = request.body as Record<string, unknown> | undefined;
+    const sent = typeof header === 'string' ? header : typeof body?._csrf === 'string' ? body._csrf : '';
+    if (!constantTimeEqual(sent, identity.csrfToken ?? '')) {
+      throw new Problem(
+        403,
+        'csrf_failed',
+        'Forbidden',
+        'Missing or wrong CSRF token; reload the page and retry.',
+      );
+    }
+  }
+  return identity;
+}
+
+/** Requires an administrator; other users get 404 so admin routes are not advertised. */
+export function requireAdmin(request: FastifyRequest, publicUrl: string): Identity {
+  const identity = requireUser(request, publicUrl);
+  if (identity.role !== 'admin') throw identity.via === 'bearer' ? forbidden() : notFound();
+  return identity;
+}
+
+/** Sets the session cookie: HttpOnly, SameSite=Lax, Secure (and `__Host-`) on https. */
+export function setSessionCookie(
+  reply: FastifyReply,
+  auth: Authenticator,
+  value: string,
+  maxAgeSec: number,
+): void {
+  reply.setCookie(auth.cookieName, value, {
+    httpOnly: true,
+    sameSite: 'lax',
+    secure: auth.secureCookies,
+    path: '/',
+    maxAge: maxAgeSec,
+  });
+}

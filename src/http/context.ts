@@ -1,0 +1,37 @@
+import type { Config } from '../config/index.js';
+import type { AuthorizationFlow } from '../connections/authorization-flow.js';
+import type { Keyring, Sealer } from '../crypto/index.js';
+import type { SessionService } from '../identity/session-service.js';
+import type { AuditLog } from '../notify/audit.js';
+import type { Webhooks } from '../notify/webhooks.js';
+import type { OutboundFetch } from '../oauth/outbound.js';
+import type { ProviderClients } from '../oauth/registry.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Store } from '../store/database.js';
+import type { CatalogRepository } from '../store/repos/catalog.js';
+import type { ConnectionRepository } from '../store/repos/connections.js';
+import type { Clock } from '../support/clock.js';
+import type { Authenticator } from './auth.js';
+
+/** Everything a route needs, built once per service instance and passed in. */
+export interface AppContext {
+  readonly config: Config;
+  readonly store: Store;
+  readonly keyring: Keyring;
+  readonly sealer: Sealer;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly clock: Clock;
+  readonly auth: Authenticator;
+  readonly sessions: SessionService;
+  readonly audit: AuditLog;
+  readonly catalog: CatalogRepository;
+  readonly connections: ConnectionRepository;
+  readonly fetch: OutboundFetch;
+  readonly providers: ProviderClients;
+  readonly flow: AuthorizationFlow;
+  readonly webhooks: Webhooks;
+  /** True when no config file was found and the service runs its bundled demo. */
+  readonly demo: boolean;
+}

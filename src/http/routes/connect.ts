@@ -1,0 +1,108 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { z } from 'zod';
+import {
+  CallbackRejectedError,
+  type CompletedOutcome,
+  callbackPath,
+} from '../../connections/authorization-flow.js';
+import { html } from '../../ui/html.js';
+import { layout } from '../../ui/layout.js';
+import { requireUser } from '../auth.js';
+import type { AppContext } from '../context.js';
+import { parseReturnTo } from '../return-to.js';
+import { parseInput } from '../validate.js';
+import { signInRedirect } from './pages.js';
+
+const integrationParams = z.strictObject({ integrationId: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/) });
+const connectQuery = z.object({ return_to: z.string().optional() });
+
+/** Appends the outcome of a flow to the `return_to` path: `?outcome=connected&connection=<id>`. */
+export function withOutcome(
+  returnTo: string,
+  outcome: CompletedOutcome['outcome'] | 'disconnected',
+  connectionId?: string,
+): string {
+  const url = new URL(returnTo, 'http://x');
+  url.searchParams.set('outcome', outcome);
+  if (connectionId !== undefined) url.searchParams.set('connection', connectionId);
+  return `${url.pathname}${url.search}${url.hash}`;
+}
+
+const rejectionText: Record<CallbackRejectedError['reason'], string> = {
+  missing_state: 'This sign-in response is incomplete, so it cannot be used.',
+  unknown: 'This sign-in response does not belong to a sign-in started here.',
+  foreign: 'This sign-in response does not belong to a sign-in started here.',
+  expired: 'This sign-in took longer than 10 minutes, so it expired.',
+  used: 'This sign-in response was already used.',
+};
+
+/**
+ * The browser side of the flow: `GET /connect/:integrationId` (302 to the provider) and
+ * `GET /oauth/callback` (finish, then 302 to `return_to` with the outcome).
+ */
+export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): void {
+  const publicUrl = ctx.config.server.publicUrl;
+
+  app.get('/connect/:integrationId', async (request, reply) => {
+    if (request.identity === undefined) return signInRedirect(ctx, request, reply);
+    const identity = requireUser(request, publicUrl);
+    const { integrationId } = parseInput(integrationParams, request.params, 'path');
+    const { return_to } = parseInput(connectQuery, request.query, 'query');
+    const returnTo = parseReturnTo(return_to, publicUrl);
+    const existing = await ctx.connections.findByUserAndIntegration(identity.userId, integrationId);
+    const url = await ctx.flow.start({
+      userId: identity.userId,
+      integrationId,
+      returnTo,
+      ...(existing === undefined ? {} : { connectionId: existing.id }),
+    });
+    return reply.redirect(url.href, 302);
+  });
+
+  app.get(callbackPath, async (request, reply) => {
+    if (request.identity === undefined) {
+      return errorPage(
+        reply,
+        401,
+        'Please sign in again',
+        'Your session ended before the sign-in finished. Sign in and connect again.',
+      );
+    }
+    const identity = request.identity;
+    const callbackUrl = new URL(request.url, publicUrl);
+    try {
+      const result = await ctx.flow.complete({ userId: identity.userId, callbackUrl });
+      request.log.info(
+        { outcome: result.outcome, integration: result.integrationId },
+        'authorization finished',
+      );
+      return reply.redirect(
+        withOutcome(
+          result.returnTo,
+          result.outcome,
+          'connectionId' in result ? result.connectionId : undefined,
+        ),
+        302,
+      );
+    } catch (error) {
+      if (error instanceof CallbackRejectedError) {
+        request.log.warn({ reason: error.reason }, 'callback rejected');
+        return errorPage(reply, 400, 'This sign-in cannot be completed', rejectionText[error.reason]);
+      }
+      throw error;
+    }
+  });
+}
+
+function errorPage(reply: FastifyReply, status: number, title: string, text: string): FastifyReply {
+  return reply
+    .code(status)
+    .type('text/html; charset=utf-8')
+    .send(
+      layout({
+        title,
+        body: html`<section class="narrow"><h1>${title}</h1><p data-testid="error-text">${text}</p>
+<p>Nothing was changed. <a class="button" href="/">Back to your integrations</a></p></section>`,
+      }).value,
+    );
+}

@@ -1,0 +1,27 @@
+import type { FastifyInstance } from 'fastify';
+import { pingStore } from '../../store/database.js';
+import type { AppContext } from '../context.js';
+import { Problem } from '../problem.js';
+
+/** `GET /healthz` (liveness plus a database round trip) and `GET /metrics` (Prometheus text). */
+export function registerHealthRoutes(app: FastifyInstance, ctx: AppContext): void {
+  app.get('/healthz', async () => {
+    try {
+      await pingStore(ctx.store);
+    } catch {
+      throw new Problem(503, 'service_unavailable', 'Service Unavailable', 'The database does not answer.');
+    }
+    return { status: 'ok', database: ctx.store.kind };
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    reply.type(ctx.metrics.registry.contentType);
+    return ctx.metrics.registry.metrics();
+  });
+
+  app.get('/assets/app.css', async (_request, reply) => {
+    const { stylesheet } = await import('../../ui/styles.js');
+    reply.header('cache-control', 'public, max-age=3600').type('text/css; charset=utf-8');
+    return stylesheet;
+  });
+}

@@ -1,0 +1,62 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { listUserIntegrations } from '../../connections/integration-status.js';
+import type { Identity } from '../../identity/identity.js';
+import { html } from '../../ui/html.js';
+import { layout, type PageOptions } from '../../ui/layout.js';
+import { integrationsPage } from '../../ui/pages/integrations.js';
+import type { AppContext } from '../context.js';
+
+/** Flash messages for a flow's outcome (`?outcome=<key>`): fixed texts, never echoed input. */
+export const flashMessages = {
+  connected: { kind: 'success', text: 'Connected.' },
+  reconnected: { kind: 'success', text: 'Reconnected.' },
+  disconnected: { kind: 'info', text: 'Disconnected.' },
+  denied: { kind: 'error', text: 'You did not grant access, so nothing was connected. You can try again.' },
+  failed: {
+    kind: 'error',
+    text: 'The connection could not be completed. Nothing was changed; please try again.',
+  },
+} as const satisfies Record<string, NonNullable<PageOptions['flash']>>;
+
+export type FlashKey = keyof typeof flashMessages;
+
+function flashFrom(request: FastifyRequest): PageOptions['flash'] {
+  const key = (request.query as Record<string, unknown>).outcome;
+  return typeof key === 'string' && Object.hasOwn(flashMessages, key)
+    ? flashMessages[key as FlashKey]
+    : undefined;
+}
+
+/** Sends a browser that is not signed in to where it can sign in. */
+export function signInRedirect(ctx: AppContext, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (ctx.config.auth.mode === 'dev') {
+    return reply.redirect(`/dev/login?return_to=${encodeURIComponent(request.url)}`, 302);
+  }
+  return reply
+    .code(401)
+    .type('text/html; charset=utf-8')
+    .send(
+      layout({
+        title: 'Sign in',
+        body: html`<h1>Please sign in</h1><p>Open nunq connect from the nunq platform, which signs you in.</p>`,
+      }).value,
+    );
+}
+
+/** Renders an HTML page for a signed-in user, or sends the browser to sign in. */
+export function sendPage(reply: FastifyReply, body: string): FastifyReply {
+  return reply.type('text/html; charset=utf-8').send(body);
+}
+
+/** `GET /`: the Integrations page. */
+export function registerPageRoutes(app: FastifyInstance, ctx: AppContext): void {
+  app.get('/', async (request, reply) => {
+    const identity: Identity | undefined = request.identity;
+    if (identity === undefined) return signInRedirect(ctx, request, reply);
+    const integrations = await listUserIntegrations(ctx.catalog, ctx.connections, identity.userId);
+    return sendPage(
+      reply,
+      integrationsPage({ identity, integrations, notifications: [], flash: flashFrom(request) }).value,
+    );
+  });
+}

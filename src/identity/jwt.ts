@@ -1,0 +1,74 @@
+import { createRemoteJWKSet, type JWTPayload, jwtVerify, SignJWT } from 'jose';
+import type { AuthConfig } from '../config/index.js';
+import { userIdPattern } from './identity.js';
+
+/** The claims nunq-connect reads from a platform JWT. */
+export interface PlatformClaims {
+  sub: string;
+  name: string | null;
+  role: string | null;
+}
+
+/** A JWT that failed verification; the reason is for logs, never echoed with the token. */
+export class TokenRejectedError extends Error {
+  readonly code = 'token_rejected';
+}
+
+export type JwtVerifier = (token: string) => Promise<PlatformClaims>;
+
+/**
+ * Builds the verifier for `auth.jwt`: HS256 with a shared secret, or a JWKS URL (asymmetric
+ * algorithms only), with optional issuer and audience checks. @see RFC 8725 (JWT BCP)
+ */
+export function createJwtVerifier(jwt: NonNullable<AuthConfig['jwt']>, clockToleranceSec = 30): JwtVerifier {
+  const checks = {
+    ...(jwt.issuer === undefined ? {} : { issuer: jwt.issuer }),
+    ...(jwt.audience === undefined ? {} : { audience: jwt.audience }),
+    clockTolerance: clockToleranceSec,
+  };
+  const verify =
+    'secret' in jwt && jwt.secret !== undefined
+      ? (
+          (key: Uint8Array) => (t: string) =>
+            jwtVerify(t, key, { ...checks, algorithms: ['HS256'] })
+        )(new TextEncoder().encode(jwt.secret))
+      : (
+          (jwks: ReturnType<typeof createRemoteJWKSet>) => (t: string) =>
+            jwtVerify(t, jwks, { ...checks, algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'] })
+        )(createRemoteJWKSet(new URL((jwt as { jwksUrl: string }).jwksUrl)));
+  return async (token) => {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await verify(token));
+    } catch (error) {
+      throw new TokenRejectedError('token rejected', { cause: error });
+    }
+    if (typeof payload.sub !== 'string' || !userIdPattern.test(payload.sub)) {
+      throw new TokenRejectedError('token has no usable sub claim');
+    }
+    return {
+      sub: payload.sub,
+      name: typeof payload.name === 'string' ? payload.name.slice(0, 200) : null,
+      role: typeof payload.role === 'string' ? payload.role : null,
+    };
+  };
+}
+
+/** Mints an HS256 session JWT (for `nunq-connect token`, scripts and tests). */
+export async function mintToken(
+  secret: string,
+  claims: { sub: string; name?: string; role?: string },
+  options: { expiresIn?: string; issuer?: string; audience?: string } = {},
+): Promise<string> {
+  let jwt = new SignJWT({
+    ...(claims.name ? { name: claims.name } : {}),
+    ...(claims.role ? { role: claims.role } : {}),
+  })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(claims.sub)
+    .setIssuedAt()
+    .setExpirationTime(options.expiresIn ?? '12h');
+  if (options.issuer) jwt = jwt.setIssuer(options.issuer);
+  if (options.audience) jwt = jwt.setAudience(options.audience);
+  return jwt.sign(new TextEncoder().encode(secret));
+}

@@ -1,0 +1,238 @@
+import { createHash, createHmac, randomInt, randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Sealer } from '../crypto/index.js';
+import type { OutboundFetch } from '../oauth/outbound.js';
+import type { Logger } from '../observability/logger.js';
+import type { Database } from '../store/types.js';
+import type { Clock } from '../support/clock.js';
+
+export type WebhookEventType =
+  | 'connection.created'
+  | 'connection.reconnected'
+  | 'connection.needs_reauth'
+  | 'connection.deleted';
+
+export interface WebhookEventData {
+  connectionId: string;
+  userId: string;
+  integration: string;
+  reason?: string;
+}
+
+/** The signature header value: `t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`. @see contract §6 */
+export function signWebhook(secret: string, body: string, unixSeconds: number): string {
+  const mac = createHmac('sha256', secret).update(`${unixSeconds}.${body}`).digest('hex');
+  return `t=${unixSeconds},v1=${mac}`;
+}
+
+/** Delay before attempt `n` (1-based) after a failure: 10 s doubling, capped at 1 h, ±20 % jitter. */
+export function webhookBackoffMs(attempt: number, random = () => randomInt(1_000_000) / 1_000_000): number {
+  const base = Math.min(60 * 60 * 1000, 10_000 * 2 ** (attempt - 1));
+  return Math.round(base * (0.8 + 0.4 * random()));
+}
+
+export const maxWebhookAttempts = 12;
+
+/**
+ * Webhooks through an outbox: `enqueue` writes one delivery row per subscribed endpoint in the
+ * caller's transaction (so an event exists exactly when its change does); `deliverDue` claims
+ * due rows with a lease (any instance may run it), POSTs them signed, and records the outcome,
+ * retrying with backoff.
+ */
+export class Webhooks {
+  readonly #db: Kysely<Database>;
+  readonly #sealer: Sealer;
+  readonly #fetch: OutboundFetch;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+
+  constructor(deps: {
+    db: Kysely<Database>;
+    sealer: Sealer;
+    fetch: OutboundFetch;
+    clock: Clock;
+    logger: Logger;
+  }) {
+    this.#db = deps.db;
+    this.#sealer = deps.sealer;
+    this.#fetch = deps.fetch;
+    this.#clock = deps.clock;
+    this.#logger = deps.logger;
+  }
+
+  /** Makes config webhooks into endpoint rows (id derived from the URL), sealing their secrets. */
+  async syncFromConfig(
+    hooks: ReadonlyArray<{ url: string; secret: string; events?: readonly string[] | undefined }>,
+  ): Promise<void> {
+    const now = this.#clock.now();
+    const ids: string[] = [];
+    for (const h of hooks) {
+      const id = `cfg_${createHash('sha256').update(h.url).digest('hex').slice(0, 24)}`;
+      ids.push(id);
+      const events = h.events === undefined ? null : JSON.stringify(h.events);
+      const existing = await this.#db
+        .selectFrom('webhook_endpoints')
+        .selectAll()
+        .where('id', '=', id)
+        .executeTakeFirst();
+      const ctx = { table: 'webhook_endpoints', rowId: id, field: 'secret_sealed' };
+      let sameSecret = false;
+      if (existing !== undefined) {
+        try {
+          sameSecret =
+            this.#sealer.open(existing.secret_sealed, ctx) === h.secret &&
+            !this.#sealer.needsRotation(existing.secret_sealed);
+        } catch {
+          sameSecret = false;
+        }
+      }
+      if (existing === undefined) {
+        await this.#db
+          .insertInto('webhook_endpoints')
+          .values({
+            id,
+            url: h.url,
+            secret_sealed: this.#sealer.seal(h.secret, ctx),
+            events,
+            source: 'config',
+            enabled: 1,
+            created_at: now,
+          })
+          .onConflict((oc) => oc.column('id').doNothing())
+          .execute();
+      } else if (!sameSecret || existing.events !== events || existing.enabled !== 1) {
+        await this.#db
+          .updateTable('webhook_endpoints')
+          .set({
+            secret_sealed: sameSecret ? existing.secret_sealed : this.#sealer.seal(h.secret, ctx),
+            events,
+            enabled: 1,
+          })
+          .where('id', '=', id)
+          .execute();
+      }
+    }
+    let q = this.#db.updateTable('webhook_endpoints').set({ enabled: 0 }).where('source', '=', 'config');
+    if (ids.length > 0) q = q.where('id', 'not in', ids);
+    await q.execute();
+  }
+
+  /** Records an event for every endpoint subscribed to it, inside the caller's transaction. */
+  async enqueue(trx: Kysely<Database>, type: WebhookEventType, data: WebhookEventData): Promise<void> {
+    const endpoints = await trx
+      .selectFrom('webhook_endpoints')
+      .select(['id', 'events'])
+      .where('enabled', '=', 1)
+      .execute();
+    const now = this.#clock.now();
+    const eventId = randomUUID();
+    const payload = JSON.stringify({ id: eventId, type, createdAt: new Date(now).toISOString(), data });
+    for (const e of endpoints) {
+      if (e.events !== null && !(JSON.parse(e.events) as string[]).includes(type)) continue;
+      await trx
+        .insertInto('webhook_deliveries')
+        .values({
+          id: randomUUID(),
+          endpoint_id: e.id,
+          event_id: eventId,
+          event_type: type,
+          payload,
+          status: 'pending',
+          attempts: 0,
+          next_attempt_at: now,
+          lease_until: null,
+          last_status: null,
+          last_error: null,
+          created_at: now,
+          delivered_at: null,
+        })
+        .execute();
+    }
+  }
+
+  /** Delivers what is due (up to `limit`), each claimed by a compare-and-set lease. Returns how many were tried. */
+  async deliverDue(limit = 20): Promise<number> {
+    const now = this.#clock.now();
+    const due = await this.#db
+      .selectFrom('webhook_deliveries')
+      .select(['id', 'attempts'])
+      .where('status', '=', 'pending')
+      .where('next_attempt_at', '<=', now)
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .orderBy('next_attempt_at')
+      .limit(limit)
+      .execute();
+    let tried = 0;
+    for (const d of due) {
+      const claimed = await this.#db
+        .updateTable('webhook_deliveries')
+        .set({ lease_until: now + 60_000 })
+        .where('id', '=', d.id)
+        .where('status', '=', 'pending')
+        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+        .executeTakeFirst();
+      if (Number(claimed.numUpdatedRows) !== 1) continue;
+      tried++;
+      await this.#deliver(d.id);
+    }
+    return tried;
+  }
+
+  async #deliver(id: string): Promise<void> {
+    const row = await this.#db
+      .selectFrom('webhook_deliveries')
+      .innerJoin('webhook_endpoints', 'webhook_endpoints.id', 'webhook_deliveries.endpoint_id')
+      .select([
+        'webhook_deliveries.payload',
+        'webhook_deliveries.attempts',
+        'webhook_endpoints.url',
+        'webhook_endpoints.secret_sealed',
+        'webhook_endpoints.id as endpoint_id',
+      ])
+      .where('webhook_deliveries.id', '=', id)
+      .executeTakeFirst();
+    if (row === undefined) return;
+    const attempts = row.attempts + 1;
+    let status: number | null = null;
+    let error: string | null = null;
+    try {
+      const secret = this.#sealer.open(row.secret_sealed, {
+        table: 'webhook_endpoints',
+        rowId: row.endpoint_id,
+        field: 'secret_sealed',
+      });
+      const t = Math.floor(this.#clock.now() / 1000);
+      const response = await this.#fetch(row.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'nunq-signature': signWebhook(secret, row.payload, t),
+          'user-agent': 'nunq-connect-webhooks',
+        },
+        body: row.payload,
+      });
+      status = response.status;
+      await response.body?.cancel();
+      if (status < 200 || status >= 300) error = `HTTP ${status}`;
+    } catch (e) {
+      error = e instanceof Error ? ((e as { code?: string }).code ?? e.name) : 'error';
+    }
+    const now = this.#clock.now();
+    const delivered = error === null;
+    await this.#db
+      .updateTable('webhook_deliveries')
+      .set({
+        attempts,
+        last_status: status,
+        last_error: error,
+        lease_until: null,
+        status: delivered ? 'delivered' : attempts >= maxWebhookAttempts ? 'failed' : 'pending',
+        delivered_at: delivered ? now : null,
+        next_attempt_at:
+          delivered || attempts >= maxWebhookAttempts ? null : now + webhookBackoffMs(attempts),
+      })
+      .where('id', '=', id)
+      .execute();
+    if (!delivered) this.#logger.warn({ delivery: id, attempts, status, error }, 'webhook delivery failed');
+  }
+}

@@ -1,0 +1,144 @@
+import * as oauth from 'oauth4webapi';
+import { OutboundBlockedError } from './outbound.js';
+
+/**
+ * What a failed provider call means for a connection. Decided once, here, for every provider:
+ * - `reauth_required`: the grant is gone (revoked, expired, needs interaction); the user must Reconnect.
+ * - `config_error`: the client is misconfigured (bad secret, unknown app); an admin problem.
+ * - `transient`: the provider or network hiccuped; retry later, change nothing.
+ * - `invalid_request`: our own request was refused (bad scope, bad code); this flow failed, nothing else.
+ */
+export type FailureKind = 'reauth_required' | 'config_error' | 'transient' | 'invalid_request';
+
+/** A provider call that failed, with what the provider said (error code, description, status), classified. */
+export class ProviderError extends Error {
+  readonly code = 'provider_error';
+  readonly kind: FailureKind;
+  readonly providerError: string | undefined;
+  readonly providerErrorDescription: string | undefined;
+  readonly status: number | undefined;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(
+    kind: FailureKind,
+    message: string,
+    details: {
+      providerError?: string | undefined;
+      description?: string | undefined;
+      status?: number | undefined;
+      retryAfterMs?: number | undefined;
+      cause?: unknown;
+    } = {},
+  ) {
+    super(message, { cause: details.cause });
+    this.kind = kind;
+    this.providerError = details.providerError;
+    this.providerErrorDescription = details.description;
+    this.status = details.status;
+    this.retryAfterMs = details.retryAfterMs;
+  }
+}
+
+/** Entra AADSTS codes that mean the user must sign in again. */
+const entraReauth = new Set([
+  50173, 50076, 50079, 50078, 50158, 65001, 70008, 700082, 70043, 700084, 50132, 50133, 54005, 70000, 500011,
+]);
+/** Entra AADSTS codes that mean the app registration is wrong (admin problem). */
+const entraConfig = new Set([7000215, 7000222, 700016, 7000218, 90002, 700054, 50011, 50194, 900971]);
+/** Entra AADSTS codes that are throttling or temporary service trouble. */
+const entraTransient = new Set([50196, 90033, 80001, 80002, 80005, 90006, 90094]);
+
+function entraCodes(description: string | undefined, body: unknown): number[] {
+  const codes: number[] = [];
+  const fromBody = (body as { error_codes?: unknown } | undefined)?.error_codes;
+  if (Array.isArray(fromBody)) for (const c of fromBody) if (typeof c === 'number') codes.push(c);
+  const m = description === undefined ? null : /AADSTS(\d+)/.exec(description);
+  if (m !== null) codes.push(Number(m[1]));
+  return codes;
+}
+
+function retryAfter(headers: Headers | undefined, now: number): number | undefined {
+  const value = headers?.get('retry-after');
+  if (value === null || value === undefined) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/**
+ * Classifies any failure of a token-endpoint call (code exchange, refresh, revocation) into a
+ * {@link ProviderError}. Branches on error codes and HTTP status, never on message text, and
+ * never copies a response body into the message. @see RFC 6749 §5.2
+ */
+export function classifyTokenError(error: unknown, now = Date.now()): ProviderError {
+  if (error instanceof ProviderError) return error;
+  if (error instanceof oauth.ResponseBodyError) {
+    const providerError = error.error;
+    const description = error.error_description;
+    const status = error.status;
+    const details = {
+      providerError,
+      description,
+      status,
+      cause: error,
+      retryAfterMs: retryAfter(error.response?.headers, now),
+    };
+    const codes = entraCodes(description, error.cause);
+    if (codes.some((c) => entraTransient.has(c)))
+      return new ProviderError('transient', 'provider throttled the request', details);
+    if (codes.some((c) => entraConfig.has(c)))
+      return new ProviderError('config_error', 'provider rejected the client', details);
+    if (codes.some((c) => entraReauth.has(c)))
+      return new ProviderError('reauth_required', 'provider requires the user to sign in again', details);
+    if (
+      status >= 500 ||
+      status === 429 ||
+      providerError === 'temporarily_unavailable' ||
+      providerError === 'server_error'
+    ) {
+      return new ProviderError('transient', `provider unavailable (HTTP ${status})`, details);
+    }
+    switch (providerError) {
+      case 'invalid_grant':
+      case 'interaction_required':
+      case 'consent_required':
+      case 'login_required':
+      case 'account_selection_required':
+        return new ProviderError('reauth_required', `provider answered ${providerError}`, details);
+      case 'invalid_client':
+      case 'unauthorized_client':
+      case 'unsupported_grant_type':
+        return new ProviderError('config_error', `provider answered ${providerError}`, details);
+      default:
+        return new ProviderError('invalid_request', `provider answered ${providerError}`, details);
+    }
+  }
+  if (error instanceof OutboundBlockedError) {
+    return new ProviderError('config_error', 'provider address refused by the outbound policy', {
+      cause: error,
+    });
+  }
+  if (error instanceof oauth.OperationProcessingError) {
+    const response = (error.cause as { status?: number; headers?: Headers } | undefined) ?? undefined;
+    const status = response instanceof Response ? response.status : undefined;
+    if (status !== undefined && (status >= 500 || status === 429)) {
+      return new ProviderError('transient', `provider unavailable (HTTP ${status})`, {
+        status,
+        cause: error,
+        retryAfterMs: retryAfter(response instanceof Response ? response.headers : undefined, now),
+      });
+    }
+    // A malformed answer (HTML, garbage JSON, no access_token) is the provider misbehaving: retry later.
+    return new ProviderError(
+      'transient',
+      `provider answered something unusable (${error.code ?? 'unknown'})`,
+      {
+        ...(status === undefined ? {} : { status }),
+        cause: error,
+      },
+    );
+  }
+  // Network errors, timeouts, DNS failures.
+  return new ProviderError('transient', 'provider could not be reached', { cause: error });
+}

@@ -1,0 +1,279 @@
+import * as oauth from 'oauth4webapi';
+import type { Clock } from '../support/clock.js';
+import { classifyTokenError, ProviderError } from './errors.js';
+import type { OutboundFetch } from './outbound.js';
+import { type AccountIdentity, TokenSet } from './token-set.js';
+
+/** What an authorization request needs from the flow. */
+export interface AuthorizationRequest {
+  redirectUri: string;
+  scopes: readonly string[];
+  state: string;
+  codeVerifier: string;
+  /** Set for OIDC (an `openid` scope): bound into the ID token. */
+  nonce: string | null;
+  /** Per-integration extras (prompt, login_hint, domain_hint…); never overrides core parameters. */
+  extraParams?: Readonly<Record<string, string>>;
+}
+
+/** What the code exchange needs: the callback URL as received and the pending authorization. */
+export interface CodeExchange {
+  callbackUrl: URL;
+  state: string;
+  redirectUri: string;
+  codeVerifier: string;
+  nonce: string | null;
+  requestedScopes: readonly string[];
+}
+
+/** The authorization response carried an `error` (e.g. `access_denied`): the user or provider declined. */
+export class AuthorizationDeniedError extends Error {
+  readonly code = 'authorization_denied';
+  constructor(
+    readonly providerError: string,
+    readonly providerErrorDescription: string | undefined,
+  ) {
+    super(`authorization response error: ${providerError}`);
+  }
+}
+
+/** The authorization response failed a security check (state, RFC 9207 `iss`, missing code). */
+export class AuthorizationResponseInvalidError extends Error {
+  readonly code = 'authorization_response_invalid';
+}
+
+export interface OAuthClientOptions {
+  providerId: string;
+  as: oauth.AuthorizationServer;
+  client: oauth.Client;
+  clientAuth: oauth.ClientAuth;
+  fetch: OutboundFetch;
+  /** Plain http only for loopback targets the outbound policy allows (demo and tests). */
+  allowHttp: boolean;
+  clock: Clock;
+  scopeSeparator?: ' ' | ',';
+  /** Extra parameters for every authorization request (config `authorizationParams`). */
+  authorizationParams?: Readonly<Record<string, string>>;
+  /** Extra parameters for every token request (config `tokenParams`). */
+  tokenParams?: Readonly<Record<string, string>>;
+  /** Send `scope` on refresh requests (Entra wants it: one resource per token). */
+  scopeOnRefresh?: boolean;
+  /** Maps validated ID token claims (or userinfo) to the account. */
+  accountFromClaims: (claims: Record<string, unknown>) => AccountIdentity;
+  /**
+   * For issuers whose ID tokens name a per-tenant issuer (Entra `organizations`/`common`):
+   * the issuer expected for these (not yet validated) claims. Validation then checks it.
+   */
+  issuerForClaims?: (claims: Record<string, unknown>) => string;
+  /** Fetch userinfo after the exchange when the ID token lacks name/email. */
+  useUserinfo?: boolean;
+  /** The scopes to request for an integration's configured scopes (adds what the provider needs). */
+  scopePolicy?: (scopes: readonly string[]) => string[];
+}
+
+/**
+ * The OAuth 2 / OIDC mechanics every provider shares, as pure calls into oauth4webapi:
+ * authorization URL with PKCE S256, callback validation (state, RFC 9207 iss), code exchange
+ * with ID token claim checks (iss, aud, nonce, exp), refresh, revocation (RFC 7009).
+ * Policy (when to refresh, what a failure means for a connection) lives in connections/.
+ */
+export class OAuthClient {
+  readonly providerId: string;
+  readonly #o: OAuthClientOptions;
+
+  constructor(options: OAuthClientOptions) {
+    this.providerId = options.providerId;
+    this.#o = options;
+  }
+
+  /** The issuer the callback's `iss` must match, when the server advertises RFC 9207 support. */
+  get expectedIssuer(): string {
+    return this.#o.as.issuer;
+  }
+
+  /** The scopes to request for an integration; throws a `config_error` ProviderError if they cannot work. */
+  scopesFor(configured: readonly string[]): string[] {
+    return this.#o.scopePolicy ? this.#o.scopePolicy(configured) : [...configured];
+  }
+
+  get supportsRevocation(): boolean {
+    return typeof this.#o.as.revocation_endpoint === 'string';
+  }
+
+  #requestOptions(extra: Record<string, string> = {}) {
+    const params = { ...(this.#o.tokenParams ?? {}), ...extra };
+    return {
+      [oauth.customFetch]: this.#o.fetch as typeof fetch,
+      [oauth.allowInsecureRequests]: this.#o.allowHttp,
+      ...(Object.keys(params).length === 0 ? {} : { additionalParameters: params }),
+    };
+  }
+
+  /** Builds the authorization URL. @see RFC 6749 §4.1.1, RFC 7636 §4.3, RFC 9700 §2.1.1 */
+  async authorizationUrl(req: AuthorizationRequest): Promise<URL> {
+    const endpoint = this.#o.as.authorization_endpoint;
+    if (endpoint === undefined)
+      throw new ProviderError('config_error', 'provider has no authorization endpoint');
+    const url = new URL(endpoint);
+    const params = url.searchParams;
+    for (const [k, v] of Object.entries({
+      ...(this.#o.authorizationParams ?? {}),
+      ...(req.extraParams ?? {}),
+    })) {
+      params.set(k, v);
+    }
+    params.set('response_type', 'code');
+    params.set('client_id', this.#o.client.client_id);
+    params.set('redirect_uri', req.redirectUri);
+    params.set('scope', req.scopes.join(this.#o.scopeSeparator ?? ' '));
+    params.set('state', req.state);
+    params.set('code_challenge', await oauth.calculatePKCECodeChallenge(req.codeVerifier));
+    params.set('code_challenge_method', 'S256');
+    if (req.nonce !== null) params.set('nonce', req.nonce);
+    return url;
+  }
+
+  /**
+   * Validates the callback (state, `iss`, error) and exchanges the code for tokens.
+   * @see RFC 9207 §2.4, RFC 6749 §4.1.3, OIDC Core §3.1.3.7
+   */
+  async exchangeCode(req: CodeExchange): Promise<TokenSet> {
+    let params: URLSearchParams;
+    try {
+      params = oauth.validateAuthResponse(this.#o.as, this.#o.client, req.callbackUrl, req.state);
+    } catch (error) {
+      if (error instanceof oauth.AuthorizationResponseError) {
+        throw new AuthorizationDeniedError(error.error, error.error_description);
+      }
+      throw new AuthorizationResponseInvalidError('the authorization response failed validation', {
+        cause: error,
+      });
+    }
+    let result: oauth.TokenEndpointResponse;
+    try {
+      const response = await oauth.authorizationCodeGrantRequest(
+        this.#o.as,
+        this.#o.client,
+        this.#o.clientAuth,
+        params,
+        req.redirectUri,
+        req.codeVerifier,
+        this.#requestOptions(),
+      );
+      result = await oauth.processAuthorizationCodeResponse(
+        await this.#asFor(response),
+        this.#o.client,
+        response,
+        {
+          expectedNonce: req.nonce ?? oauth.expectNoNonce,
+          requireIdToken: req.nonce !== null,
+        },
+      );
+    } catch (error) {
+      throw classifyTokenError(error, this.#o.clock.now());
+    }
+    return this.#toTokenSet(result, req.requestedScopes, undefined);
+  }
+
+  /** Uses a refresh token. @see RFC 6749 §6 */
+  async refresh(refreshToken: string, scopes: readonly string[]): Promise<TokenSet> {
+    let result: oauth.TokenEndpointResponse;
+    try {
+      const extra: Record<string, string> = this.#o.scopeOnRefresh ? { scope: scopes.join(' ') } : {};
+      const response = await oauth.refreshTokenGrantRequest(
+        this.#o.as,
+        this.#o.client,
+        this.#o.clientAuth,
+        refreshToken,
+        this.#requestOptions(extra),
+      );
+      result = await oauth.processRefreshTokenResponse(await this.#asFor(response), this.#o.client, response);
+    } catch (error) {
+      throw classifyTokenError(error, this.#o.clock.now());
+    }
+    return this.#toTokenSet(result, scopes, refreshToken);
+  }
+
+  /** Revokes a token where the server has an endpoint; false when it has none. @see RFC 7009 §2 */
+  async revoke(token: string, hint: 'refresh_token' | 'access_token'): Promise<boolean> {
+    if (!this.supportsRevocation) return false;
+    try {
+      const response = await oauth.revocationRequest(this.#o.as, this.#o.client, this.#o.clientAuth, token, {
+        [oauth.customFetch]: this.#o.fetch as typeof fetch,
+        [oauth.allowInsecureRequests]: this.#o.allowHttp,
+        additionalParameters: { token_type_hint: hint },
+      });
+      await oauth.processRevocationResponse(response);
+      return true;
+    } catch (error) {
+      throw classifyTokenError(error, this.#o.clock.now());
+    }
+  }
+
+  /** For per-tenant issuers, a copy of the metadata with the issuer these ID token claims must carry. */
+  async #asFor(response: Response): Promise<oauth.AuthorizationServer> {
+    const issuerFor = this.#o.issuerForClaims;
+    if (issuerFor === undefined || !response.ok) return this.#o.as;
+    const body = (await response
+      .clone()
+      .json()
+      .catch(() => ({}))) as { id_token?: unknown };
+    if (typeof body.id_token !== 'string') return this.#o.as;
+    const payload = body.id_token.split('.')[1];
+    let claims: Record<string, unknown> = {};
+    try {
+      claims = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString('utf8'));
+    } catch {
+      return this.#o.as; // validation will reject the malformed token
+    }
+    return { ...this.#o.as, issuer: issuerFor(claims) };
+  }
+
+  async #toTokenSet(
+    result: oauth.TokenEndpointResponse,
+    requestedScopes: readonly string[],
+    previousRefreshToken: string | undefined,
+  ): Promise<TokenSet> {
+    const claims = oauth.getValidatedIdTokenClaims(result) as Record<string, unknown> | undefined;
+    let account = claims === undefined ? {} : this.#o.accountFromClaims(claims);
+    if (
+      this.#o.useUserinfo &&
+      claims !== undefined &&
+      (account.name === undefined || account.email === undefined)
+    ) {
+      account = { ...(await this.#userinfo(result.access_token, claims)), ...account };
+    }
+    const granted =
+      typeof result.scope === 'string' ? result.scope.split(/[\s,]+/).filter((s) => s.length > 0) : null;
+    return new TokenSet({
+      accessToken: result.access_token,
+      // Keep the old refresh token only when the provider returns none (no rotation).
+      refreshToken: result.refresh_token ?? previousRefreshToken,
+      idToken: result.id_token,
+      tokenType: result.token_type,
+      expiresAt:
+        typeof result.expires_in === 'number' ? this.#o.clock.now() + result.expires_in * 1000 : null,
+      scopes: granted ?? (requestedScopes.length > 0 ? [...requestedScopes] : null),
+      account,
+    });
+  }
+
+  /** Best effort: a failing userinfo endpoint never fails the connection. */
+  async #userinfo(accessToken: string, claims: Record<string, unknown>): Promise<Partial<AccountIdentity>> {
+    if (this.#o.as.userinfo_endpoint === undefined || typeof claims.sub !== 'string') return {};
+    try {
+      const response = await oauth.userInfoRequest(this.#o.as, this.#o.client, accessToken, {
+        [oauth.customFetch]: this.#o.fetch as typeof fetch,
+        [oauth.allowInsecureRequests]: this.#o.allowHttp,
+      });
+      const info = await oauth.processUserInfoResponse(this.#o.as, this.#o.client, claims.sub, response);
+      const fromInfo = this.#o.accountFromClaims(info as Record<string, unknown>);
+      return {
+        ...(fromInfo.name === undefined ? {} : { name: fromInfo.name }),
+        ...(fromInfo.email === undefined ? {} : { email: fromInfo.email }),
+      };
+    } catch {
+      return {};
+    }
+  }
+}

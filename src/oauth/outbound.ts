@@ -1,0 +1,103 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
+import { Agent, fetch as undiciFetch } from 'undici';
+
+/** An outbound request refused by policy (a private, loopback or link-local target not allowed). */
+export class OutboundBlockedError extends Error {
+  readonly code = 'outbound_blocked';
+}
+
+export type OutboundFetch = (input: string | URL, init?: RequestInit) => Promise<Response>;
+
+export interface OutboundPolicy {
+  /** CIDRs of non-public targets that are allowed anyway (e.g. `127.0.0.1/32` in demo mode). */
+  allow: readonly string[];
+  timeoutMs: number;
+}
+
+type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number];
+
+/**
+ * Whether `address` may be contacted: public unicast addresses always, every other range
+ * (loopback, private, link-local, unique-local, CGNAT, multicast, reserved, unspecified) only
+ * when an allow-list CIDR contains it. IPv4-mapped IPv6 addresses are judged as IPv4.
+ */
+export function isAddressAllowed(address: string, allow: readonly Cidr[]): boolean {
+  let ip: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    ip = ipaddr.process(address);
+  } catch {
+    return false;
+  }
+  if (ip.range() === 'unicast') return true;
+  return allow.some(([net, bits]) => net.kind() === ip.kind() && ip.match(net, bits));
+}
+
+export function parseAllowList(allow: readonly string[]): Cidr[] {
+  return allow.map((c) => ipaddr.parseCIDR(c));
+}
+
+/**
+ * A fetch for every server-side request (discovery, token, revocation, proxy, webhooks) that
+ * refuses non-public targets unless allowed: the check runs on every address DNS returns, at
+ * connect time, so DNS rebinding cannot slip past it. Redirects are never followed
+ * automatically, and every request has a timeout. @see OWASP SSRF Prevention Cheat Sheet
+ */
+export function createOutboundFetch(policy: OutboundPolicy): OutboundFetch {
+  const allow = parseAllowList(policy.allow);
+  const agent = new Agent({
+    connect: {
+      lookup(hostname, options, callback) {
+        dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
+          if (error) return callback(error, '', 4);
+          const list = addresses as unknown as LookupAddress[];
+          const refused = list.find((a) => !isAddressAllowed(a.address, allow));
+          if (refused !== undefined || list.length === 0) {
+            return callback(
+              new OutboundBlockedError(`outbound request to ${hostname} refused by policy`),
+              '',
+              4,
+            );
+          }
+          if ((options as { all?: boolean }).all)
+            return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list);
+          return callback(null, list[0]!.address, list[0]!.family);
+        });
+      },
+    },
+    headersTimeout: policy.timeoutMs,
+    bodyTimeout: policy.timeoutMs,
+  });
+  return async (input, init = {}) => {
+    const url = new URL(String(input));
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw new OutboundBlockedError(`outbound request with scheme ${url.protocol} refused`);
+    }
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    if (isIP(host) !== 0 && !isAddressAllowed(host, allow)) {
+      throw new OutboundBlockedError(`outbound request to ${host} refused by policy`);
+    }
+    const timeout = AbortSignal.timeout(policy.timeoutMs);
+    const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+    const response = await undiciFetch(url, {
+      ...(init as Parameters<typeof undiciFetch>[1]),
+      redirect: 'manual',
+      signal,
+      dispatcher: agent,
+    });
+    return response as unknown as Response;
+  };
+}
+
+/** Whether plain http may be used for this URL: only for targets that need an allow-list entry anyway. */
+export function isLoopbackHttpAllowed(url: URL, policy: OutboundPolicy): boolean {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (url.protocol !== 'http:') return false;
+  if (host === 'localhost') return isAddressAllowed('127.0.0.1', parseAllowList(policy.allow));
+  return (
+    isIP(host) !== 0 &&
+    ipaddr.process(host).range() !== 'unicast' &&
+    isAddressAllowed(host, parseAllowList(policy.allow))
+  );
+}

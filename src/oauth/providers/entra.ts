@@ -1,0 +1,97 @@
+import { buildClientAuth } from '../client-auth.js';
+import { ProviderError } from '../errors.js';
+import { OAuthClient } from '../oauth-client.js';
+import { isLoopbackHttpAllowed } from '../outbound.js';
+import type { ProviderFactory, ProviderSettings } from './types.js';
+
+const oidcScopes = new Set(['openid', 'profile', 'email', 'offline_access']);
+const tenantGuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The resource a scope names: `https://graph.microsoft.com/Sites.Read.All` → its origin; a bare
+ * `User.Read` is Microsoft Graph's; `api://<app>/scope` → `api://<app>`.
+ */
+export function entraResourceOf(scope: string): string {
+  if (scope.startsWith('api://')) return scope.slice(0, scope.lastIndexOf('/'));
+  if (/^https?:\/\//.test(scope)) {
+    const u = new URL(scope);
+    return `${u.protocol}//${u.host}`;
+  }
+  return 'https://graph.microsoft.com';
+}
+
+/**
+ * Entra needs `openid profile` for the `oid`/`tid` claims and `offline_access` for a refresh
+ * token, and issues one access token per resource: scopes spanning two resources are refused
+ * here rather than at Entra (AADSTS28000).
+ */
+export function entraScopes(configured: readonly string[]): string[] {
+  const resources = new Set(configured.filter((s) => !oidcScopes.has(s)).map(entraResourceOf));
+  if (resources.size > 1) {
+    throw new ProviderError(
+      'config_error',
+      `Entra issues one access token per resource; these scopes name ${resources.size}: ${[...resources].join(', ')}`,
+    );
+  }
+  const scopes = [...configured];
+  for (const s of ['openid', 'profile', 'offline_access']) if (!scopes.includes(s)) scopes.push(s);
+  return scopes;
+}
+
+/**
+ * Microsoft Entra ID v2.0. Endpoints come from `authority` and `tenant`, not discovery: for the
+ * multi-tenant `common`/`organizations`/`consumers` the discovery issuer is a `{tenantid}`
+ * template, so each ID token's issuer is checked against the template filled with its own `tid`
+ * (and, for a single tenant, that `tid` must be the configured tenant). No RFC 8707 `resource`
+ * parameter is ever sent (Entra rejects it), and there is no revocation endpoint.
+ * The account is `oid@tid`, never the email or UPN, which can be reassigned.
+ */
+export const createEntraClient: ProviderFactory = async ({ provider, credentials, fetch, policy, clock }) => {
+  const s = provider.settings as unknown as ProviderSettings;
+  const authority = (s.authority ?? 'https://login.microsoftonline.com').replace(/\/+$/, '');
+  const tenant = s.tenant ?? 'organizations';
+  const base = `${authority}/${encodeURIComponent(tenant)}`;
+  const allowHttp = isLoopbackHttpAllowed(new URL(authority), policy);
+  const singleTenant = tenantGuid.test(tenant) ? tenant.toLowerCase() : undefined;
+  return new OAuthClient({
+    providerId: provider.id,
+    as: {
+      issuer: `${authority}/${singleTenant ?? '{tenantid}'}/v2.0`,
+      authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
+      token_endpoint: `${base}/oauth2/v2.0/token`,
+      jwks_uri: `${base}/discovery/v2.0/keys`,
+    },
+    client: { client_id: s.clientId },
+    clientAuth: await buildClientAuth(s.clientAuthMethod ?? 'none', credentials, {
+      ...(s.privateKeyId ? { keyId: s.privateKeyId } : {}),
+      keyIdHeader: 'x5t',
+    }),
+    fetch,
+    allowHttp,
+    clock,
+    ...(s.authorizationParams ? { authorizationParams: s.authorizationParams } : {}),
+    ...(s.tokenParams ? { tokenParams: s.tokenParams } : {}),
+    scopeOnRefresh: true,
+    scopePolicy: entraScopes,
+    issuerForClaims: (claims) => {
+      const tid =
+        typeof claims.tid === 'string' && tenantGuid.test(claims.tid) ? claims.tid.toLowerCase() : 'invalid';
+      if (singleTenant !== undefined && tid !== singleTenant) return `${authority}/${singleTenant}/v2.0`;
+      return `${authority}/${tid}/v2.0`;
+    },
+    accountFromClaims: (claims) => {
+      const str = (v: unknown) => (typeof v === 'string' && v.length > 0 ? v.slice(0, 320) : undefined);
+      const oid = str(claims.oid);
+      const tid = str(claims.tid);
+      const name = str(claims.name) ?? str(claims.preferred_username);
+      const email =
+        str(claims.email) ??
+        (str(claims.preferred_username)?.includes('@') ? str(claims.preferred_username) : undefined);
+      return {
+        ...(oid && tid ? { id: `${oid}@${tid}` } : {}),
+        ...(name ? { name } : {}),
+        ...(email ? { email } : {}),
+      };
+    },
+  });
+};

@@ -1,0 +1,59 @@
+import { inspect } from 'node:util';
+
+/** Who the user is at the provider, as far as the provider says (never a secret). */
+export interface AccountIdentity {
+  id?: string;
+  name?: string;
+  email?: string;
+}
+
+/**
+ * Tokens from one token-endpoint response. The values sit in private fields; `toJSON` and
+ * `inspect` print `[redacted]`, so a token set logged or serialised by mistake shows nothing.
+ */
+export class TokenSet {
+  readonly #accessToken: string;
+  readonly #refreshToken: string | undefined;
+  readonly #idToken: string | undefined;
+  readonly tokenType: string;
+  /** Epoch ms; null when the provider gave no `expires_in` (valid until a 401 says otherwise). */
+  readonly expiresAt: number | null;
+  /** Granted scopes when the provider said; null when it did not (then the requested ones hold). */
+  readonly scopes: string[] | null;
+  readonly account: AccountIdentity;
+
+  constructor(fields: {
+    accessToken: string;
+    refreshToken?: string | undefined;
+    idToken?: string | undefined;
+    tokenType: string;
+    expiresAt: number | null;
+    scopes: string[] | null;
+    account: AccountIdentity;
+  }) {
+    this.#accessToken = fields.accessToken;
+    this.#refreshToken = fields.refreshToken;
+    this.#idToken = fields.idToken;
+    this.tokenType = fields.tokenType;
+    this.expiresAt = fields.expiresAt;
+    this.scopes = fields.scopes;
+    this.account = fields.account;
+  }
+
+  get accessToken(): string {
+    return this.#accessToken;
+  }
+  get refreshToken(): string | undefined {
+    return this.#refreshToken;
+  }
+  get idToken(): string | undefined {
+    return this.#idToken;
+  }
+
+  toJSON(): string {
+    return '[redacted]';
+  }
+  [inspect.custom](): string {
+    return '[TokenSet redacted]';
+  }
+}

@@ -1,0 +1,68 @@
+import type { Config } from '../config/index.js';
+import type { CatalogRepository, ClientCredentials } from '../store/repos/catalog.js';
+
+/**
+ * Writes the providers, integrations and MCP servers of the config file into the catalog
+ * (`source: config`), sealing their secrets, and disables config entries that were removed.
+ * Idempotent, so every instance can run it at start.
+ */
+export async function syncCatalogFromConfig(
+  config: Config,
+  catalog: CatalogRepository,
+  now: number,
+): Promise<void> {
+  for (const p of config.providers) {
+    const { clientSecret, privateKey, id, type, ...settings } = p;
+    const credentials: ClientCredentials = {
+      ...(clientSecret === undefined ? {} : { clientSecret }),
+      ...(privateKey === undefined ? {} : { privateKey: privateKey as ClientCredentials['privateKey'] }),
+    };
+    await catalog.upsertProvider({ id, type, settings, credentials, source: 'config', enabled: true }, now);
+  }
+  for (const i of config.integrations) {
+    await catalog.upsertIntegration(
+      {
+        id: i.id,
+        kind: 'oauth',
+        name: i.name,
+        providerId: i.provider,
+        settings: {
+          scopes: [...i.scopes],
+          ...(i.description === undefined ? {} : { description: i.description }),
+          ...(i.api === undefined ? {} : { api: { baseUrl: i.api.baseUrl } }),
+          ...(i.authorizationParams === undefined
+            ? {}
+            : { authorizationParams: { ...i.authorizationParams } }),
+        },
+        credentials: null,
+        source: 'config',
+        enabled: i.enabled,
+      },
+      now,
+    );
+  }
+  for (const m of config.mcpServers) {
+    await catalog.upsertIntegration(
+      {
+        id: m.id,
+        kind: 'mcp',
+        name: m.name,
+        providerId: null,
+        settings: {
+          scopes: [...(m.scopes ?? [])],
+          url: m.url,
+          ...(m.clientId === undefined ? {} : { clientId: m.clientId }),
+        },
+        credentials: m.clientSecret === undefined ? null : { clientSecret: m.clientSecret },
+        source: 'config',
+        enabled: m.enabled,
+      },
+      now,
+    );
+  }
+  await catalog.disableMissingFromConfig(
+    config.providers.map((p) => p.id),
+    [...config.integrations.map((i) => i.id), ...config.mcpServers.map((m) => m.id)],
+    now,
+  );
+}

@@ -1,0 +1,184 @@
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config/index.js';
+import { AuthorizationFlow } from '../connections/authorization-flow.js';
+import { Keyring, Sealer } from '../crypto/index.js';
+import { buildApp, type RouteRegistrar } from '../http/app.js';
+import { createAuthenticator } from '../http/auth.js';
+import type { AppContext } from '../http/context.js';
+import { registerConnectRoutes } from '../http/routes/connect.js';
+import { registerConnectionRoutes } from '../http/routes/connections.js';
+import { createJwtVerifier } from '../identity/jwt.js';
+import { SessionService } from '../identity/session-service.js';
+import { AuditLog } from '../notify/audit.js';
+import { Webhooks } from '../notify/webhooks.js';
+import { createOutboundFetch, type OutboundFetch } from '../oauth/outbound.js';
+import { ProviderClients } from '../oauth/registry.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { createMetrics } from '../observability/metrics.js';
+import { openStore, type Store, waitForStore } from '../store/database.js';
+import { migrateToLatest } from '../store/migrate.js';
+import { CatalogRepository } from '../store/repos/catalog.js';
+import { ConnectionRepository } from '../store/repos/connections.js';
+import { PendingAuthorizationRepository } from '../store/repos/pending-authorizations.js';
+import { SessionRepository } from '../store/repos/sessions.js';
+import { type Clock, systemClock } from '../support/clock.js';
+import { startBackground } from './background.js';
+import { syncCatalogFromConfig } from './catalog-sync.js';
+
+export interface ServiceOptions {
+  logger?: Logger;
+  clock?: Clock;
+  /** Extra routes (later capabilities, tests). */
+  routes?: RouteRegistrar[];
+  demo?: boolean;
+  /** Database start-up retries; the default waits about a minute in all. */
+  databaseAttempts?: number;
+  /** The fetch for outbound calls; defaults to the SSRF-guarded one built from `outbound`. */
+  fetch?: OutboundFetch;
+  /** Run webhook delivery and housekeeping loops (default true). */
+  background?: boolean;
+}
+
+/** One running nunq-connect instance: its HTTP app, its context, and how to stop it. */
+export interface Service {
+  readonly app: FastifyInstance;
+  readonly ctx: AppContext;
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds a service instance from a validated config: keyring (fails fast on a bad key), database
+ * (waits with backoff, migrates), catalog sync, HTTP app. Nothing it keeps in memory is needed by
+ * another instance.
+ */
+export async function createService(config: Config, options: ServiceOptions = {}): Promise<Service> {
+  const logger = options.logger ?? createLogger();
+  const clock = options.clock ?? systemClock;
+  const keyring = Keyring.fromConfig({
+    activeKeyId: config.encryption.activeKey,
+    keys: config.encryption.keys,
+  });
+  const sealer = new Sealer(keyring);
+  const store = openStore(config.database.url);
+  try {
+    await waitForStore(store, {
+      attempts: options.databaseAttempts ?? 12,
+      onRetry: (attempt, delayMs, error) =>
+        logger.warn(
+          { attempt, retryInMs: delayMs, reason: error instanceof Error ? error.message : String(error) },
+          'database not reachable yet; retrying',
+        ),
+    });
+    await migrateToLatest(store);
+    const catalog = new CatalogRepository(store.db, sealer);
+    await syncCatalogFromConfig(config, catalog, clock.now());
+    const fetch = options.fetch ?? createOutboundFetch(config.outbound);
+    const ctx = buildContext(config, {
+      store,
+      keyring,
+      sealer,
+      logger,
+      clock,
+      catalog,
+      fetch,
+      demo: options.demo ?? false,
+    });
+    await ctx.webhooks.syncFromConfig(config.webhooks);
+    const app = await buildApp(ctx, [
+      registerConnectRoutes,
+      registerConnectionRoutes,
+      ...(options.routes ?? []),
+    ]);
+    const pending = new PendingAuthorizationRepository(store.db);
+    const background =
+      options.background === false
+        ? { stop: async () => {} }
+        : startBackground(
+            [
+              { name: 'webhooks', everyMs: 1000, run: () => ctx.webhooks.deliverDue() },
+              {
+                name: 'housekeeping',
+                everyMs: 10 * 60 * 1000,
+                run: async () => {
+                  await pending.deleteExpired(clock.now());
+                  await new SessionRepository(store.db).deleteExpired(clock.now());
+                },
+              },
+            ],
+            logger,
+          );
+    return {
+      app,
+      ctx,
+      async listen() {
+        return app.listen({ port: config.server.port, host: config.server.host });
+      },
+      async close() {
+        await background.stop();
+        await app.close();
+        await store.close();
+      },
+    };
+  } catch (error) {
+    await store.close().catch(() => {});
+    throw error;
+  }
+}
+
+function buildContext(
+  config: Config,
+  parts: Pick<AppContext, 'store' | 'keyring' | 'sealer' | 'logger' | 'clock' | 'catalog' | 'demo' | 'fetch'>,
+): AppContext {
+  const sessions = new SessionService(
+    new SessionRepository(parts.store.db),
+    parts.clock,
+    config.auth.sessionTtlSeconds,
+    config.auth.admins,
+  );
+  const verifyJwt = config.auth.jwt === undefined ? undefined : createJwtVerifier(config.auth.jwt);
+  const audit = new AuditLog(parts.store.db, parts.clock);
+  const providers = new ProviderClients({
+    catalog: parts.catalog,
+    fetch: parts.fetch,
+    policy: config.outbound,
+    clock: parts.clock,
+  });
+  const webhooks = new Webhooks({
+    db: parts.store.db,
+    sealer: parts.sealer,
+    fetch: parts.fetch,
+    clock: parts.clock,
+    logger: parts.logger,
+  });
+  const flow = new AuthorizationFlow({
+    store: parts.store,
+    catalog: parts.catalog,
+    pending: new PendingAuthorizationRepository(parts.store.db),
+    clients: providers,
+    sealer: parts.sealer,
+    audit,
+    webhooks,
+    clock: parts.clock,
+    publicUrl: config.server.publicUrl,
+  });
+  return {
+    ...parts,
+    providers,
+    webhooks,
+    flow,
+    config,
+    metrics: createMetrics(),
+    sessions,
+    auth: createAuthenticator({
+      verifyJwt,
+      sessions,
+      admins: config.auth.admins,
+      publicUrl: config.server.publicUrl,
+    }),
+    audit,
+    connections: new ConnectionRepository(parts.store.db),
+  };
+}
+
+export type { Store };

@@ -1,0 +1,96 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import pg from 'pg';
+import type { Database } from './types.js';
+
+export type DatabaseKind = 'sqlite' | 'postgres';
+
+/** An open database: the Kysely instance plus which engine it is (locking differs per engine). */
+export interface Store {
+  readonly db: Kysely<Database>;
+  readonly kind: DatabaseKind;
+  close(): Promise<void>;
+}
+
+/** Thrown when a database URL cannot be understood; names the problem, never the password. */
+export class DatabaseUrlError extends Error {
+  readonly code = 'database_url_invalid';
+}
+
+/**
+ * Opens the database named by `url`: `sqlite:<path>` (`sqlite::memory:` for tests) or
+ * `postgres://user@host:port/db` (an optional `?schema=name` sets the search_path).
+ */
+export function openStore(url: string, options: { cwd?: string; poolSize?: number } = {}): Store {
+  if (url.startsWith('sqlite:')) return openSqlite(url.slice('sqlite:'.length), options.cwd ?? process.cwd());
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://'))
+    return openPostgres(url, options.poolSize);
+  throw new DatabaseUrlError('database.url must start with sqlite: or postgres://');
+}
+
+function openSqlite(path: string, cwd: string): Store {
+  const file = path === ':memory:' ? ':memory:' : resolve(cwd, path);
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  const database = new SQLite(file);
+  database.pragma('journal_mode = WAL');
+  database.pragma('synchronous = NORMAL');
+  database.pragma('busy_timeout = 5000');
+  database.pragma('foreign_keys = ON');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  return { db, kind: 'sqlite', close: () => db.destroy() };
+}
+
+function openPostgres(url: string, poolSize = 10): Store {
+  const parsed = new URL(url);
+  const schema = parsed.searchParams.get('schema');
+  parsed.searchParams.delete('schema');
+  if (schema !== null && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new DatabaseUrlError('database.url: schema must be a lower-case SQL identifier');
+  }
+  const pool = new pg.Pool({
+    connectionString: parsed.toString(),
+    max: poolSize,
+    // bigint columns hold epoch milliseconds, well inside Number's safe range.
+    types: { getTypeParser: (oid, format) => (oid === 20 ? Number : pg.types.getTypeParser(oid, format)) },
+    ...(schema === null ? {} : { options: `-c search_path=${schema}` }),
+  });
+  // An idle client that loses its server must not crash the process; the next query reconnects.
+  pool.on('error', () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return { db, kind: 'postgres', close: () => db.destroy() };
+}
+
+/** Runs a trivial query; used by `/healthz` and by the start-up wait. */
+export async function pingStore(store: Store): Promise<void> {
+  await sql`select 1`.execute(store.db);
+}
+
+/**
+ * Waits for the database to answer, retrying with exponential backoff (capped at `maxDelayMs`),
+ * reporting each failure through `onRetry` so an operator sees why the service is not up yet.
+ */
+export async function waitForStore(
+  store: Store,
+  options: {
+    attempts?: number;
+    maxDelayMs?: number;
+    onRetry?: (attempt: number, delayMs: number, error: unknown) => void;
+    sleep?: (ms: number) => Promise<void>;
+  } = {},
+): Promise<void> {
+  const attempts = options.attempts ?? 10;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await pingStore(store);
+      return;
+    } catch (error) {
+      if (attempt >= attempts) throw error;
+      const delayMs = Math.min(options.maxDelayMs ?? 10_000, 250 * 2 ** (attempt - 1));
+      options.onRetry?.(attempt, delayMs, error);
+      await sleep(delayMs);
+    }
+  }
+}

@@ -1,0 +1,30 @@
+import { type Migration, type MigrationProvider, Migrator } from 'kysely';
+import type { Store } from './database.js';
+import * as m0001 from './migrations/0001_initial.js';
+
+/** The ordered list of migrations; each receives the engine kind for the few dialect differences. */
+function migrationsFor(store: Store): Record<string, Migration> {
+  return {
+    '0001_initial': { up: (db) => m0001.up(db, store.kind) },
+  };
+}
+
+/** Thrown when a migration fails; names the migration, never data. */
+export class MigrationError extends Error {
+  readonly code = 'migration_failed';
+}
+
+/**
+ * Applies every pending migration. Safe to run from several instances at once: Kysely's
+ * migrator takes a database lock (an advisory lock on PostgreSQL).
+ */
+export async function migrateToLatest(store: Store): Promise<string[]> {
+  const provider: MigrationProvider = { getMigrations: async () => migrationsFor(store) };
+  const migrator = new Migrator({ db: store.db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error !== undefined) {
+    throw new MigrationError(`migration ${failed?.migrationName ?? '(unknown)'} failed`, { cause: error });
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

@@ -1,0 +1,187 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/** Epoch milliseconds; `bigint` in PostgreSQL (parsed to number), INTEGER in SQLite. */
+export type Millis = number;
+
+export type ConnectionStatus = 'active' | 'needs_reauth';
+export type ConfigSource = 'config' | 'admin';
+export type IntegrationKind = 'oauth' | 'mcp';
+
+/** Identity providers: from the config file (`source: config`) or added by an admin at run time. */
+export interface ProvidersTable {
+  id: string;
+  type: string;
+  /** JSON of the non-secret settings (endpoints, tenant, client id, params). */
+  settings: string;
+  /** Sealed client secret or private key (AAD: providers/<id>/client_secret). */
+  client_secret_sealed: string | null;
+  source: ConfigSource;
+  enabled: number;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+/** Integrations and MCP servers (an MCP server is an integration of kind `mcp`). */
+export interface IntegrationsTable {
+  id: string;
+  kind: IntegrationKind;
+  name: string;
+  provider_id: string | null;
+  /** JSON of the non-secret settings: scopes, api base URL, MCP url, params. */
+  settings: string;
+  /** Sealed client secret of an MCP server given in config (AAD: integrations/<id>/client_secret). */
+  client_secret_sealed: string | null;
+  source: ConfigSource;
+  enabled: number;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+export interface ConnectionsTable {
+  id: string;
+  user_id: string;
+  integration_id: string;
+  status: ConnectionStatus;
+  status_reason: string | null;
+  account_id: string | null;
+  account_name: string | null;
+  account_email: string | null;
+  /** JSON array of granted scopes. */
+  scopes: string;
+  access_token_sealed: string | null;
+  refresh_token_sealed: string | null;
+  id_token_sealed: string | null;
+  token_type: string | null;
+  access_token_expires_at: Millis | null;
+  last_refreshed_at: Millis | null;
+  /** When the scheduler should next refresh this connection; null when nothing is due. */
+  next_refresh_at: Millis | null;
+  refresh_failures: number;
+  /** Cross-instance refresh lease: holder and expiry; `version` fences writes. */
+  lease_owner: string | null;
+  lease_until: Millis | null;
+  version: number;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+export interface PendingAuthorizationsTable {
+  /** SHA-256 (hex) of the `state` value; the state itself is never stored. */
+  state_hash: string;
+  user_id: string;
+  integration_id: string;
+  /** Set on Reconnect: the connection whose tokens a success replaces. */
+  connection_id: string | null;
+  code_verifier_sealed: string;
+  nonce: string | null;
+  expected_issuer: string | null;
+  redirect_uri: string;
+  return_to: string;
+  created_at: Millis;
+  expires_at: Millis;
+  consumed_at: Millis | null;
+}
+
+/** OAuth clients obtained by dynamic registration (RFC 7591), keyed by issuer and redirect URI. */
+export interface OAuthClientsTable {
+  id: string;
+  issuer: string;
+  redirect_uri: string;
+  client_id: string;
+  client_secret_sealed: string | null;
+  /** JSON of the registration response minus secrets. */
+  metadata: string;
+  created_at: Millis;
+  expires_at: Millis | null;
+}
+
+export interface SessionsTable {
+  /** SHA-256 (hex) of the session cookie value. */
+  id_hash: string;
+  user_id: string;
+  user_name: string | null;
+  role: string | null;
+  csrf_token: string;
+  created_at: Millis;
+  expires_at: Millis;
+}
+
+export interface NotificationsTable {
+  id: string;
+  user_id: string;
+  type: string;
+  connection_id: string | null;
+  /** JSON payload shown to the user (never a secret). */
+  data: string;
+  created_at: Millis;
+  read_at: Millis | null;
+  resolved_at: Millis | null;
+}
+
+export interface WebhookEndpointsTable {
+  id: string;
+  url: string;
+  secret_sealed: string;
+  /** JSON array of event types, or null for all. */
+  events: string | null;
+  source: ConfigSource;
+  enabled: number;
+  created_at: Millis;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  endpoint_id: string;
+  event_id: string;
+  event_type: string;
+  payload: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  next_attempt_at: Millis | null;
+  lease_until: Millis | null;
+  last_status: number | null;
+  last_error: string | null;
+  created_at: Millis;
+  delivered_at: Millis | null;
+}
+
+/** Append-only (triggers refuse UPDATE and DELETE). */
+export interface AuditLogTable {
+  id: Generated<number>;
+  at: Millis;
+  actor: string;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  /** JSON details (never a secret). */
+  data: string;
+}
+
+/** Cross-instance event feed for SSE: instances poll rows newer than their cursor. */
+export interface EventsTable {
+  id: Generated<number>;
+  user_id: string;
+  type: string;
+  data: string;
+  created_at: Millis;
+}
+
+export interface Database {
+  providers: ProvidersTable;
+  integrations: IntegrationsTable;
+  connections: ConnectionsTable;
+  pending_authorizations: PendingAuthorizationsTable;
+  oauth_clients: OAuthClientsTable;
+  sessions: SessionsTable;
+  notifications: NotificationsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  audit_log: AuditLogTable;
+  events: EventsTable;
+}
+
+export type ConnectionRow = Selectable<ConnectionsTable>;
+export type NewConnectionRow = Insertable<ConnectionsTable>;
+export type ConnectionUpdate = Updateable<ConnectionsTable>;
+export type AuditRow = Selectable<AuditLogTable>;
+export type ReadonlyColumn<T> = ColumnType<T, never, never>;

@@ -1,0 +1,35 @@
+/** The one stylesheet, served from /assets/app.css with a long cache lifetime. */
+export const stylesheet = `
+:root{--bg:#f6f7f9;--card:#fff;--text:#16181d;--muted:#545b66;--line:#dde1e7;--accent:#2f56d6;--accent-ink:#fff;
+--ok:#17663a;--ok-bg:#e4f4ea;--warn:#8a4b00;--warn-bg:#fff3df;--err:#a4161a;--err-bg:#fde8e8;--radius:10px;
+font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--text);background:var(--bg)}
+*{box-sizing:border-box}body{margin:0;line-height:1.5}
+a{color:var(--accent)}a:focus-visible,button:focus-visible,input:focus-visible{outline:3px solid #8aa4ff;outline-offset:2px}
+.skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:#fff;padding:.5rem;z-index:9}
+.top{display:flex;align-items:center;justify-content:space-between;padding:.75rem 1.5rem;background:#fff;border-bottom:1px solid var(--line)}
+.top nav{display:flex;gap:1rem;align-items:center}.brand{font-weight:700;text-decoration:none;color:var(--text);font-size:1.1rem}
+.brand span{color:var(--accent)}.who{color:var(--muted)}
+main{max-width:960px;margin:0 auto;padding:1.5rem}
+h1{font-size:1.6rem;margin:.5rem 0 1rem}h2{font-size:1.15rem;margin:1.5rem 0 .75rem}
+.lede{color:var(--muted);margin-top:-.5rem}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(280px,1fr));gap:1rem;padding:0;list-style:none}
+.card{background:var(--card);border:1px solid var(--line);border-radius:var(--radius);padding:1rem 1.1rem;display:flex;flex-direction:column;gap:.5rem}
+.card h3{margin:0;font-size:1.05rem}.card p{margin:0;color:var(--muted)}
+.kind{font-size:.75rem;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
+.status{display:inline-block;font-size:.85rem;padding:.1rem .55rem;border-radius:999px;width:fit-content}
+.status-active{background:var(--ok-bg);color:var(--ok)}.status-needs_reauth{background:var(--warn-bg);color:var(--warn)}
+.status-not_connected{background:#eef0f3;color:var(--muted)}
+.actions{display:flex;gap:.5rem;margin-top:auto;flex-wrap:wrap}
+button,.button{font:inherit;border-radius:8px;border:1px solid var(--accent);background:var(--accent);color:var(--accent-ink);padding:.45rem .9rem;cursor:pointer;text-decoration:none;display:inline-block}
+button.secondary,.button.secondary{background:#fff;color:var(--accent)}button.danger{background:#fff;color:var(--err);border-color:#e3a5a7}
+button.link{background:none;border:none;color:var(--accent);padding:0;text-decoration:underline}
+form.inline{display:inline}
+.flash{padding:.75rem 1rem;border-radius:var(--radius);margin:0 0 1rem}.flash-success{background:var(--ok-bg);color:var(--ok)}
+.flash-error{background:var(--err-bg);color:var(--err)}.flash-info{background:#e8eefc;color:#1d3c99}
+.banner{background:var(--warn-bg);color:var(--warn);border:1px solid #f1d1a6;border-radius:var(--radius);padding:.75rem 1rem;margin-bottom:1rem;display:flex;gap:1rem;align-items:center;justify-content:space-between}
+label{display:block;font-weight:600;margin:.75rem 0 .25rem}input[type=text]{font:inherit;padding:.5rem .6rem;border:1px solid #9aa3af;border-radius:8px;width:100%;max-width:360px}
+.narrow{max-width:440px}.check{display:flex;gap:.5rem;align-items:center;font-weight:400}
+table{width:100%;border-collapse:collapse;background:#fff;border:1px solid var(--line);border-radius:var(--radius);overflow:hidden}
+th,td{text-align:left;padding:.5rem .75rem;border-bottom:1px solid var(--line);font-size:.92rem}th{background:#f0f2f5}
+.muted{color:var(--muted)}code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em}
+`;

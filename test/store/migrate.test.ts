@@ -1,0 +1,66 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Store } from '../../src/store/database.js';
+import { migrateToLatest } from '../../src/store/migrate.js';
+import { createTestStore, databaseKinds, type TestDatabase } from '../support/databases.js';
+
+describe.each(databaseKinds)('migrations on %s', (kind) => {
+  let store: Store;
+  let database: TestDatabase;
+  beforeAll(async () => {
+    ({ store, database } = await createTestStore(kind));
+  });
+  afterAll(async () => {
+    await store.close();
+    await database.drop();
+  });
+
+  it('is idempotent: a second run applies nothing', async () => {
+    expect(await migrateToLatest(store)).toEqual([]);
+  });
+
+  it('round-trips epoch milliseconds as numbers', async () => {
+    const at = Date.UTC(2026, 10, 29, 12, 0, 0, 123);
+    await store.db
+      .insertInto('audit_log')
+      .values({ at, actor: 'test', action: 'probe', target_type: null, target_id: null, data: '{}' })
+      .execute();
+    const row = await store.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('action', '=', 'probe')
+      .executeTakeFirstOrThrow();
+    expect(row.at).toBe(at);
+    expect(typeof row.id).toBe('number');
+  });
+
+  it('keeps the audit log append-only', async () => {
+    await expect(sql`update audit_log set actor = 'mallory'`.execute(store.db)).rejects.toThrow(
+      /append-only/,
+    );
+    await expect(sql`delete from audit_log`.execute(store.db)).rejects.toThrow(/append-only/);
+  });
+
+  it('allows one connection per user and integration', async () => {
+    const base = {
+      user_id: 'u1',
+      integration_id: 'i1',
+      status: 'active' as const,
+      scopes: '[]',
+      refresh_failures: 0,
+      version: 0,
+      created_at: 1,
+      updated_at: 1,
+    };
+    await store.db
+      .insertInto('connections')
+      .values({ ...base, id: 'c1' })
+      .execute();
+    await expect(
+      store.db
+        .insertInto('connections')
+        .values({ ...base, id: 'c2' })
+        .execute(),
+    ).rejects.toThrow();
+  });
+});
