@@ -6,6 +6,7 @@ export {
   parseConfig,
   resolveConfigPath,
   substituteEnv,
+  validateConfig,
 } from './load.js';
 export {
   type AuthConfig,

@@ -75,10 +75,23 @@ export function parseConfig(yamlText: string, env: Env): Config {
   const data = substituted.value;
   applyPortOverride(data, env, issues);
 
+  return validate(data, issues);
+}
+
+/**
+ * Validates a configuration built in code (demo mode, tests) exactly like a file's: defaults,
+ * ConfigError on any problem, deep-frozen result.
+ */
+export function validateConfig(data: unknown): Config {
+  return validate(data, []);
+}
+
+function validate(data: unknown, earlierIssues: readonly ConfigIssue[]): Config {
+  const issues = [...earlierIssues];
   const result = configSchema.safeParse(data);
   if (!result.success) {
     // A field whose variable is unset is already reported; its emptiness is no second problem.
-    const reported = issues.map((issue) => issue.path);
+    const reported = earlierIssues.map((issue) => issue.path);
     for (const issue of issuesFromZod(result.error.issues, data)) {
       if (!reported.some((path) => isWithinPath(issue.path, path))) issues.push(issue);
     }

@@ -176,7 +176,7 @@ function checkKeyIds(encryption: unknown, ctx: Ctx): void {
       ctx.addIssue({
         code: 'custom',
         path: ['keys', i, 'id'],
-        message: `duplicate key id (also keys[${first}])`,
+        message: `duplicate key id (also encryption.keys[${first}])`,
       });
   });
   if (typeof encryption.activeKey === 'string' && !firstIndex.has(encryption.activeKey)) {
@@ -448,7 +448,7 @@ const mcpServerSchema = z
 // ---------------------------------------------------------------------------------------------
 // the whole file
 
-/** Checks that span sections: unique ids, and integrations naming configured providers. */
+/** Checks that span entries: unique ids and webhook URLs, integrations naming configured providers. */
 function checkReferences(config: unknown, ctx: Ctx): void {
   if (!isRecord(config)) return;
   const providers = Array.isArray(config.providers) ? config.providers : undefined;
@@ -464,6 +464,22 @@ function checkReferences(config: unknown, ctx: Ctx): void {
         message: `duplicate provider id (also providers[${first}])`,
       });
   });
+
+  // Webhook endpoints are keyed by their URL, so one URL may appear only once.
+  const webhookUrls = new Map<string, number>();
+  if (Array.isArray(config.webhooks)) {
+    config.webhooks.forEach((hook: unknown, i) => {
+      if (!isRecord(hook) || typeof hook.url !== 'string') return;
+      const first = webhookUrls.get(hook.url);
+      if (first === undefined) webhookUrls.set(hook.url, i);
+      else
+        ctx.addIssue({
+          code: 'custom',
+          path: ['webhooks', i, 'url'],
+          message: `duplicate url (also webhooks[${first}])`,
+        });
+    });
+  }
 
   // An MCP server is an integration too: integration and MCP server ids share one namespace.
   const integrationIds = new Map<string, string>();

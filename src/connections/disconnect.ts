@@ -75,8 +75,10 @@ async function revoke(d: DisconnectDeps, row: ConnectionRow): Promise<Revocation
   try {
     const client = await d.clients.forProvider(integration.providerId);
     if (!client.supportsRevocation) return 'unsupported';
+    // Revoking the refresh token ends the grant and, per RFC 7009 §2.1, should revoke its access
+    // tokens too; the access token is revoked alone only when there is no refresh token.
     if (refreshToken !== undefined) await client.revoke(refreshToken, 'refresh_token');
-    if (accessToken !== undefined) await client.revoke(accessToken, 'access_token');
+    else if (accessToken !== undefined) await client.revoke(accessToken, 'access_token');
     return 'revoked';
   } catch (error) {
     d.logger.warn(

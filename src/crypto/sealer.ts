@@ -92,7 +92,7 @@ export class Sealer {
   open(sealed: string, ctx: SealContext): string {
     // Read the context before decoding into the scratch buffer: no caller code may run after that.
     const suffix = contextSuffix(ctx);
-    const keyId = parseKeyId(sealed, ctx);
+    const keyId = parseKeyId(sealed, this.#keys, ctx);
     const k = this.#keys.get(keyId);
     const data = decodePayload(sealed, keyId, this.#decodeScratch, ctx);
     if (!k) {
@@ -102,10 +102,10 @@ export class Sealer {
       });
     }
     const end = data.length - TAG_LENGTH;
-    const decipher = createDecipheriv(ALGORITHM, k.key, data.subarray(0, NONCE_LENGTH), CIPHER_OPTIONS);
+    const decipher = createDecipheriv(ALGORITHM, k.key, view(data, 0, NONCE_LENGTH), CIPHER_OPTIONS);
     decipher.setAAD(additionalData(k, suffix));
-    decipher.setAuthTag(data.subarray(end));
-    const plaintext = decipher.update(data.subarray(NONCE_LENGTH, end));
+    decipher.setAuthTag(view(data, end, data.length));
+    const plaintext = decipher.update(view(data, NONCE_LENGTH, end));
     try {
       decipher.final();
     } catch {
@@ -130,19 +130,27 @@ export class Sealer {
  * decrypt). Throws a {@link DecryptionError} `malformed` otherwise. Used by key rotation.
  */
 export function sealedKeyId(sealed: string): string {
-  const keyId = parseKeyId(sealed, undefined);
+  const keyId = parseKeyId(sealed, undefined, undefined);
   decodePayload(sealed, keyId, undefined, undefined);
   return keyId;
 }
 
-/** The `<keyId>` of `v1.<keyId>.<payload>`, checked against the key id pattern. */
-function parseKeyId(sealed: string, context: SealContext | undefined): string {
+/**
+ * The `<keyId>` of `v1.<keyId>.<payload>`, checked against the key id pattern (ids already in the
+ * keyring were checked when it was loaded).
+ */
+function parseKeyId(
+  sealed: string,
+  known: ReadonlyMap<string, unknown> | undefined,
+  context: SealContext | undefined,
+): string {
   if (typeof sealed !== 'string' || !sealed.startsWith(VERSION_PREFIX)) {
     throw malformed(context, 'not a v1 sealed value');
   }
   const dot = sealed.indexOf('.', VERSION_PREFIX.length);
   const keyId = dot < 0 ? '' : sealed.slice(VERSION_PREFIX.length, dot);
-  if (!KEY_ID_PATTERN.test(keyId)) throw malformed(context, 'expected v1.<keyId>.<payload>');
+  if (!known?.has(keyId) && !KEY_ID_PATTERN.test(keyId))
+    throw malformed(context, 'expected v1.<keyId>.<payload>');
   return keyId;
 }
 
@@ -165,7 +173,7 @@ function decodePayload(
   keyId: string,
   scratch: Buffer | undefined,
   context: SealContext | undefined,
-): Buffer {
+): Uint8Array {
   const start = VERSION_PREFIX.length + keyId.length + 1;
   const length = sealed.length - start;
   const tail = length & 3;
@@ -182,7 +190,7 @@ function decodePayload(
     !payload.includes('+') && !payload.includes('/') && Buffer.byteLength(payload, 'utf8') === length;
   if (canonical) {
     const target = scratch && bytes <= scratch.length ? scratch : Buffer.allocUnsafe(bytes);
-    if (target.write(payload, 0, bytes, 'base64url') === bytes) return target.subarray(0, bytes);
+    if (target.write(payload, 0, bytes, 'base64url') === bytes) return view(target, 0, bytes);
   }
   throw malformed(context, 'payload is not base64url of nonce, ciphertext and tag', keyId);
 }
@@ -202,10 +210,15 @@ function contextSuffix(ctx: SealContext): string {
 }
 
 /** `nunq-connect/v1|<keyId>|<table>|<rowId>|<field>` as UTF-8, in the key's scratch buffer when it fits. */
-function additionalData(k: SealingKey, suffix: string): Buffer {
+function additionalData(k: SealingKey, suffix: string): Uint8Array {
   const offset = k.aadPrefix.length; // the prefix is ASCII: one byte per character
   if (suffix.length * 3 > k.aad.length - offset) return Buffer.from(k.aadPrefix + suffix, 'utf8');
-  return k.aad.subarray(0, offset + k.aad.write(suffix, offset, 'utf8'));
+  return view(k.aad, 0, offset + k.aad.write(suffix, offset, 'utf8'));
+}
+
+/** A plain Uint8Array window (cheaper to make than `Buffer#subarray`, and all node:crypto needs). */
+function view(buffer: Uint8Array, start: number, end: number): Uint8Array {
+  return new Uint8Array(buffer.buffer, buffer.byteOffset + start, end - start);
 }
 
 function describe(ctx: SealContext | undefined): string {

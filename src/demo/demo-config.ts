@@ -70,11 +70,11 @@ export function demoConfig(cwd: string, env: Record<string, string | undefined>,
         ? []
         : [
             {
-              id: 'demo-notes',
-              name: 'Demo Notes',
-              description: 'A local demo API behind the bundled OAuth provider: sign in with any name.',
+              id: 'demo-items',
+              name: 'Demo Items',
+              description: 'A local demo API behind the bundled OAuth provider: sign in there with any name.',
               provider: 'demo',
-              scopes: ['openid', 'profile', 'email', 'offline_access', 'notes:read'],
+              scopes: ['openid', 'profile', 'email', 'offline_access', 'items:read'],
               api: { baseUrl: peers.apiUrl },
             },
           ],

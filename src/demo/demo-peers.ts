@@ -1,4 +1,7 @@
+import { createServer } from 'node:net';
+import { startDemoApi } from './demo-api.js';
 import { demoClientSecret } from './demo-config.js';
+import { startOidcProvider } from './oidc-provider.js';
 
 export interface DemoPeersHandle {
   issuer: string;
@@ -6,15 +9,61 @@ export interface DemoPeersHandle {
   close(): Promise<void>;
 }
 
+/** The preferred port when free, else an ephemeral one (both on 127.0.0.1). */
+async function pickPort(preferred: number): Promise<number> {
+  const tryListen = (port: number) =>
+    new Promise<number>((resolve, reject) => {
+      const srv = createServer();
+      srv.once('error', reject);
+      srv.listen(port, '127.0.0.1', () => {
+        const chosen = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(chosen));
+      });
+    });
+  return tryListen(preferred).catch(() => tryListen(0));
+}
+
+/** The scope of the demo API's resource. */
+export const demoApiScope = 'items:read';
+
 /**
- * Starts the bundled demo peers on loopback: an OIDC provider (panva's oidc-provider) with a
- * client for this service, and a small API that accepts its access tokens.
+ * Starts the bundled demo peers on loopback: an OIDC provider (panva's oidc-provider, with its
+ * own login and consent pages) that knows this service as a client, and a small API that
+ * accepts the provider's JWT access tokens. Demo mode wires them as the "Demo Items" integration.
  */
 export async function startDemoPeers(options: {
   publicUrl: string;
   preferredPort: number;
 }): Promise<DemoPeersHandle> {
-  void demoClientSecret;
-  void options;
-  throw new Error('demo peers are not wired yet');
+  const apiPort = await pickPort(options.preferredPort + 1);
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  const provider = await startOidcProvider({
+    port: await pickPort(options.preferredPort),
+    clients: [
+      {
+        client_id: 'nunq-demo',
+        client_secret: demoClientSecret,
+        redirect_uris: [`${options.publicUrl}/oauth/callback`],
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+    ],
+    accessTokenTtlSeconds: 300,
+    resource: { url: `${apiUrl}/`, scopes: [demoApiScope] },
+  });
+  try {
+    const api = await startDemoApi({ issuer: provider.issuer, audience: `${apiUrl}/`, port: apiPort });
+    return {
+      issuer: provider.issuer,
+      apiUrl: api.url,
+      async close() {
+        await api.close();
+        await provider.close();
+      },
+    };
+  } catch (error) {
+    await provider.close();
+    throw error;
+  }
 }

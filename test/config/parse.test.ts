@@ -1,6 +1,6 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: these strings hold ${ENV} references, not templates
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../src/config/index.js';
+import { ConfigError, parseConfig, validateConfig } from '../../src/config/index.js';
 import { configErrorOf, exampleEnv, fixture, minimalYaml, newKey, problemsOf } from './fixtures/helpers.js';
 
 describe('parseConfig: the contract §3 example', () => {
@@ -308,5 +308,17 @@ describe('parseConfig: keys', () => {
     const key = newKey('base64url').replace(/=+$/, '');
     const yaml = `encryption:\n  activeKey: a\n  keys: [{ id: a, key: "${key}" }, { id: b, key: "${newKey()}" }]\nauth: { mode: dev }\n`;
     expect(parseConfig(yaml, {}).encryption.keys.map((k) => k.id)).toEqual(['a', 'b']);
+  });
+});
+
+describe('validateConfig', () => {
+  it('validates an object built in code like a file: defaults, frozen result, ConfigError', () => {
+    const encryption = { activeKey: 'k1', keys: [{ id: 'k1', key: newKey() }] };
+    const config = validateConfig({ encryption, auth: { mode: 'dev' }, server: { port: 4100 } });
+    expect(config.server.publicUrl).toBe('http://localhost:4100');
+    expect(Object.isFrozen(config.encryption.keys)).toBe(true);
+    expect(problemsOf(() => validateConfig({ encryption, auth: { mode: 'dev' }, extra: 1 }))).toEqual([
+      'extra: unknown field "extra"',
+    ]);
   });
 });

@@ -204,7 +204,7 @@ auth: { mode: dev }
       'encryption.keys[1].key: must be base64 of exactly 32 bytes',
       'encryption.keys[2].id: must be 1-32 characters of A-Z, a-z, 0-9, _ and -',
       'encryption.keys[2].key: must be base64 of exactly 32 bytes',
-      'encryption.keys[1].id: duplicate key id (also keys[0])',
+      'encryption.keys[1].id: duplicate key id (also encryption.keys[0])',
     ]);
     expect(
       problemsOf(() => parseConfig('encryption: { activeKey: a, keys: [] }\nauth: { mode: dev }\n', {})),
@@ -265,6 +265,7 @@ outbound: { allow: ["127.0.0.1/32", "::1/128", "10.0.0.0/33", "0x7f.1/8", "local
 webhooks:
   - { url: "https://hooks.example/nunq", secret: "0123456789abcdef", events: [connection.created, connection.exploded] }
   - { url: "https://hooks.example/short", secret: short }
+  - { url: "https://hooks.example/nunq", secret: "0123456789abcdef" }
 `),
     ).toEqual([
       'server.port: must be at most 65535',
@@ -277,6 +278,7 @@ webhooks:
       'outbound.timeoutMs: must be at least 1',
       'webhooks[0].events[1]: must be one of "connection.created", "connection.reconnected", "connection.needs_reauth", "connection.deleted"',
       'webhooks[1].secret: must be at least 16 characters',
+      'webhooks[2].url: duplicate url (also webhooks[0])',
     ]);
   });
 
