@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Config, configSchema } from '../config/index.js';
+import { type Config, validateConfig } from '../config/index.js';
 import { generateKey } from '../crypto/index.js';
 
 /** Where demo mode keeps its database and generated secrets. */
@@ -47,7 +47,7 @@ export interface DemoPeers {
 export function demoConfig(cwd: string, env: Record<string, string | undefined>, peers?: DemoPeers): Config {
   const { secrets } = loadDemoSecrets(cwd);
   const port = env.PORT === undefined ? 3000 : Number(env.PORT);
-  return configSchema.parse({
+  return validateConfig({
     server: { port, publicUrl: `http://localhost:${port}` },
     database: { url: `sqlite:${join(cwd, demoDirName, 'nunq.db')}` },
     encryption: { activeKey: secrets.keyId, keys: [{ id: secrets.keyId, key: secrets.key }] },

@@ -23,7 +23,6 @@ export async function buildApp(
     loggerInstance: ctx.logger as FastifyBaseLogger,
     trustProxy: ctx.config.server.trustProxy,
     bodyLimit: 1024 * 1024,
-    disableRequestLogging: false,
     genReqId: () => crypto.randomUUID(),
   });
   await app.register(fastifyCookie);

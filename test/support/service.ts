@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
-import { type Config, configSchema } from '../../src/config/index.js';
+import { type Config, validateConfig } from '../../src/config/index.js';
 import { generateKey } from '../../src/crypto/index.js';
 import { mintToken } from '../../src/identity/jwt.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -52,7 +52,7 @@ export interface TestService {
 /** Starts a real service instance on 127.0.0.1 against the given test database. */
 export async function startTestService(o: TestServiceOptions): Promise<TestService> {
   const port = o.port ?? (await freePort());
-  const config = configSchema.parse({
+  const config = validateConfig({
     server: { port, host: '127.0.0.1', publicUrl: `http://127.0.0.1:${port}` },
     database: { url: o.database.url },
     encryption: o.encryption ?? { activeKey: 'k1', keys: [{ id: 'k1', key: generateKey() }] },
