@@ -4,6 +4,7 @@ import * as oauth from 'oauth4webapi';
 import type { Sealer } from '../crypto/index.js';
 import { Problem } from '../http/problem.js';
 import type { AuditLog } from '../notify/audit.js';
+import type { Notifications } from '../notify/notifications.js';
 import type { Webhooks } from '../notify/webhooks.js';
 import { ProviderError } from '../oauth/errors.js';
 import { AuthorizationDeniedError, AuthorizationResponseInvalidError } from '../oauth/oauth-client.js';
@@ -14,7 +15,7 @@ import type { CatalogRepository } from '../store/repos/catalog.js';
 import type { PendingAuthorizationRepository } from '../store/repos/pending-authorizations.js';
 import type { Database } from '../store/types.js';
 import type { Clock } from '../support/clock.js';
-import { refreshDueAt } from './refresh-policy.js';
+import { nextRefreshAt } from './refresh-policy.js';
 
 /** A pending authorization lives this long: the user has 10 minutes to sign in. */
 export const authorizationTtlMs = 10 * 60 * 1000;
@@ -41,6 +42,7 @@ export interface AuthorizationFlowDeps {
   sealer: Sealer;
   audit: AuditLog;
   webhooks: Webhooks;
+  notifications: Notifications;
   clock: Clock;
   publicUrl: string;
 }
@@ -252,7 +254,7 @@ export class AuthorizationFlow {
         token_type: tokens.tokenType,
         access_token_expires_at: tokens.expiresAt,
         last_refreshed_at: now,
-        next_refresh_at: refreshDueAt(tokens.expiresAt, now),
+        next_refresh_at: nextRefreshAt(tokens.expiresAt, now),
         refresh_failures: 0,
         lease_owner: null,
         lease_until: null,
@@ -278,6 +280,13 @@ export class AuthorizationFlow {
           .execute();
       }
       const outcome = existing === undefined ? 'connected' : 'reconnected';
+      const db = trx as unknown as Kysely<Database>;
+      await this.#d.notifications.resolveForConnection(db, id);
+      await this.#d.notifications.publish(db, userId, 'connection.status', {
+        connectionId: id,
+        integration: integrationId,
+        status: 'active',
+      });
       const event = outcome === 'connected' ? 'connection.created' : 'connection.reconnected';
       await this.#d.audit.record(
         {
@@ -289,7 +298,7 @@ export class AuthorizationFlow {
         },
         trx,
       );
-      await this.#d.webhooks.enqueue(trx as unknown as Kysely<Database>, event, {
+      await this.#d.webhooks.enqueue(db, event, {
         connectionId: id,
         userId,
         integration: integrationId,

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Sealer } from '../crypto/index.js';
 import type { AuditLog } from '../notify/audit.js';
+import type { Notifications } from '../notify/notifications.js';
 import type { Webhooks } from '../notify/webhooks.js';
 import type { ProviderClients } from '../oauth/registry.js';
 import type { Logger } from '../observability/logger.js';
@@ -15,6 +16,7 @@ export interface DisconnectDeps {
   sealer: Sealer;
   audit: AuditLog;
   webhooks: Webhooks;
+  notifications: Notifications;
   logger: Logger;
 }
 
@@ -33,12 +35,13 @@ export async function disconnect(
   const revocation = await revoke(d, row);
   await d.store.db.transaction().execute(async (trx) => {
     await trx.deleteFrom('connections').where('id', '=', row.id).execute();
-    await trx
-      .updateTable('notifications')
-      .set({ resolved_at: Date.now() })
-      .where('connection_id', '=', row.id)
-      .where('resolved_at', 'is', null)
-      .execute();
+    const db = trx as unknown as Kysely<Database>;
+    await d.notifications.resolveForConnection(db, row.id);
+    await d.notifications.publish(db, row.user_id, 'connection.status', {
+      connectionId: row.id,
+      integration: row.integration_id,
+      status: 'deleted',
+    });
     await d.audit.record(
       {
         actor,
@@ -49,7 +52,7 @@ export async function disconnect(
       },
       trx,
     );
-    await d.webhooks.enqueue(trx as unknown as Kysely<Database>, 'connection.deleted', {
+    await d.webhooks.enqueue(db, 'connection.deleted', {
       connectionId: row.id,
       userId: row.user_id,
       integration: row.integration_id,

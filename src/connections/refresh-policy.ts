@@ -1,3 +1,5 @@
+import { randomInt } from 'node:crypto';
+
 /** Refresh this long before expiry at most (default margin). */
 export const defaultRefreshMarginMs = 5 * 60 * 1000;
 
@@ -14,4 +16,23 @@ export function refreshDueAt(
   if (expiresAt === null) return null;
   const lifetime = Math.max(0, expiresAt - issuedAt);
   return expiresAt - Math.min(marginMs, Math.floor(lifetime / 4));
+}
+
+/**
+ * When the scheduler should next refresh a connection: shortly before its refresh is due, with
+ * jitter (up to a tenth of the margin window) so that tokens issued together do not all refresh
+ * in the same second; and, for providers whose refresh tokens expire when idle (Entra: 90 days),
+ * no later than `idleMs` after now.
+ */
+export function nextRefreshAt(
+  expiresAt: number | null,
+  now: number,
+  options: { marginMs?: number; idleMs?: number | null } = {},
+): number | null {
+  const due = refreshDueAt(expiresAt, now, options.marginMs);
+  const jittered =
+    due === null ? null : due - randomInt(Math.max(1, Math.floor((expiresAt! - due) / 10)) + 1);
+  const idle = options.idleMs == null ? null : now + options.idleMs;
+  if (jittered === null) return idle;
+  return idle === null ? jittered : Math.min(jittered, idle);
 }

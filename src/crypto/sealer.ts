@@ -29,6 +29,7 @@ const VERSION_PREFIX = 'v1.';
  */
 const DECODE_SCRATCH_BYTES = 16 * 1024;
 const AAD_SCRATCH_BYTES = 1024;
+const UTF8 = new TextEncoder();
 
 /** A key with the per-key parts of the format precomputed, so seal/open only append the context. */
 interface SealingKey {
@@ -40,6 +41,8 @@ interface SealingKey {
   readonly aadPrefix: string;
   /** Scratch buffer that starts with the bytes of `aadPrefix`; the context is written after it. */
   readonly aad: Buffer;
+  /** The part of `aad` after the prefix. */
+  readonly aadTail: Uint8Array;
 }
 
 /**
@@ -59,8 +62,9 @@ export class Sealer {
     for (const id of keyring.ids()) {
       const aadPrefix = `nunq-connect/v1|${id}|`;
       const aad = Buffer.alloc(AAD_SCRATCH_BYTES);
-      aad.write(aadPrefix, 'utf8');
-      keys.set(id, { id, key: keyring.keyFor(id), sealedPrefix: `${VERSION_PREFIX}${id}.`, aadPrefix, aad });
+      const aadTail = aad.subarray(aad.write(aadPrefix, 'utf8'));
+      const key = keyring.keyFor(id);
+      keys.set(id, { id, key, sealedPrefix: `${VERSION_PREFIX}${id}.`, aadPrefix, aad, aadTail });
     }
     this.#keys = keys;
     this.#active = keys.get(keyring.activeKeyId)!; // Keyring.fromConfig guarantees it exists
@@ -186,8 +190,9 @@ function decodePayload(
     canonical = value >= 0 && (value & (tail === 2 ? 0x0f : 0x03)) === 0;
   }
   const payload = sealed.slice(start);
+  // Checked on the whole string (the prefix is ASCII without + or /): measuring a slice would copy it.
   canonical &&=
-    !payload.includes('+') && !payload.includes('/') && Buffer.byteLength(payload, 'utf8') === length;
+    !sealed.includes('+') && !sealed.includes('/') && Buffer.byteLength(sealed, 'utf8') === sealed.length;
   if (canonical) {
     const target = scratch && bytes <= scratch.length ? scratch : Buffer.allocUnsafe(bytes);
     if (target.write(payload, 0, bytes, 'base64url') === bytes) return view(target, 0, bytes);
@@ -211,9 +216,9 @@ function contextSuffix(ctx: SealContext): string {
 
 /** `nunq-connect/v1|<keyId>|<table>|<rowId>|<field>` as UTF-8, in the key's scratch buffer when it fits. */
 function additionalData(k: SealingKey, suffix: string): Uint8Array {
-  const offset = k.aadPrefix.length; // the prefix is ASCII: one byte per character
-  if (suffix.length * 3 > k.aad.length - offset) return Buffer.from(k.aadPrefix + suffix, 'utf8');
-  return view(k.aad, 0, offset + k.aad.write(suffix, offset, 'utf8'));
+  const { read, written } = UTF8.encodeInto(suffix, k.aadTail);
+  if (read !== suffix.length) return Buffer.from(k.aadPrefix + suffix, 'utf8'); // did not fit
+  return view(k.aad, 0, k.aad.length - k.aadTail.length + written);
 }
 
 /** A plain Uint8Array window (cheaper to make than `Buffer#subarray`, and all node:crypto needs). */

@@ -1,8 +1,10 @@
 import type { Config } from '../config/index.js';
 import type { AuthorizationFlow } from '../connections/authorization-flow.js';
+import type { TokenService } from '../connections/token-service.js';
 import type { Keyring, Sealer } from '../crypto/index.js';
 import type { SessionService } from '../identity/session-service.js';
 import type { AuditLog } from '../notify/audit.js';
+import type { Notifications } from '../notify/notifications.js';
 import type { Webhooks } from '../notify/webhooks.js';
 import type { OutboundFetch } from '../oauth/outbound.js';
 import type { ProviderClients } from '../oauth/registry.js';
@@ -32,6 +34,8 @@ export interface AppContext {
   readonly providers: ProviderClients;
   readonly flow: AuthorizationFlow;
   readonly webhooks: Webhooks;
+  readonly notifications: Notifications;
+  readonly tokens: TokenService;
   /** True when no config file was found and the service runs its bundled demo. */
   readonly demo: boolean;
 }

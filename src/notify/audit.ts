@@ -13,6 +13,7 @@ export type AuditAction =
   | 'authorization.failed'
   | 'secret.decrypt_failed'
   | 'keys.rotated'
+  | 'provider.config_error'
   | 'admin.provider_saved'
   | 'admin.integration_saved'
   | 'config.synced';

@@ -1,15 +1,22 @@
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/index.js';
 import { AuthorizationFlow } from '../connections/authorization-flow.js';
+import { CircuitBreakers } from '../connections/circuit-breaker.js';
+import { runDueRefreshes } from '../connections/refresh-scheduler.js';
+import { TokenService } from '../connections/token-service.js';
 import { Keyring, Sealer } from '../crypto/index.js';
+import { registerProxyRoutes } from '../gateway/proxy.js';
 import { buildApp, type RouteRegistrar } from '../http/app.js';
 import { createAuthenticator } from '../http/auth.js';
 import type { AppContext } from '../http/context.js';
 import { registerConnectRoutes } from '../http/routes/connect.js';
 import { registerConnectionRoutes } from '../http/routes/connections.js';
+import { registerNotificationRoutes } from '../http/routes/notifications.js';
 import { createJwtVerifier } from '../identity/jwt.js';
 import { SessionService } from '../identity/session-service.js';
 import { AuditLog } from '../notify/audit.js';
+import { Notifications } from '../notify/notifications.js';
 import { Webhooks } from '../notify/webhooks.js';
 import { createOutboundFetch, type OutboundFetch } from '../oauth/outbound.js';
 import { ProviderClients } from '../oauth/registry.js';
@@ -35,8 +42,12 @@ export interface ServiceOptions {
   databaseAttempts?: number;
   /** The fetch for outbound calls; defaults to the SSRF-guarded one built from `outbound`. */
   fetch?: OutboundFetch;
-  /** Run webhook delivery and housekeeping loops (default true). */
+  /** Run webhook delivery, proactive refresh and housekeeping loops (default true). */
   background?: boolean;
+  /** How often the proactive refresh scheduler looks for due connections (default 5 s). */
+  schedulerIntervalMs?: number;
+  /** Refresh lease length (default 30 s). */
+  leaseMs?: number;
 }
 
 /** One running nunq-connect instance: its HTTP app, its context, and how to stop it. */
@@ -74,16 +85,20 @@ export async function createService(config: Config, options: ServiceOptions = {}
     const catalog = new CatalogRepository(store.db, sealer);
     await syncCatalogFromConfig(config, catalog, clock.now());
     const fetch = options.fetch ?? createOutboundFetch(config.outbound);
-    const ctx = buildContext(config, {
-      store,
-      keyring,
-      sealer,
-      logger,
-      clock,
-      catalog,
-      fetch,
-      demo: options.demo ?? false,
-    });
+    const ctx = buildContext(
+      config,
+      {
+        store,
+        keyring,
+        sealer,
+        logger,
+        clock,
+        catalog,
+        fetch,
+        demo: options.demo ?? false,
+      },
+      options.leaseMs,
+    );
     await ctx.webhooks.syncFromConfig(config.webhooks);
     const app = await buildApp(ctx, [
       registerConnectRoutes,
@@ -97,6 +112,11 @@ export async function createService(config: Config, options: ServiceOptions = {}
         : startBackground(
             [
               { name: 'webhooks', everyMs: 1000, run: () => ctx.webhooks.deliverDue() },
+              {
+                name: 'refresh',
+                everyMs: options.schedulerIntervalMs ?? 5000,
+                run: () => runDueRefreshes({ store, tokens: ctx.tokens, clock, logger }),
+              },
               {
                 name: 'housekeeping',
                 everyMs: 10 * 60 * 1000,
@@ -129,6 +149,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
 function buildContext(
   config: Config,
   parts: Pick<AppContext, 'store' | 'keyring' | 'sealer' | 'logger' | 'clock' | 'catalog' | 'demo' | 'fetch'>,
+  leaseMs: number | undefined,
 ): AppContext {
   const sessions = new SessionService(
     new SessionRepository(parts.store.db),
@@ -151,6 +172,24 @@ function buildContext(
     clock: parts.clock,
     logger: parts.logger,
   });
+  const notifications = new Notifications(parts.store.db, parts.clock);
+  const metrics = createMetrics();
+  const tokens = new TokenService({
+    store: parts.store,
+    audit,
+    webhooks,
+    notifications,
+    clock: parts.clock,
+    catalog: parts.catalog,
+    clients: providers,
+    sealer: parts.sealer,
+    logger: parts.logger,
+    metrics,
+    breakers: new CircuitBreakers(parts.clock),
+    instanceId: randomUUID(),
+    // A refresh lease must outlive the token request's timeout.
+    leaseMs: leaseMs ?? Math.max(30_000, config.outbound.timeoutMs * 2),
+  });
   const flow = new AuthorizationFlow({
     store: parts.store,
     catalog: parts.catalog,
@@ -159,6 +198,7 @@ function buildContext(
     sealer: parts.sealer,
     audit,
     webhooks,
+    notifications,
     clock: parts.clock,
     publicUrl: config.server.publicUrl,
   });
@@ -166,9 +206,11 @@ function buildContext(
     ...parts,
     providers,
     webhooks,
+    notifications,
+    tokens,
     flow,
     config,
-    metrics: createMetrics(),
+    metrics,
     sessions,
     auth: createAuthenticator({
       verifyJwt,

@@ -39,6 +39,7 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: AppContext):
     sealer: ctx.sealer,
     audit: ctx.audit,
     webhooks: ctx.webhooks,
+    notifications: ctx.notifications,
     logger: ctx.logger,
   };
 

@@ -1,0 +1,147 @@
+import { randomInt } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { AuditLog } from '../notify/audit.js';
+import { adminsAudience, type Notifications } from '../notify/notifications.js';
+import type { Webhooks } from '../notify/webhooks.js';
+import type { ProviderError } from '../oauth/errors.js';
+import type { Store } from '../store/database.js';
+import type { ConnectionRow, Database } from '../store/types.js';
+import type { Clock } from '../support/clock.js';
+
+export interface OutcomeDeps {
+  store: Store;
+  audit: AuditLog;
+  webhooks: Webhooks;
+  notifications: Notifications;
+  clock: Clock;
+}
+
+/** A short, stable reason for humans and webhooks, from the provider's error code (never its text). */
+export function reauthReason(error: ProviderError): string {
+  const aadsts = error.providerErrorDescription ? /AADSTS(\d+)/.exec(error.providerErrorDescription) : null;
+  return [error.providerError ?? 'rejected', aadsts ? `AADSTS${aadsts[1]}` : undefined]
+    .filter(Boolean)
+    .join(':');
+}
+
+/**
+ * Marks the connection `needs_reauth`, once per incident: only the transition from `active`
+ * (fenced by version) writes, and only that writer notifies the owner, fires the webhook,
+ * publishes the SSE event and audits, in one transaction.
+ */
+export async function markNeedsReauth(d: OutcomeDeps, row: ConnectionRow, reason: string): Promise<boolean> {
+  const now = d.clock.now();
+  return d.store.db.transaction().execute(async (trx) => {
+    const r = await trx
+      .updateTable('connections')
+      .set({
+        status: 'needs_reauth',
+        status_reason: reason,
+        next_refresh_at: null,
+        version: row.version + 1,
+        updated_at: now,
+      })
+      .where('id', '=', row.id)
+      .where('version', '=', row.version)
+      .where('status', '=', 'active')
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) !== 1) return false;
+    const db = trx as unknown as Kysely<Database>;
+    if (!(await d.notifications.hasOpen(db, row.user_id, 'connection.needs_reauth', row.id))) {
+      await d.notifications.create(db, {
+        userId: row.user_id,
+        type: 'connection.needs_reauth',
+        connectionId: row.id,
+        data: { integration: row.integration_id, reason },
+      });
+    }
+    await d.notifications.publish(db, row.user_id, 'connection.status', {
+      connectionId: row.id,
+      integration: row.integration_id,
+      status: 'needs_reauth',
+      reason,
+    });
+    await d.webhooks.enqueue(db, 'connection.needs_reauth', {
+      connectionId: row.id,
+      userId: row.user_id,
+      integration: row.integration_id,
+      reason,
+    });
+    await d.audit.record(
+      {
+        actor: 'system',
+        action: 'connection.needs_reauth',
+        targetType: 'connection',
+        targetId: row.id,
+        data: { integration: row.integration_id, reason },
+      },
+      trx,
+    );
+    return true;
+  });
+}
+
+/** Exponential backoff with ±20 % jitter: 5 s doubling to 15 min, at least the provider's Retry-After. */
+export function refreshBackoffMs(failures: number, retryAfterMs?: number): number {
+  const base = Math.min(15 * 60_000, 5_000 * 2 ** Math.max(0, failures - 1));
+  const jittered = Math.round(base * (0.8 + (0.4 * randomInt(1_000_000)) / 1_000_000));
+  return Math.max(jittered, retryAfterMs ?? 0);
+}
+
+/** Records a transient failure: the status stays `active`; the next scheduled try backs off. */
+export async function recordTransientFailure(
+  d: OutcomeDeps,
+  row: ConnectionRow,
+  retryAfterMs?: number,
+): Promise<void> {
+  const failures = row.refresh_failures + 1;
+  await d.store.db
+    .updateTable('connections')
+    .set({
+      refresh_failures: failures,
+      next_refresh_at: d.clock.now() + refreshBackoffMs(failures, retryAfterMs),
+    })
+    .where('id', '=', row.id)
+    .where('version', '=', row.version)
+    .execute();
+}
+
+/**
+ * Tells the administrators once per provider that it rejects our client (an admin problem, not
+ * the user's): one open notification per provider until it is resolved; the connection's status
+ * is unchanged and its scheduled refresh backs off.
+ */
+export async function alertConfigError(
+  d: OutcomeDeps,
+  row: ConnectionRow,
+  providerId: string,
+  error: ProviderError,
+): Promise<void> {
+  const subject = `provider:${providerId}`;
+  await d.store.db.transaction().execute(async (trx) => {
+    const db = trx as unknown as Kysely<Database>;
+    await trx
+      .updateTable('connections')
+      .set({ refresh_failures: row.refresh_failures + 1, next_refresh_at: d.clock.now() + 15 * 60_000 })
+      .where('id', '=', row.id)
+      .where('version', '=', row.version)
+      .execute();
+    if (await d.notifications.hasOpen(db, adminsAudience, 'provider.config_error', subject)) return;
+    await d.notifications.create(db, {
+      userId: adminsAudience,
+      type: 'provider.config_error',
+      connectionId: subject,
+      data: { provider: providerId, error: error.providerError ?? 'rejected' },
+    });
+    await d.audit.record(
+      {
+        actor: 'system',
+        action: 'provider.config_error',
+        targetType: 'provider',
+        targetId: providerId,
+        data: { error: error.providerError ?? 'rejected' },
+      },
+      trx,
+    );
+  });
+}

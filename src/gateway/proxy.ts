@@ -1,0 +1,203 @@
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TokenService, UsableToken } from '../connections/token-service.js';
+import { requireUser } from '../http/auth.js';
+import { Problem } from '../http/problem.js';
+import type { OutboundFetch } from '../oauth/outbound.js';
+import type { CatalogRepository } from '../store/repos/catalog.js';
+import type { ConnectionRepository } from '../store/repos/connections.js';
+import type { ConnectionRow } from '../store/types.js';
+import { connectionProblem } from './connection-problem.js';
+
+/** Headers never forwarded in either direction (RFC 9110 §7.6.1), plus the caller's credentials. */
+const hopByHop = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'content-length',
+]);
+const requestOnlyDrop = new Set([
+  'authorization',
+  'cookie',
+  'x-csrf-token',
+  'origin',
+  'referer',
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+]);
+const responseOnlyDrop = new Set(['set-cookie', 'set-cookie2']);
+
+export interface ProxyDeps {
+  connections: ConnectionRepository;
+  catalog: CatalogRepository;
+  tokens: TokenService;
+  fetch: OutboundFetch;
+  publicUrl: string;
+  /** Request bodies up to this size are buffered so a 401 can be retried after a refresh. */
+  maxRetryBodyBytes?: number;
+}
+
+/**
+ * Resolves the upstream URL for a proxied path: the integration's `api.baseUrl` joined with the
+ * caller's path and query, refusing anything that could leave it (absolute URLs, `..` segments,
+ * raw or percent-encoded, backslashes, control characters). Never follows a redirect.
+ */
+export function upstreamUrl(baseUrl: string, rawRest: string): URL {
+  const refuse = () => new Problem(400, 'bad_request', 'Bad Request', 'This path cannot be proxied.');
+  const q = rawRest.indexOf('?');
+  const path = q === -1 ? rawRest : rawRest.slice(0, q);
+  const query = q === -1 ? '' : rawRest.slice(q);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+  if (/[\\\u0000-\u001f\u007f]/.test(rawRest) || /%5c/i.test(path) || /%(00|0a|0d)/i.test(rawRest))
+    throw refuse();
+  const segments = path.split('/');
+  if (segments.some((s) => /^(\.|%2e){1,2}$/i.test(s))) throw refuse();
+  const base = new URL(baseUrl);
+  const basePath = base.pathname.replace(/\/+$/, '');
+  const target = new URL(`${base.origin}${basePath}/${path.replace(/^\/+/, '')}${query}`);
+  if (
+    target.origin !== base.origin ||
+    !(target.pathname === basePath || target.pathname.startsWith(`${basePath}/`))
+  ) {
+    throw refuse();
+  }
+  return target;
+}
+
+/** `ANY /api/v1/connections/:id/proxy/*`: forwards with the connection's token, streaming both ways. */
+export async function registerProxyRoutes(app: FastifyInstance, d: ProxyDeps): Promise<void> {
+  const maxRetryBody = d.maxRetryBodyBytes ?? 1024 * 1024;
+  await app.register(async (scope) => {
+    // Bodies pass through untouched as streams: no parsing, no size limit beyond the upstream's.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { bodyLimit: 1024 * 1024 * 1024 }, (_req, payload, done) =>
+      done(null, payload),
+    );
+    scope.all('/api/v1/connections/:id/proxy/*', async (request, reply) =>
+      proxy(d, maxRetryBody, request, reply),
+    );
+    scope.all('/api/v1/connections/:id/proxy', async (request, reply) =>
+      proxy(d, maxRetryBody, request, reply),
+    );
+  });
+}
+
+async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest, reply: FastifyReply) {
+  const identity = requireUser(request, d.publicUrl);
+  const { id } = request.params as { id: string };
+  const row = /^[0-9a-f-]{36}$/i.test(id) ? await d.connections.findForUser(identity.userId, id) : undefined;
+  if (row === undefined)
+    throw new Problem(404, 'connection_not_found', 'Not Found', 'There is no such connection.');
+  const integration = await d.catalog.getIntegration(row.integration_id);
+  const baseUrl = integration?.settings.api?.baseUrl;
+  if (baseUrl === undefined) {
+    throw new Problem(409, 'conflict', 'Conflict', 'This integration has no API to proxy to.');
+  }
+  const rawUrl = request.raw.url ?? '';
+  const prefix = `/api/v1/connections/${id}/proxy`;
+  const target = upstreamUrl(baseUrl, rawUrl.slice(rawUrl.indexOf(prefix) + prefix.length));
+
+  const headers = new Headers();
+  for (const [k, v] of Object.entries(request.headers)) {
+    if (v === undefined || hopByHop.has(k) || requestOnlyDrop.has(k)) continue;
+    headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+  }
+  const method = request.method;
+  const hasBody =
+    method !== 'GET' && method !== 'HEAD' && request.body !== undefined && request.body !== null;
+  const length = Number(request.headers['content-length'] ?? Number.NaN);
+  // Buffer small bodies (known length within the limit) so a 401 can be retried; stream the rest.
+  const body: Buffer | Readable | undefined = !hasBody
+    ? undefined
+    : Number.isFinite(length) && length <= maxRetryBody
+      ? await readAll(request.body as Readable)
+      : (request.body as Readable);
+  const retryable = !(body instanceof Readable);
+
+  const send = async (token: UsableToken) => {
+    headers.set('authorization', token.authorization);
+    return d.fetch(target, {
+      method,
+      headers,
+      ...(body === undefined
+        ? {}
+        : {
+            body: body instanceof Readable ? (Readable.toWeb(body) as ReadableStream) : body,
+            duplex: 'half',
+          }),
+    } as RequestInit);
+  };
+
+  let token: UsableToken;
+  try {
+    token = await d.tokens.tokenFor(row);
+  } catch (error) {
+    throw connectionProblem(error, row, d.publicUrl);
+  }
+  let upstream = await sendOrFail(send, token);
+  if (upstream.status === 401 && retryable) {
+    await upstream.body?.cancel();
+    try {
+      token = await d.tokens.tokenFor(await refreshedRow(d, row), {
+        force: true,
+        rejectedToken: token.value,
+      });
+    } catch (error) {
+      throw connectionProblem(error, row, d.publicUrl);
+    }
+    upstream = await sendOrFail(send, token);
+  }
+
+  reply.code(upstream.status);
+  upstream.headers.forEach((value, key) => {
+    if (!hopByHop.has(key) && !responseOnlyDrop.has(key)) reply.header(key, value);
+  });
+  reply.header('cache-control', upstream.headers.get('cache-control') ?? 'no-store');
+  if (upstream.body === null) return reply.send();
+  return reply.send(Readable.fromWeb(upstream.body as import('node:stream/web').ReadableStream));
+}
+
+async function refreshedRow(d: ProxyDeps, row: ConnectionRow): Promise<ConnectionRow> {
+  return (await d.connections.findForUser(row.user_id, row.id)) ?? row;
+}
+
+async function sendOrFail(
+  send: (t: UsableToken) => Promise<Response>,
+  token: UsableToken,
+): Promise<Response> {
+  try {
+    return await send(token);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'outbound_blocked') {
+      throw new Problem(
+        502,
+        'upstream_error',
+        'Bad Gateway',
+        'The API address is refused by the outbound policy.',
+      );
+    }
+    const timedOut = (error as { name?: string }).name === 'TimeoutError';
+    throw new Problem(
+      timedOut ? 504 : 502,
+      'upstream_error',
+      timedOut ? 'Gateway Timeout' : 'Bad Gateway',
+      timedOut ? 'The API did not answer in time.' : 'The API could not be reached.',
+    );
+  }
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,78 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { adminsAudience } from '../../notify/notifications.js';
+import { requireUser } from '../auth.js';
+import type { AppContext } from '../context.js';
+import { notFound } from '../problem.js';
+import { parseInput } from '../validate.js';
+
+const idParams = z.strictObject({ id: z.uuid() });
+
+/**
+ * `GET /api/v1/notifications`, `POST /api/v1/notifications/:id/read`, and `GET /api/v1/events`
+ * (server-sent events). SSE reads the shared `events` table, so an event written by any
+ * instance reaches a stream held by any other. @see WHATWG HTML §9.2 (server-sent events)
+ */
+export function registerNotificationRoutes(app: FastifyInstance, ctx: AppContext, pollMs = 1000): void {
+  const publicUrl = ctx.config.server.publicUrl;
+
+  app.get('/api/v1/notifications', async (request) => {
+    const identity = requireUser(request, publicUrl);
+    const mine = await ctx.notifications.list(identity.userId);
+    const forAdmins = identity.role === 'admin' ? await ctx.notifications.list(adminsAudience) : [];
+    return [...mine, ...forAdmins];
+  });
+
+  app.post('/api/v1/notifications/:id/read', async (request, reply) => {
+    const identity = requireUser(request, publicUrl);
+    const parsed = idParams.safeParse(request.params);
+    if (!parsed.success) throw notFound('There is no such notification.');
+    const ok =
+      (await ctx.notifications.markRead(identity.userId, parsed.data.id)) ||
+      (identity.role === 'admin' && (await ctx.notifications.markRead(adminsAudience, parsed.data.id)));
+    if (!ok) throw notFound('There is no such notification.');
+    return reply.code(204).send();
+  });
+
+  app.get('/api/v1/events', async (request, reply) => {
+    const identity = requireUser(request, publicUrl);
+    const lastEventId = parseInput(
+      z.object({ 'last-event-id': z.coerce.number().int().nonnegative().optional() }),
+      { 'last-event-id': request.headers['last-event-id'] },
+      'header',
+    )['last-event-id'];
+    let cursor = lastEventId ?? (await ctx.notifications.latestEventId(identity.userId));
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.write('retry: 3000\n\n');
+    let closed = false;
+    let sinceBeat = 0;
+    request.raw.on('close', () => {
+      closed = true;
+    });
+    while (!closed) {
+      try {
+        const events = await ctx.notifications.eventsAfter(identity.userId, cursor);
+        for (const e of events) {
+          res.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${e.data}\n\n`);
+          cursor = e.id;
+        }
+        sinceBeat += pollMs;
+        if (sinceBeat >= 15_000) {
+          res.write(': keep-alive\n\n');
+          sinceBeat = 0;
+        }
+      } catch (error) {
+        request.log.warn({ err: error }, 'event stream poll failed');
+      }
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+    res.end();
+  });
+}
