@@ -56,6 +56,7 @@ export class Sealer {
   readonly #active: SealingKey;
   readonly #keys: ReadonlyMap<string, SealingKey>;
   readonly #decodeScratch = Buffer.allocUnsafe(DECODE_SCRATCH_BYTES);
+  readonly #scratchNonce = view(this.#decodeScratch, 0, NONCE_LENGTH);
 
   constructor(keyring: Keyring) {
     const keys = new Map<string, SealingKey>();
@@ -99,16 +100,18 @@ export class Sealer {
     const keyId = parseKeyId(sealed, this.#keys, ctx);
     const k = this.#keys.get(keyId);
     const data = decodePayload(sealed, keyId, this.#decodeScratch, ctx);
+    const length = decodedLength(sealed, keyId);
     if (!k) {
       throw new DecryptionError('key_unknown', `${describe(ctx)}: key "${keyId}" is not in the keyring`, {
         keyId,
         context: ctx,
       });
     }
-    const end = data.length - TAG_LENGTH;
-    const decipher = createDecipheriv(ALGORITHM, k.key, view(data, 0, NONCE_LENGTH), CIPHER_OPTIONS);
+    const end = length - TAG_LENGTH;
+    const nonce = data === this.#decodeScratch ? this.#scratchNonce : view(data, 0, NONCE_LENGTH);
+    const decipher = createDecipheriv(ALGORITHM, k.key, nonce, CIPHER_OPTIONS);
     decipher.setAAD(additionalData(k, suffix));
-    decipher.setAuthTag(view(data, end, data.length));
+    decipher.setAuthTag(view(data, end, length));
     const plaintext = decipher.update(view(data, NONCE_LENGTH, end));
     try {
       decipher.final();
@@ -166,10 +169,18 @@ for (const [value, char] of [
   BASE64URL_VALUES[char.charCodeAt(0)] = value;
 }
 
+/** How many bytes the base64url payload after `v1.<keyId>.` decodes to (if it is canonical). */
+function decodedLength(sealed: string, keyId: string): number {
+  const length = sealed.length - (VERSION_PREFIX.length + keyId.length + 1);
+  const tail = length & 3;
+  return (length >> 2) * 3 + (tail === 0 ? 0 : tail - 1);
+}
+
 /**
- * Decodes the payload after `v1.<keyId>.`, accepting only canonical unpadded base64url of at least
- * nonce + tag. Node's decoder is lenient (it skips unknown characters, accepts `+`, `/` and `=`,
- * and reads only the low byte of non-ASCII characters), so each of those is ruled out here; a
+ * Decodes the payload after `v1.<keyId>.` into the first {@link decodedLength} bytes of `scratch`
+ * (or of a new buffer when it does not fit), accepting only canonical unpadded base64url of at
+ * least nonce + tag. Node's decoder is lenient (it skips unknown characters, accepts `+`, `/` and
+ * `=`, and reads only the low byte of non-ASCII characters), so each of those is ruled out here; a
  * skipped character always shows up as fewer bytes written than the length implies.
  */
 function decodePayload(
@@ -177,11 +188,11 @@ function decodePayload(
   keyId: string,
   scratch: Buffer | undefined,
   context: SealContext | undefined,
-): Uint8Array {
+): Buffer {
   const start = VERSION_PREFIX.length + keyId.length + 1;
   const length = sealed.length - start;
   const tail = length & 3;
-  const bytes = (length >> 2) * 3 + (tail === 0 ? 0 : tail - 1);
+  const bytes = decodedLength(sealed, keyId);
   let canonical = tail !== 1 && bytes >= NONCE_LENGTH + TAG_LENGTH;
   if (canonical && tail !== 0) {
     // The unused low bits of the last character must be zero.
@@ -195,7 +206,7 @@ function decodePayload(
     !sealed.includes('+') && !sealed.includes('/') && Buffer.byteLength(sealed, 'utf8') === sealed.length;
   if (canonical) {
     const target = scratch && bytes <= scratch.length ? scratch : Buffer.allocUnsafe(bytes);
-    if (target.write(payload, 0, bytes, 'base64url') === bytes) return view(target, 0, bytes);
+    if (target.write(payload, 0, bytes, 'base64url') === bytes) return target;
   }
   throw malformed(context, 'payload is not base64url of nonce, ciphertext and tag', keyId);
 }

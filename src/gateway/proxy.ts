@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TokenService, UsableToken } from '../connections/token-service.js';
 import { requireUser } from '../http/auth.js';
 import { Problem } from '../http/problem.js';
+import { hasControlOrBackslash } from '../http/return-to.js';
 import type { OutboundFetch } from '../oauth/outbound.js';
 import type { CatalogRepository } from '../store/repos/catalog.js';
 import type { ConnectionRepository } from '../store/repos/connections.js';
@@ -56,9 +57,7 @@ export function upstreamUrl(baseUrl: string, rawRest: string): URL {
   const q = rawRest.indexOf('?');
   const path = q === -1 ? rawRest : rawRest.slice(0, q);
   const query = q === -1 ? '' : rawRest.slice(q);
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-  if (/[\\\u0000-\u001f\u007f]/.test(rawRest) || /%5c/i.test(path) || /%(00|0a|0d)/i.test(rawRest))
-    throw refuse();
+  if (hasControlOrBackslash(rawRest) || /%5c/i.test(path) || /%(00|0a|0d)/i.test(rawRest)) throw refuse();
   const segments = path.split('/');
   if (segments.some((s) => /^(\.|%2e){1,2}$/i.test(s))) throw refuse();
   const base = new URL(baseUrl);

@@ -103,6 +103,15 @@ export async function createService(config: Config, options: ServiceOptions = {}
     const app = await buildApp(ctx, [
       registerConnectRoutes,
       registerConnectionRoutes,
+      registerNotificationRoutes,
+      (a) =>
+        registerProxyRoutes(a, {
+          connections: ctx.connections,
+          catalog: ctx.catalog,
+          tokens: ctx.tokens,
+          fetch: ctx.fetch,
+          publicUrl: config.server.publicUrl,
+        }),
       ...(options.routes ?? []),
     ]);
     const pending = new PendingAuthorizationRepository(store.db);

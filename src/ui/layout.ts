@@ -19,6 +19,7 @@ export function layout(p: PageOptions): SafeHtml {
 <meta name="referrer" content="no-referrer">
 <title>${p.title} · nunq connect</title>
 <link rel="stylesheet" href="/assets/app.css">
+${p.identity ? html`<script src="/assets/app.js" defer></script>` : ''}
 </head>
 <body>
 <a class="skip" href="#main">Skip to content</a>

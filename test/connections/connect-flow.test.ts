@@ -110,6 +110,13 @@ describe.each(databaseKinds)('connect flow against oidc-provider on %s', (kind) 
     expect(c.scopes).toContain('items:read');
     expect(Date.parse(c.accessTokenExpiresAt)).toBeGreaterThan(Date.now());
 
+    // The proxy uses it without showing it.
+    const proxied = await svc.api('u-alice', `/api/v1/connections/${connectionId}/proxy/items`);
+    expect(proxied.status).toBe(200);
+    expect((await proxied.json()).items).toHaveLength(3);
+    const me = await (await svc.api('u-alice', `/api/v1/connections/${connectionId}/proxy/me`)).json();
+    expect(me.sub).toBe('alice');
+
     // The page shows it, too.
     const page = (await ua.get(`${svc.url}/?outcome=connected`)).body;
     expect(page).toContain('Connected as Alice Example');

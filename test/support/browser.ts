@@ -179,3 +179,23 @@ export function accessibilityFacts(page: Page): Promise<AccessibilityFacts> {
     } satisfies AccessibilityFacts;
   });
 }
+
+/**
+ * Opens `/` on the service in dev auth mode, follows it to `/dev/login`, types `userName` into the
+ * form as a person would and submits; resolves on the Integrations page. Returns the sign-in
+ * page's accessibility facts and HTML for the caller's checks.
+ */
+export async function signInAtDevLogin(
+  page: Page,
+  serviceUrl: string,
+  userName: string,
+): Promise<{ loginUrl: URL; loginFacts: AccessibilityFacts; loginHtml: string }> {
+  await page.goto(`${serviceUrl}/`);
+  const loginUrl = new URL(page.url());
+  const loginFacts = await accessibilityFacts(page);
+  const loginHtml = await page.content();
+  await page.getByLabel('User name').fill(userName);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.waitForURL(`${serviceUrl}/`);
+  return { loginUrl, loginFacts, loginHtml };
+}

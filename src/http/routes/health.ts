@@ -19,6 +19,12 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: AppContext): voi
     return ctx.metrics.registry.metrics();
   });
 
+  app.get('/assets/app.js', async (_request, reply) => {
+    const { script } = await import('../../ui/script.js');
+    reply.header('cache-control', 'public, max-age=3600').type('text/javascript; charset=utf-8');
+    return script;
+  });
+
   app.get('/assets/app.css', async (_request, reply) => {
     const { stylesheet } = await import('../../ui/styles.js');
     reply.header('cache-control', 'public, max-age=3600').type('text/css; charset=utf-8');

@@ -53,10 +53,22 @@ export function registerPageRoutes(app: FastifyInstance, ctx: AppContext): void 
   app.get('/', async (request, reply) => {
     const identity: Identity | undefined = request.identity;
     if (identity === undefined) return signInRedirect(ctx, request, reply);
-    const integrations = await listUserIntegrations(ctx.catalog, ctx.connections, identity.userId);
+    const [integrations, open] = await Promise.all([
+      listUserIntegrations(ctx.catalog, ctx.connections, identity.userId),
+      ctx.notifications.list(identity.userId, { unresolvedOnly: true }),
+    ]);
+    const names = new Map(integrations.map((i) => [i.id, i.name]));
+    const notifications = open
+      .filter((n) => n.type === 'connection.needs_reauth')
+      .map((n) => ({
+        id: n.id,
+        type: n.type,
+        connectionId: n.connectionId,
+        text: `${names.get(String(n.data.integration)) ?? 'A connection'} needs reconnecting: the provider no longer accepts its sign-in.`,
+      }));
     return sendPage(
       reply,
-      integrationsPage({ identity, integrations, notifications: [], flash: flashFrom(request) }).value,
+      integrationsPage({ identity, integrations, notifications, flash: flashFrom(request) }).value,
     );
   });
 }

@@ -1,0 +1,348 @@
+/**
+ * The whole connect journey in a real browser (Chromium) against a real OpenID Connect provider
+ * (panva's oidc-provider: PKCE required, refresh tokens rotated, access tokens for the demo API),
+ * on SQLite and PostgreSQL: sign in at /dev/login, Connect, the provider's login and consent pages,
+ * "Connected as …", Reconnect (same connection id), Disconnect. Then the secrets scan: no token,
+ * code or client secret anywhere the service put anything.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningDemoApi, startDemoApi } from '../../src/demo/demo-api.js';
+import { type RunningOidcProvider, startOidcProvider } from '../../src/demo/oidc-provider.js';
+import { createOutboundFetch } from '../../src/oauth/outbound.js';
+import {
+  accessibilityFacts,
+  type Browser,
+  type BrowserContext,
+  launchBrowser,
+  NetworkRecord,
+  openSession,
+  type Page,
+  signInAtDevLogin,
+} from '../support/browser.js';
+import { createTestDatabase, databaseKinds, type TestDatabase } from '../support/databases.js';
+import {
+  findSecrets,
+  type Haystack,
+  headersText,
+  rawDatabaseText,
+  SecretsCollector,
+  type TappedResponse,
+  tapServiceResponses,
+} from '../support/secrets-scan.js';
+import { freePort, startTestService, type TestService } from '../support/service.js';
+
+const screenshotPath = '/tmp/nunq-e2e-connected.png';
+const integration = 'items';
+/** The person's name at the provider, and what the card must say once connected. */
+const login = 'alice';
+const accountName = 'Alice Example';
+
+let browser: Browser;
+beforeAll(async () => {
+  browser = await launchBrowser();
+});
+afterAll(async () => {
+  await browser?.close();
+});
+
+describe.each(databaseKinds)('a person connects in Chromium against oidc-provider on %s', (kind) => {
+  const clientSecret = `e2e-oidc-secret-${randomBytes(16).toString('hex')}`;
+  const secrets = new SecretsCollector();
+  const network = new NetworkRecord();
+  const tapped: TappedResponse[] = [];
+  /** Rendered pages, API answers and database snapshots, for the scan. */
+  const seen: Haystack[] = [];
+  const contexts: BrowserContext[] = [];
+  let database: TestDatabase;
+  let provider: RunningOidcProvider;
+  let api: RunningDemoApi;
+  let svc: TestService;
+  /** The person's user name at the service (typed at /dev/login). */
+  const userName = `e2e-${kind}-person`;
+  let connectionId = '';
+
+  beforeAll(async () => {
+    database = await createTestDatabase(kind);
+    const apiPort = await freePort();
+    const servicePort = await freePort();
+    provider = await startOidcProvider({
+      clients: [
+        {
+          client_id: 'nunq-e2e',
+          client_secret: clientSecret,
+          redirect_uris: [`http://127.0.0.1:${servicePort}/oauth/callback`],
+          grant_types: ['authorization_code', 'refresh_token'],
+          token_endpoint_auth_method: 'client_secret_basic',
+        },
+      ],
+      rotateRefreshToken: true,
+      resource: { url: `http://127.0.0.1:${apiPort}/`, scopes: ['items:read'] },
+      accounts: { [login]: { name: accountName, email: 'alice@example.com' } },
+    });
+    api = await startDemoApi({
+      issuer: provider.issuer,
+      audience: `http://127.0.0.1:${apiPort}/`,
+      port: apiPort,
+    });
+    secrets.add('client_secret', clientSecret);
+    svc = await startTestService({
+      database,
+      port: servicePort,
+      authMode: 'dev',
+      providers: [
+        { id: 'demo', type: 'oidc', issuer: provider.issuer, clientId: 'nunq-e2e', clientSecret },
+      ],
+      integrations: [
+        {
+          id: integration,
+          name: 'Items',
+          description: 'The demo API’s items.',
+          provider: 'demo',
+          scopes: ['openid', 'profile', 'email', 'offline_access', 'items:read'],
+          api: { baseUrl: api.url },
+        },
+      ],
+      serviceOptions: {
+        fetch: secrets.recordingFetch(createOutboundFetch({ allow: ['127.0.0.0/8'], timeoutMs: 10_000 })),
+        routes: [tapServiceResponses(tapped)],
+      },
+    });
+  });
+
+  afterEach(async () => {
+    await network.settle();
+    await Promise.all(contexts.splice(0).map((c) => c.close()));
+  });
+
+  afterAll(async () => {
+    await svc?.close();
+    await api?.close();
+    await provider?.close();
+    await database?.drop();
+  });
+
+  /** A fresh browser context, signed in at /dev/login as the person; on the Integrations page. */
+  async function signedIn(): Promise<Page> {
+    const { context, page } = await openSession(browser, network);
+    contexts.push(context);
+    const { loginUrl, loginFacts, loginHtml } = await signInAtDevLogin(page, svc.url, userName);
+    seen.push({ where: `page ${loginUrl.pathname}`, text: loginHtml });
+    expect(loginUrl.pathname).toBe('/dev/login');
+    expect(loginUrl.searchParams.get('return_to')).toBe('/');
+    expect(loginFacts).toMatchObject({ lang: 'en', mainLandmarks: 1, unnamedControls: [] });
+    expect(loginFacts.formControls).toBeGreaterThanOrEqual(1);
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Integrations');
+    expect(await page.getByTestId('signed-in-as').textContent()).toBe(userName);
+    return page;
+  }
+
+  /** Keeps the rendered page for the scan. */
+  async function keep(page: Page): Promise<void> {
+    seen.push({ where: `page ${new URL(page.url()).pathname}`, text: await page.content() });
+  }
+
+  /** GETs an API path with the browser context's own session cookie; keeps the answer for the scan. */
+  async function apiGet(page: Page, path: string): Promise<unknown> {
+    const response = await page.context().request.get(`${svc.url}${path}`);
+    const text = await response.text();
+    seen.push({ where: `api ${path}`, text: `${headersText(response.headers())}\n${text}` });
+    expect(response.status(), text).toBe(200);
+    return JSON.parse(text);
+  }
+
+  /**
+   * Goes through oidc-provider's own pages as a person would: types a login and a password on
+   * its sign-in page, clicks Continue on its consent page; stops when back at the service.
+   * Returns which pages it went through.
+   */
+  async function throughProvider(page: Page): Promise<string[]> {
+    const shown: string[] = [];
+    for (let step = 0; step < 4; step += 1) {
+      await page.waitForLoadState('load');
+      const here = page.url();
+      if (new URL(here).origin !== provider.issuer) return shown;
+      if ((await page.locator('input[name="login"]').count()) > 0) {
+        shown.push('login');
+        await page.locator('input[name="login"]').fill(login);
+        await page.locator('input[name="password"]').fill('any password at all');
+        await page.getByRole('button', { name: 'Sign-in' }).click();
+      } else {
+        shown.push('consent');
+        await page.getByRole('button', { name: 'Continue' }).click();
+      }
+      await page.waitForURL((url) => url.href !== here);
+    }
+    throw new Error(`still at the provider after ${shown.join(', ')}: ${page.url()}`);
+  }
+
+  const card = (page: Page) => page.getByTestId(`integration-${integration}`);
+  const statusText = async (page: Page) => (await card(page).getByTestId(`status-${integration}`).textContent())?.trim();
+
+  it('signs in at /dev/login, connects through the provider’s login and consent pages and shows "Connected as …"', async () => {
+    const page = await signedIn();
+    expect(await statusText(page)).toBe('Not connected');
+    await keep(page);
+
+    await card(page).getByRole('link', { name: 'Connect' }).click();
+    await page.waitForURL((url) => url.origin === provider.issuer);
+    expect(await throughProvider(page)).toEqual(['login', 'consent']);
+
+    await page.waitForURL((url) => url.origin === svc.url && url.pathname === '/');
+    const back = new URL(page.url());
+    expect(back.searchParams.get('outcome')).toBe('connected');
+    connectionId = back.searchParams.get('connection') ?? '';
+    expect(connectionId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await page.getByTestId('flash').textContent()).toBe('Connected.');
+    expect(await page.getByRole('status').textContent()).toContain('Connected.');
+    expect(await statusText(page)).toBe(`Connected as ${accountName}`);
+    expect(await card(page).getByRole('button', { name: 'Reconnect' }).count()).toBe(1);
+    expect(await card(page).getByRole('button', { name: 'Disconnect' }).count()).toBe(1);
+    expect(await card(page).getByRole('link', { name: 'Connect' }).count()).toBe(0);
+
+    const facts = await accessibilityFacts(page);
+    expect(facts).toEqual({
+      lang: 'en',
+      mainLandmarks: 1,
+      unnamedControls: [],
+      formControls: 0,
+      flash: 'in-live-region',
+    });
+    await keep(page);
+    if (kind === databaseKinds[0]) await page.screenshot({ path: screenshotPath, fullPage: true });
+
+    // The API, with the same browser session, shows the connection with the provider's account.
+    const list = (await apiGet(page, '/api/v1/connections')) as Array<Record<string, unknown>>;
+    expect(list).toHaveLength(1);
+    expect(list[0]).toMatchObject({
+      id: connectionId,
+      integration,
+      status: 'active',
+      account: { id: login, name: accountName, email: 'alice@example.com' },
+    });
+    expect(list[0]?.scopes).toContain('items:read');
+    expect(await apiGet(page, '/api/v1/integrations')).toContainEqual({
+      id: integration,
+      name: 'Items',
+      kind: 'oauth',
+      status: 'active',
+      connectionId,
+    });
+
+    // The tokens the scan looks for are the ones the service really stored (sealed).
+    const row = await svc.service.ctx.store.db
+      .selectFrom('connections')
+      .selectAll()
+      .where('id', '=', connectionId)
+      .executeTakeFirstOrThrow();
+    const stored = svc.service.ctx.sealer.open(row.access_token_sealed!, {
+      table: 'connections',
+      rowId: connectionId,
+      field: 'access_token_sealed',
+    });
+    expect(secrets.values('access_token')).toContain(stored);
+    const dump = await rawDatabaseText(svc.service.ctx.store, database);
+    expect(dump).toContain(row.access_token_sealed!);
+    seen.push({ where: 'database while connected', text: dump });
+  });
+
+  it('Reconnect on the card goes through the provider again and keeps the same connection id', async () => {
+    expect(connectionId).not.toBe('');
+    const page = await signedIn();
+    expect(await statusText(page)).toBe(`Connected as ${accountName}`);
+
+    await card(page).getByRole('button', { name: 'Reconnect' }).click();
+    await page.waitForURL((url) => url.origin === provider.issuer);
+    // A fresh browser has no session at the provider: sign-in and consent again.
+    expect(await throughProvider(page)).toEqual(['login', 'consent']);
+
+    await page.waitForURL((url) => url.origin === svc.url && url.pathname === '/');
+    const back = new URL(page.url());
+    expect(back.searchParams.get('outcome')).toBe('reconnected');
+    expect(back.searchParams.get('connection')).toBe(connectionId);
+    expect(await page.getByTestId('flash').textContent()).toBe('Reconnected.');
+    expect(await statusText(page)).toBe(`Connected as ${accountName}`);
+    await keep(page);
+
+    const list = (await apiGet(page, '/api/v1/connections')) as Array<Record<string, unknown>>;
+    expect(list.map((c) => [c.id, c.status])).toEqual([[connectionId, 'active']]);
+    expect(provider.counters.tokenRequests.authorization_code).toBe(2);
+  });
+
+  it('Disconnect on the card brings it back to "Not connected" and revokes at the provider', async () => {
+    expect(connectionId).not.toBe('');
+    const page = await signedIn();
+    await card(page).getByRole('button', { name: 'Disconnect' }).click();
+    await page.waitForURL((url) => url.searchParams.get('outcome') === 'disconnected');
+    expect(new URL(page.url()).pathname).toBe('/');
+    expect(await page.getByTestId('flash').textContent()).toBe('Disconnected.');
+    expect(await statusText(page)).toBe('Not connected');
+    expect(await card(page).getByRole('link', { name: 'Connect' }).count()).toBe(1);
+    expect(await card(page).getByRole('button', { name: 'Disconnect' }).count()).toBe(0);
+    expect(await accessibilityFacts(page)).toMatchObject({
+      lang: 'en',
+      mainLandmarks: 1,
+      unnamedControls: [],
+      flash: 'in-live-region',
+    });
+    await keep(page);
+
+    expect(await apiGet(page, '/api/v1/connections')).toEqual([]);
+    const audit = await svc.service.ctx.audit.list({ targetId: connectionId });
+    const deleted = audit.find((a) => a.action === 'connection.deleted');
+    expect(JSON.parse(deleted?.data ?? '{}').revocation).toBe('revoked');
+  });
+
+  it('leaves no token, code, verifier or client secret in any response, page, log line or the database', async () => {
+    await network.settle();
+    secrets.addCodesFromUrls(network.requests, svc.url, '/oauth/callback');
+    // Not vacuous: the flow really produced what is searched for.
+    expect(secrets.count('client_secret')).toBe(1);
+    expect(secrets.count('authorization_code')).toBe(2);
+    expect(secrets.count('access_token')).toBeGreaterThanOrEqual(2);
+    expect(secrets.count('refresh_token')).toBeGreaterThanOrEqual(2);
+    expect(secrets.count('id_token')).toBeGreaterThanOrEqual(2);
+    expect(secrets.count('code_verifier')).toBe(2);
+    expect(secrets.tokenResponses).toBe(2);
+
+    // The scanner finds what is there: each code is in the provider's own redirect to the callback.
+    const providerRedirects = network
+      .from(provider.issuer)
+      .map((r) => ({ where: r.url, text: headersText(r.headers) }));
+    const codes = secrets.list().filter((s) => s.kind === 'authorization_code');
+    expect(new Set(findSecrets(codes, providerRedirects).map((h) => h.secret)).size).toBe(2);
+
+    // Everything the browser got from the service, with every text body actually read.
+    const fromService = network.from(svc.url);
+    expect(fromService.filter((r) => r.bodyError !== undefined)).toEqual([]);
+    expect(fromService.filter((r) => r.body?.includes('<main')).length).toBeGreaterThanOrEqual(6);
+    expect(tapped.length).toBeGreaterThanOrEqual(fromService.length);
+    const callbackPaths = network.requests.filter((u) => new URL(u).pathname === '/oauth/callback');
+    expect(callbackPaths).toHaveLength(2);
+
+    // The service's request log has the callback, with its query values redacted.
+    const callbackLogs = svc.logs
+      .map((l) => JSON.parse(l) as { req?: { url?: string } })
+      .filter((l) => l.req?.url?.startsWith('/oauth/callback?'));
+    expect(callbackLogs.length).toBeGreaterThanOrEqual(2);
+    for (const l of callbackLogs) expect(l.req?.url).toContain('code=[redacted]');
+
+    const haystacks: Haystack[] = [
+      ...fromService.map((r) => ({
+        where: `browser got ${r.status} ${new URL(r.url).pathname}`,
+        text: `${headersText(r.headers)}\n${r.body ?? ''}`,
+      })),
+      ...network.requests
+        .filter((u) => new URL(u).origin === svc.url && new URL(u).pathname !== '/oauth/callback')
+        .map((u) => ({ where: 'browser request URL to the service', text: u })),
+      ...tapped.map((r) => ({
+        where: `service sent ${r.status} ${r.method} ${r.path}`,
+        text: `${headersText(r.headers)}\n${r.body ?? ''}`,
+      })),
+      ...svc.logs.map((line, i) => ({ where: `log line ${i}`, text: line })),
+      ...seen,
+      { where: 'database at the end', text: await rawDatabaseText(svc.service.ctx.store, database) },
+    ];
+    expect(findSecrets(secrets.list(), haystacks)).toEqual([]);
+  });
+});
