@@ -58,6 +58,8 @@ export interface RunningEntraServer {
   failNext(failure: EntraFailure): void;
   /** Makes every refresh token issued so far answer invalid_grant AADSTS70008. */
   revokeAll(): void;
+  /** Overrides claims of the next ID token issued (e.g. a wrong `aud`, `nonce` or `tid`), for negative tests. */
+  tamperNextIdToken(claims: Record<string, unknown>): void;
   close(): Promise<void>;
 }
 
@@ -245,8 +247,11 @@ export async function startEntraServer(opts: StartEntraServerOptions): Promise<R
     msgraph_host: 'graph.microsoft.com',
   });
 
+  let tamper: Record<string, unknown> | undefined;
   const idToken = (client: EntraClient, user: User, scopes: string[], nonce?: string) => {
     const now = Math.floor(clock.now() / 1000);
+    const overrides = tamper ?? {};
+    tamper = undefined;
     const pairwise = createHash('sha256').update(`${client.clientId}|${user.oid}`).digest('base64url');
     return new SignJWT({
       aud: client.clientId,
@@ -264,6 +269,7 @@ export async function startEntraServer(opts: StartEntraServerOptions): Promise<R
       ver: '2.0',
       ...(nonce === undefined ? {} : { nonce }),
       ...(scopes.includes('email') ? { email: user.preferredUsername } : {}),
+      ...overrides,
     })
       .setProtectedHeader({ alg: 'RS256', kid, typ: 'JWT' })
       .sign(privateKey);
@@ -515,6 +521,9 @@ export async function startEntraServer(opts: StartEntraServerOptions): Promise<R
     counters,
     failNext(failure) {
       failures.push({ ...failure, times: failure.times ?? 1 });
+    },
+    tamperNextIdToken(claims) {
+      tamper = claims;
     },
     revokeAll() {
       for (const grant of refreshTokens.values()) if (grant.state === 'active') grant.state = 'revoked';

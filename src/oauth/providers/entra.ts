@@ -76,7 +76,8 @@ export const createEntraClient: ProviderFactory = async ({ provider, credentials
     issuerForClaims: (claims) => {
       const tid =
         typeof claims.tid === 'string' && tenantGuid.test(claims.tid) ? claims.tid.toLowerCase() : 'invalid';
-      if (singleTenant !== undefined && tid !== singleTenant) return `${authority}/${singleTenant}/v2.0`;
+      // A single-tenant app accepts only its own tenant: any other tid gets an issuer no token can match.
+      if (singleTenant !== undefined && tid !== singleTenant) return 'urn:nunq:entra:foreign-tenant';
       return `${authority}/${tid}/v2.0`;
     },
     accountFromClaims: (claims) => {
