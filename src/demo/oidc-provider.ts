@@ -159,6 +159,14 @@ export async function startOidcProvider(opts: StartOidcProviderOptions): Promise
     await next();
   });
   handle = provider.callback();
+  // Koa composes its middleware when callback() is called: middleware added later (tests inject
+  // faults this way) must recompose the handler.
+  const use = provider.use.bind(provider);
+  provider.use = (middleware) => {
+    const result = use(middleware);
+    handle = provider.callback();
+    return result;
+  };
 
   return {
     issuer,
