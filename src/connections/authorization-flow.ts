@@ -9,7 +9,7 @@ import type { Webhooks } from '../notify/webhooks.js';
 import { ProviderError } from '../oauth/errors.js';
 import { AuthorizationDeniedError, AuthorizationResponseInvalidError } from '../oauth/oauth-client.js';
 import type { ProviderClients } from '../oauth/registry.js';
-import type { TokenSet } from '../oauth/token-set.js';
+import { TokenSet } from '../oauth/token-set.js';
 import type { Store } from '../store/database.js';
 import type { CatalogRepository } from '../store/repos/catalog.js';
 import type { PendingAuthorizationRepository } from '../store/repos/pending-authorizations.js';
@@ -32,6 +32,13 @@ export class CallbackRejectedError extends Error {
 
 export type CompletedOutcome =
   | { outcome: 'connected' | 'reconnected'; connectionId: string; integrationId: string; returnTo: string }
+  | {
+      outcome: 'confirm';
+      confirmationId: string;
+      connectionId: string;
+      integrationId: string;
+      returnTo: string;
+    }
   | { outcome: 'denied' | 'failed'; integrationId: string; returnTo: string; reason: string };
 
 export interface AuthorizationFlowDeps {
@@ -45,6 +52,17 @@ export interface AuthorizationFlowDeps {
   notifications: Notifications;
   clock: Clock;
   publicUrl: string;
+}
+
+/** A token set as sealed while it waits for a confirmation. */
+interface SerializedTokens {
+  accessToken: string;
+  refreshToken?: string | undefined;
+  idToken?: string | undefined;
+  tokenType: string;
+  expiresAt: number | null;
+  scopes: string[] | null;
+  account: TokenSet['account'];
 }
 
 const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex');
@@ -198,8 +216,87 @@ export class AuthorizationFlow {
       if (error instanceof Problem) return failed(error.code);
       throw error;
     }
-    const saved = await this.#save(input.userId, integration.id, p.connection_id, tokens);
+    const saved = await this.#save(input.userId, integration.id, p.connection_id, tokens, p.return_to, false);
     return { ...saved, integrationId: integration.id, returnTo: p.return_to };
+  }
+
+  /** The replacement waiting for confirmation, for the confirm page (no tokens). */
+  async pendingConfirmation(userId: string, id: string) {
+    const row = await this.#d.store.db
+      .selectFrom('pending_confirmations')
+      .select(['id', 'connection_id', 'integration_id', 'account', 'return_to'])
+      .where('id', '=', id)
+      .where('user_id', '=', userId)
+      .where('expires_at', '>', this.#d.clock.now())
+      .executeTakeFirst();
+    if (row === undefined) return undefined;
+    const current = await this.#d.store.db
+      .selectFrom('connections')
+      .select(['account_id', 'account_name', 'account_email'])
+      .where('id', '=', row.connection_id)
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+    return {
+      id: row.id,
+      connectionId: row.connection_id,
+      integrationId: row.integration_id,
+      returnTo: row.return_to,
+      newAccount: JSON.parse(row.account) as TokenSet['account'],
+      currentAccount: {
+        ...(current?.account_id ? { id: current.account_id } : {}),
+        ...(current?.account_name ? { name: current.account_name } : {}),
+        ...(current?.account_email ? { email: current.account_email } : {}),
+      },
+    };
+  }
+
+  /**
+   * Answers a pending "different account" confirmation: `replace` stores the new tokens on the
+   * same connection id; `keep` discards them. Either way the pending row (and its sealed tokens) goes.
+   */
+  async resolveConfirmation(
+    userId: string,
+    id: string,
+    decision: 'replace' | 'keep',
+  ): Promise<CompletedOutcome | undefined> {
+    const row = await this.#d.store.db
+      .selectFrom('pending_confirmations')
+      .selectAll()
+      .where('id', '=', id)
+      .where('user_id', '=', userId)
+      .where('expires_at', '>', this.#d.clock.now())
+      .executeTakeFirst();
+    if (row === undefined) return undefined;
+    const deleted = await this.#d.store.db
+      .deleteFrom('pending_confirmations')
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (Number(deleted.numDeletedRows) !== 1) return undefined; // answered concurrently
+    if (decision === 'keep') {
+      return {
+        outcome: 'failed',
+        integrationId: row.integration_id,
+        returnTo: row.return_to,
+        reason: 'kept_account',
+      };
+    }
+    const t = JSON.parse(
+      this.#d.sealer.open(row.tokens_sealed, {
+        table: 'pending_confirmations',
+        rowId: id,
+        field: 'tokens_sealed',
+      }),
+    ) as SerializedTokens;
+    const tokens = new TokenSet(t);
+    const saved = await this.#save(
+      userId,
+      row.integration_id,
+      row.connection_id,
+      tokens,
+      row.return_to,
+      true,
+    );
+    return { ...saved, integrationId: row.integration_id, returnTo: row.return_to };
   }
 
   async #client(providerId: string) {
@@ -233,16 +330,58 @@ export class AuthorizationFlow {
     integrationId: string,
     reconnectId: string | null,
     tokens: TokenSet,
-  ): Promise<{ outcome: 'connected' | 'reconnected'; connectionId: string }> {
+    returnTo: string,
+    confirmed: boolean,
+  ): Promise<
+    | { outcome: 'connected' | 'reconnected'; connectionId: string }
+    | { outcome: 'confirm'; confirmationId: string; connectionId: string }
+  > {
     const now = this.#d.clock.now();
     return this.#d.store.db.transaction().execute(async (trx) => {
       const existing = await trx
         .selectFrom('connections')
-        .select(['id', 'version'])
+        .select(['id', 'version', 'account_id'])
         .where('user_id', '=', userId)
         .where(reconnectId === null ? 'integration_id' : 'id', '=', reconnectId ?? integrationId)
         .executeTakeFirst();
       const id = existing?.id ?? randomUUID();
+      if (
+        !confirmed &&
+        existing?.account_id != null &&
+        tokens.account.id !== undefined &&
+        tokens.account.id !== existing.account_id
+      ) {
+        // Signed in as someone else: keep the new tokens aside (sealed) and ask before replacing.
+        const confirmationId = randomUUID();
+        const serialized: SerializedTokens = {
+          accessToken: tokens.accessToken,
+          refreshToken: tokens.refreshToken,
+          idToken: tokens.idToken,
+          tokenType: tokens.tokenType,
+          expiresAt: tokens.expiresAt,
+          scopes: tokens.scopes,
+          account: tokens.account,
+        };
+        await trx
+          .insertInto('pending_confirmations')
+          .values({
+            id: confirmationId,
+            user_id: userId,
+            connection_id: id,
+            integration_id: integrationId,
+            account: JSON.stringify(tokens.account),
+            tokens_sealed: this.#d.sealer.seal(JSON.stringify(serialized), {
+              table: 'pending_confirmations',
+              rowId: confirmationId,
+              field: 'tokens_sealed',
+            }),
+            return_to: returnTo,
+            created_at: now,
+            expires_at: now + authorizationTtlMs,
+          })
+          .execute();
+        return { outcome: 'confirm' as const, confirmationId, connectionId: id };
+      }
       const values = {
         status: 'active' as const,
         status_reason: null,

@@ -3,11 +3,13 @@ import type { Sealer } from '../crypto/index.js';
 import type { AuditLog } from '../notify/audit.js';
 import type { Notifications } from '../notify/notifications.js';
 import type { Webhooks } from '../notify/webhooks.js';
+import { ProviderError } from '../oauth/errors.js';
 import type { ProviderClients } from '../oauth/registry.js';
 import type { Logger } from '../observability/logger.js';
 import type { Store } from '../store/database.js';
 import type { CatalogRepository } from '../store/repos/catalog.js';
 import type { ConnectionRow, Database } from '../store/types.js';
+import type { RevocationQueue } from './revocations.js';
 
 export interface DisconnectDeps {
   store: Store;
@@ -17,10 +19,11 @@ export interface DisconnectDeps {
   audit: AuditLog;
   webhooks: Webhooks;
   notifications: Notifications;
+  revocations: RevocationQueue;
   logger: Logger;
 }
 
-export type RevocationOutcome = 'revoked' | 'unsupported' | 'failed' | 'nothing_to_revoke';
+export type RevocationOutcome = 'revoked' | 'unsupported' | 'failed' | 'retrying' | 'nothing_to_revoke';
 
 /**
  * Disconnects: revokes at the provider where it has an RFC 7009 endpoint (refresh token first,
@@ -84,17 +87,25 @@ async function revoke(d: DisconnectDeps, row: ConnectionRow): Promise<Revocation
     else if (accessToken !== undefined) await client.revoke(accessToken, 'access_token');
     return 'revoked';
   } catch (error) {
-    d.logger.warn(
-      { connection: row.id, reason: (error as { kind?: string }).kind ?? 'error' },
-      'revocation failed',
-    );
+    const reason = error instanceof ProviderError ? error.kind : 'error';
+    d.logger.warn({ connection: row.id, reason }, 'revocation failed');
     await d.audit.record({
       actor: 'system',
       action: 'connection.revocation_failed',
       targetType: 'connection',
       targetId: row.id,
-      data: { integration: row.integration_id, reason: (error as { kind?: string }).kind ?? 'error' },
+      data: { integration: row.integration_id, reason },
     });
+    if (reason === 'transient' || reason === 'error') {
+      // The provider hiccuped: retry in the background; the user is never blocked.
+      await d.revocations.enqueue({
+        providerId: integration.providerId,
+        connectionId: row.id,
+        token: (refreshToken ?? accessToken)!,
+        hint: refreshToken !== undefined ? 'refresh_token' : 'access_token',
+      });
+      return 'retrying';
+    }
     return 'failed';
   }
 }

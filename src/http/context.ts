@@ -1,5 +1,6 @@
 import type { Config } from '../config/index.js';
 import type { AuthorizationFlow } from '../connections/authorization-flow.js';
+import type { RevocationQueue } from '../connections/revocations.js';
 import type { TokenService } from '../connections/token-service.js';
 import type { Keyring, Sealer } from '../crypto/index.js';
 import type { SessionService } from '../identity/session-service.js';
@@ -36,6 +37,7 @@ export interface AppContext {
   readonly webhooks: Webhooks;
   readonly notifications: Notifications;
   readonly tokens: TokenService;
+  readonly revocations: RevocationQueue;
   /** True when no config file was found and the service runs its bundled demo. */
   readonly demo: boolean;
 }

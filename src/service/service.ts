@@ -4,6 +4,7 @@ import type { Config } from '../config/index.js';
 import { AuthorizationFlow } from '../connections/authorization-flow.js';
 import { CircuitBreakers } from '../connections/circuit-breaker.js';
 import { runDueRefreshes } from '../connections/refresh-scheduler.js';
+import { RevocationQueue } from '../connections/revocations.js';
 import { TokenService } from '../connections/token-service.js';
 import { Keyring, Sealer } from '../crypto/index.js';
 import { registerProxyRoutes } from '../gateway/proxy.js';
@@ -121,6 +122,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
         : startBackground(
             [
               { name: 'webhooks', everyMs: 1000, run: () => ctx.webhooks.deliverDue() },
+              { name: 'revocations', everyMs: 5000, run: () => ctx.revocations.retryDue() },
               {
                 name: 'refresh',
                 everyMs: options.schedulerIntervalMs ?? 5000,
@@ -131,6 +133,10 @@ export async function createService(config: Config, options: ServiceOptions = {}
                 everyMs: 10 * 60 * 1000,
                 run: async () => {
                   await pending.deleteExpired(clock.now());
+                  await store.db
+                    .deleteFrom('pending_confirmations')
+                    .where('expires_at', '<', clock.now())
+                    .execute();
                   await new SessionRepository(store.db).deleteExpired(clock.now());
                 },
               },
@@ -217,6 +223,13 @@ function buildContext(
     webhooks,
     notifications,
     tokens,
+    revocations: new RevocationQueue({
+      store: parts.store,
+      sealer: parts.sealer,
+      clients: providers,
+      clock: parts.clock,
+      logger: parts.logger,
+    }),
     flow,
     config,
     metrics,

@@ -14,6 +14,8 @@ export const sealedColumns = [
   { table: 'pending_authorizations', idColumn: 'state_hash', columns: ['code_verifier_sealed'] },
   { table: 'oauth_clients', idColumn: 'id', columns: ['client_secret_sealed'] },
   { table: 'webhook_endpoints', idColumn: 'id', columns: ['secret_sealed'] },
+  { table: 'revocations', idColumn: 'id', columns: ['token_sealed'] },
+  { table: 'pending_confirmations', idColumn: 'id', columns: ['tokens_sealed'] },
 ] as const;
 
 export type SealedTable = (typeof sealedColumns)[number]['table'];

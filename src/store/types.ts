@@ -166,6 +166,36 @@ export interface EventsTable {
   created_at: Millis;
 }
 
+/** A revocation that failed and is retried with backoff; the token is dropped when done. */
+export interface RevocationsTable {
+  id: string;
+  provider_id: string;
+  connection_id: string;
+  token_sealed: string | null;
+  token_type_hint: 'refresh_token' | 'access_token';
+  attempts: number;
+  next_attempt_at: Millis | null;
+  lease_until: Millis | null;
+  last_error: string | null;
+  created_at: Millis;
+  done_at: Millis | null;
+}
+
+/** A Reconnect that signed in as a different account, waiting for the user to confirm. */
+export interface PendingConfirmationsTable {
+  id: string;
+  user_id: string;
+  connection_id: string;
+  integration_id: string;
+  /** JSON of the new account (id, name, email). */
+  account: string;
+  /** Sealed JSON of the new token set. */
+  tokens_sealed: string;
+  return_to: string;
+  created_at: Millis;
+  expires_at: Millis;
+}
+
 export interface Database {
   providers: ProvidersTable;
   integrations: IntegrationsTable;
@@ -178,6 +208,8 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   audit_log: AuditLogTable;
   events: EventsTable;
+  revocations: RevocationsTable;
+  pending_confirmations: PendingConfirmationsTable;
 }
 
 export type ConnectionRow = Selectable<ConnectionsTable>;

@@ -19,7 +19,7 @@ const connectQuery = z.object({ return_to: z.string().optional() });
 /** Appends the outcome of a flow to the `return_to` path: `?outcome=connected&connection=<id>`. */
 export function withOutcome(
   returnTo: string,
-  outcome: CompletedOutcome['outcome'] | 'disconnected',
+  outcome: Exclude<CompletedOutcome['outcome'], 'confirm'> | 'disconnected',
   connectionId?: string,
 ): string {
   const url = new URL(returnTo, 'http://x');
@@ -59,6 +59,49 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
     return reply.redirect(url.href, 302);
   });
 
+  const confirmParams = z.strictObject({ id: z.uuid(), confirmationId: z.uuid() });
+  const confirmForm = z.object({ decision: z.enum(['replace', 'keep']), _csrf: z.string().optional() });
+
+  app.get('/connections/:id/confirm/:confirmationId', async (request, reply) => {
+    if (request.identity === undefined) return signInRedirect(ctx, request, reply);
+    const identity = requireUser(request, publicUrl);
+    const { confirmationId } = parseInput(confirmParams, request.params, 'path');
+    const pending = await ctx.flow.pendingConfirmation(identity.userId, confirmationId);
+    if (pending === undefined) {
+      return errorPage(reply, 404, 'Nothing to confirm', 'This request expired or was already answered.');
+    }
+    const who = (a: { id?: string; name?: string; email?: string }) =>
+      a.name ?? a.email ?? a.id ?? 'an unknown account';
+    return reply.type('text/html; charset=utf-8').send(
+      layout({
+        title: 'Replace the account?',
+        identity,
+        body: html`<section class="narrow">
+<h1>Replace the connected account?</h1>
+<p data-testid="confirm-text">You signed in as <strong>${who(pending.newAccount)}</strong>, but this connection was made as <strong>${who(pending.currentAccount)}</strong>.</p>
+<form method="post" action="/connections/${pending.connectionId}/confirm/${pending.id}" class="inline">
+  <input type="hidden" name="_csrf" value="${identity.csrfToken ?? ''}">
+  <button type="submit" name="decision" value="replace" data-testid="confirm-replace">Use ${who(pending.newAccount)}</button>
+  <button type="submit" name="decision" value="keep" class="secondary" data-testid="confirm-keep">Keep ${who(pending.currentAccount)}</button>
+</form>
+</section>`,
+      }).value,
+    );
+  });
+
+  app.post('/connections/:id/confirm/:confirmationId', async (request, reply) => {
+    const identity = requireUser(request, publicUrl);
+    const { confirmationId } = parseInput(confirmParams, request.params, 'path');
+    const { decision } = parseInput(confirmForm, request.body ?? {}, 'form');
+    const result = await ctx.flow.resolveConfirmation(identity.userId, confirmationId, decision);
+    if (result === undefined) {
+      return errorPage(reply, 404, 'Nothing to confirm', 'This request expired or was already answered.');
+    }
+    if (result.outcome === 'confirm') throw new Error('unreachable: a confirmed save never asks again');
+    if (!('connectionId' in result)) return reply.redirect(result.returnTo, 303);
+    return reply.redirect(withOutcome(result.returnTo, result.outcome, result.connectionId), 303);
+  });
+
   app.get(callbackPath, async (request, reply) => {
     if (request.identity === undefined) {
       return errorPage(
@@ -76,6 +119,9 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
         { outcome: result.outcome, integration: result.integrationId },
         'authorization finished',
       );
+      if (result.outcome === 'confirm') {
+        return reply.redirect(`/connections/${result.connectionId}/confirm/${result.confirmationId}`, 302);
+      }
       return reply.redirect(
         withOutcome(
           result.returnTo,

@@ -40,6 +40,7 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: AppContext):
     audit: ctx.audit,
     webhooks: ctx.webhooks,
     notifications: ctx.notifications,
+    revocations: ctx.revocations,
     logger: ctx.logger,
   };
 

@@ -1,0 +1,111 @@
+import { randomUUID } from 'node:crypto';
+import type { Sealer } from '../crypto/index.js';
+import { ProviderError } from '../oauth/errors.js';
+import type { ProviderClients } from '../oauth/registry.js';
+import type { Logger } from '../observability/logger.js';
+import type { Store } from '../store/database.js';
+import type { Clock } from '../support/clock.js';
+import { refreshBackoffMs } from './refresh-outcomes.js';
+
+export const maxRevocationAttempts = 10;
+
+/**
+ * Revocations that failed transiently at Disconnect, retried in the background with backoff so
+ * a disconnected grant does not stay alive at the provider. The token is kept sealed only until
+ * the revocation succeeds or is given up. @see RFC 7009 §2
+ */
+export class RevocationQueue {
+  readonly #d: { store: Store; sealer: Sealer; clients: ProviderClients; clock: Clock; logger: Logger };
+
+  constructor(deps: {
+    store: Store;
+    sealer: Sealer;
+    clients: ProviderClients;
+    clock: Clock;
+    logger: Logger;
+  }) {
+    this.#d = deps;
+  }
+
+  async enqueue(e: {
+    providerId: string;
+    connectionId: string;
+    token: string;
+    hint: 'refresh_token' | 'access_token';
+  }): Promise<void> {
+    const id = randomUUID();
+    const now = this.#d.clock.now();
+    await this.#d.store.db
+      .insertInto('revocations')
+      .values({
+        id,
+        provider_id: e.providerId,
+        connection_id: e.connectionId,
+        token_sealed: this.#d.sealer.seal(e.token, {
+          table: 'revocations',
+          rowId: id,
+          field: 'token_sealed',
+        }),
+        token_type_hint: e.hint,
+        attempts: 1,
+        next_attempt_at: now + refreshBackoffMs(1),
+        lease_until: null,
+        last_error: null,
+        created_at: now,
+        done_at: null,
+      })
+      .execute();
+  }
+
+  /** Retries what is due; each row is claimed by a compare-and-set lease so instances share the work. */
+  async retryDue(limit = 20): Promise<number> {
+    const now = this.#d.clock.now();
+    const due = await this.#d.store.db
+      .selectFrom('revocations')
+      .selectAll()
+      .where('next_attempt_at', '<=', now)
+      .where('done_at', 'is', null)
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .limit(limit)
+      .execute();
+    let done = 0;
+    for (const r of due) {
+      const claimed = await this.#d.store.db
+        .updateTable('revocations')
+        .set({ lease_until: now + 60_000 })
+        .where('id', '=', r.id)
+        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+        .executeTakeFirst();
+      if (Number(claimed.numUpdatedRows) !== 1 || r.token_sealed === null) continue;
+      let error: string | null = null;
+      try {
+        const token = this.#d.sealer.open(r.token_sealed, {
+          table: 'revocations',
+          rowId: r.id,
+          field: 'token_sealed',
+        });
+        const client = await this.#d.clients.forProvider(r.provider_id);
+        await client.revoke(token, r.token_type_hint);
+      } catch (e) {
+        error = e instanceof ProviderError ? e.kind : ((e as { code?: string }).code ?? 'error');
+      }
+      const attempts = r.attempts + 1;
+      const finished = error === null || attempts >= maxRevocationAttempts;
+      await this.#d.store.db
+        .updateTable('revocations')
+        .set({
+          attempts,
+          last_error: error,
+          lease_until: null,
+          ...(finished
+            ? { done_at: this.#d.clock.now(), token_sealed: null, next_attempt_at: null }
+            : { next_attempt_at: this.#d.clock.now() + refreshBackoffMs(attempts) }),
+        })
+        .where('id', '=', r.id)
+        .execute();
+      if (error === null) done++;
+      else if (finished) this.#d.logger.warn({ revocation: r.id, error }, 'revocation given up');
+    }
+    return done;
+  }
+}
