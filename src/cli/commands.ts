@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { loadConfigFile } from '../config/index.js';
 import { generateKey, Keyring, Sealer } from '../crypto/index.js';
 import { mintToken } from '../identity/jwt.js';
@@ -12,7 +13,7 @@ import { progressBar } from './progress.js';
 
 /** `check-config FILE`: prints every problem as `path: message` and exits 1, or says it is valid. */
 export async function checkConfigCommand(file: string, io: Io): Promise<number> {
-  const config = await loadConfigFile(file, io.env);
+  const config = await loadConfigFile(resolve(io.cwd, file), io.env);
   io.out(
     `${file}: valid (${config.providers.length} providers, ${config.integrations.length} integrations, ${config.mcpServers.length} MCP servers)\n`,
   );

@@ -94,7 +94,11 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     if (error instanceof Error && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS')) {
       return fail(io, error.message);
     }
-    throw error;
+    // Anything else (database unreachable, migration failed): one line, no stack trace unless asked.
+    if (io.env.NUNQ_DEBUG === '1' || !(error instanceof Error)) throw error;
+    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
+    io.err(`nunq-connect: ${error.message}${cause}\n`);
+    return 1;
   }
 }
 

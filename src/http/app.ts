@@ -54,7 +54,7 @@ export async function buildApp(
   app.setErrorHandler(async (error: FastifyError | Problem, request, reply) => {
     const problem = toProblem(error);
     if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
-    else request.log.info({ code: problem.code, status: problem.status }, 'request refused');
+    else request.log.info({ problem: problem.code, status: problem.status }, 'request refused');
     return reply
       .code(problem.status)
       .type('application/problem+json')

@@ -34,7 +34,7 @@ export function createAuthenticator(options: {
     async identify(request) {
       const header = request.headers.authorization;
       if (header !== undefined) {
-        const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(header);
+        const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header); // scheme is case-insensitive (RFC 9110 §11.1)
         if (match === null || options.verifyJwt === undefined)
           throw unauthenticated('Invalid Authorization header.');
         let claims: Awaited<ReturnType<JwtVerifier>>;

@@ -17,7 +17,8 @@ export function parseReturnTo(value: unknown, publicUrl: string, fallback = '/')
   }
   const base = new URL(publicUrl);
   const resolved = new URL(value, base);
-  if (resolved.origin !== base.origin) throw invalidReturnTo();
+  // Check the normalised path too: `/.//evil` resolves to `//evil`, which a browser reads as a host.
+  if (resolved.origin !== base.origin || resolved.pathname.startsWith('//')) throw invalidReturnTo();
   return `${resolved.pathname}${resolved.search}${resolved.hash}`;
 }
 

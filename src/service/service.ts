@@ -11,6 +11,7 @@ import { registerProxyRoutes } from '../gateway/proxy.js';
 import { buildApp, type RouteRegistrar } from '../http/app.js';
 import { createAuthenticator } from '../http/auth.js';
 import type { AppContext } from '../http/context.js';
+import { registerAdminRoutes } from '../http/routes/admin.js';
 import { registerConnectRoutes } from '../http/routes/connect.js';
 import { registerConnectionRoutes } from '../http/routes/connections.js';
 import { registerNotificationRoutes } from '../http/routes/notifications.js';
@@ -105,6 +106,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
       registerConnectRoutes,
       registerConnectionRoutes,
       registerNotificationRoutes,
+      registerAdminRoutes,
       (a) =>
         registerProxyRoutes(a, {
           connections: ctx.connections,

@@ -113,6 +113,17 @@ describe.each(databaseKinds)('dev sign-in on %s', (kind) => {
     }
   });
 
+  it('never redirects off-site after sign-in, even through dot segments', async () => {
+    for (const target of ['/.//evil.example', '/a/..//evil.example']) {
+      const res = await fetch(`${dev.url}/dev/login`, loginForm({ name: 'grace', return_to: target }));
+      expect([303, 400], target).toContain(res.status);
+      const location = res.headers.get('location');
+      if (location === null) continue;
+      expect(location.startsWith('//'), `${target} -> ${location}`).toBe(false);
+      expect(new URL(location, dev.url).origin, `${target} -> ${location}`).toBe(dev.url);
+    }
+  });
+
   it('sends an anonymous browser from / to /dev/login', async () => {
     const res = await fetch(`${dev.url}/`, { redirect: 'manual' });
     expect(res.status).toBe(302);

@@ -57,7 +57,7 @@ describe.each(databaseKinds)('HTTP errors, health and headers on %s', (kind) => 
     await database?.drop();
   });
 
-  const postRaw = (body: string | Uint8Array, contentType: string) =>
+  const postRaw = (body: string, contentType: string) =>
     fetch(`${svc.url}/api/v1/connections`, {
       method: 'POST',
       headers: { authorization: bearer, 'content-type': contentType },
@@ -72,10 +72,18 @@ describe.each(databaseKinds)('HTTP errors, health and headers on %s', (kind) => 
   });
 
   it('answers invalid JSON with 400', async () => {
-    const body = await expectProblem(await postRaw('{"integration": ', 'application/json'), 400, 'bad_request');
+    const body = await expectProblem(
+      await postRaw('{"integration": ', 'application/json'),
+      400,
+      'bad_request',
+    );
     expect(body.instance).toBe('/api/v1/connections');
     await expectProblem(await postRaw('{"integration": "x"', 'application/json'), 400, 'bad_request');
-    await expectProblem(await postRaw('not json at all', 'application/json; charset=utf-8'), 400, 'bad_request');
+    await expectProblem(
+      await postRaw('not json at all', 'application/json; charset=utf-8'),
+      400,
+      'bad_request',
+    );
   });
 
   it('answers an empty JSON body with 400', async () => {
@@ -96,7 +104,11 @@ describe.each(databaseKinds)('HTTP errors, health and headers on %s', (kind) => 
   });
 
   it('answers an unsupported content type with 415', async () => {
-    await expectProblem(await postRaw('<integration>x</integration>', 'application/xml'), 415, 'unsupported_media_type');
+    await expectProblem(
+      await postRaw('<integration>x</integration>', 'application/xml'),
+      415,
+      'unsupported_media_type',
+    );
     await expectProblem(await postRaw('a,b', 'text/csv'), 415, 'unsupported_media_type');
   });
 

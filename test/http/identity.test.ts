@@ -117,6 +117,14 @@ describe.each(databaseKinds)('identity over HTTP on %s', (kind) => {
       }
     });
 
+    it('accepts the auth scheme in any letter case (RFC 9110 §11.1)', async () => {
+      const token = await svc.token('alice');
+      for (const scheme of ['bearer', 'BEARER', 'Bearer']) {
+        const res = await me(`${scheme} ${token}`);
+        expect({ scheme, status: res.status }).toEqual({ scheme, status: 200 });
+      }
+    });
+
     it('answers 401 without any credentials', async () => {
       await expectProblem(await get('/api/v1/me'), 401, 'unauthenticated');
     });
@@ -137,7 +145,9 @@ describe.each(databaseKinds)('identity over HTTP on %s', (kind) => {
 
   describe('GET /session', () => {
     it('sets an HttpOnly SameSite=Lax cookie (not Secure on http) and redirects to return_to', async () => {
-      const res = await get(`/session?token=${await svc.token('alice')}&return_to=${encodeURIComponent('/x?a=1')}`);
+      const res = await get(
+        `/session?token=${await svc.token('alice')}&return_to=${encodeURIComponent('/x?a=1')}`,
+      );
       expect(res.status).toBe(302);
       expect(res.headers.get('location')).toBe('/x?a=1');
       const cookies = res.headers.getSetCookie();
@@ -161,7 +171,10 @@ describe.each(databaseKinds)('identity over HTTP on %s', (kind) => {
       expect(res.status).toBe(302);
       expect(res.headers.get('location')).toBe('/');
       const cookie = res.headers.getSetCookie()[0]!.split(';')[0]!;
-      expect(await (await get('/api/v1/me', { cookie })).json()).toMatchObject({ id: 'carol', role: 'admin' });
+      expect(await (await get('/api/v1/me', { cookie })).json()).toMatchObject({
+        id: 'carol',
+        role: 'admin',
+      });
     });
 
     it('refuses an off-origin return_to with 400 and sets no cookie', async () => {
@@ -182,6 +195,24 @@ describe.each(databaseKinds)('identity over HTTP on %s', (kind) => {
       }
     });
 
+    it('never redirects off-site through dot segments that normalise to //host', async () => {
+      const token = await svc.token('alice');
+      for (const target of [
+        '/.//evil.example/x',
+        '/..//evil.example',
+        '/a/..//evil.example',
+        '/%2e//evil.example',
+      ]) {
+        const res = await get(`/session?token=${token}&return_to=${encodeURIComponent(target)}`);
+        const location = res.headers.get('location');
+        expect([302, 400], target).toContain(res.status);
+        if (res.status === 400) continue;
+        // Followed by a browser, the redirect must stay on this site.
+        expect(location?.startsWith('//'), `${target} -> ${location}`).toBe(false);
+        expect(new URL(location!, svc.url).origin, `${target} -> ${location}`).toBe(svc.url);
+      }
+    });
+
     it('refuses a bad token with 401 and sets no cookie', async () => {
       const forged = await mintToken('not-the-service-secret-but-32-chars-long', { sub: 'alice' });
       for (const token of [forged, 'garbage', `${b64url({ alg: 'none' })}.${b64url({ sub: 'alice' })}.`]) {
@@ -198,7 +229,11 @@ describe.each(databaseKinds)('identity over HTTP on %s', (kind) => {
     });
 
     it('ignores a forged or unknown session cookie', async () => {
-      await expectProblem(await get('/api/v1/me', { cookie: `nunq_session=${'A'.repeat(43)}` }), 401, 'unauthenticated');
+      await expectProblem(
+        await get('/api/v1/me', { cookie: `nunq_session=${'A'.repeat(43)}` }),
+        401,
+        'unauthenticated',
+      );
     });
 
     it('logs out: the cookie is cleared and no longer accepted', async () => {
@@ -232,7 +267,16 @@ describe.each(databaseKinds)('identity over HTTP on %s', (kind) => {
         403,
         'csrf_failed',
       );
-      await expectProblem(await post('/api/v1/connections', { cookie, 'x-csrf-token': '' }), 403, 'csrf_failed');
+      await expectProblem(
+        await post('/api/v1/connections', { cookie, 'x-csrf-token': '' }),
+        403,
+        'csrf_failed',
+      );
+      const del = await fetch(`${svc.url}/api/v1/connections/${randomUUID()}`, {
+        method: 'DELETE',
+        headers: { cookie },
+      });
+      await expectProblem(del, 403, 'csrf_failed');
     });
 
     it("refuses another session's token", async () => {
@@ -363,7 +407,11 @@ describe.each(databaseKinds)('identity over HTTP on %s', (kind) => {
     it('answers 404 to another user (session) for GET and DELETE', async () => {
       const cookie = await sessionCookie('intruder');
       const csrf = await csrfTokenOf(cookie);
-      await expectProblem(await get(`/api/v1/connections/${connectionId}`, { cookie }), 404, 'connection_not_found');
+      await expectProblem(
+        await get(`/api/v1/connections/${connectionId}`, { cookie }),
+        404,
+        'connection_not_found',
+      );
       const del = await fetch(`${svc.url}/api/v1/connections/${connectionId}`, {
         method: 'DELETE',
         headers: { cookie, 'x-csrf-token': csrf },
@@ -380,18 +428,30 @@ describe.each(databaseKinds)('identity over HTTP on %s', (kind) => {
     });
 
     it('answers an admin the same 404 for a connection that is not theirs', async () => {
-      await expectProblem(await svc.api('boss', `/api/v1/connections/${connectionId}`), 404, 'connection_not_found');
+      await expectProblem(
+        await svc.api('boss', `/api/v1/connections/${connectionId}`),
+        404,
+        'connection_not_found',
+      );
     });
 
     it('lets the owner delete it; afterwards it is gone for the owner too', async () => {
       const del = await svc.api('owner', `/api/v1/connections/${connectionId}`, { method: 'DELETE' });
       expect(del.status).toBe(204);
       expect(await exists()).toBe(false);
-      await expectProblem(await svc.api('owner', `/api/v1/connections/${connectionId}`), 404, 'connection_not_found');
+      await expectProblem(
+        await svc.api('owner', `/api/v1/connections/${connectionId}`),
+        404,
+        'connection_not_found',
+      );
     });
 
     it('answers 404 for an id that is not a UUID', async () => {
-      await expectProblem(await svc.api('owner', '/api/v1/connections/not-a-uuid'), 404, 'connection_not_found');
+      await expectProblem(
+        await svc.api('owner', '/api/v1/connections/not-a-uuid'),
+        404,
+        'connection_not_found',
+      );
     });
   });
 });

@@ -50,4 +50,23 @@ describe('parseReturnTo', () => {
       expect(problem.detail).not.toContain(String(value).slice(0, 20));
     }
   });
+
+  it('never returns a path that a browser reads as another host', () => {
+    for (const value of [
+      '/.//evil.example',
+      '/..//evil.example',
+      '/a/..//evil.example',
+      '/%2e//evil.example',
+    ]) {
+      let result: string | undefined;
+      try {
+        result = parseReturnTo(value, publicUrl);
+      } catch (error) {
+        expect(error).toBeInstanceOf(Problem);
+        continue;
+      }
+      expect(new URL(result, publicUrl).origin, `${value} -> ${result}`).toBe(publicUrl);
+      expect(result.startsWith('//'), `${value} -> ${result}`).toBe(false);
+    }
+  });
 });

@@ -102,7 +102,11 @@ describe.each(databaseKinds)('session cookie on an https public URL (%s)', (kind
     const same = await post(publicUrl);
     expect(same.statusCode).toBe(404);
     expect(same.json()).toMatchObject({ code: 'integration_not_found' });
-    for (const origin of ['http://connect.nunq.example', 'https://evil.example', 'https://connect.nunq.example:8443']) {
+    for (const origin of [
+      'http://connect.nunq.example',
+      'https://evil.example',
+      'https://connect.nunq.example:8443',
+    ]) {
       const cross = await post(origin);
       expect(cross.statusCode, origin).toBe(403);
       expect(cross.json()).toMatchObject({ code: 'csrf_failed' });

@@ -20,7 +20,11 @@ async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
 
 describe('mintToken', () => {
   it('signs HS256 with sub, name, role, iat and exp', async () => {
-    const token = await mintToken(secret, { sub: 'alice', name: 'Alice', role: 'admin' }, { expiresIn: '1h' });
+    const token = await mintToken(
+      secret,
+      { sub: 'alice', name: 'Alice', role: 'admin' },
+      { expiresIn: '1h' },
+    );
     expect(decodeProtectedHeader(token)).toEqual({ alg: 'HS256', typ: 'JWT' });
     const claims = decodeJwt(token);
     expect(claims).toMatchObject({ sub: 'alice', name: 'Alice', role: 'admin' });
@@ -109,9 +113,17 @@ describe('createJwtVerifier (HS256)', () => {
 
   it('checks issuer and audience when configured', async () => {
     const strict = createJwtVerifier({ secret, issuer: 'https://platform.example', audience: 'nunq' });
-    const good = await mintToken(secret, { sub: 'alice' }, { issuer: 'https://platform.example', audience: 'nunq' });
+    const good = await mintToken(
+      secret,
+      { sub: 'alice' },
+      { issuer: 'https://platform.example', audience: 'nunq' },
+    );
     expect((await strict(good)).sub).toBe('alice');
-    const wrongIssuer = await mintToken(secret, { sub: 'alice' }, { issuer: 'https://evil', audience: 'nunq' });
+    const wrongIssuer = await mintToken(
+      secret,
+      { sub: 'alice' },
+      { issuer: 'https://evil', audience: 'nunq' },
+    );
     expect(await rejectionOf(strict(wrongIssuer))).toBeInstanceOf(TokenRejectedError);
     const wrongAudience = await mintToken(
       secret,

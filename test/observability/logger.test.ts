@@ -5,12 +5,18 @@ import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 import { startTestService, type TestService } from '../support/service.js';
 
 /** A logger writing into an array of parsed JSON lines. */
-function capture(): { lines: Array<Record<string, unknown>>; raw: string[]; logger: ReturnType<typeof createLogger> } {
+function capture(): {
+  lines: Array<Record<string, unknown>>;
+  raw: string[];
+  logger: ReturnType<typeof createLogger>;
+} {
   const raw: string[] = [];
   const lines: Array<Record<string, unknown>> = [];
   const destination = new Writable({
     write(chunk, _enc, cb) {
-      for (const line of String(chunk).split('\n').filter((l) => l.length > 0)) {
+      for (const line of String(chunk)
+        .split('\n')
+        .filter((l) => l.length > 0)) {
         raw.push(line);
         lines.push(JSON.parse(line) as Record<string, unknown>);
       }
@@ -59,7 +65,15 @@ describe('createLogger redaction', () => {
 
   it('redacts the camelCase and other secret names too', () => {
     const { raw, lines, logger } = capture();
-    const names = ['accessToken', 'refreshToken', 'idToken', 'clientSecret', 'code_verifier', 'secret', 'token'];
+    const names = [
+      'accessToken',
+      'refreshToken',
+      'idToken',
+      'clientSecret',
+      'code_verifier',
+      'secret',
+      'token',
+    ];
     logger.info({ provider: Object.fromEntries(names.map((n) => [n, `SECRET-${n}`])) }, 'x');
     expect(raw[0]).not.toContain('SECRET-');
     const provider = lines[0]!.provider as Record<string, unknown>;
@@ -83,7 +97,9 @@ describe('createLogger redaction', () => {
 
   it('serializes requests without query values', () => {
     const { lines, raw, logger } = capture();
-    logger.info({ req: { id: 'r1', method: 'GET', url: '/oauth/callback?code=SECRET-CODE&state=SECRET-STATE' } });
+    logger.info({
+      req: { id: 'r1', method: 'GET', url: '/oauth/callback?code=SECRET-CODE&state=SECRET-STATE' },
+    });
     expect(raw[0]).not.toContain('SECRET-');
     expect(lines[0]!.req).toEqual({
       id: 'r1',
@@ -95,8 +111,12 @@ describe('createLogger redaction', () => {
 
 describe('redactUrl', () => {
   it('hides every query value and keeps the names', () => {
-    expect(redactUrl('/oauth/callback?code=abc&state=def')).toBe('/oauth/callback?code=[redacted]&state=[redacted]');
-    expect(redactUrl('/session?token=eyJ.x.y&return_to=%2Fx')).toBe('/session?token=[redacted]&return_to=[redacted]');
+    expect(redactUrl('/oauth/callback?code=abc&state=def')).toBe(
+      '/oauth/callback?code=[redacted]&state=[redacted]',
+    );
+    expect(redactUrl('/session?token=eyJ.x.y&return_to=%2Fx')).toBe(
+      '/session?token=[redacted]&return_to=[redacted]',
+    );
   });
 
   it('lists a repeated name once, and leaves a URL without a query alone', () => {
@@ -117,6 +137,26 @@ describe('the running service logs no secret it is sent', () => {
   afterAll(async () => {
     await svc?.close();
     await database?.drop();
+  });
+
+  it('names the problem code of a refused request in its log line', async () => {
+    const res = await fetch(`${svc.url}/api/v1/connections`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await svc.token('alice')}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ integration: 'no-such-integration' }),
+    });
+    expect(res.status).toBe(404);
+    const reqId = svc.logs
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find(
+        (l) => l.msg === 'incoming request' && (l.req as { url?: string }).url === '/api/v1/connections',
+      )?.reqId;
+    expect(reqId).toBeDefined();
+    const refused = svc.logs
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.reqId === reqId && l.msg === 'request refused');
+    // An operator needs to know why: the stable problem code is not a secret.
+    expect(refused).toMatchObject({ status: 404, problem: 'integration_not_found' });
   });
 
   it('keeps query tokens, cookies and bearer tokens out of every log line', async () => {

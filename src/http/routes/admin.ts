@@ -1,0 +1,85 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { adminsAudience } from '../../notify/notifications.js';
+import { html } from '../../ui/html.js';
+import { layout } from '../../ui/layout.js';
+import { requireAdmin } from '../auth.js';
+import type { AppContext } from '../context.js';
+import { parseInput } from '../validate.js';
+import { sendPage, signInRedirect } from './pages.js';
+
+const auditQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).optional(),
+  before: z.coerce.number().int().positive().optional(),
+});
+
+/**
+ * The administrators' read side: `/admin` and `/api/v1/admin/{providers,integrations,connections,audit}`.
+ * Secrets are never returned: only whether a provider has credentials. Non-admins get 404.
+ */
+export function registerAdminRoutes(app: FastifyInstance, ctx: AppContext): void {
+  const publicUrl = ctx.config.server.publicUrl;
+
+  app.get('/api/v1/admin/providers', async (request) => {
+    requireAdmin(request, publicUrl);
+    return ctx.catalog.listProviders();
+  });
+
+  app.get('/api/v1/admin/integrations', async (request) => {
+    requireAdmin(request, publicUrl);
+    return ctx.catalog.listIntegrations({ includeDisabled: true });
+  });
+
+  app.get('/api/v1/admin/connections', async (request) => {
+    requireAdmin(request, publicUrl);
+    return ctx.connections.healthOverview();
+  });
+
+  app.get('/api/v1/admin/audit', async (request) => {
+    requireAdmin(request, publicUrl);
+    const q = parseInput(auditQuery, request.query, 'query');
+    return (await ctx.audit.list(q)).map((a) => ({
+      ...a,
+      at: new Date(a.at).toISOString(),
+      data: JSON.parse(a.data),
+    }));
+  });
+
+  app.get('/admin', async (request, reply) => {
+    if (request.identity === undefined) return signInRedirect(ctx, request, reply);
+    const identity = requireAdmin(request, publicUrl);
+    const [providers, integrations, health, audit, alerts] = await Promise.all([
+      ctx.catalog.listProviders(),
+      ctx.catalog.listIntegrations({ includeDisabled: true }),
+      ctx.connections.healthOverview(),
+      ctx.audit.list({ limit: 50 }),
+      ctx.notifications.list(adminsAudience, { unresolvedOnly: true }),
+    ]);
+    const count = (id: string, status: string) =>
+      health.find((h) => h.integration_id === id && h.status === status)?.count ?? 0;
+    return sendPage(
+      reply,
+      layout({
+        title: 'Admin',
+        identity,
+        body: html`<h1>Administration</h1>
+${alerts.map(
+  (a) =>
+    html`<div class="banner" role="alert" data-testid="admin-alert">Provider <code>${String(a.data.provider)}</code> rejects this service's client (${String(a.data.error)}): check its client id and secret.</div>`,
+)}
+<h2>Providers</h2>
+<table><thead><tr><th scope="col">Id</th><th scope="col">Type</th><th scope="col">Credentials</th><th scope="col">Source</th><th scope="col">Enabled</th></tr></thead><tbody>
+${providers.map((p) => html`<tr><td><code>${p.id}</code></td><td>${p.type}</td><td>${p.hasCredentials ? 'set (write-only)' : 'none'}</td><td>${p.source}</td><td>${p.enabled ? 'yes' : 'no'}</td></tr>`)}
+</tbody></table>
+<h2>Integrations and MCP servers</h2>
+<table><thead><tr><th scope="col">Id</th><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Provider</th><th scope="col">Active</th><th scope="col">Needs reauth</th><th scope="col">Enabled</th></tr></thead><tbody>
+${integrations.map((i) => html`<tr data-testid="admin-integration-${i.id}"><td><code>${i.id}</code></td><td>${i.name}</td><td>${i.kind}</td><td>${i.providerId ?? '—'}</td><td>${count(i.id, 'active')}</td><td>${count(i.id, 'needs_reauth')}</td><td>${i.enabled ? 'yes' : 'no'}</td></tr>`)}
+</tbody></table>
+<h2>Audit log</h2>
+<table><thead><tr><th scope="col">When</th><th scope="col">Actor</th><th scope="col">Action</th><th scope="col">Target</th></tr></thead><tbody>
+${audit.map((a) => html`<tr><td>${new Date(a.at).toISOString()}</td><td>${a.actor}</td><td>${a.action}</td><td>${a.target_type ?? ''} ${a.target_id ?? ''}</td></tr>`)}
+</tbody></table>`,
+      }).value,
+    );
+  });
+}
