@@ -15,7 +15,7 @@ import type { CatalogRepository } from '../store/repos/catalog.js';
 import type { PendingAuthorizationRepository } from '../store/repos/pending-authorizations.js';
 import type { Database } from '../store/types.js';
 import type { Clock } from '../support/clock.js';
-import { nextRefreshAt } from './refresh-policy.js';
+import { idleRefreshMs, nextRefreshAt } from './refresh-policy.js';
 
 /** A pending authorization lives this long: the user has 10 minutes to sign in. */
 export const authorizationTtlMs = 10 * 60 * 1000;
@@ -299,6 +299,15 @@ export class AuthorizationFlow {
     return { ...saved, integrationId: row.integration_id, returnTo: row.return_to };
   }
 
+  /** How often an idle grant of this integration's provider is refreshed to keep it alive (null: never). */
+  async #idleRefreshMs(integrationId: string): Promise<number | null> {
+    const integration = await this.#d.catalog.getIntegration(integrationId);
+    const provider = integration?.providerId
+      ? await this.#d.catalog.getProvider(integration.providerId)
+      : undefined;
+    return idleRefreshMs(provider);
+  }
+
   async #client(providerId: string) {
     try {
       return await this.#d.clients.forProvider(providerId);
@@ -337,6 +346,8 @@ export class AuthorizationFlow {
     | { outcome: 'confirm'; confirmationId: string; connectionId: string }
   > {
     const now = this.#d.clock.now();
+    // Read before the transaction: on SQLite a query outside `trx` while it is open would deadlock.
+    const idleMs = await this.#idleRefreshMs(integrationId);
     return this.#d.store.db.transaction().execute(async (trx) => {
       const existing = await trx
         .selectFrom('connections')
@@ -393,7 +404,7 @@ export class AuthorizationFlow {
         token_type: tokens.tokenType,
         access_token_expires_at: tokens.expiresAt,
         last_refreshed_at: now,
-        next_refresh_at: nextRefreshAt(tokens.expiresAt, now),
+        next_refresh_at: nextRefreshAt(tokens.expiresAt, now, { idleMs }),
         refresh_failures: 0,
         lease_owner: null,
         lease_until: null,

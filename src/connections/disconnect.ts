@@ -26,9 +26,10 @@ export interface DisconnectDeps {
 export type RevocationOutcome = 'revoked' | 'unsupported' | 'failed' | 'retrying' | 'nothing_to_revoke';
 
 /**
- * Disconnects: revokes at the provider where it has an RFC 7009 endpoint (refresh token first,
- * which ends the grant, then the access token), then deletes the connection and its sealed
- * tokens. A failed revocation is audited and never blocks the user. @see RFC 7009 §2
+ * Disconnects: revokes at the provider where it has an RFC 7009 endpoint (the refresh token,
+ * which ends the grant; the access token only when there is no refresh token), then deletes the
+ * connection and its sealed tokens. A failed revocation is audited, retried in the background
+ * when transient, and never blocks the user. @see RFC 7009 §2
  */
 export async function disconnect(
   d: DisconnectDeps,

@@ -145,3 +145,15 @@ export async function alertConfigError(
     );
   });
 }
+
+/** A refresh for the provider succeeded again: its open admin alert is resolved. */
+export async function resolveConfigAlert(d: OutcomeDeps, providerId: string): Promise<void> {
+  await d.store.db
+    .updateTable('notifications')
+    .set({ resolved_at: d.clock.now() })
+    .where('user_id', '=', adminsAudience)
+    .where('type', '=', 'provider.config_error')
+    .where('connection_id', '=', `provider:${providerId}`)
+    .where('resolved_at', 'is', null)
+    .execute();
+}

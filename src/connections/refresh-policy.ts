@@ -36,3 +36,16 @@ export function nextRefreshAt(
   if (jittered === null) return idle;
   return idle === null ? jittered : Math.min(jittered, idle);
 }
+
+/**
+ * How often an idle grant must be refreshed to stay alive: the provider's
+ * `idleRefreshIntervalSeconds`, else weekly for Entra (its refresh tokens expire after 90 days
+ * of inactivity), else never.
+ */
+export function idleRefreshMs(
+  provider: { type: string; settings: Record<string, unknown> } | undefined,
+): number | null {
+  const seconds = provider?.settings.idleRefreshIntervalSeconds;
+  if (typeof seconds === 'number') return seconds * 1000;
+  return provider?.type === 'entra' ? 7 * 24 * 60 * 60 * 1000 : null;
+}

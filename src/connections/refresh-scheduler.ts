@@ -20,6 +20,7 @@ export async function runDueRefreshes(
     .select(['connections.id', 'integrations.provider_id'])
     .where('connections.next_refresh_at', '<=', now)
     .where('connections.status', '=', 'active')
+    .where('integrations.enabled', '=', 1)
     .where((eb) =>
       eb.or([eb('connections.lease_until', 'is', null), eb('connections.lease_until', '<', now)]),
     )

@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { inspect } from 'node:util';
-import type { Sealer } from '../crypto/index.js';
+import { DecryptionError, type Sealer } from '../crypto/index.js';
 import { ProviderError } from '../oauth/errors.js';
 import type { ProviderClients } from '../oauth/registry.js';
 import type { TokenSet } from '../oauth/token-set.js';
@@ -12,6 +12,7 @@ import type { CircuitBreakers } from './circuit-breaker.js';
 import {
   ConnectionNeedsReauthError,
   ConnectionNotFoundError,
+  ConnectionUnreadableError,
   ProviderMisconfiguredError,
   ProviderUnavailableError,
 } from './errors.js';
@@ -21,8 +22,9 @@ import {
   type OutcomeDeps,
   reauthReason,
   recordTransientFailure,
+  resolveConfigAlert,
 } from './refresh-outcomes.js';
-import { defaultRefreshMarginMs, nextRefreshAt, refreshDueAt } from './refresh-policy.js';
+import { defaultRefreshMarginMs, idleRefreshMs, nextRefreshAt, refreshDueAt } from './refresh-policy.js';
 
 /** An access token ready to use. The value is private; logging or serialising it prints `[redacted]`. */
 export class UsableToken {
@@ -175,12 +177,32 @@ export class TokenService {
   }
 
   #usable(row: ConnectionRow): UsableToken {
-    const value = this.#d.sealer.open(row.access_token_sealed!, {
-      table: 'connections',
-      rowId: row.id,
-      field: 'access_token_sealed',
-    });
+    const value = this.#open(row, 'access_token_sealed');
     return new UsableToken(value, row.token_type ?? 'Bearer', row.access_token_expires_at, row.id);
+  }
+
+  /**
+   * Opens one sealed token of the row. A value that does not open (tampered, moved, key gone)
+   * is counted, audited and reported as this connection's problem only; nothing else stops.
+   */
+  #open(row: ConnectionRow, field: 'access_token_sealed' | 'refresh_token_sealed'): string {
+    try {
+      return this.#d.sealer.open(row[field]!, { table: 'connections', rowId: row.id, field });
+    } catch (error) {
+      if (!(error instanceof DecryptionError)) throw error;
+      this.#d.metrics.decryptFailures.inc({ table: 'connections' });
+      this.#d.logger.error({ connection: row.id, field, reason: error.code }, 'sealed token does not open');
+      void this.#d.audit
+        .record({
+          actor: 'system',
+          action: 'secret.decrypt_failed',
+          targetType: 'connection',
+          targetId: row.id,
+          data: { field, reason: error.code },
+        })
+        .catch(() => {});
+      throw new ConnectionUnreadableError(row.id, row.integration_id);
+    }
   }
 
   async #tryAcquire(id: string): Promise<boolean> {
@@ -224,21 +246,31 @@ export class TokenService {
         const current = this.#usable(row);
         if (current.value !== options.rejectedToken) return current;
       }
-      return await this.#refreshHeld(row, mode);
+      return await this.#refreshHeld(row, mode, options);
     } finally {
       await this.#release(seen.id);
     }
   }
 
-  async #refreshHeld(row: ConnectionRow, mode: RefreshMode): Promise<UsableToken> {
+  async #refreshHeld(row: ConnectionRow, mode: RefreshMode, options: GetTokenOptions): Promise<UsableToken> {
     const integration = await this.#d.catalog.getIntegration(row.integration_id);
     const providerId = integration?.providerId ?? null;
-    if (integration === undefined || providerId === null) {
+    if (integration === undefined || providerId === null || !integration.enabled) {
       throw new ProviderMisconfiguredError(row.id);
     }
     if (row.refresh_token_sealed === null) {
-      // Nothing to refresh with: usable until the API says otherwise, then the user must reconnect.
-      if (this.#notExpired(row) && mode === 'on_demand') return this.#usable(row);
+      // Nothing to refresh with. Usable until the API rejects it or it expires; then the user must reconnect.
+      const rejected = options.rejectedToken !== undefined;
+      if (!rejected && this.#notExpired(row)) {
+        if (mode === 'scheduled')
+          await this.#d.store.db
+            .updateTable('connections')
+            .set({ next_refresh_at: row.access_token_expires_at })
+            .where('id', '=', row.id)
+            .where('version', '=', row.version)
+            .execute();
+        return this.#usable(row);
+      }
       await markNeedsReauth(this.#d, row, 'no_refresh_token');
       throw new ConnectionNeedsReauthError(row.id, row.integration_id, 'no_refresh_token');
     }
@@ -250,17 +282,17 @@ export class TokenService {
       });
       return this.#transient(row, this.#d.breakers.retryInMs(providerId));
     }
-    const refreshToken = this.#d.sealer.open(row.refresh_token_sealed, {
-      table: 'connections',
-      rowId: row.id,
-      field: 'refresh_token_sealed',
-    });
+    // From here the breaker has let a call through: every path must tell it how the call went.
     let tokens: TokenSet;
     try {
+      const refreshToken = this.#open(row, 'refresh_token_sealed');
       const client = await this.#d.clients.forProvider(providerId);
       tokens = await client.refresh(refreshToken, client.scopesFor(integration.settings.scopes));
     } catch (error) {
-      if (!(error instanceof ProviderError)) throw error;
+      if (!(error instanceof ProviderError)) {
+        this.#d.breakers.success(providerId); // not the provider's fault: do not hold its breaker open
+        throw error;
+      }
       this.#d.metrics.tokenRequests.inc({
         provider: providerId,
         grant: 'refresh_token',
@@ -282,9 +314,11 @@ export class TokenService {
         await markNeedsReauth(this.#d, row, reason);
         throw new ConnectionNeedsReauthError(row.id, row.integration_id, reason);
       }
-      if (error.kind === 'config_error') {
+      if (error.kind === 'config_error' || error.kind === 'invalid_request') {
+        // Our client or this integration's request is wrong: an admin problem, not an outage.
+        this.#d.breakers.success(providerId);
         await alertConfigError(this.#d, row, providerId, error);
-        if (this.#notExpired(row)) return this.#usable(row);
+        if (this.#notExpired(row) && options.rejectedToken === undefined) return this.#usable(row);
         throw new ProviderMisconfiguredError(row.id);
       }
       this.#d.breakers.failure(providerId);
@@ -292,6 +326,7 @@ export class TokenService {
     }
     this.#d.breakers.success(providerId);
     this.#d.metrics.tokenRequests.inc({ provider: providerId, grant: 'refresh_token', outcome: 'ok' });
+    if (row.refresh_failures > 0) await resolveConfigAlert(this.#d, providerId);
     return this.#write(row, tokens, providerId);
   }
 
@@ -346,11 +381,7 @@ export class TokenService {
   }
 
   async #idleRefreshMs(providerId: string): Promise<number | null> {
-    const provider = await this.#d.catalog.getProvider(providerId);
-    const seconds = provider?.settings.idleRefreshIntervalSeconds;
-    if (typeof seconds === 'number') return seconds * 1000;
-    // Entra refresh tokens expire after 90 days of inactivity: refresh idle grants weekly.
-    return provider?.type === 'entra' ? 7 * 24 * 60 * 60 * 1000 : null;
+    return idleRefreshMs(await this.#d.catalog.getProvider(providerId));
   }
 }
 

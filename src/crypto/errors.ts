@@ -57,10 +57,12 @@ export class DecryptionError extends CryptoError {
   ) {
     super(code, message);
     this.keyId = details.keyId;
-    this.context = details.context && {
-      table: details.context.table,
-      rowId: details.context.rowId,
-      field: details.context.field,
-    };
+    this.context =
+      details.context &&
+      Object.freeze({
+        table: details.context.table,
+        rowId: details.context.rowId,
+        field: details.context.field,
+      });
   }
 }

@@ -121,6 +121,7 @@ function decodeKey(id: string, encoded: unknown): Buffer {
   // Reject non-canonical encodings (stray bits in the last character) as well.
   if (bytes.toString('base64url') !== body.replaceAll('+', '-').replaceAll('/', '_')) throw invalid();
   if (bytes.length !== KEY_LENGTH) {
+    bytes.fill(0);
     throw new KeyringError(
       'key_invalid',
       `encryption key "${id}" must be base64 of exactly ${KEY_LENGTH} bytes (got ${bytes.length})`,

@@ -14,7 +14,7 @@ export interface SealContext {
 }
 
 const ALGORITHM = 'aes-256-gcm';
-/** 96-bit random nonces, the length GCM is specified for. @see NIST SP 800-38D §8.2.2 */
+/** 96-bit nonces (the recommended IV length), drawn at random per seal. @see NIST SP 800-38D §5.2.1.1, §8.2.2 */
 const NONCE_LENGTH = 12;
 /** Full 128-bit tags; shorter ones weaken forgery resistance. @see NIST SP 800-38D §5.2.1.2 */
 const TAG_LENGTH = 16;
@@ -23,13 +23,33 @@ const VERSION_PREFIX = 'v1.';
 
 /**
  * Sizes of the reusable buffers a Sealer decodes payloads and assembles AAD in, so the hot path
- * does not allocate. They only ever hold ciphertext and AAD (never plaintext), and every native
- * call that reads them (createDecipheriv, setAAD, setAuthTag, update) copies or consumes the bytes
- * synchronously; larger values fall back to a one-off allocation.
+ * does not allocate. They hold only ciphertext and AAD, never plaintext, and every node:crypto
+ * call that reads them (createDecipheriv, setAAD, setAuthTag, update) consumes the bytes
+ * synchronously. Larger values fall back to a one-off buffer.
  */
 const DECODE_SCRATCH_BYTES = 16 * 1024;
 const AAD_SCRATCH_BYTES = 1024;
 const UTF8 = new TextEncoder();
+
+/**
+ * A reusable byte buffer. Views on it are plain Uint8Arrays over a cached ArrayBuffer and offset:
+ * `Buffer#subarray` and the `.buffer` getter are measurably slow on this hot path.
+ */
+class Scratch {
+  readonly bytes: Buffer;
+  readonly #arrayBuffer: ArrayBufferLike;
+  readonly #offset: number;
+
+  constructor(size: number) {
+    this.bytes = Buffer.alloc(size);
+    this.#arrayBuffer = this.bytes.buffer;
+    this.#offset = this.bytes.byteOffset;
+  }
+
+  view(start: number, end: number): Uint8Array {
+    return new Uint8Array(this.#arrayBuffer, this.#offset + start, end - start);
+  }
+}
 
 /** A key with the per-key parts of the format precomputed, so seal/open only append the context. */
 interface SealingKey {
@@ -39,8 +59,8 @@ interface SealingKey {
   readonly sealedPrefix: string;
   /** `nunq-connect/v1|<keyId>|` */
   readonly aadPrefix: string;
-  /** Scratch buffer that starts with the bytes of `aadPrefix`; the context is written after it. */
-  readonly aad: Buffer;
+  /** Starts with the bytes of `aadPrefix`; the context is written after them. */
+  readonly aad: Scratch;
   /** The part of `aad` after the prefix. */
   readonly aadTail: Uint8Array;
 }
@@ -55,17 +75,17 @@ interface SealingKey {
 export class Sealer {
   readonly #active: SealingKey;
   readonly #keys: ReadonlyMap<string, SealingKey>;
-  readonly #decodeScratch = Buffer.allocUnsafe(DECODE_SCRATCH_BYTES);
-  readonly #scratchNonce = view(this.#decodeScratch, 0, NONCE_LENGTH);
+  readonly #scratch = new Scratch(DECODE_SCRATCH_BYTES);
+  readonly #scratchNonce = this.#scratch.view(0, NONCE_LENGTH);
 
   constructor(keyring: Keyring) {
     const keys = new Map<string, SealingKey>();
     for (const id of keyring.ids()) {
       const aadPrefix = `nunq-connect/v1|${id}|`;
-      const aad = Buffer.alloc(AAD_SCRATCH_BYTES);
-      const aadTail = aad.subarray(aad.write(aadPrefix, 'utf8'));
-      const key = keyring.keyFor(id);
-      keys.set(id, { id, key, sealedPrefix: `${VERSION_PREFIX}${id}.`, aadPrefix, aad, aadTail });
+      const aad = new Scratch(AAD_SCRATCH_BYTES);
+      const aadTail = aad.view(aad.bytes.write(aadPrefix, 'utf8'), AAD_SCRATCH_BYTES);
+      const sealedPrefix = `${VERSION_PREFIX}${id}.`;
+      keys.set(id, { id, key: keyring.keyFor(id), sealedPrefix, aadPrefix, aad, aadTail });
     }
     this.#keys = keys;
     this.#active = keys.get(keyring.activeKeyId)!; // Keyring.fromConfig guarantees it exists
@@ -92,15 +112,17 @@ export class Sealer {
    * Decrypts a value sealed for exactly this table/row/field. Throws a {@link DecryptionError}:
    * `malformed` if the string is not a well-formed v1 value, `key_unknown` if its key id is not in
    * the keyring, `decrypt_failed` if authentication fails (wrong key, tampering, moved value).
-   * Never returns unauthenticated data.
+   * Never returns unauthenticated data. A `table` or `field` containing `|` is a programming
+   * error (TypeError), as in {@link Sealer.seal}.
    */
   open(sealed: string, ctx: SealContext): string {
-    // Read the context before decoding into the scratch buffer: no caller code may run after that.
+    // Read the context first: no caller code may run between filling the scratch buffers and using them.
     const suffix = contextSuffix(ctx);
-    const keyId = parseKeyId(sealed, this.#keys, ctx);
-    const k = this.#keys.get(keyId);
-    const data = decodePayload(sealed, keyId, this.#decodeScratch, ctx);
+    const keyId = parseKeyId(sealed, ctx);
+    const k = keyId === this.#active.id ? this.#active : this.#keys.get(keyId);
+    if (!k && !KEY_ID_PATTERN.test(keyId)) throw malformed(ctx, 'expected v1.<keyId>.<payload>');
     const length = decodedLength(sealed, keyId);
+    const data = decodePayload(sealed, keyId, length, this.#scratch, ctx);
     if (!k) {
       throw new DecryptionError('key_unknown', `${describe(ctx)}: key "${keyId}" is not in the keyring`, {
         keyId,
@@ -108,11 +130,11 @@ export class Sealer {
       });
     }
     const end = length - TAG_LENGTH;
-    const nonce = data === this.#decodeScratch ? this.#scratchNonce : view(data, 0, NONCE_LENGTH);
+    const nonce = data === this.#scratch ? this.#scratchNonce : data.view(0, NONCE_LENGTH);
     const decipher = createDecipheriv(ALGORITHM, k.key, nonce, CIPHER_OPTIONS);
     decipher.setAAD(additionalData(k, suffix));
-    decipher.setAuthTag(view(data, end, length));
-    const plaintext = decipher.update(view(data, NONCE_LENGTH, end));
+    decipher.setAuthTag(data.view(end, length));
+    const plaintext = decipher.update(data.view(NONCE_LENGTH, end));
     try {
       decipher.final();
     } catch {
@@ -137,28 +159,26 @@ export class Sealer {
  * decrypt). Throws a {@link DecryptionError} `malformed` otherwise. Used by key rotation.
  */
 export function sealedKeyId(sealed: string): string {
-  const keyId = parseKeyId(sealed, undefined, undefined);
-  decodePayload(sealed, keyId, undefined, undefined);
+  const keyId = parseKeyId(sealed, undefined);
+  if (!KEY_ID_PATTERN.test(keyId)) throw malformed(undefined, 'expected v1.<keyId>.<payload>');
+  decodePayload(sealed, keyId, decodedLength(sealed, keyId), undefined, undefined);
   return keyId;
 }
 
-/**
- * The `<keyId>` of `v1.<keyId>.<payload>`, checked against the key id pattern (ids already in the
- * keyring were checked when it was loaded).
- */
-function parseKeyId(
-  sealed: string,
-  known: ReadonlyMap<string, unknown> | undefined,
-  context: SealContext | undefined,
-): string {
+/** The text between `v1.` and the next dot; the caller checks it (known id or {@link KEY_ID_PATTERN}). */
+function parseKeyId(sealed: string, context: SealContext | undefined): string {
   if (typeof sealed !== 'string' || !sealed.startsWith(VERSION_PREFIX)) {
     throw malformed(context, 'not a v1 sealed value');
   }
   const dot = sealed.indexOf('.', VERSION_PREFIX.length);
-  const keyId = dot < 0 ? '' : sealed.slice(VERSION_PREFIX.length, dot);
-  if (!known?.has(keyId) && !KEY_ID_PATTERN.test(keyId))
-    throw malformed(context, 'expected v1.<keyId>.<payload>');
-  return keyId;
+  return dot < 0 ? '' : sealed.slice(VERSION_PREFIX.length, dot);
+}
+
+/** How many bytes the base64url payload after `v1.<keyId>.` decodes to (if it is canonical). */
+function decodedLength(sealed: string, keyId: string): number {
+  const length = sealed.length - (VERSION_PREFIX.length + keyId.length + 1);
+  const tail = length & 3;
+  return (length >> 2) * 3 + (tail === 0 ? 0 : tail - 1);
 }
 
 /** Values of the base64url alphabet by ASCII code, -1 for anything else. */
@@ -169,30 +189,22 @@ for (const [value, char] of [
   BASE64URL_VALUES[char.charCodeAt(0)] = value;
 }
 
-/** How many bytes the base64url payload after `v1.<keyId>.` decodes to (if it is canonical). */
-function decodedLength(sealed: string, keyId: string): number {
-  const length = sealed.length - (VERSION_PREFIX.length + keyId.length + 1);
-  const tail = length & 3;
-  return (length >> 2) * 3 + (tail === 0 ? 0 : tail - 1);
-}
-
 /**
- * Decodes the payload after `v1.<keyId>.` into the first {@link decodedLength} bytes of `scratch`
- * (or of a new buffer when it does not fit), accepting only canonical unpadded base64url of at
- * least nonce + tag. Node's decoder is lenient (it skips unknown characters, accepts `+`, `/` and
- * `=`, and reads only the low byte of non-ASCII characters), so each of those is ruled out here; a
- * skipped character always shows up as fewer bytes written than the length implies.
+ * Decodes the payload after `v1.<keyId>.` into the first `bytes` bytes of `scratch` (or of a new
+ * buffer when it does not fit), accepting only canonical unpadded base64url of at least nonce +
+ * tag. Node's decoder is lenient (it skips unknown characters, accepts `+`, `/` and `=`, and reads
+ * only the low byte of non-ASCII characters), so each of those is ruled out here; a skipped
+ * character always shows up as fewer bytes written than the length implies.
  */
 function decodePayload(
   sealed: string,
   keyId: string,
-  scratch: Buffer | undefined,
+  bytes: number,
+  scratch: Scratch | undefined,
   context: SealContext | undefined,
-): Buffer {
+): Scratch {
   const start = VERSION_PREFIX.length + keyId.length + 1;
-  const length = sealed.length - start;
-  const tail = length & 3;
-  const bytes = decodedLength(sealed, keyId);
+  const tail = (sealed.length - start) & 3;
   let canonical = tail !== 1 && bytes >= NONCE_LENGTH + TAG_LENGTH;
   if (canonical && tail !== 0) {
     // The unused low bits of the last character must be zero.
@@ -200,13 +212,12 @@ function decodePayload(
     const value = last < 128 ? BASE64URL_VALUES[last]! : -1;
     canonical = value >= 0 && (value & (tail === 2 ? 0x0f : 0x03)) === 0;
   }
-  const payload = sealed.slice(start);
   // Checked on the whole string (the prefix is ASCII without + or /): measuring a slice would copy it.
   canonical &&=
     !sealed.includes('+') && !sealed.includes('/') && Buffer.byteLength(sealed, 'utf8') === sealed.length;
   if (canonical) {
-    const target = scratch && bytes <= scratch.length ? scratch : Buffer.allocUnsafe(bytes);
-    if (target.write(payload, 0, bytes, 'base64url') === bytes) return target;
+    const target = scratch && bytes <= scratch.bytes.length ? scratch : new Scratch(bytes);
+    if (target.bytes.write(sealed.slice(start), 0, bytes, 'base64url') === bytes) return target;
   }
   throw malformed(context, 'payload is not base64url of nonce, ciphertext and tag', keyId);
 }
@@ -229,12 +240,7 @@ function contextSuffix(ctx: SealContext): string {
 function additionalData(k: SealingKey, suffix: string): Uint8Array {
   const { read, written } = UTF8.encodeInto(suffix, k.aadTail);
   if (read !== suffix.length) return Buffer.from(k.aadPrefix + suffix, 'utf8'); // did not fit
-  return view(k.aad, 0, k.aad.length - k.aadTail.length + written);
-}
-
-/** A plain Uint8Array window (cheaper to make than `Buffer#subarray`, and all node:crypto needs). */
-function view(buffer: Uint8Array, start: number, end: number): Uint8Array {
-  return new Uint8Array(buffer.buffer, buffer.byteOffset + start, end - start);
+  return k.aad.view(0, k.aadPrefix.length + written); // the prefix is ASCII: one byte per character
 }
 
 function describe(ctx: SealContext | undefined): string {

@@ -4,6 +4,7 @@ import type { TokenService, UsableToken } from '../connections/token-service.js'
 import { requireUser } from '../http/auth.js';
 import { Problem } from '../http/problem.js';
 import { hasControlOrBackslash } from '../http/return-to.js';
+import { isOutboundBlocked } from '../oauth/errors.js';
 import type { OutboundFetch } from '../oauth/outbound.js';
 import type { CatalogRepository } from '../store/repos/catalog.js';
 import type { ConnectionRepository } from '../store/repos/connections.js';
@@ -35,7 +36,8 @@ const requestOnlyDrop = new Set([
   'x-forwarded-host',
   'x-forwarded-proto',
 ]);
-const responseOnlyDrop = new Set(['set-cookie', 'set-cookie2']);
+// fetch decodes the body, so its original encoding and length no longer describe what we send.
+const responseOnlyDrop = new Set(['set-cookie', 'set-cookie2', 'content-encoding']);
 
 export interface ProxyDeps {
   connections: ConnectionRepository;
@@ -97,6 +99,14 @@ async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest
   if (row === undefined)
     throw new Problem(404, 'connection_not_found', 'Not Found', 'There is no such connection.');
   const integration = await d.catalog.getIntegration(row.integration_id);
+  if (integration !== undefined && !integration.enabled) {
+    throw new Problem(
+      409,
+      'integration_disabled',
+      'Conflict',
+      'This integration is disabled by an administrator.',
+    );
+  }
   const baseUrl = integration?.settings.api?.baseUrl;
   if (baseUrl === undefined) {
     throw new Problem(409, 'conflict', 'Conflict', 'This integration has no API to proxy to.');
@@ -176,8 +186,7 @@ async function sendOrFail(
   try {
     return await send(token);
   } catch (error) {
-    const code = (error as { code?: string }).code;
-    if (code === 'outbound_blocked') {
+    if (isOutboundBlocked(error)) {
       throw new Problem(
         502,
         'upstream_error',

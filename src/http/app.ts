@@ -30,7 +30,8 @@ export async function buildApp(
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-content-type-options', 'nosniff');
-    reply.header('referrer-policy', 'no-referrer');
+    // same-origin, not no-referrer: under no-referrer browsers send `Origin: null` on our own form posts.
+    reply.header('referrer-policy', 'same-origin');
     reply.header('x-frame-options', 'DENY');
     reply.header(
       'content-security-policy',
@@ -53,7 +54,12 @@ export async function buildApp(
 
   app.setErrorHandler(async (error: FastifyError | Problem, request, reply) => {
     const problem = toProblem(error);
-    if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
+    if (typeof problem.extra.retryAfterSeconds === 'number')
+      reply.header('retry-after', String(problem.extra.retryAfterSeconds));
+    if (problem.status >= 500 && !(error instanceof Problem))
+      request.log.error({ err: error }, 'request failed');
+    else if (problem.status >= 500)
+      request.log.warn({ problem: problem.code, status: problem.status }, 'request failed');
     else request.log.info({ problem: problem.code, status: problem.status }, 'request refused');
     return reply
       .code(problem.status)

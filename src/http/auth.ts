@@ -70,7 +70,9 @@ export function requireUser(request: FastifyRequest, publicUrl: string): Identit
   if (identity === undefined) throw unauthenticated();
   if (identity.via === 'session' && !safeMethods.has(request.method)) {
     const origin = request.headers.origin;
-    if (origin !== undefined && origin !== new URL(publicUrl).origin) {
+    // `Origin: null` is what a privacy-minded browser sends for its own same-origin posts.
+    const sameSiteNull = origin === 'null' && request.headers['sec-fetch-site'] === 'same-origin';
+    if (origin !== undefined && !sameSiteNull && origin !== new URL(publicUrl).origin) {
       throw new Problem(403, 'csrf_failed', 'Forbidden', 'Cross-origin request refused.');
     }
     const header = request.headers['x-csrf-token'];

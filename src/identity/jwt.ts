@@ -25,6 +25,8 @@ export function createJwtVerifier(jwt: NonNullable<AuthConfig['jwt']>, clockTole
     ...(jwt.issuer === undefined ? {} : { issuer: jwt.issuer }),
     ...(jwt.audience === undefined ? {} : { audience: jwt.audience }),
     clockTolerance: clockToleranceSec,
+    // A platform token that never expires is refused.
+    requiredClaims: ['exp', 'sub'],
   };
   const verify =
     'secret' in jwt && jwt.secret !== undefined

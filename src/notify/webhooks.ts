@@ -190,8 +190,17 @@ export class Webhooks {
         'webhook_endpoints.id as endpoint_id',
       ])
       .where('webhook_deliveries.id', '=', id)
+      .where('webhook_endpoints.enabled', '=', 1)
       .executeTakeFirst();
-    if (row === undefined) return;
+    if (row === undefined) {
+      // The endpoint was removed from the config: stop trying.
+      await this.#db
+        .updateTable('webhook_deliveries')
+        .set({ status: 'failed', lease_until: null, next_attempt_at: null, last_error: 'endpoint_removed' })
+        .where('id', '=', id)
+        .execute();
+      return;
+    }
     const attempts = row.attempts + 1;
     let status: number | null = null;
     let error: string | null = null;

@@ -13,7 +13,7 @@ export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'p
 export async function buildClientAuth(
   method: ClientAuthMethod,
   credentials: ClientCredentials,
-  options: { keyId?: string; keyIdHeader?: 'kid' | 'x5t' } = {},
+  options: { keyId?: string; keyIdHeader?: 'kid' | 'x5t'; audience?: string } = {},
 ): Promise<oauth.ClientAuth> {
   switch (method) {
     case 'none':
@@ -36,15 +36,15 @@ export async function buildClientAuth(
       if (!(key instanceof CryptoKey))
         throw new ProviderError('config_error', 'private key must be asymmetric');
       const x5t = options.keyIdHeader === 'x5t' ? options.keyId : undefined;
+      const audience = options.audience;
       return oauth.PrivateKeyJwt(
         { key, ...(options.keyId !== undefined && x5t === undefined ? { kid: options.keyId } : {}) },
-        x5t === undefined
-          ? {}
-          : {
-              [oauth.modifyAssertion]: (header) => {
-                header.x5t = x5t;
-              },
-            },
+        {
+          [oauth.modifyAssertion]: (header, payload) => {
+            if (x5t !== undefined) header.x5t = x5t;
+            if (audience !== undefined) payload.aud = audience;
+          },
+        },
       );
     }
   }

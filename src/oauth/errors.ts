@@ -39,14 +39,24 @@ export class ProviderError extends Error {
   }
 }
 
+/** Whether an error, or any error in its cause chain, is a refusal by the outbound policy. */
+export function isOutboundBlocked(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof OutboundBlockedError) return true;
+  }
+  return false;
+}
+
 /** Entra AADSTS codes that mean the user must sign in again. */
 const entraReauth = new Set([
-  50173, 50076, 50079, 50078, 50158, 65001, 70008, 700082, 70043, 700084, 50132, 50133, 54005, 70000, 500011,
+  50173, 50076, 50079, 50078, 50158, 65001, 70008, 700082, 70043, 700084, 50132, 50133, 54005, 70000,
 ]);
 /** Entra AADSTS codes that mean the app registration is wrong (admin problem). */
-const entraConfig = new Set([7000215, 7000222, 700016, 7000218, 90002, 700054, 50011, 50194, 900971]);
+const entraConfig = new Set([
+  7000215, 7000222, 700016, 7000218, 90002, 700054, 50011, 50194, 900971, 500011, 90094,
+]);
 /** Entra AADSTS codes that are throttling or temporary service trouble. */
-const entraTransient = new Set([50196, 90033, 80001, 80002, 80005, 90006, 90094]);
+const entraTransient = new Set([50196, 90033, 80001, 80002, 80005, 90006]);
 
 function entraCodes(description: string | undefined, body: unknown): number[] {
   const codes: number[] = [];
@@ -73,6 +83,14 @@ function retryAfter(headers: Headers | undefined, now: number): number | undefin
  */
 export function classifyTokenError(error: unknown, now = Date.now()): ProviderError {
   if (error instanceof ProviderError) return error;
+  if (error instanceof oauth.WWWAuthenticateChallengeError) {
+    // A 401 with a challenge is how a server says the client authentication failed (RFC 6749 §5.2).
+    const status = error.status;
+    const details = { status, cause: error, retryAfterMs: retryAfter(error.response?.headers, now) };
+    if (status === 401 || status === 403)
+      return new ProviderError('config_error', 'provider rejected the client', details);
+    return new ProviderError('transient', `provider answered HTTP ${status} with a challenge`, details);
+  }
   if (error instanceof oauth.ResponseBodyError) {
     const providerError = error.error;
     const description = error.error_description;
@@ -114,7 +132,7 @@ export function classifyTokenError(error: unknown, now = Date.now()): ProviderEr
         return new ProviderError('invalid_request', `provider answered ${providerError}`, details);
     }
   }
-  if (error instanceof OutboundBlockedError) {
+  if (error instanceof OutboundBlockedError || isOutboundBlocked(error)) {
     return new ProviderError('config_error', 'provider address refused by the outbound policy', {
       cause: error,
     });

@@ -78,15 +78,27 @@ export function createOutboundFetch(policy: OutboundPolicy): OutboundFetch {
     if (isIP(host) !== 0 && !isAddressAllowed(host, allow)) {
       throw new OutboundBlockedError(`outbound request to ${host} refused by policy`);
     }
-    const timeout = AbortSignal.timeout(policy.timeoutMs);
-    const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
-    const response = await undiciFetch(url, {
-      ...(init as Parameters<typeof undiciFetch>[1]),
-      redirect: 'manual',
-      signal,
-      dispatcher: agent,
-    });
-    return response as unknown as Response;
+    // The timeout covers connecting and waiting for the headers; a streaming body is then
+    // bounded by undici's bodyTimeout (idle time between chunks), not by its total length.
+    const headersTimeout = new AbortController();
+    const timer = setTimeout(
+      () => headersTimeout.abort(new DOMException('outbound request timed out', 'TimeoutError')),
+      policy.timeoutMs,
+    );
+    const signal = init.signal
+      ? AbortSignal.any([init.signal, headersTimeout.signal])
+      : headersTimeout.signal;
+    try {
+      const response = await undiciFetch(url, {
+        ...(init as Parameters<typeof undiciFetch>[1]),
+        redirect: 'manual',
+        signal,
+        dispatcher: agent,
+      });
+      return response as unknown as Response;
+    } finally {
+      clearTimeout(timer);
+    }
   };
 }
 

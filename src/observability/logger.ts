@@ -16,7 +16,7 @@ const secretFields = [
   'accessToken',
   'refreshToken',
   'idToken',
-  'code',
+  'authorization_code',
   'code_verifier',
   'codeVerifier',
   'client_secret',
@@ -25,7 +25,6 @@ const secretFields = [
   'password',
   'token',
   'key',
-  'state',
 ];
 
 function redactPaths(): string[] {

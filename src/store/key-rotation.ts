@@ -26,7 +26,13 @@ export interface RotationResult {
 
 type DynamicDb = Kysely<Record<string, Record<string, string | null>>>;
 
-const activePrefix = (keyring: Keyring): string => `v1.${keyring.activeKeyId}.%`;
+const activePrefix = (keyring: Keyring): string => `v1.${keyring.activeKeyId}.`;
+
+/** `column` holds a value not sealed under the active key (exact prefix compare: LIKE would treat `_` as a wildcard). */
+const notUnderActiveKey = (column: string, keyring: Keyring) => {
+  const prefix = activePrefix(keyring);
+  return sql<boolean>`substr(${sql.ref(column)}, 1, ${prefix.length}) <> ${prefix}`;
+};
 
 /** Counts sealed values not under the active key, per column. */
 export async function countStaleValues(store: Store, keyring: Keyring): Promise<number> {
@@ -38,7 +44,7 @@ export async function countStaleValues(store: Store, keyring: Keyring): Promise<
         .selectFrom(t.table)
         .select((eb) => eb.fn.countAll<number>().as('n'))
         .where(column, 'is not', null)
-        .where(column, 'not like', activePrefix(keyring))
+        .where(notUnderActiveKey(column, keyring))
         .executeTakeFirstOrThrow();
       total += Number(row.n);
     }
@@ -72,7 +78,7 @@ export async function rotateKeys(
           .selectFrom(t.table)
           .select([`${t.idColumn} as id`, `${column} as value`])
           .where(column, 'is not', null)
-          .where(column, 'not like', activePrefix(keyring))
+          .where(notUnderActiveKey(column, keyring))
           .orderBy(t.idColumn)
           .limit(batchSize);
         if (after !== null) q = q.where(t.idColumn, '>', after);
@@ -90,19 +96,9 @@ export async function rotateKeys(
             result.failed.push({ table: t.table, column, rowId: row.id, code: error.code });
           }
         }
-        const swapped = await store.db.transaction().execute(async (trx) => {
-          let n = 0;
-          for (const u of updates) {
-            const r = await (trx as unknown as DynamicDb)
-              .updateTable(t.table)
-              .set({ [column]: u.next })
-              .where(t.idColumn, '=', u.id)
-              .where(column, '=', u.old)
-              .executeTakeFirst();
-            n += Number(r.numUpdatedRows);
-          }
-          return n;
-        });
+        // One compare-and-swap statement per batch: a value the service rewrote meanwhile is left alone.
+        const swapped =
+          updates.length === 0 ? 0 : await swapBatch(store, t.table, t.idColumn, column, updates);
         result.rotated += swapped;
         result.raced += updates.length - swapped;
         done += rows.length;
@@ -112,6 +108,26 @@ export async function rotateKeys(
   }
   result.remaining = await countStaleValues(store, keyring);
   return result;
+}
+
+/**
+ * `WITH v(id, old, next) AS (VALUES …) UPDATE t SET col = v.next FROM v WHERE t.id = v.id AND
+ * t.col = v.old`: the same on PostgreSQL and SQLite (3.33+), one round trip per batch.
+ */
+async function swapBatch(
+  store: Store,
+  table: string,
+  idColumn: string,
+  column: string,
+  updates: Array<{ id: string; old: string; next: string }>,
+): Promise<number> {
+  const values = sql.join(updates.map((u) => sql`(${u.id}, ${u.old}, ${u.next})`));
+  const r = await sql`with v(id, old, next) as (values ${values})
+    update ${sql.table(table)} set ${sql.ref(column)} = v.next from v
+    where ${sql.ref(`${table}.${idColumn}`)} = v.id and ${sql.ref(`${table}.${column}`)} = v.old`.execute(
+    store.db,
+  );
+  return Number(r.numAffectedRows ?? 0n);
 }
 
 /** Reads a column raw (for tests and diagnostics): no decryption. */

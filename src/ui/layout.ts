@@ -16,7 +16,7 @@ export function layout(p: PageOptions): SafeHtml {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <title>${p.title} · nunq connect</title>
 <link rel="stylesheet" href="/assets/app.css">
 ${p.identity ? html`<script src="/assets/app.js" defer></script>` : ''}

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createDecipheriv, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   CryptoError,
@@ -47,6 +47,29 @@ function withPayload(sealed: string, payload: Buffer): string {
   return `${sealed.slice(0, sealed.lastIndexOf('.') + 1)}${payload.toString('base64url')}`;
 }
 
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/** Seals `token` until the payload has a property a test needs (random nonces vary it). */
+function sealWith(sealer: Sealer, accept: (payload: string) => boolean): string {
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    const sealed = sealer.seal(token, ctx);
+    if (accept(sealed.slice(sealed.lastIndexOf('.') + 1))) return sealed;
+  }
+  throw new Error('no suitable sealed value in 1000 attempts');
+}
+
+/** A small deterministic PRNG (mulberry32), so a failing fuzz case can be replayed. */
+function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
 describe('Sealer.seal / open', () => {
   const sealer = sealerFor('k1', { k1 });
 
@@ -60,6 +83,60 @@ describe('Sealer.seal / open', () => {
     expect(sealed).toMatch(/^v1\.k1\.[A-Za-z0-9_-]+$/);
     expect(payloadOf(sealed)).toHaveLength(12 + Buffer.byteLength(plaintext) + 16);
     expect(sealer.open(sealed, { ...ctx })).toBe(plaintext);
+  });
+
+  it('produces exactly v1.<keyId>.<base64url(nonce ‖ ciphertext ‖ tag)> with the documented AAD', () => {
+    const sealed = sealer.seal(token, ctx);
+    const [version, keyId, encoded] = sealed.split('.');
+    expect([version, keyId]).toEqual(['v1', 'k1']);
+    const payload = Buffer.from(encoded!, 'base64url');
+    const decipher = createDecipheriv('aes-256-gcm', Buffer.from(k1, 'base64'), payload.subarray(0, 12));
+    decipher.setAAD(Buffer.from(`nunq-connect/v1|k1|${ctx.table}|${ctx.rowId}|${ctx.field}`, 'utf8'));
+    decipher.setAuthTag(payload.subarray(payload.length - 16));
+    const plaintext = Buffer.concat([
+      decipher.update(payload.subarray(12, payload.length - 16)),
+      decipher.final(),
+    ]);
+    expect(plaintext.toString('utf8')).toBe(token);
+  });
+
+  it.each([
+    ['a non-ASCII row id', { ...ctx, rowId: 'ряд-42 ✓' }, { ...ctx, rowId: 'ряд-43 ✓' }],
+    [
+      'a row id too long for the AAD buffer',
+      { ...ctx, rowId: 'r'.repeat(5000) },
+      { ...ctx, rowId: `${'r'.repeat(4999)}s` },
+    ],
+    [
+      'a long non-ASCII row id',
+      { ...ctx, rowId: '秘'.repeat(400) },
+      { ...ctx, rowId: `${'秘'.repeat(399)}密` },
+    ],
+  ])('binds %s into the AAD', (_label, where, elsewhere) => {
+    const sealed = sealer.seal(token, where);
+    expect(sealer.open(sealed, { ...where })).toBe(token);
+    decryptionError(() => sealer.open(sealed, elsewhere), 'decrypt_failed');
+  });
+
+  it('keeps values independent when opens of different sizes and keys interleave', () => {
+    const both = sealerFor('k2', { k1, k2 });
+    const cases = [
+      { text: token, where: ctx, sealed: sealer.seal(token, ctx) },
+      {
+        text: 'y'.repeat(40_000),
+        where: { ...ctx, rowId: 'big' },
+        sealed: both.seal('y'.repeat(40_000), { ...ctx, rowId: 'big' }),
+      },
+      {
+        text: 'short',
+        where: { ...ctx, field: 'refresh_token' },
+        sealed: both.seal('short', { ...ctx, field: 'refresh_token' }),
+      },
+      { text: 'z'.repeat(3000), where: ctx, sealed: sealer.seal('z'.repeat(3000), ctx) },
+    ];
+    for (let round = 0; round < 3; round++) {
+      for (const c of cases) expect(both.open(c.sealed, c.where)).toBe(c.text);
+    }
   });
 
   it('does not contain the plaintext in the sealed string', () => {
@@ -141,17 +218,89 @@ describe('Sealer.seal / open', () => {
     ['no version', `k1.${validPayload}`],
     ['a missing payload part', 'v1.k1'],
     ['an empty key id', `v1..${validPayload}`],
+    ['a key id outside the pattern', `v1.k/1.${validPayload}`],
     ['an empty payload', 'v1.k1.'],
     ['a fourth part', `${valid}.AAAA`],
     ['bad base64', `v1.k1.${'!'.repeat(40)}`],
-    ['standard base64 characters', `v1.k1.${payloadOf(valid).toString('base64')}`],
-    ['base64 padding', `v1.k1.${validPayload}==`],
+    ['base64 padding', `v1.k1.${validPayload}${'='.repeat((4 - (validPayload.length % 4)) % 4 || 4)}`],
     ['an invalid character inside', `v1.k1.${validPayload.slice(0, 10)}*${validPayload.slice(11)}`],
+    ['whitespace inside', `v1.k1.${validPayload.slice(0, 10)} ${validPayload.slice(11)}`],
+    [
+      'a payload length no base64 can have',
+      `v1.k1.${validPayload}${'A'.repeat((5 - (validPayload.length % 4)) % 4 || 4)}`,
+    ],
     ['a payload too short for nonce and tag', `v1.k1.${randomBytes(27).toString('base64url')}`],
   ])('rejects %s as malformed', (_label, sealed) => {
     const error = decryptionError(() => sealer.open(sealed, ctx), 'malformed');
     expect(error.context).toEqual(ctx);
     decryptionError(() => sealedKeyId(sealed), 'malformed');
+  });
+
+  describe('rejects encodings that Node would decode to the very same bytes', () => {
+    // Each variant passes Node's lenient decoder unchanged, so only our strict parsing can catch it.
+    const sealed = sealWith(sealer, (p) => /[-_]/.test(p) && p.length % 4 !== 0); // a last char with unused bits
+    const payload = sealed.slice('v1.k1.'.length);
+    const last = ALPHABET.indexOf(payload.at(-1)!);
+    const i = payload.search(/[A-Za-z]/);
+    it.each([
+      ['the standard alphabet', payload.replaceAll('-', '+').replaceAll('_', '/')],
+      ['stray bits in the last character', `${payload.slice(0, -1)}${ALPHABET[last | 1]}`],
+      [
+        'a non-ASCII character whose low byte is valid',
+        `${payload.slice(0, i)}${String.fromCharCode(0x4e00 | payload.charCodeAt(i))}${payload.slice(i + 1)}`,
+      ],
+    ])('%s', (_label, variant) => {
+      expect(variant).not.toBe(payload);
+      expect(Buffer.from(variant, 'base64url').equals(Buffer.from(payload, 'base64url'))).toBe(true);
+      decryptionError(() => sealer.open(`v1.k1.${variant}`, ctx), 'malformed');
+      expect(sealer.open(sealed, ctx)).toBe(token);
+    });
+  });
+
+  it('accepts exactly the canonical encodings under random single-character edits', () => {
+    const random = seeded(42);
+    const chars = 'Aa0-_+/=.!* \n\u00e9\u4e2d\u0141\u012d\ud83d~';
+    let accepted = 0;
+    let rejected = 0;
+    for (let round = 0; round < 3000; round++) {
+      const pos = 6 + Math.floor(random() * (valid.length - 6));
+      const char = chars[Math.floor(random() * chars.length)]!;
+      const edit = Math.floor(random() * 3);
+      const mutated =
+        edit === 0
+          ? `${valid.slice(0, pos)}${char}${valid.slice(pos + 1)}`
+          : edit === 1
+            ? `${valid.slice(0, pos)}${char}${valid.slice(pos)}`
+            : `${valid.slice(0, pos)}${valid.slice(pos + 1)}`;
+      const payload = mutated.slice(6);
+      const bytes = Buffer.from(payload, 'base64url');
+      const canonical =
+        [...payload].every((c) => c.charCodeAt(0) < 0x80) &&
+        bytes.length >= 28 &&
+        bytes.toString('base64url') === payload;
+      let keyId: string | undefined;
+      try {
+        keyId = sealedKeyId(mutated);
+      } catch (error) {
+        expect((error as DecryptionError).code).toBe('malformed');
+      }
+      expect(keyId !== undefined).toBe(canonical);
+      if (canonical) accepted++;
+      else rejected++;
+      // Whatever the edit, open never returns anything but the original plaintext, and only for the original.
+      let opened: string | undefined;
+      try {
+        opened = sealer.open(mutated, ctx);
+      } catch (error) {
+        expect(error).toBeInstanceOf(DecryptionError);
+      }
+      if (opened !== undefined) {
+        expect(mutated).toBe(valid);
+        expect(opened).toBe(token);
+      }
+    }
+    expect(accepted).toBeGreaterThan(100);
+    expect(rejected).toBeGreaterThan(100);
   });
 
   it('accepts the shortest well-formed value (empty plaintext) at the boundary', () => {

@@ -3,9 +3,16 @@
  * per test file and a fresh context per test, with a record of everything the pages asked for and
  * got back (for the secrets scan), and a few accessibility facts a page can be checked against.
  */
-import { type Browser, type BrowserContext, chromium, type Page, type Response } from 'playwright-core';
+import {
+  type Browser,
+  type BrowserContext,
+  chromium,
+  type Locator,
+  type Page,
+  type Response,
+} from 'playwright-core';
 
-export type { Browser, BrowserContext, Page } from 'playwright-core';
+export type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 
 export const chromiumPath = process.env.NUNQ_TEST_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -43,6 +50,8 @@ export class NetworkRecord {
   /** Every request URL, in order. */
   readonly requests: string[] = [];
   readonly responses: RecordedResponse[] = [];
+  /** Every server-sent event the pages received (a stream's body is never complete to read). */
+  readonly eventSourceMessages: Array<{ event: string; data: string }> = [];
   readonly #pending: Promise<void>[] = [];
 
   /** Starts recording every request and response of `context`'s pages. */
@@ -53,6 +62,22 @@ export class NetworkRecord {
     context.on('response', (response) => {
       this.#pending.push(this.#record(response));
     });
+  }
+
+  /**
+   * Opens a page in an attached context that also records the server-sent events it receives
+   * (through the DevTools protocol, before the page loads anything).
+   */
+  async openPage(context: BrowserContext): Promise<Page> {
+    const page = await context.newPage();
+    const cdp = await context.newCDPSession(page);
+    cdp.on('Network.eventSourceMessageReceived', (message) => {
+      this.eventSourceMessages.push({ event: message.eventName, data: message.data });
+    });
+    await cdp.send('Network.enable');
+    page.setDefaultTimeout(10_000);
+    page.setDefaultNavigationTimeout(10_000);
+    return page;
   }
 
   /** Waits until every response seen so far is recorded (its body read). */
@@ -77,7 +102,8 @@ export class NetworkRecord {
     }
     // Chromium keeps no body for redirects; the service tap (secrets-scan.ts) sees those.
     if (status >= 300 && status < 400) return;
-    if (!isTextual(entry.headers['content-type'])) return;
+    const type = entry.headers['content-type'];
+    if (!isTextual(type) || /^text\/event-stream/i.test(type ?? '')) return;
     try {
       entry.body = await response.text();
     } catch (error) {
@@ -100,9 +126,7 @@ export async function openSession(
 ): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1100, height: 760 } });
   network.attach(context);
-  const page = await context.newPage();
-  page.setDefaultTimeout(10_000);
-  page.setDefaultNavigationTimeout(10_000);
+  const page = await network.openPage(context);
   return { context, page };
 }
 
@@ -161,10 +185,9 @@ export function accessibilityFacts(page: Page): Promise<AccessibilityFacts> {
       (el) => (el as HTMLInputElement).type !== 'hidden',
     );
     // Skip links are off-screen until focused; they are still checked for a name.
-    const namedThings = [
-      ...formControls,
-      ...document.querySelectorAll('button, a[href]'),
-    ].filter((el) => visible(el) || el.classList.contains('skip'));
+    const namedThings = [...formControls, ...document.querySelectorAll('button, a[href]')].filter(
+      (el) => visible(el) || el.classList.contains('skip'),
+    );
     const flash = document.querySelector('[data-testid="flash"]');
     const liveRegion = flash?.closest(
       '[aria-live="polite"], [aria-live="assertive"], [role="status"], [role="alert"], [role="log"]',
@@ -198,4 +221,60 @@ export async function signInAtDevLogin(
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.waitForURL(`${serviceUrl}/`);
   return { loginUrl, loginFacts, loginHtml };
+}
+
+/**
+ * Clicks a form's submit button (a plain HTML form post) and resolves with the status and body of
+ * the service's answer to that POST, so a refused post fails with the service's reason instead of
+ * a navigation timeout. A working post answers 303 See Other.
+ */
+export async function submitForm(
+  page: Page,
+  button: Locator,
+  serviceUrl: string,
+): Promise<{ status: number; detail: string }> {
+  const origin = new URL(serviceUrl).origin;
+  const answer = page.waitForResponse(
+    (r) => r.request().method() === 'POST' && new URL(r.url()).origin === origin,
+  );
+  await button.click();
+  const response = await answer;
+  const status = response.status();
+  const detail = status >= 300 && status < 400 ? '' : await response.text().catch(() => '');
+  return { status, detail: `POST ${new URL(response.url()).pathname} → ${status} ${detail}`.trim() };
+}
+
+/** A rendered page or an API answer kept for the secrets scan. */
+export interface KeptText {
+  where: string;
+  text: string;
+}
+
+/** Keeps the rendered HTML of `page` (the DOM as the person saw it) in `into`. */
+export async function keepPage(page: Page, into: KeptText[]): Promise<void> {
+  into.push({ where: `page ${new URL(page.url()).pathname}`, text: await page.content() });
+}
+
+/**
+ * GETs `url` with the browser context's own cookies (the person's session), keeps the answer's
+ * headers and body in `into`, and returns its status and parsed JSON body.
+ */
+export async function getJsonWithSession(
+  page: Page,
+  url: string,
+  into: KeptText[],
+): Promise<{ status: number; json: unknown }> {
+  const response = await page.context().request.get(url);
+  const text = await response.text();
+  const headers = Object.entries(response.headers())
+    .map(([name, value]) => `${name}: ${value}`)
+    .join('\n');
+  into.push({ where: `api ${new URL(url).pathname}`, text: `${headers}\n${text}` });
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: response.status(), json };
 }

@@ -13,6 +13,7 @@ import { sql } from 'kysely';
 import type { RouteRegistrar } from '../../src/http/app.js';
 import type { OutboundFetch } from '../../src/oauth/outbound.js';
 import type { Store } from '../../src/store/database.js';
+import type { NetworkRecord } from './browser.js';
 import type { TestDatabase } from './databases.js';
 
 export type SecretKind =
@@ -202,4 +203,42 @@ export async function rawDatabaseText(store: Store, database: TestDatabase): Pro
     parts.push(`-- ${tablename}`, ...rows.rows.map((r) => r.t));
   }
   return parts.join('\n');
+}
+
+/**
+ * Every place the service put something, as haystacks: what the browser got from the service
+ * (headers and text bodies), the browser's own request URLs to the service other than the
+ * callback (which carries the code by design), the server-sent events the pages received, what
+ * the service sent as seen from inside it (redirect bodies included), every log line, the
+ * caller's extra haystacks (rendered pages, API answers, earlier database snapshots) and the raw
+ * database now.
+ */
+export async function serviceHaystacks(o: {
+  serviceUrl: string;
+  callbackPath: string;
+  network: NetworkRecord;
+  tapped: readonly TappedResponse[];
+  logs: readonly string[];
+  extra: readonly Haystack[];
+  store: Store;
+  database: TestDatabase;
+}): Promise<Haystack[]> {
+  const origin = new URL(o.serviceUrl).origin;
+  return [
+    ...o.network.from(origin).map((r) => ({
+      where: `browser got ${r.status} ${new URL(r.url).pathname}`,
+      text: `${headersText(r.headers)}\n${r.body ?? ''}`,
+    })),
+    ...o.network.requests
+      .filter((u) => new URL(u).origin === origin && new URL(u).pathname !== o.callbackPath)
+      .map((u) => ({ where: 'browser request URL to the service', text: u })),
+    ...o.network.eventSourceMessages.map((m) => ({ where: `server-sent event ${m.event}`, text: m.data })),
+    ...o.tapped.map((r) => ({
+      where: `service sent ${r.status} ${r.method} ${r.path}`,
+      text: `${headersText(r.headers)}\n${r.body ?? ''}`,
+    })),
+    ...o.logs.map((line, i) => ({ where: `log line ${i}`, text: line })),
+    ...o.extra,
+    { where: 'database at the end', text: await rawDatabaseText(o.store, o.database) },
+  ];
 }

@@ -15,6 +15,11 @@ const idParams = z.strictObject({ id: z.uuid() });
  */
 export function registerNotificationRoutes(app: FastifyInstance, ctx: AppContext, pollMs = 1000): void {
   const publicUrl = ctx.config.server.publicUrl;
+  // Open event streams end when the service shuts down, so close() does not wait on them.
+  const streams = new Set<() => void>();
+  app.addHook('preClose', async () => {
+    for (const end of streams) end();
+  });
 
   app.get('/api/v1/notifications', async (request) => {
     const identity = requireUser(request, publicUrl);
@@ -53,9 +58,13 @@ export function registerNotificationRoutes(app: FastifyInstance, ctx: AppContext
     res.write('retry: 3000\n\n');
     let closed = false;
     let sinceBeat = 0;
-    request.raw.on('close', () => {
+    let wake: () => void = () => {};
+    const end = () => {
       closed = true;
-    });
+      wake();
+    };
+    streams.add(end);
+    request.raw.on('close', end);
     while (!closed) {
       try {
         const events = await ctx.notifications.eventsAfter(identity.userId, cursor);
@@ -71,8 +80,15 @@ export function registerNotificationRoutes(app: FastifyInstance, ctx: AppContext
       } catch (error) {
         request.log.warn({ err: error }, 'event stream poll failed');
       }
-      await new Promise((r) => setTimeout(r, pollMs));
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, pollMs);
+        wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
     }
+    streams.delete(end);
     res.end();
   });
 }

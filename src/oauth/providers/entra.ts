@@ -65,6 +65,8 @@ export const createEntraClient: ProviderFactory = async ({ provider, credentials
     clientAuth: await buildClientAuth(s.clientAuthMethod ?? 'none', credentials, {
       ...(s.privateKeyId ? { keyId: s.privateKeyId } : {}),
       keyIdHeader: 'x5t',
+      // Entra wants the token endpoint as the assertion's audience (the issuer is a template for multi-tenant apps).
+      audience: `${base}/oauth2/v2.0/token`,
     }),
     fetch,
     allowHttp,

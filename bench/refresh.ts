@@ -1,0 +1,512 @@
+/**
+ * Token-lifecycle benchmarks against a real oidc-provider (in a child process) and real databases.
+ *
+ * 1. Refreshes per expiry: three service instances on one database, one connection made through the
+ *    real authorization code flow, short access tokens with refresh token rotation; after each
+ *    expiry, `--callers` concurrent proxied calls spread over the instances. Target: exactly one
+ *    refresh_token request per expiry, no reuse detection, every call 200.
+ * 2. Refresh storm: `--storm` connections due at once, refreshed by the scheduler
+ *    (`runDueRefreshes`, repeatedly until nothing is due) on one and then three instances.
+ *    Target: provider calls = connections (no duplicates), no failures; wall time and peak RSS.
+ *
+ * Run: `node --import tsx bench/refresh.ts [--only expiry|storm] [--expiries 3] [--callers 500]
+ *       [--ttl 3] [--storm 10000] [--cap-seconds 180] [--storm-sqlite]`
+ */
+import { randomUUID } from 'node:crypto';
+import { runDueRefreshes } from '../src/connections/refresh-scheduler.js';
+import type { Logger } from '../src/observability/logger.js';
+import { createLogger } from '../src/observability/logger.js';
+import type { DatabaseKind, Store } from '../src/store/database.js';
+import type { ConnectionRow } from '../src/store/types.js';
+import { createTestDatabase, type TestDatabase } from '../test/support/databases.js';
+import { freePort, startTestService, type TestService } from '../test/support/service.js';
+import {
+  catalogFor,
+  connectThroughFlow,
+  flag,
+  machineLine,
+  markdownTable,
+  mb,
+  mean,
+  numberOption,
+  option,
+  out,
+  type Peers,
+  RssSampler,
+  sharedEncryption,
+  sleep,
+  startPeersProcess,
+} from './support.js';
+
+/** A logger that writes nothing but counts lines by message (failures, discarded refreshes). */
+function countingLogger(level: string): { logger: Logger; counts: Map<string, number> } {
+  const counts = new Map<string, number>();
+  const logger = createLogger({
+    level,
+    destination: {
+      write(line: string) {
+        if (!line.includes('"level":') || line.includes('"level":30')) return; // info: requests
+        const msg = /"msg":"([^"]*)"/.exec(line)?.[1] ?? '?';
+        counts.set(msg, (counts.get(msg) ?? 0) + 1);
+      },
+    },
+  });
+  return { logger, counts };
+}
+
+interface Fleet {
+  database: TestDatabase;
+  peers: Peers;
+  instances: TestService[];
+  counts: Map<string, number>;
+  close(): Promise<void>;
+}
+
+/** Peers in a child process, then `n` service instances on one fresh database sharing one key. */
+async function startFleet(
+  kind: DatabaseKind,
+  n: number,
+  peerOptions: { accessTokenTtlSeconds?: number; rotateRefreshToken: boolean },
+  logLevel: string,
+): Promise<Fleet> {
+  const database = await createTestDatabase(kind);
+  const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
+  const peers = await startPeersProcess({
+    redirectUris: ports.map((p) => `http://127.0.0.1:${p}/oauth/callback`),
+    ...peerOptions,
+  });
+  const encryption = sharedEncryption();
+  const { logger, counts } = countingLogger(logLevel);
+  const instances: TestService[] = [];
+  // One after another: each migrates and syncs the catalog on start.
+  for (const port of ports) {
+    instances.push(
+      await startTestService({
+        database,
+        port,
+        encryption,
+        ...catalogFor(peers),
+        serviceOptions: { background: false, logger },
+      }),
+    );
+  }
+  return {
+    database,
+    peers,
+    instances,
+    counts,
+    async close() {
+      for (const i of instances) await i.close();
+      await peers.close();
+      await database.drop();
+    },
+  };
+}
+
+async function readRow(store: Store, id: string): Promise<ConnectionRow> {
+  return store.db.selectFrom('connections').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Refreshes per expiry under concurrent callers
+
+interface ExpiryResult {
+  label: string;
+  refreshRequests: number;
+  /** When each refresh_token request was answered, ms after the burst started. */
+  refreshAtMs: number[];
+  /**
+   * How many expiries the burst spanned: the first refresh, plus each one at least three quarters
+   * of a lifetime (when the service makes the new token due) after the previous. A refresh sooner
+   * than that is a duplicate.
+   */
+  expiriesCrossed: number;
+  reuseDetected: number;
+  apiUnauthorized: number;
+  ok: number;
+  statuses: string;
+  wallMs: number;
+}
+
+async function benchExpiries(
+  kind: DatabaseKind,
+  o: { instances: number; callers: number; expiries: number; ttlSeconds: number },
+): Promise<ExpiryResult[]> {
+  const fleet = await startFleet(
+    kind,
+    o.instances,
+    { accessTokenTtlSeconds: o.ttlSeconds, rotateRefreshToken: true },
+    'info',
+  );
+  try {
+    const [first] = fleet.instances;
+    const jwt = await first!.token('bench-user');
+    const id = await connectThroughFlow(first!.url, jwt, 'alice');
+    const store = first!.service.ctx.store;
+    const burst = async (label: string): Promise<ExpiryResult> => {
+      const before = await fleet.peers.counters();
+      const started = Date.now();
+      const t0 = performance.now();
+      const statuses = await Promise.all(
+        Array.from({ length: o.callers }, async (_, i) => {
+          const target = fleet.instances[i % fleet.instances.length]!;
+          try {
+            const r = await fetch(`${target.url}/api/v1/connections/${id}/proxy/items`, {
+              headers: { authorization: `Bearer ${jwt}` },
+            });
+            await r.arrayBuffer();
+            return r.status;
+          } catch {
+            return 0;
+          }
+        }),
+      );
+      const wallMs = performance.now() - t0;
+      const after = await fleet.peers.counters();
+      const histogram = new Map<number, number>();
+      for (const s of statuses) histogram.set(s, (histogram.get(s) ?? 0) + 1);
+      const refreshAtMs = after.refreshTimes.filter((t) => t >= started).map((t) => t - started);
+      const dueAfterMs = o.ttlSeconds * 750;
+      return {
+        label,
+        refreshRequests: (after.tokenRequests.refresh_token ?? 0) - (before.tokenRequests.refresh_token ?? 0),
+        refreshAtMs,
+        expiriesCrossed: refreshAtMs.filter((t, i) => i === 0 || t - refreshAtMs[i - 1]! >= dueAfterMs)
+          .length,
+        reuseDetected: after.refreshReuseDetected - before.refreshReuseDetected,
+        apiUnauthorized: after.apiUnauthorized - before.apiUnauthorized,
+        ok: histogram.get(200) ?? 0,
+        statuses: [...histogram]
+          .sort((a, b) => a[0] - b[0])
+          .map(([s, n]) => `${s === 0 ? 'error' : s}×${n}`)
+          .join(' '),
+        wallMs,
+      };
+    };
+    // Baseline: the same burst with a token just issued (no refresh due), in the same run.
+    const results: ExpiryResult[] = [await burst('fresh token (baseline)')];
+    for (let expiry = 1; expiry <= o.expiries; expiry++) {
+      const row = await readRow(store, id);
+      if (row.access_token_expires_at === null) throw new Error('the provider gave no expiry');
+      await sleep(Math.max(0, row.access_token_expires_at - Date.now() + 250));
+      results.push(await burst(`expiry ${expiry}`));
+    }
+    const final = await readRow(store, id);
+    if (final.status !== 'active') out(`⚠ the connection ended ${final.status} (${final.status_reason})\n`);
+    const warnings = [...fleet.counts].map(([m, n]) => `${m}×${n}`).join(', ');
+    if (warnings) out(`log lines above info on ${kind}: ${warnings}\n`);
+    return results;
+  } finally {
+    await fleet.close();
+  }
+}
+
+function expiryTable(results: ExpiryResult[], callers: number): string {
+  const expiries = results.filter((r) => r.label.startsWith('expiry'));
+  const baseline = results.find((r) => !r.label.startsWith('expiry'));
+  const row = (r: ExpiryResult) => [
+    r.label,
+    r.refreshRequests,
+    r.expiriesCrossed,
+    (r.refreshRequests / Math.max(1, r.expiriesCrossed)).toFixed(2),
+    r.refreshAtMs.map((t) => Math.round(t)).join(', ') || '–',
+    r.reuseDetected,
+    r.apiUnauthorized,
+    `${r.ok}/${callers}`,
+    r.statuses,
+    Math.round(r.wallMs),
+    baseline === undefined ? '' : `${(r.wallMs / baseline.wallMs).toFixed(2)}×`,
+  ];
+  const rows = results.map(row);
+  rows.push([
+    'mean over expiries',
+    mean(expiries.map((r) => r.refreshRequests)).toFixed(2),
+    mean(expiries.map((r) => r.expiriesCrossed)).toFixed(2),
+    mean(expiries.map((r) => r.refreshRequests / Math.max(1, r.expiriesCrossed))).toFixed(2),
+    '',
+    mean(expiries.map((r) => r.reuseDetected)).toFixed(2),
+    mean(expiries.map((r) => r.apiUnauthorized)).toFixed(2),
+    `${mean(expiries.map((r) => r.ok)).toFixed(1)}/${callers}`,
+    '',
+    Math.round(mean(expiries.map((r) => r.wallMs))),
+    baseline === undefined ? '' : `${(mean(expiries.map((r) => r.wallMs)) / baseline.wallMs).toFixed(2)}×`,
+  ]);
+  return markdownTable(
+    [
+      'burst',
+      'provider refresh_token requests',
+      'token lifetimes crossed',
+      'requests per expiry',
+      'answered at (ms into burst)',
+      'reuse detections',
+      'API 401s',
+      'successes',
+      'statuses',
+      'wall ms',
+      'wall vs. baseline',
+    ],
+    rows,
+    'lrrrrrrrlrr',
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Refresh storm
+
+interface StormResult {
+  instances: number;
+  connections: number;
+  providerCalls: number;
+  distinctRefreshed: number;
+  failures: number;
+  failureLogs: number;
+  wallMs: number;
+  timedOut: boolean;
+  rssBefore: number;
+  rssPeak: number;
+}
+
+/**
+ * Inserts `n` connection rows sealed with the service's Sealer, each holding the real refresh
+ * token of `template` (the provider does not rotate in this part), an expired access token and
+ * `next_refresh_at` = now.
+ */
+async function seedStorm(svc: TestService, template: ConnectionRow, n: number): Promise<void> {
+  const { sealer, store } = svc.service.ctx;
+  const refreshToken = sealer.open(template.refresh_token_sealed!, {
+    table: 'connections',
+    rowId: template.id,
+    field: 'refresh_token_sealed',
+  });
+  const accessToken = sealer.open(template.access_token_sealed!, {
+    table: 'connections',
+    rowId: template.id,
+    field: 'access_token_sealed',
+  });
+  const now = Date.now();
+  const batch = 500;
+  for (let start = 0; start < n; start += batch) {
+    const rows = Array.from({ length: Math.min(batch, n - start) }, (_, k) => {
+      const id = randomUUID();
+      const ctx = (field: string) => ({ table: 'connections', rowId: id, field });
+      return {
+        id,
+        user_id: `storm-${start + k}`,
+        integration_id: template.integration_id,
+        status: 'active' as const,
+        status_reason: null,
+        account_id: template.account_id,
+        account_name: template.account_name,
+        account_email: template.account_email,
+        scopes: template.scopes,
+        access_token_sealed: sealer.seal(accessToken, ctx('access_token_sealed')),
+        refresh_token_sealed: sealer.seal(refreshToken, ctx('refresh_token_sealed')),
+        id_token_sealed: null,
+        token_type: 'Bearer',
+        access_token_expires_at: now - 60_000,
+        last_refreshed_at: null,
+        next_refresh_at: now,
+        refresh_failures: 0,
+        lease_owner: null,
+        lease_until: null,
+        version: 0,
+        created_at: now - 3_600_000,
+        updated_at: now - 3_600_000,
+      };
+    });
+    await store.db.insertInto('connections').values(rows).execute();
+  }
+}
+
+/** Makes every storm row due again with an expired access token. */
+async function resetStorm(store: Store): Promise<void> {
+  const now = Date.now();
+  await store.db
+    .updateTable('connections')
+    .set({
+      next_refresh_at: now,
+      access_token_expires_at: now - 60_000,
+      last_refreshed_at: null,
+      refresh_failures: 0,
+      lease_owner: null,
+      lease_until: null,
+    })
+    .where('user_id', 'like', 'storm-%')
+    .execute();
+}
+
+async function countDue(store: Store, now: number): Promise<number> {
+  const r = await store.db
+    .selectFrom('connections')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('next_refresh_at', '<=', now)
+    .where('status', '=', 'active')
+    .executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
+/** Runs the scheduler on every instance until nothing is due (or the cap); returns the wall time. */
+async function runStorm(
+  instances: TestService[],
+  capMs: number,
+): Promise<{ wallMs: number; timedOut: boolean }> {
+  const started = performance.now();
+  const deadline = Date.now() + capMs;
+  let done = false;
+  await Promise.all(
+    instances.map(async (svc) => {
+      const { store, tokens, clock, logger } = svc.service.ctx;
+      while (!done && Date.now() < deadline) {
+        const refreshed = await runDueRefreshes({ store, tokens, clock, logger });
+        if (refreshed > 0) continue;
+        if ((await countDue(store, Date.now())) === 0) done = true;
+        else await sleep(20);
+      }
+    }),
+  );
+  return { wallMs: performance.now() - started, timedOut: !done };
+}
+
+async function benchStorm(
+  kind: DatabaseKind,
+  o: { connections: number; instanceCounts: number[]; capMs: number },
+): Promise<StormResult[]> {
+  const fleet = await startFleet(kind, Math.max(...o.instanceCounts), { rotateRefreshToken: false }, 'debug');
+  try {
+    const [first] = fleet.instances;
+    const jwt = await first!.token('bench-template');
+    const templateId = await connectThroughFlow(first!.url, jwt, 'storm');
+    const store = first!.service.ctx.store;
+    await seedStorm(first!, await readRow(store, templateId), o.connections);
+    const results: StormResult[] = [];
+    for (const count of o.instanceCounts) {
+      if (results.length > 0) await resetStorm(store);
+      fleet.counts.clear();
+      const before = await fleet.peers.counters();
+      const runStart = Date.now();
+      const rss = new RssSampler(100).start();
+      const { wallMs, timedOut } = await runStorm(fleet.instances.slice(0, count), o.capMs);
+      const { before: rssBefore, peak: rssPeak } = rss.stop();
+      const after = await fleet.peers.counters();
+      const refreshed = await store.db
+        .selectFrom('connections')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('user_id', 'like', 'storm-%')
+        .where('last_refreshed_at', '>=', runStart)
+        .executeTakeFirstOrThrow();
+      const failed = await store.db
+        .selectFrom('connections')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('user_id', 'like', 'storm-%')
+        .where((eb) => eb.or([eb('status', '!=', 'active'), eb('refresh_failures', '>', 0)]))
+        .executeTakeFirstOrThrow();
+      results.push({
+        instances: count,
+        connections: o.connections,
+        providerCalls: (after.tokenRequests.refresh_token ?? 0) - (before.tokenRequests.refresh_token ?? 0),
+        distinctRefreshed: Number(refreshed.n),
+        failures: Number(failed.n),
+        failureLogs:
+          (fleet.counts.get('refresh failed') ?? 0) +
+          (fleet.counts.get('scheduled refresh did not succeed') ?? 0),
+        wallMs,
+        timedOut,
+        rssBefore,
+        rssPeak,
+      });
+      const other = [...fleet.counts].map(([m, n]) => `${m}×${n}`).join(', ');
+      if (other) out(`log lines above info (${kind}, ${count} instance(s)): ${other}\n`);
+    }
+    return results;
+  } finally {
+    await fleet.close();
+  }
+}
+
+function stormTable(kind: DatabaseKind, results: StormResult[]): string {
+  return markdownTable(
+    [
+      'database',
+      'instances',
+      'connections due',
+      'provider refresh calls',
+      'rows refreshed',
+      'duplicates',
+      'failed rows / failure logs',
+      'wall s',
+      'refreshes/s',
+      'RSS before',
+      'peak RSS',
+      'peak − before',
+    ],
+    results.map((r) => [
+      kind,
+      r.instances,
+      r.connections,
+      `${r.providerCalls}${r.providerCalls === r.connections ? '' : ' ⚠'}`,
+      r.distinctRefreshed,
+      r.providerCalls - r.distinctRefreshed,
+      `${r.failures} / ${r.failureLogs}`,
+      `${(r.wallMs / 1000).toFixed(1)}${r.timedOut ? ' (cap hit ⚠)' : ''}`,
+      Math.round(r.distinctRefreshed / (r.wallMs / 1000)),
+      mb(r.rssBefore),
+      mb(r.rssPeak),
+      mb(r.rssPeak - r.rssBefore),
+    ]),
+    'lrrrrrrrrrrr',
+  );
+}
+
+async function main(): Promise<void> {
+  const only = option('only', 'all');
+  const callers = numberOption('callers', 500);
+  const expiries = numberOption('expiries', 3);
+  const ttlSeconds = numberOption('ttl', 3);
+  const storm = numberOption('storm', 10_000);
+  const capMs = numberOption('cap-seconds', 180) * 1000;
+  out(`# Refresh benchmarks\n\n${machineLine()}\n`);
+  out(
+    'oidc-provider and the demo API run in a child process; the service instances run in this process ' +
+      '(each its own TokenService, pool and instance id, coordinating only through the database).\n',
+  );
+
+  if (only === 'all' || only === 'expiry') {
+    out(
+      `\n## Refreshes per expiry: ${callers} concurrent proxied calls over 3 instances, ` +
+        `${ttlSeconds} s access tokens, refresh token rotation on, target 1.00 per expiry\n`,
+    );
+    for (const kind of ['postgres', 'sqlite'] as const) {
+      const results = await benchExpiries(kind, { instances: 3, callers, expiries, ttlSeconds });
+      out(`\n### ${kind}\n\n${expiryTable(results, callers)}\n`);
+    }
+  }
+
+  if (only === 'all' || only === 'storm') {
+    out(
+      `\n## Refresh storm: ${storm} connections due at once, scheduler (runDueRefreshes, batch 200, ` +
+        '4 per provider per instance) until nothing is due; cap ' +
+        `${capMs / 1000} s per run\n\nEvery row holds the same real refresh token: oidc-provider runs with ` +
+        'rotateRefreshToken: false for this part, so one grant backs all rows. RSS is this process ' +
+        '(all instances), sampled every 100 ms; the provider runs in a child process.\n',
+    );
+    const kinds: DatabaseKind[] = flag('storm-sqlite') ? ['postgres', 'sqlite'] : ['postgres'];
+    for (const kind of kinds) {
+      const results = await benchStorm(kind, {
+        connections: storm,
+        instanceCounts: kind === 'sqlite' ? [1] : [1, 3],
+        capMs,
+      });
+      out(`\n${stormTable(kind, results)}\n`);
+      for (const r of results.filter((x) => x.timedOut)) {
+        const rate = r.distinctRefreshed / (r.wallMs / 1000);
+        out(
+          `⚠ ${kind}, ${r.instances} instance(s): cap hit after ${r.distinctRefreshed} refreshes ` +
+            `(${rate.toFixed(0)}/s); ${r.connections} would take ~${Math.round(r.connections / rate)} s. ` +
+            `Re-run with --storm ${Math.floor((rate * capMs) / 1000 / 1000) * 1000}.\n`,
+        );
+      }
+    }
+  }
+}
+
+await main();

@@ -1,0 +1,101 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TokenFault } from '../support/fault.js';
+import { type Lifecycle, proxyPath, startLifecycle } from '../support/lifecycle.js';
+import type { TestService } from '../support/service.js';
+
+/** The child's refresh lease: longer than the provider's delay, as a lease must outlive a token request. */
+const childLeaseMs = 4_000;
+const providerDelayMs = 3_000;
+
+/** What oidc-provider did with refresh requests, from its own events (the killed child's included). */
+interface GrantEvent {
+  at: number;
+  event: 'grant.success' | 'grant.error';
+  error?: string;
+}
+
+describe.each(['postgres', 'sqlite'] as const)('an instance SIGKILLed mid-refresh, on %s', (kind) => {
+  let lc: Lifecycle;
+  let svc: TestService;
+  const grants: GrantEvent[] = [];
+
+  beforeAll(async () => {
+    lc = await startLifecycle({ kind, webhooks: false });
+    const onGrant =
+      (event: GrantEvent['event']) =>
+      (ctx: { oidc?: { params?: { grant_type?: unknown } } }, error?: Error) => {
+        if (ctx.oidc?.params?.grant_type !== 'refresh_token') return;
+        grants.push({ at: Date.now(), event, ...(error === undefined ? {} : { error: error.message }) });
+      };
+    lc.oidc.provider.on('grant.success', onGrant('grant.success') as (...args: never[]) => void);
+    lc.oidc.provider.on('grant.error', onGrant('grant.error') as (...args: never[]) => void);
+    svc = await lc.startService({ background: false });
+  });
+
+  afterAll(async () => {
+    await lc?.close();
+  });
+
+  /**
+   * Connects `user`, lets the token expire, has a child instance start the refresh against the slow
+   * provider, SIGKILLs it after the provider got the request, then uses the connection in-process.
+   */
+  async function killMidRefresh(user: string, fault: TokenFault) {
+    const id = await lc.connect(svc, user);
+    const child = await lc.startChildService({ leaseMs: childLeaseMs });
+    await lc.waitForExpiry(svc, user, id);
+    lc.faults.set(fault);
+    const arrived = lc.faults.nextRequest();
+    const doomed = fetch(`${child.url}${proxyPath(id)}`, {
+      headers: { authorization: `Bearer ${await svc.token(user)}` },
+    }).then(
+      (r) => `HTTP ${r.status}`,
+      () => 'no answer',
+    );
+    const request = await arrived;
+    await sleep(500);
+    child.kill('SIGKILL');
+    expect(await child.exited).toBe('SIGKILL');
+    expect(await doomed).toBe('no answer');
+    lc.faults.clear(); // the provider is healthy again for everyone else
+
+    const started = Date.now();
+    const r = await svc.api(user, proxyPath(id));
+    const body = await r.text();
+    const providerSaw = grants.filter((g) => g.at >= request.at);
+    const story = `in-process call → ${r.status} ${body.slice(0, 160)}; provider refresh events since the kill: ${JSON.stringify(
+      providerSaw.map((g) => ({ ...g, at: g.at - request.at })),
+    )}`;
+    return { id, r, body, story, started, request };
+  }
+
+  it('provider slow before handling: after the lease expires another instance refreshes; nothing is lost', async () => {
+    const { id, r, body, story, request } = await killMidRefresh('u-slow', {
+      kind: 'slow',
+      ms: providerDelayMs,
+    });
+    expect(r.status, story).toBe(200);
+    expect(JSON.parse(body).items).toHaveLength(3);
+    // It waited for the dead instance's lease rather than refreshing next to it.
+    const refresh = lc.tokenCalls.filter((c) => c.grantType === 'refresh_token').at(-1)!;
+    expect(refresh.startedAt).toBeGreaterThanOrEqual(request.at + childLeaseMs - 250);
+    expect((await lc.connection(svc, 'u-slow', id)).status, story).toBe('active');
+
+    // Still usable through the next rotation: the killed request did not poison the grant later on.
+    await lc.waitForExpiry(svc, 'u-slow', id);
+    const again = await svc.api('u-slow', proxyPath(id));
+    expect(again.status, story).toBe(200);
+    expect((await lc.connection(svc, 'u-slow', id)).status, story).toBe('active');
+    expect(lc.oidc.counters.refreshReuseDetected, story).toBe(0);
+  });
+
+  it('provider rotates, then answers slowly: the connection must survive the dead instance', async () => {
+    const { id, r, story } = await killMidRefresh('u-late', { kind: 'slowAnswer', ms: providerDelayMs });
+    expect(r.status, story).toBe(200);
+    expect((await lc.connection(svc, 'u-late', id)).status, story).toBe('active');
+    await lc.waitForExpiry(svc, 'u-late', id);
+    expect((await svc.api('u-late', proxyPath(id))).status, story).toBe(200);
+    expect((await lc.connection(svc, 'u-late', id)).status, story).toBe('active');
+  });
+});
