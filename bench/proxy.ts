@@ -2,12 +2,13 @@
  * Proxy benchmark: `GET /api/v1/connections/:id/proxy/items` with a bearer JWT (ours: identity,
  * connection lookup, token open, guarded outbound fetch, header filtering) against bare
  * pass-through proxies with no auth and a fixed bearer header (node:http + undici, and Fastify +
- * undici), all forwarding to the same demo API. Every server runs in its own process; this
+ * undici), all forwarding to the same demo API; plus a diagnostic target, bare Fastify with our
+ * outbound fetch (`--no-diagnostic` drops it). Every server runs in its own process; this
  * process is the load generator (undici Pool, fixed concurrency), running rounds interleaved over
  * the targets so each ratio is paired within a cycle.
  *
  * Run: `node --import tsx bench/proxy.ts [--seconds 10] [--cycles 3] [--concurrency 64]
- *       [--warmup-seconds 2] [--log-level info] [--profile] [--top 30]`
+ *       [--warmup-seconds 2] [--log-level info] [--no-diagnostic] [--profile] [--top 30]`
  * `--profile` then runs one more round on our SQLite service with the V8 sampling profiler on
  * (the same data as `--cpu-prof`, limited to that round) and prints its hot spots.
  */
@@ -16,10 +17,11 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import Fastify from 'fastify';
 import { type Dispatcher, Pool } from 'undici';
 import { mintToken } from '../src/identity/jwt.js';
+import { createOutboundFetch } from '../src/oauth/outbound.js';
 import type { DatabaseKind } from '../src/store/database.js';
 import { createTestDatabase } from '../test/support/databases.js';
 import { freePort, startTestService, testJwtSecret } from '../test/support/service.js';
@@ -100,8 +102,12 @@ interface BareStart {
   token: string;
 }
 
-/** `GET /proxy/<path>` → `GET <upstream>/<path>` with a fixed bearer header; nothing else. */
-function serveBare(framework: 'node:http' | 'fastify'): void {
+/**
+ * `GET /proxy/<path>` → `GET <upstream>/<path>` with a fixed bearer header; nothing else.
+ * `fastify+fetch` is a diagnostic: bare Fastify, but with our transport (the guarded outbound
+ * fetch and `Readable.fromWeb`, as the proxy route uses them), to tell transport cost from the rest.
+ */
+function serveBare(framework: 'node:http' | 'fastify' | 'fastify+fetch'): void {
   let close: (() => Promise<void>) | undefined;
   serveParent({
     async start(payload) {
@@ -139,14 +145,28 @@ function serveBare(framework: 'node:http' | 'fastify'): void {
         return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
       }
       const app = Fastify({ logger: false });
-      app.get('/proxy/*', async (request, reply) => {
-        const up = await forward(request.raw.url, 'GET');
-        reply
-          .code(up.statusCode)
-          .header('content-type', contentType(up.headers))
-          .header('cache-control', 'no-store');
-        return reply.send(up.body);
-      });
+      if (framework === 'fastify+fetch') {
+        const outbound = createOutboundFetch({ allow: ['127.0.0.0/8'], timeoutMs: 10_000 });
+        app.get('/proxy/*', async (request, reply) => {
+          const up = await outbound(`${o.upstream}${(request.raw.url ?? '/').replace(/^\/proxy/, '')}`, {
+            headers,
+          });
+          reply
+            .code(up.status)
+            .header('content-type', up.headers.get('content-type') ?? 'application/octet-stream');
+          reply.header('cache-control', 'no-store');
+          if (up.body === null) return reply.send();
+          return reply.send(Readable.fromWeb(up.body as import('node:stream/web').ReadableStream));
+        });
+      } else
+        app.get('/proxy/*', async (request, reply) => {
+          const up = await forward(request.raw.url, 'GET');
+          reply
+            .code(up.statusCode)
+            .header('content-type', contentType(up.headers))
+            .header('cache-control', 'no-store');
+          return reply.send(up.body);
+        });
       const url = await app.listen({ port: 0, host: '127.0.0.1' });
       close = async () => {
         await app.close();
@@ -289,15 +309,22 @@ async function main(): Promise<void> {
         pool: new Pool(url, { connections: concurrency }),
       });
     }
-    for (const framework of ['node:http', 'fastify'] as const) {
-      const child = forkChild(thisFile, ['--role', framework === 'node:http' ? 'bare-http' : 'bare-fastify']);
+    const bares = [
+      { role: 'bare-http', name: 'bare node:http' },
+      { role: 'bare-fastify', name: 'bare Fastify' },
+      ...(flag('no-diagnostic')
+        ? []
+        : [{ role: 'bare-fastify-fetch', name: 'diag: bare Fastify + our fetch' }]),
+    ];
+    for (const bare of bares) {
+      const child = forkChild(thisFile, ['--role', bare.role]);
       children.push(child);
       const { url } = await child.call<{ url: string }>('start', {
         upstream: peers.apiUrl,
         token: bareToken,
       });
       targets.push({
-        name: `bare ${framework === 'node:http' ? 'node:http' : 'Fastify'}`,
+        name: bare.name,
         child,
         origin: url,
         path: '/proxy/items',
@@ -370,15 +397,15 @@ function resultTables(targets: Target[], rounds: Map<string, RoundResult[]>): st
     }),
     'lrrrrr',
   );
-  const ours = targets.filter((t) => t.name.startsWith('ours'));
-  const ratioRows = ours.flatMap((t) =>
-    ['bare node:http', 'bare Fastify'].map((bare) => {
+  const compared = targets.filter((t) => !t.name.startsWith('bare'));
+  const ratioRows = compared.flatMap((t) =>
+    (t.name.startsWith('diag') ? ['bare Fastify'] : ['bare node:http', 'bare Fastify']).map((bare) => {
       const s = summaries.get(t.name)!;
       const b = summaries.get(bare)!;
       const rpsRatio = rounds.get(t.name)!.map((r, i) => rps(r) / rps(rounds.get(bare)![i]!));
       return [
         `${t.name} / ${bare}`,
-        `${paired(t.name, bare, rps)}${median(rpsRatio) < PROXY_TARGET_RATIO ? ' ⚠' : ''}`,
+        `${paired(t.name, bare, rps)}${t.name.startsWith('ours') && median(rpsRatio) < PROXY_TARGET_RATIO ? ' ⚠' : ''}`,
         `${(s.p50 / b.p50).toFixed(2)}×`,
         `${(s.p99 / b.p99).toFixed(2)}×`,
         paired(t.name, bare, cpuPerRequest),
@@ -398,5 +425,6 @@ if (isMainModule(import.meta.url)) {
   if (role === 'ours') serveOurs();
   else if (role === 'bare-http') serveBare('node:http');
   else if (role === 'bare-fastify') serveBare('fastify');
+  else if (role === 'bare-fastify-fetch') serveBare('fastify+fetch');
   else await main();
 }

@@ -110,6 +110,7 @@ export class TokenService {
     const connectionId = row.id;
     this.#assertUsable(row);
     if (!options.force && this.#isFresh(row)) return this.#usable(row);
+    // Join an on-demand flight only: a scheduled one gives up when another instance holds the lease.
     const key = options.force ? `${connectionId}:force` : connectionId;
     const running = this.#inFlight.get(key) ?? this.#inFlight.get(connectionId);
     if (running !== undefined) return running;
@@ -129,9 +130,9 @@ export class TokenService {
       .where('id', '=', connectionId)
       .executeTakeFirst();
     if (row === undefined || row.status !== 'active') return false;
-    if (this.#inFlight.has(connectionId)) return false;
+    if (this.#inFlight.has(connectionId) || this.#inFlight.has(`${connectionId}:scheduled`)) return false;
     const flight = this.#refresh(row, 'scheduled', { force: true });
-    this.#inFlight.set(connectionId, flight);
+    this.#inFlight.set(`${connectionId}:scheduled`, flight);
     try {
       await flight;
       return true;
@@ -139,7 +140,7 @@ export class TokenService {
       if (error instanceof LeaseBusy) return false;
       throw error;
     } finally {
-      this.#inFlight.delete(connectionId);
+      this.#inFlight.delete(`${connectionId}:scheduled`);
     }
   }
 

@@ -60,8 +60,18 @@ export function upstreamUrl(baseUrl: string, rawRest: string): URL {
   const path = q === -1 ? rawRest : rawRest.slice(0, q);
   const query = q === -1 ? '' : rawRest.slice(q);
   if (hasControlOrBackslash(rawRest) || /%5c/i.test(path) || /%(00|0a|0d)/i.test(rawRest)) throw refuse();
-  const segments = path.split('/');
-  if (segments.some((s) => /^(\.|%2e){1,2}$/i.test(s))) throw refuse();
+  // Judge the path as an upstream server might decode it: %2f is a slash and %2e a dot there.
+  const decoded = path.replace(/%2f/gi, '/').replace(/%2e/gi, '.').replace(/%40/g, '@').replace(/%3a/gi, ':');
+  const segments = decoded.split('/');
+  if (segments.some((s) => s === '.' || s === '..')) throw refuse();
+  // No absolute or protocol-relative URL, and no userinfo-looking `@` in the first segment.
+  if (
+    /^\/*[a-z][a-z0-9+.-]*:\/\//i.test(decoded) ||
+    /^\/{2,}/.test(decoded) ||
+    (segments.find((x) => x !== '') ?? '').includes('@')
+  ) {
+    throw refuse();
+  }
   const base = new URL(baseUrl);
   const basePath = base.pathname.replace(/\/+$/, '');
   const target = new URL(`${base.origin}${basePath}/${path.replace(/^\/+/, '')}${query}`);

@@ -138,13 +138,16 @@ export function classifyTokenError(error: unknown, now = Date.now()): ProviderEr
     });
   }
   if (error instanceof oauth.OperationProcessingError) {
-    const response = (error.cause as { status?: number; headers?: Headers } | undefined) ?? undefined;
-    const status = response instanceof Response ? response.status : undefined;
+    // The cause is the Response when the server answered something that is not an OAuth error
+    // body (plain-text 503, HTML). Duck-typed: our fetch returns undici's own Response class.
+    const cause = error.cause as { status?: unknown; headers?: { get?: unknown } } | undefined;
+    const status = typeof cause?.status === 'number' ? cause.status : undefined;
+    const headers = typeof cause?.headers?.get === 'function' ? (cause.headers as Headers) : undefined;
     if (status !== undefined && (status >= 500 || status === 429)) {
       return new ProviderError('transient', `provider unavailable (HTTP ${status})`, {
         status,
         cause: error,
-        retryAfterMs: retryAfter(response instanceof Response ? response.headers : undefined, now),
+        retryAfterMs: retryAfter(headers, now),
       });
     }
     // A malformed answer (HTML, garbage JSON, no access_token) is the provider misbehaving: retry later.

@@ -16,6 +16,9 @@ const secretFields = [
   'accessToken',
   'refreshToken',
   'idToken',
+  // `code` and `state` stay redacted even though that also hides error codes: an authorization
+  // code in a log line is worse than a less helpful one. Our own log fields avoid these names.
+  'code',
   'authorization_code',
   'code_verifier',
   'codeVerifier',
@@ -25,6 +28,7 @@ const secretFields = [
   'password',
   'token',
   'key',
+  'state',
 ];
 
 function redactPaths(): string[] {

@@ -50,6 +50,8 @@ export interface ServiceOptions {
   schedulerIntervalMs?: number;
   /** Refresh lease length (default 30 s). */
   leaseMs?: number;
+  /** Per-provider circuit breaker: consecutive transient failures before it opens, and for how long. */
+  circuitBreaker?: { threshold?: number; openMs?: number };
 }
 
 /** One running nunq-connect instance: its HTTP app, its context, and how to stop it. */
@@ -100,6 +102,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
         demo: options.demo ?? false,
       },
       options.leaseMs,
+      options.circuitBreaker,
     );
     await ctx.webhooks.syncFromConfig(config.webhooks);
     const app = await buildApp(ctx, [
@@ -167,6 +170,7 @@ function buildContext(
   config: Config,
   parts: Pick<AppContext, 'store' | 'keyring' | 'sealer' | 'logger' | 'clock' | 'catalog' | 'demo' | 'fetch'>,
   leaseMs: number | undefined,
+  breaker: ServiceOptions['circuitBreaker'] = {},
 ): AppContext {
   const sessions = new SessionService(
     new SessionRepository(parts.store.db),
@@ -202,7 +206,7 @@ function buildContext(
     sealer: parts.sealer,
     logger: parts.logger,
     metrics,
-    breakers: new CircuitBreakers(parts.clock),
+    breakers: new CircuitBreakers(parts.clock, breaker),
     instanceId: randomUUID(),
     // A refresh lease must outlive the token request's timeout.
     leaseMs: leaseMs ?? Math.max(30_000, config.outbound.timeoutMs * 2),

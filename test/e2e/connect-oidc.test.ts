@@ -277,6 +277,37 @@ describe.each(databaseKinds)('a person connects in Chromium against oidc-provide
     expect(provider.counters.tokenRequests.authorization_code).toBe(2);
   });
 
+  it('a grant revoked at the provider shows a live "needs reconnecting" banner whose Reconnect restores the same id', async () => {
+    expect(connectionId).not.toBe('');
+    const page = await signedIn();
+    await page.waitForResponse((r) => new URL(r.url()).pathname === '/api/v1/events').catch(() => undefined);
+    expect(await statusText(page)).toBe(`Connected as ${accountName}`);
+
+    // The provider revokes the grant; the next refresh learns it (invalid_grant).
+    await provider.revokeGrants();
+    await expect(svc.service.ctx.tokens.getAccessToken(connectionId, { force: true })).rejects.toMatchObject({
+      code: 'connection_needs_reauth',
+    });
+    // The open page hears it over server-sent events and shows the banner without a manual reload.
+    const banner = page.getByTestId('notification');
+    await banner.waitFor({ state: 'visible', timeout: 10_000 });
+    expect(await banner.textContent()).toContain('Items needs reconnecting');
+    expect(await statusText(page)).toBe('Needs reconnecting');
+    await keep(page);
+
+    const post = await submitForm(page, banner.getByRole('button', { name: 'Reconnect' }), svc.url);
+    expect(post.status, post.detail).toBe(303);
+    await page.waitForURL((url) => url.origin === provider.issuer);
+    expect(await throughProvider(page)).toEqual(['login', 'consent']);
+    await page.waitForURL((url) => url.origin === svc.url && url.pathname === '/');
+    const back = new URL(page.url());
+    expect(back.searchParams.get('outcome')).toBe('reconnected');
+    expect(back.searchParams.get('connection')).toBe(connectionId);
+    expect(await statusText(page)).toBe(`Connected as ${accountName}`);
+    expect(await page.getByTestId('notification').count()).toBe(0);
+    await keep(page);
+  });
+
   it('Disconnect on the card brings it back to "Not connected" and revokes at the provider', async () => {
     expect(connectionId).not.toBe('');
     const page = await signedIn();

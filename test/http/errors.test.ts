@@ -197,7 +197,7 @@ describe.each(databaseKinds)('HTTP errors, health and headers on %s', (kind) => 
       expect(csp, where).toContain("frame-ancestors 'none'");
       expect(csp, where).not.toMatch(/'unsafe-inline'|'unsafe-eval'/);
       expect(res.headers.get('x-frame-options'), where).toBe('DENY');
-      expect(res.headers.get('referrer-policy'), where).toBe('no-referrer');
+      expect(res.headers.get('referrer-policy'), where).toBe('same-origin');
       expect(res.headers.get('x-powered-by'), where).toBeNull();
     }
   });

@@ -109,9 +109,10 @@ describe.each(databaseKinds)('500 concurrent calls over three instances on %s', 
   });
 
   it('with the scheduler racing on all three: exactly one refresh per expiry, no reuse, all 200', async () => {
-    await Promise.all(services.map((s) => s.close()));
     // Let the token expire while nothing runs, so the scheduler is due the moment it starts.
-    await sleep(accessTokenTtlSeconds * 1000 + 200);
+    const { accessTokenExpiresAt } = await lc.connection(services[0]!, 'u-alice', id);
+    await Promise.all(services.map((s) => s.close()));
+    await sleep(Math.max(0, Date.parse(accessTokenExpiresAt!) + 200 - Date.now()));
     services = await Promise.all(
       [0, 1, 2].map(() => lc.startService({ background: true, schedulerIntervalMs: 100, leaseMs: 5_000 })),
     );
