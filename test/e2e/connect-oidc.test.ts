@@ -280,7 +280,11 @@ describe.each(databaseKinds)('a person connects in Chromium against oidc-provide
   it('a grant revoked at the provider shows a live "needs reconnecting" banner whose Reconnect restores the same id', async () => {
     expect(connectionId).not.toBe('');
     const page = await signedIn();
-    await page.waitForResponse((r) => new URL(r.url()).pathname === '/api/v1/events').catch(() => undefined);
+    // Reload with the event stream's response awaited, so the page is listening before the change.
+    await Promise.all([
+      page.waitForResponse((r) => new URL(r.url()).pathname === '/api/v1/events'),
+      page.goto(`${svc.url}/`),
+    ]);
     expect(await statusText(page)).toBe(`Connected as ${accountName}`);
 
     // The provider revokes the grant; the next refresh learns it (invalid_grant).

@@ -71,11 +71,23 @@ describe.each(databaseKinds)('500 concurrent calls over three instances on %s', 
     await lc?.close();
   });
 
-  /** Fires the burst; checks 500 × 200 and that exactly one refresh used the refresh token held before. */
-  async function burstOnExpiry(over: TestService[], round: string, fireAt = Date.now()) {
-    const expiring = currentRefreshToken(lc.tokenCalls);
-    const countBefore = lc.refreshCount();
-    const seenBefore = refreshes(lc.tokenCalls).length;
+  /** What the service holds before an expiry: its refresh token, and how many refreshes there were. */
+  const snapshot = () => ({
+    expiring: currentRefreshToken(lc.tokenCalls),
+    countBefore: lc.refreshCount(),
+    seenBefore: refreshes(lc.tokenCalls).length,
+  });
+
+  /**
+   * Fires the burst; checks 500 × 200 and that exactly one refresh used the refresh token held at
+   * `snap` (taken before anything could refresh this expiry).
+   */
+  async function burstOnExpiry(
+    over: TestService[],
+    round: string,
+    { expiring, countBefore, seenBefore } = snapshot(),
+    fireAt = Date.now(),
+  ) {
     await sleep(Math.max(0, fireAt - Date.now()));
     const from = Date.now();
     const results = await burst(over, 'u-alice', proxyPath(id), calls);
@@ -113,19 +125,22 @@ describe.each(databaseKinds)('500 concurrent calls over three instances on %s', 
     const { accessTokenExpiresAt } = await lc.connection(services[0]!, 'u-alice', id);
     await Promise.all(services.map((s) => s.close()));
     await sleep(Math.max(0, Date.parse(accessTokenExpiresAt!) + 200 - Date.now()));
+    const beforeStart = snapshot();
     services = await Promise.all(
       [0, 1, 2].map(() => lc.startService({ background: true, schedulerIntervalMs: 100, leaseMs: 5_000 })),
     );
     // 1: the token expired while every instance was down; their schedulers start ticking now.
-    await burstOnExpiry(services, 'round 1 (expired while down)');
-    // 2–4: a burst fired just as the next refresh falls due, the schedulers ticking every 100 ms.
-    for (let round = 2; round <= 4; round++) {
+    await burstOnExpiry(services, 'round 1 (expired while down)', beforeStart);
+    // 2…: a burst fired just as the next refresh falls due, the schedulers ticking every 100 ms.
+    // (One more round on PostgreSQL, where its pool queues widen the races this looks for.)
+    const lastRound = kind === 'postgres' ? 4 : 3;
+    for (let round = 2; round <= lastRound; round++) {
       const c = await lc.connection(services[0]!, 'u-alice', id);
       const dueAt = Date.parse(c.accessTokenExpiresAt!) - (accessTokenTtlSeconds * 1000) / 4;
       // Before the scheduler may take it (its jitter is < 75 ms), then fire so that the calls
       // arrive as it falls due, while the schedulers pick it up.
       await sleep(Math.max(0, dueAt - 200 - Date.now()));
-      await burstOnExpiry(services, `round ${round} (at due time)`, dueAt - 60);
+      await burstOnExpiry(services, `round ${round} (at due time)`, snapshot(), dueAt - 60);
     }
     expectOneRefreshPerExpiry(lc.tokenCalls);
     expect(lc.refreshCount()).toBe(refreshes(lc.tokenCalls).length);
