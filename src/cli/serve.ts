@@ -18,10 +18,9 @@ export async function serveCommand(flag: string | undefined, io: Io): Promise<nu
     const { created, file } = loadDemoSecrets(io.cwd);
     io.err(demoWarning);
     if (created) io.err(`  generated ${file} (mode 0600)\n\n`);
-    const port = io.env.PORT === undefined ? 3000 : Number(io.env.PORT);
-    const peers = await startDemoPeers({ publicUrl: `http://localhost:${port}`, preferredPort: port + 1 });
-    stopPeers = peers.close;
-    config = demoConfig(io.cwd, io.env, peers);
+    const demo = await startDemo(io.cwd, io.env);
+    stopPeers = demo.stop;
+    config = demo.config;
   } else {
     config = await loadConfigFile(path, io.env);
   }
@@ -42,4 +41,22 @@ export async function serveCommand(flag: string | undefined, io: Io): Promise<nu
   await service.close();
   await stopPeers();
   return 0;
+}
+
+/**
+ * Demo mode's config and peers: the bundled provider and API on loopback (next to the service's
+ * port), wired as the Demo Items integration. Shared by `serve` and the demo-mode test.
+ */
+export async function startDemo(
+  cwd: string,
+  env: Record<string, string | undefined>,
+): Promise<{ config: Config; stop: () => Promise<void> }> {
+  const port = env.PORT === undefined ? 3000 : Number(env.PORT);
+  const peers = await startDemoPeers({ publicUrl: `http://localhost:${port}`, preferredPort: port + 1 });
+  try {
+    return { config: demoConfig(cwd, env, peers), stop: peers.close };
+  } catch (error) {
+    await peers.close();
+    throw error;
+  }
 }
