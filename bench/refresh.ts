@@ -10,7 +10,7 @@
  *    Target: provider calls = connections (no duplicates), no failures; wall time and peak RSS.
  *
  * Run: `node --import tsx bench/refresh.ts [--only expiry|storm] [--expiries 3] [--callers 500]
- *       [--ttl 3] [--storm 10000] [--cap-seconds 180] [--storm-sqlite]`
+ *       [--ttl 3] [--storm 10000] [--cap-seconds 180] [--no-storm-sqlite]`
  */
 import { randomUUID } from 'node:crypto';
 import { runDueRefreshes } from '../src/connections/refresh-scheduler.js';
@@ -21,9 +21,12 @@ import type { ConnectionRow } from '../src/store/types.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/databases.js';
 import { freePort, startTestService, type TestService } from '../test/support/service.js';
 import {
+  benchClientSecret,
   catalogFor,
   connectThroughFlow,
   flag,
+  forkChild,
+  isMainModule,
   machineLine,
   markdownTable,
   mb,
@@ -33,10 +36,13 @@ import {
   out,
   type Peers,
   RssSampler,
+  serveParent,
   sharedEncryption,
   sleep,
   startPeersProcess,
 } from './support.js';
+
+const thisFile = new URL(import.meta.url).pathname;
 
 /** A logger that writes nothing but counts lines by message (failures, discarded refreshes). */
 function countingLogger(level: string): { logger: Logger; counts: Map<string, number> } {
@@ -128,70 +134,104 @@ interface ExpiryResult {
   wallMs: number;
 }
 
+/** `callers` concurrent proxied GETs of one connection, spread over the fleet's instances. */
+async function burst(
+  fleet: Fleet,
+  c: { id: string; jwt: string },
+  callers: number,
+  ttlSeconds: number,
+  label: string,
+): Promise<ExpiryResult> {
+  const before = await fleet.peers.counters();
+  const started = Date.now();
+  const t0 = performance.now();
+  const statuses = await Promise.all(
+    Array.from({ length: callers }, async (_, i) => {
+      const target = fleet.instances[i % fleet.instances.length]!;
+      try {
+        const r = await fetch(`${target.url}/api/v1/connections/${c.id}/proxy/items`, {
+          headers: { authorization: `Bearer ${c.jwt}` },
+        });
+        await r.arrayBuffer();
+        return r.status;
+      } catch {
+        return 0;
+      }
+    }),
+  );
+  const wallMs = performance.now() - t0;
+  const after = await fleet.peers.counters();
+  const histogram = new Map<number, number>();
+  for (const s of statuses) histogram.set(s, (histogram.get(s) ?? 0) + 1);
+  const refreshAtMs = after.refreshTimes.filter((t) => t >= started).map((t) => t - started);
+  const dueAfterMs = ttlSeconds * 750;
+  return {
+    label,
+    refreshRequests: (after.tokenRequests.refresh_token ?? 0) - (before.tokenRequests.refresh_token ?? 0),
+    refreshAtMs,
+    expiriesCrossed: refreshAtMs.filter((t, i) => i === 0 || t - refreshAtMs[i - 1]! >= dueAfterMs).length,
+    reuseDetected: after.refreshReuseDetected - before.refreshReuseDetected,
+    apiUnauthorized: after.apiUnauthorized - before.apiUnauthorized,
+    ok: histogram.get(200) ?? 0,
+    statuses: [...histogram]
+      .sort((a, b) => a[0] - b[0])
+      .map(([s, n]) => `${s === 0 ? 'error' : s}×${n}`)
+      .join(' '),
+    wallMs,
+  };
+}
+
+/** A fleet and one connection made through the real flow on its first instance. */
+async function fleetWithConnection(
+  kind: DatabaseKind,
+  instances: number,
+  ttlSeconds: number,
+): Promise<{ fleet: Fleet; connection: { id: string; jwt: string } }> {
+  const fleet = await startFleet(
+    kind,
+    instances,
+    { accessTokenTtlSeconds: ttlSeconds, rotateRefreshToken: true },
+    'info',
+  );
+  try {
+    const first = fleet.instances[0]!;
+    const jwt = await first.token('bench-user');
+    return { fleet, connection: { id: await connectThroughFlow(first.url, jwt, 'alice'), jwt } };
+  } catch (error) {
+    await fleet.close();
+    throw error;
+  }
+}
+
+/**
+ * Baseline first: the same burst on a fleet whose tokens last an hour (no refresh due), after a
+ * warm-up burst, so the expiry bursts that follow run on warm code too. Then, with
+ * `ttlSeconds` tokens, one burst just after each expiry.
+ */
 async function benchExpiries(
   kind: DatabaseKind,
   o: { instances: number; callers: number; expiries: number; ttlSeconds: number },
 ): Promise<ExpiryResult[]> {
-  const fleet = await startFleet(
-    kind,
-    o.instances,
-    { accessTokenTtlSeconds: o.ttlSeconds, rotateRefreshToken: true },
-    'info',
-  );
+  const results: ExpiryResult[] = [];
+  {
+    const { fleet, connection } = await fleetWithConnection(kind, o.instances, 3600);
+    try {
+      await burst(fleet, connection, o.callers, 3600, 'warm-up');
+      results.push(await burst(fleet, connection, o.callers, 3600, 'no refresh due (baseline, 1 h tokens)'));
+    } finally {
+      await fleet.close();
+    }
+  }
+  const { fleet, connection } = await fleetWithConnection(kind, o.instances, o.ttlSeconds);
   try {
-    const [first] = fleet.instances;
-    const jwt = await first!.token('bench-user');
-    const id = await connectThroughFlow(first!.url, jwt, 'alice');
-    const store = first!.service.ctx.store;
-    const burst = async (label: string): Promise<ExpiryResult> => {
-      const before = await fleet.peers.counters();
-      const started = Date.now();
-      const t0 = performance.now();
-      const statuses = await Promise.all(
-        Array.from({ length: o.callers }, async (_, i) => {
-          const target = fleet.instances[i % fleet.instances.length]!;
-          try {
-            const r = await fetch(`${target.url}/api/v1/connections/${id}/proxy/items`, {
-              headers: { authorization: `Bearer ${jwt}` },
-            });
-            await r.arrayBuffer();
-            return r.status;
-          } catch {
-            return 0;
-          }
-        }),
-      );
-      const wallMs = performance.now() - t0;
-      const after = await fleet.peers.counters();
-      const histogram = new Map<number, number>();
-      for (const s of statuses) histogram.set(s, (histogram.get(s) ?? 0) + 1);
-      const refreshAtMs = after.refreshTimes.filter((t) => t >= started).map((t) => t - started);
-      const dueAfterMs = o.ttlSeconds * 750;
-      return {
-        label,
-        refreshRequests: (after.tokenRequests.refresh_token ?? 0) - (before.tokenRequests.refresh_token ?? 0),
-        refreshAtMs,
-        expiriesCrossed: refreshAtMs.filter((t, i) => i === 0 || t - refreshAtMs[i - 1]! >= dueAfterMs)
-          .length,
-        reuseDetected: after.refreshReuseDetected - before.refreshReuseDetected,
-        apiUnauthorized: after.apiUnauthorized - before.apiUnauthorized,
-        ok: histogram.get(200) ?? 0,
-        statuses: [...histogram]
-          .sort((a, b) => a[0] - b[0])
-          .map(([s, n]) => `${s === 0 ? 'error' : s}×${n}`)
-          .join(' '),
-        wallMs,
-      };
-    };
-    // Baseline: the same burst with a token just issued (no refresh due), in the same run.
-    const results: ExpiryResult[] = [await burst('fresh token (baseline)')];
+    const store = fleet.instances[0]!.service.ctx.store;
     for (let expiry = 1; expiry <= o.expiries; expiry++) {
-      const row = await readRow(store, id);
+      const row = await readRow(store, connection.id);
       if (row.access_token_expires_at === null) throw new Error('the provider gave no expiry');
       await sleep(Math.max(0, row.access_token_expires_at - Date.now() + 250));
-      results.push(await burst(`expiry ${expiry}`));
+      results.push(await burst(fleet, connection, o.callers, o.ttlSeconds, `expiry ${expiry}`));
     }
-    const final = await readRow(store, id);
+    const final = await readRow(store, connection.id);
     if (final.status !== 'active') out(`⚠ the connection ended ${final.status} (${final.status_reason})\n`);
     const warnings = [...fleet.counts].map(([m, n]) => `${m}×${n}`).join(', ');
     if (warnings) out(`log lines above info on ${kind}: ${warnings}\n`);
@@ -264,6 +304,9 @@ interface StormResult {
   timedOut: boolean;
   rssBefore: number;
   rssPeak: number;
+  /** Refresh grants/s sent straight to the provider at the scheduler's concurrency (the baseline). */
+  bareRate: number;
+  bareConcurrency: number;
 }
 
 /**
@@ -271,7 +314,7 @@ interface StormResult {
  * token of `template` (the provider does not rotate in this part), an expired access token and
  * `next_refresh_at` = now.
  */
-async function seedStorm(svc: TestService, template: ConnectionRow, n: number): Promise<void> {
+async function seedStorm(svc: TestService, template: ConnectionRow, n: number): Promise<string> {
   const { sealer, store } = svc.service.ctx;
   const refreshToken = sealer.open(template.refresh_token_sealed!, {
     table: 'connections',
@@ -316,23 +359,40 @@ async function seedStorm(svc: TestService, template: ConnectionRow, n: number): 
     });
     await store.db.insertInto('connections').values(rows).execute();
   }
+  return refreshToken;
 }
 
-/** Makes every storm row due again with an expired access token. */
-async function resetStorm(store: Store): Promise<void> {
-  const now = Date.now();
-  await store.db
-    .updateTable('connections')
-    .set({
-      next_refresh_at: now,
-      access_token_expires_at: now - 60_000,
-      last_refreshed_at: null,
-      refresh_failures: 0,
-      lease_owner: null,
-      lease_until: null,
-    })
-    .where('user_id', 'like', 'storm-%')
-    .execute();
+/**
+ * The baseline: `n` refresh_token grants sent straight to the provider's token endpoint (client
+ * auth as ours, no lease, no database, no sealing) with `concurrency` in flight. Returns grants/s.
+ */
+async function bareRefreshRate(
+  issuer: string,
+  refreshToken: string,
+  n: number,
+  concurrency: number,
+): Promise<number> {
+  const metadata = (await (await fetch(`${issuer}/.well-known/openid-configuration`)).json()) as {
+    token_endpoint: string;
+  };
+  const authorization = `Basic ${Buffer.from(`nunq:${benchClientSecret}`).toString('base64')}`;
+  let left = n;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (left-- > 0) {
+        const r = await fetch(metadata.token_endpoint, {
+          method: 'POST',
+          headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }),
+        });
+        const body = (await r.json()) as { access_token?: string };
+        if (r.status !== 200 || body.access_token === undefined)
+          throw new Error(`bare refresh: HTTP ${r.status}`);
+      }
+    }),
+  );
+  return n / ((performance.now() - started) / 1000);
 }
 
 async function countDue(store: Store, now: number): Promise<number> {
@@ -367,60 +427,67 @@ async function runStorm(
   return { wallMs: performance.now() - started, timedOut: !done };
 }
 
+/**
+ * One storm, meant to run in a fresh process (so its RSS is the storm's, not what earlier parts
+ * left): `instances` instances, `connections` due rows, the scheduler on every instance.
+ */
 async function benchStorm(
   kind: DatabaseKind,
-  o: { connections: number; instanceCounts: number[]; capMs: number },
-): Promise<StormResult[]> {
-  const fleet = await startFleet(kind, Math.max(...o.instanceCounts), { rotateRefreshToken: false }, 'debug');
+  o: { connections: number; instances: number; capMs: number },
+): Promise<StormResult> {
+  const fleet = await startFleet(kind, o.instances, { rotateRefreshToken: false }, 'debug');
   try {
     const [first] = fleet.instances;
     const jwt = await first!.token('bench-template');
     const templateId = await connectThroughFlow(first!.url, jwt, 'storm');
     const store = first!.service.ctx.store;
-    await seedStorm(first!, await readRow(store, templateId), o.connections);
-    const results: StormResult[] = [];
-    for (const count of o.instanceCounts) {
-      if (results.length > 0) await resetStorm(store);
-      fleet.counts.clear();
-      const before = await fleet.peers.counters();
-      const runStart = Date.now();
-      const rss = new RssSampler(100).start();
-      const { wallMs, timedOut } = await runStorm(fleet.instances.slice(0, count), o.capMs);
-      const { before: rssBefore, peak: rssPeak } = rss.stop();
-      const after = await fleet.peers.counters();
-      const refreshed = await store.db
-        .selectFrom('connections')
+    const refreshToken = await seedStorm(first!, await readRow(store, templateId), o.connections);
+    const concurrency = 4 * o.instances; // the scheduler's per-provider concurrency, per instance
+    const bareRate = await bareRefreshRate(
+      fleet.peers.issuer,
+      refreshToken,
+      Math.min(o.connections, 1000),
+      concurrency,
+    );
+    fleet.counts.clear();
+    const before = await fleet.peers.counters();
+    const runStart = Date.now();
+    const rss = new RssSampler(100).start();
+    const { wallMs, timedOut } = await runStorm(fleet.instances, o.capMs);
+    const { before: rssBefore, peak: rssPeak } = rss.stop();
+    const after = await fleet.peers.counters();
+    const count = (where: (q: ReturnType<typeof stormRows>) => ReturnType<typeof stormRows>) =>
+      where(stormRows(store))
         .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('user_id', 'like', 'storm-%')
-        .where('last_refreshed_at', '>=', runStart)
-        .executeTakeFirstOrThrow();
-      const failed = await store.db
-        .selectFrom('connections')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('user_id', 'like', 'storm-%')
-        .where((eb) => eb.or([eb('status', '!=', 'active'), eb('refresh_failures', '>', 0)]))
-        .executeTakeFirstOrThrow();
-      results.push({
-        instances: count,
-        connections: o.connections,
-        providerCalls: (after.tokenRequests.refresh_token ?? 0) - (before.tokenRequests.refresh_token ?? 0),
-        distinctRefreshed: Number(refreshed.n),
-        failures: Number(failed.n),
-        failureLogs:
-          (fleet.counts.get('refresh failed') ?? 0) +
-          (fleet.counts.get('scheduled refresh did not succeed') ?? 0),
-        wallMs,
-        timedOut,
-        rssBefore,
-        rssPeak,
-      });
-      const other = [...fleet.counts].map(([m, n]) => `${m}×${n}`).join(', ');
-      if (other) out(`log lines above info (${kind}, ${count} instance(s)): ${other}\n`);
-    }
-    return results;
+        .executeTakeFirstOrThrow()
+        .then((r) => Number(r.n));
+    const other = [...fleet.counts].map(([m, n]) => `${m}×${n}`).join(', ');
+    if (other) out(`log lines above info (${kind}, ${o.instances} instance(s)): ${other}\n`);
+    return {
+      instances: o.instances,
+      connections: o.connections,
+      providerCalls: (after.tokenRequests.refresh_token ?? 0) - (before.tokenRequests.refresh_token ?? 0),
+      distinctRefreshed: await count((q) => q.where('last_refreshed_at', '>=', runStart)),
+      failures: await count((q) =>
+        q.where((eb) => eb.or([eb('status', '!=', 'active'), eb('refresh_failures', '>', 0)])),
+      ),
+      failureLogs:
+        (fleet.counts.get('refresh failed') ?? 0) +
+        (fleet.counts.get('scheduled refresh did not succeed') ?? 0),
+      wallMs,
+      timedOut,
+      rssBefore,
+      rssPeak,
+      bareRate,
+      bareConcurrency: concurrency,
+    };
   } finally {
     await fleet.close();
   }
+}
+
+function stormRows(store: Store) {
+  return store.db.selectFrom('connections').where('user_id', 'like', 'storm-%');
 }
 
 function stormTable(kind: DatabaseKind, results: StormResult[]): string {
@@ -434,10 +501,12 @@ function stormTable(kind: DatabaseKind, results: StormResult[]): string {
       'duplicates',
       'failed rows / failure logs',
       'wall s',
-      'refreshes/s',
+      'rows refreshed/s',
+      'bare provider grants/s (same concurrency)',
+      'ours/bare rate',
       'RSS before',
       'peak RSS',
-      'peak − before',
+      'peak/before',
     ],
     results.map((r) => [
       kind,
@@ -449,11 +518,13 @@ function stormTable(kind: DatabaseKind, results: StormResult[]): string {
       `${r.failures} / ${r.failureLogs}`,
       `${(r.wallMs / 1000).toFixed(1)}${r.timedOut ? ' (cap hit ⚠)' : ''}`,
       Math.round(r.distinctRefreshed / (r.wallMs / 1000)),
+      `${Math.round(r.bareRate)} (${r.bareConcurrency} in flight)`,
+      `${(r.distinctRefreshed / (r.wallMs / 1000) / r.bareRate).toFixed(2)}×`,
       mb(r.rssBefore),
       mb(r.rssPeak),
-      mb(r.rssPeak - r.rssBefore),
+      `${(r.rssPeak / r.rssBefore).toFixed(2)}× (+${mb(r.rssPeak - r.rssBefore)})`,
     ]),
-    'lrrrrrrrrrrr',
+    'lrrrrrrrrrrrrr',
   );
 }
 
@@ -466,8 +537,9 @@ async function main(): Promise<void> {
   const capMs = numberOption('cap-seconds', 180) * 1000;
   out(`# Refresh benchmarks\n\n${machineLine()}\n`);
   out(
-    'oidc-provider and the demo API run in a child process; the service instances run in this process ' +
-      '(each its own TokenService, pool and instance id, coordinating only through the database).\n',
+    'oidc-provider and the demo API run in a child process. The service instances of a part run in one ' +
+      'process (each its own TokenService, database pool and instance id, coordinating only through the ' +
+      'database): this one for the expiry bursts, a fresh child per storm run.\n',
   );
 
   if (only === 'all' || only === 'expiry') {
@@ -486,16 +558,21 @@ async function main(): Promise<void> {
       `\n## Refresh storm: ${storm} connections due at once, scheduler (runDueRefreshes, batch 200, ` +
         '4 per provider per instance) until nothing is due; cap ' +
         `${capMs / 1000} s per run\n\nEvery row holds the same real refresh token: oidc-provider runs with ` +
-        'rotateRefreshToken: false for this part, so one grant backs all rows. RSS is this process ' +
-        '(all instances), sampled every 100 ms; the provider runs in a child process.\n',
+        'rotateRefreshToken: false for this part, so one grant backs all rows. Each run is a fresh process ' +
+        '(its instances, one real connection, the seeded rows); RSS is that process, sampled every 100 ms, ' +
+        'peak during the storm against just before it. SQLite runs one instance (its deployment model).\n',
     );
-    const kinds: DatabaseKind[] = flag('storm-sqlite') ? ['postgres', 'sqlite'] : ['postgres'];
+    const kinds: DatabaseKind[] = flag('no-storm-sqlite') ? ['postgres'] : ['postgres', 'sqlite'];
     for (const kind of kinds) {
-      const results = await benchStorm(kind, {
-        connections: storm,
-        instanceCounts: kind === 'sqlite' ? [1] : [1, 3],
-        capMs,
-      });
+      const results: StormResult[] = [];
+      for (const instances of kind === 'sqlite' ? [1] : [1, 3]) {
+        const child = forkChild(thisFile, ['--role', 'storm']);
+        try {
+          results.push(await child.call<StormResult>('run', { kind, connections: storm, instances, capMs }));
+        } finally {
+          await child.close();
+        }
+      }
       out(`\n${stormTable(kind, results)}\n`);
       for (const r of results.filter((x) => x.timedOut)) {
         const rate = r.distinctRefreshed / (r.wallMs / 1000);
@@ -509,4 +586,13 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (isMainModule(import.meta.url)) {
+  if (option('role', '') === 'storm') {
+    serveParent({
+      run: (payload) => {
+        const o = payload as { kind: DatabaseKind; connections: number; instances: number; capMs: number };
+        return benchStorm(o.kind, o);
+      },
+    });
+  } else await main();
+}

@@ -206,15 +206,26 @@ export class TokenService {
     }
   }
 
-  async #tryAcquire(id: string): Promise<boolean> {
+  /**
+   * Takes the refresh lease: `clean` when nobody held it, `takeover` when the holder's lease ran
+   * out without a release (an instance died or hung mid-refresh), false when it is held.
+   */
+  async #tryAcquire(id: string): Promise<'clean' | 'takeover' | false> {
     const now = this.#d.clock.now();
-    const r = await this.#d.store.db
-      .updateTable('connections')
-      .set({ lease_owner: this.#d.instanceId, lease_until: now + this.#leaseMs })
-      .where('id', '=', id)
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows) === 1;
+    const take = (abandoned: boolean) =>
+      this.#d.store.db
+        .updateTable('connections')
+        .set({ lease_owner: this.#d.instanceId, lease_until: now + this.#leaseMs })
+        .where('id', '=', id)
+        .where((eb) =>
+          abandoned
+            ? eb.and([eb('lease_owner', 'is not', null), eb('lease_until', '<', now)])
+            : eb('lease_owner', 'is', null),
+        )
+        .executeTakeFirst();
+    if (Number((await take(false)).numUpdatedRows) === 1) return 'clean';
+    if (Number((await take(true)).numUpdatedRows) === 1) return 'takeover';
+    return false;
   }
 
   async #release(id: string): Promise<void> {
@@ -229,7 +240,8 @@ export class TokenService {
   /** Takes the lease (or waits for the holder's result), re-reads, refreshes if still needed, writes fenced. */
   async #refresh(seen: ConnectionRow, mode: RefreshMode, options: GetTokenOptions): Promise<UsableToken> {
     const deadline = this.#d.clock.now() + this.#leaseMs * 2;
-    while (!(await this.#tryAcquire(seen.id))) {
+    let acquired: 'clean' | 'takeover' | false;
+    while (!(acquired = await this.#tryAcquire(seen.id))) {
       if (mode === 'scheduled') throw new LeaseBusy();
       await this.#sleep(40 + randomInt(40));
       const row = await this.#read(seen.id);
@@ -247,13 +259,18 @@ export class TokenService {
         const current = this.#usable(row);
         if (current.value !== options.rejectedToken) return current;
       }
-      return await this.#refreshHeld(row, mode, options);
+      return await this.#refreshHeld(row, mode, options, acquired === 'takeover');
     } finally {
       await this.#release(seen.id);
     }
   }
 
-  async #refreshHeld(row: ConnectionRow, mode: RefreshMode, options: GetTokenOptions): Promise<UsableToken> {
+  async #refreshHeld(
+    row: ConnectionRow,
+    mode: RefreshMode,
+    options: GetTokenOptions,
+    afterInterruptedRefresh: boolean,
+  ): Promise<UsableToken> {
     const integration = await this.#d.catalog.getIntegration(row.integration_id);
     const providerId = integration?.providerId ?? null;
     if (integration === undefined || providerId === null || !integration.enabled) {
@@ -311,7 +328,9 @@ export class TokenService {
       );
       if (error.kind === 'reauth_required') {
         this.#d.breakers.success(providerId);
-        const reason = reauthReason(error);
+        // After an interrupted refresh the provider may already have rotated the token we hold
+        // (its answer died with the other instance): say so, operators can tell it apart.
+        const reason = `${reauthReason(error)}${afterInterruptedRefresh ? ':after_interrupted_refresh' : ''}`;
         await markNeedsReauth(this.#d, row, reason);
         throw new ConnectionNeedsReauthError(row.id, row.integration_id, reason);
       }
