@@ -241,7 +241,9 @@ export class TokenService {
   async #refresh(seen: ConnectionRow, mode: RefreshMode, options: GetTokenOptions): Promise<UsableToken> {
     const deadline = this.#d.clock.now() + this.#leaseMs * 2;
     let acquired: 'clean' | 'takeover' | false;
-    while (!(acquired = await this.#tryAcquire(seen.id))) {
+    for (;;) {
+      acquired = await this.#tryAcquire(seen.id);
+      if (acquired !== false) break;
       if (mode === 'scheduled') throw new LeaseBusy();
       await this.#sleep(40 + randomInt(40));
       const row = await this.#read(seen.id);
