@@ -24,6 +24,8 @@ export async function buildApp(
     trustProxy: ctx.config.server.trustProxy,
     bodyLimit: 1024 * 1024,
     genReqId: () => crypto.randomUUID(),
+    // On close, end every connection (keep-alive and event streams included) instead of waiting on them.
+    forceCloseConnections: true,
   });
   await app.register(fastifyCookie);
   await app.register(fastifyFormbody);
