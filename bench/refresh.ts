@@ -4,10 +4,12 @@
  * 1. Refreshes per expiry: three service instances on one database, one connection made through the
  *    real authorization code flow, short access tokens with refresh token rotation; after each
  *    expiry, `--callers` concurrent proxied calls spread over the instances. Target: exactly one
- *    refresh_token request per expiry, no reuse detection, every call 200.
+ *    refresh_token request per expiry, no reuse detection, every call 200. Baseline for the wall
+ *    time: the same burst on a fleet with 1-hour tokens (no refresh due).
  * 2. Refresh storm: `--storm` connections due at once, refreshed by the scheduler
- *    (`runDueRefreshes`, repeatedly until nothing is due) on one and then three instances.
- *    Target: provider calls = connections (no duplicates), no failures; wall time and peak RSS.
+ *    (`runDueRefreshes`, repeatedly until nothing is due) on one and then three instances, each
+ *    run in a fresh child process. Target: provider calls = connections (no duplicates), no
+ *    failures; wall time against refresh grants sent straight to the provider, peak RSS.
  *
  * Run: `node --import tsx bench/refresh.ts [--only expiry|storm] [--expiries 3] [--callers 500]
  *       [--ttl 3] [--storm 10000] [--cap-seconds 180] [--no-storm-sqlite]`
@@ -306,6 +308,8 @@ interface StormResult {
   rssPeak: number;
   /** Refresh grants/s sent straight to the provider at the scheduler's concurrency (the baseline). */
   bareRate: number;
+  /** The baseline just before and just after the storm; `bareRate` is their mean. */
+  bareRates: [number, number];
   bareConcurrency: number;
 }
 
@@ -443,6 +447,7 @@ async function benchStorm(
     const store = first!.service.ctx.store;
     const refreshToken = await seedStorm(first!, await readRow(store, templateId), o.connections);
     const concurrency = 4 * o.instances; // the scheduler's per-provider concurrency, per instance
+    await bareRefreshRate(fleet.peers.issuer, refreshToken, 200, concurrency); // warm-up
     const bareRate = await bareRefreshRate(
       fleet.peers.issuer,
       refreshToken,
@@ -456,6 +461,13 @@ async function benchStorm(
     const { wallMs, timedOut } = await runStorm(fleet.instances, o.capMs);
     const { before: rssBefore, peak: rssPeak } = rss.stop();
     const after = await fleet.peers.counters();
+    // The baseline again after the storm: a single short window is at the mercy of a noisy machine.
+    const bareAfter = await bareRefreshRate(
+      fleet.peers.issuer,
+      refreshToken,
+      Math.min(o.connections, 1000),
+      concurrency,
+    );
     const count = (where: (q: ReturnType<typeof stormRows>) => ReturnType<typeof stormRows>) =>
       where(stormRows(store))
         .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -478,7 +490,8 @@ async function benchStorm(
       timedOut,
       rssBefore,
       rssPeak,
-      bareRate,
+      bareRate: (bareRate + bareAfter) / 2,
+      bareRates: [bareRate, bareAfter],
       bareConcurrency: concurrency,
     };
   } finally {
@@ -502,7 +515,7 @@ function stormTable(kind: DatabaseKind, results: StormResult[]): string {
       'failed rows / failure logs',
       'wall s',
       'rows refreshed/s',
-      'bare provider grants/s (same concurrency)',
+      'bare provider grants/s, same concurrency (before / after)',
       'ours/bare rate',
       'RSS before',
       'peak RSS',
@@ -518,7 +531,7 @@ function stormTable(kind: DatabaseKind, results: StormResult[]): string {
       `${r.failures} / ${r.failureLogs}`,
       `${(r.wallMs / 1000).toFixed(1)}${r.timedOut ? ' (cap hit ⚠)' : ''}`,
       Math.round(r.distinctRefreshed / (r.wallMs / 1000)),
-      `${Math.round(r.bareRate)} (${r.bareConcurrency} in flight)`,
+      `${Math.round(r.bareRate)} (${r.bareRates.map(Math.round).join(' / ')})`,
       `${(r.distinctRefreshed / (r.wallMs / 1000) / r.bareRate).toFixed(2)}×`,
       mb(r.rssBefore),
       mb(r.rssPeak),
@@ -560,7 +573,10 @@ async function main(): Promise<void> {
         `${capMs / 1000} s per run\n\nEvery row holds the same real refresh token: oidc-provider runs with ` +
         'rotateRefreshToken: false for this part, so one grant backs all rows. Each run is a fresh process ' +
         '(its instances, one real connection, the seeded rows); RSS is that process, sampled every 100 ms, ' +
-        'peak during the storm against just before it. SQLite runs one instance (its deployment model).\n',
+        'peak during the storm against just before it. SQLite runs one instance (its deployment model). ' +
+        'Baseline: refresh_token grants sent straight to the token endpoint (same client auth, no ' +
+        'service) with 4 in flight per instance, the scheduler’s concurrency: 200 to warm up, then ' +
+        '1,000 before and 1,000 after the storm.\n',
     );
     const kinds: DatabaseKind[] = flag('no-storm-sqlite') ? ['postgres'] : ['postgres', 'sqlite'];
     for (const kind of kinds) {

@@ -256,6 +256,11 @@ export class TokenService {
       this.#assertUsable(row);
       // Someone refreshed (or reconnected) between our read and our lease: use their result.
       if (row.version !== seen.version) return this.#usable(row);
+      // A scheduled refresh only runs while the row is still due (another instance may have
+      // refreshed it after this instance selected its batch).
+      if (mode === 'scheduled' && (row.next_refresh_at === null || row.next_refresh_at > this.#d.clock.now())) {
+        throw new LeaseBusy();
+      }
       if (!options.force && this.#isFresh(row)) return this.#usable(row);
       if (options.rejectedToken !== undefined && row.access_token_sealed !== null) {
         const current = this.#usable(row);
