@@ -258,7 +258,10 @@ export class TokenService {
       if (row.version !== seen.version) return this.#usable(row);
       // A scheduled refresh only runs while the row is still due (another instance may have
       // refreshed it after this instance selected its batch).
-      if (mode === 'scheduled' && (row.next_refresh_at === null || row.next_refresh_at > this.#d.clock.now())) {
+      if (
+        mode === 'scheduled' &&
+        (row.next_refresh_at === null || row.next_refresh_at > this.#d.clock.now())
+      ) {
         throw new LeaseBusy();
       }
       if (!options.force && this.#isFresh(row)) return this.#usable(row);

@@ -1,12 +1,13 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Dispatcher } from 'undici';
 import type { TokenService, UsableToken } from '../connections/token-service.js';
 import { requireUser } from '../http/auth.js';
 import { Problem } from '../http/problem.js';
 import { hasControlOrBackslash } from '../http/return-to.js';
 import { isOutboundBlocked } from '../oauth/errors.js';
-import type { OutboundFetch } from '../oauth/outbound.js';
-import type { CatalogRepository } from '../store/repos/catalog.js';
+import type { OutboundRequest } from '../oauth/outbound.js';
+import type { CatalogRepository, IntegrationRecord } from '../store/repos/catalog.js';
 import type { ConnectionRepository } from '../store/repos/connections.js';
 import type { ConnectionRow } from '../store/types.js';
 import { connectionProblem } from './connection-problem.js';
@@ -36,14 +37,13 @@ const requestOnlyDrop = new Set([
   'x-forwarded-host',
   'x-forwarded-proto',
 ]);
-// fetch decodes the body, so its original encoding and length no longer describe what we send.
-const responseOnlyDrop = new Set(['set-cookie', 'set-cookie2', 'content-encoding']);
+const responseOnlyDrop = new Set(['set-cookie', 'set-cookie2']);
 
 export interface ProxyDeps {
   connections: ConnectionRepository;
   catalog: CatalogRepository;
   tokens: TokenService;
-  fetch: OutboundFetch;
+  request: OutboundRequest;
   publicUrl: string;
   /** Request bodies up to this size are buffered so a 401 can be retried after a refresh. */
   maxRetryBodyBytes?: number;
@@ -108,7 +108,7 @@ async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest
   const row = /^[0-9a-f-]{36}$/i.test(id) ? await d.connections.findForUser(identity.userId, id) : undefined;
   if (row === undefined)
     throw new Problem(404, 'connection_not_found', 'Not Found', 'There is no such connection.');
-  const integration = await d.catalog.getIntegration(row.integration_id);
+  const integration = await cachedIntegration(d, row.integration_id);
   if (integration !== undefined && !integration.enabled) {
     throw new Problem(
       409,
@@ -125,10 +125,10 @@ async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest
   const prefix = `/api/v1/connections/${id}/proxy`;
   const target = upstreamUrl(baseUrl, rawUrl.slice(rawUrl.indexOf(prefix) + prefix.length));
 
-  const headers = new Headers();
+  const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(request.headers)) {
     if (v === undefined || hopByHop.has(k) || requestOnlyDrop.has(k)) continue;
-    headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+    headers[k] = Array.isArray(v) ? v.join(', ') : v;
   }
   const method = request.method;
   const hasBody =
@@ -142,19 +142,12 @@ async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest
       : (request.body as Readable);
   const retryable = !(body instanceof Readable);
 
-  const send = async (token: UsableToken) => {
-    headers.set('authorization', token.authorization);
-    return d.fetch(target, {
+  const send = (token: UsableToken) =>
+    d.request(target, {
       method,
-      headers,
-      ...(body === undefined
-        ? {}
-        : {
-            body: body instanceof Readable ? (Readable.toWeb(body) as ReadableStream) : body,
-            duplex: 'half',
-          }),
-    } as RequestInit);
-  };
+      headers: { ...headers, authorization: token.authorization },
+      ...(body === undefined ? {} : { body }),
+    });
 
   let token: UsableToken;
   try {
@@ -163,8 +156,8 @@ async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest
     throw connectionProblem(error, row, d.publicUrl);
   }
   let upstream = await sendOrFail(send, token);
-  if (upstream.status === 401 && retryable) {
-    await upstream.body?.cancel();
+  if (upstream.statusCode === 401 && retryable) {
+    await upstream.body.dump();
     try {
       token = await d.tokens.tokenFor(await refreshedRow(d, row), {
         force: true,
@@ -176,13 +169,35 @@ async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest
     upstream = await sendOrFail(send, token);
   }
 
-  reply.code(upstream.status);
-  upstream.headers.forEach((value, key) => {
-    if (!hopByHop.has(key) && !responseOnlyDrop.has(key)) reply.header(key, value);
-  });
-  reply.header('cache-control', upstream.headers.get('cache-control') ?? 'no-store');
-  if (upstream.body === null) return reply.send();
-  return reply.send(Readable.fromWeb(upstream.body as import('node:stream/web').ReadableStream));
+  // The body is passed through undecoded, so its content-encoding still describes it.
+  reply.code(upstream.statusCode);
+  for (const [key, value] of Object.entries(upstream.headers)) {
+    if (value === undefined || hopByHop.has(key) || responseOnlyDrop.has(key)) continue;
+    reply.header(key, value);
+  }
+  if (upstream.headers['cache-control'] === undefined) reply.header('cache-control', 'no-store');
+  return reply.send(upstream.body);
+}
+
+const integrationCache = new WeakMap<
+  ProxyDeps,
+  Map<string, { at: number; value: Promise<IntegrationRecord | undefined> }>
+>();
+
+/** The integration, cached for 5 s per service (an admin's change reaches every instance within that). */
+function cachedIntegration(d: ProxyDeps, id: string): Promise<IntegrationRecord | undefined> {
+  let cache = integrationCache.get(d);
+  if (cache === undefined) {
+    cache = new Map();
+    integrationCache.set(d, cache);
+  }
+  const now = Date.now();
+  const hit = cache.get(id);
+  if (hit !== undefined && now - hit.at < 5_000) return hit.value;
+  const value = d.catalog.getIntegration(id);
+  cache.set(id, { at: now, value });
+  value.catch(() => cache.delete(id));
+  return value;
 }
 
 async function refreshedRow(d: ProxyDeps, row: ConnectionRow): Promise<ConnectionRow> {
@@ -190,9 +205,9 @@ async function refreshedRow(d: ProxyDeps, row: ConnectionRow): Promise<Connectio
 }
 
 async function sendOrFail(
-  send: (t: UsableToken) => Promise<Response>,
+  send: (t: UsableToken) => Promise<Dispatcher.ResponseData>,
   token: UsableToken,
-): Promise<Response> {
+): Promise<Dispatcher.ResponseData> {
   try {
     return await send(token);
   } catch (error) {
@@ -204,7 +219,11 @@ async function sendOrFail(
         'The API address is refused by the outbound policy.',
       );
     }
-    const timedOut = (error as { name?: string }).name === 'TimeoutError';
+    const code = (error as { code?: string }).code ?? '';
+    const timedOut =
+      (error as { name?: string }).name === 'TimeoutError' ||
+      code === 'UND_ERR_HEADERS_TIMEOUT' ||
+      code === 'UND_ERR_CONNECT_TIMEOUT';
     throw new Problem(
       timedOut ? 504 : 502,
       'upstream_error',

@@ -1,7 +1,8 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
+import type { Readable } from 'node:stream';
 import ipaddr from 'ipaddr.js';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { Agent, type Dispatcher, fetch as undiciFetch, request as undiciRequest } from 'undici';
 
 /** An outbound request refused by policy (a private, loopback or link-local target not allowed). */
 export class OutboundBlockedError extends Error {
@@ -45,7 +46,27 @@ export function parseAllowList(allow: readonly string[]): Cidr[] {
  * automatically, and every request has a timeout. @see OWASP SSRF Prevention Cheat Sheet
  */
 export function createOutboundFetch(policy: OutboundPolicy): OutboundFetch {
+  return createOutbound(policy).fetch;
+}
+
+/** A streaming request (undici's `request`: no body decoding, no redirects) under the same policy; the proxy's transport. */
+export type OutboundRequest = (
+  url: URL,
+  options: { method: string; headers: Record<string, string>; body?: Buffer | Readable },
+) => Promise<Dispatcher.ResponseData>;
+
+/** Both transports over one guarded connection pool. */
+export function createOutbound(policy: OutboundPolicy): { fetch: OutboundFetch; request: OutboundRequest } {
   const allow = parseAllowList(policy.allow);
+  const checkTarget = (url: URL) => {
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw new OutboundBlockedError(`outbound request with scheme ${url.protocol} refused`);
+    }
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    if (isIP(host) !== 0 && !isAddressAllowed(host, allow)) {
+      throw new OutboundBlockedError(`outbound request to ${host} refused by policy`);
+    }
+  };
   const agent = new Agent({
     connect: {
       lookup(hostname, options, callback) {
@@ -69,15 +90,9 @@ export function createOutboundFetch(policy: OutboundPolicy): OutboundFetch {
     headersTimeout: policy.timeoutMs,
     bodyTimeout: policy.timeoutMs,
   });
-  return async (input, init = {}) => {
+  const fetch: OutboundFetch = async (input, init = {}) => {
     const url = new URL(String(input));
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-      throw new OutboundBlockedError(`outbound request with scheme ${url.protocol} refused`);
-    }
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    if (isIP(host) !== 0 && !isAddressAllowed(host, allow)) {
-      throw new OutboundBlockedError(`outbound request to ${host} refused by policy`);
-    }
+    checkTarget(url);
     // The timeout covers connecting and waiting for the headers; a streaming body is then
     // bounded by undici's bodyTimeout (idle time between chunks), not by its total length.
     const headersTimeout = new AbortController();
@@ -100,6 +115,16 @@ export function createOutboundFetch(policy: OutboundPolicy): OutboundFetch {
       clearTimeout(timer);
     }
   };
+  const request: OutboundRequest = async (url, options) => {
+    checkTarget(url);
+    return undiciRequest(url, {
+      method: options.method as Dispatcher.HttpMethod,
+      headers: options.headers,
+      ...(options.body === undefined ? {} : { body: options.body }),
+      dispatcher: agent,
+    });
+  };
+  return { fetch, request };
 }
 
 /** Whether plain http may be used for this URL: only for targets that need an allow-list entry anyway. */

@@ -20,7 +20,7 @@ import { SessionService } from '../identity/session-service.js';
 import { AuditLog } from '../notify/audit.js';
 import { Notifications } from '../notify/notifications.js';
 import { Webhooks } from '../notify/webhooks.js';
-import { createOutboundFetch, type OutboundFetch } from '../oauth/outbound.js';
+import { createOutbound, createOutboundFetch, type OutboundFetch } from '../oauth/outbound.js';
 import { ProviderClients } from '../oauth/registry.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
@@ -115,7 +115,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
           connections: ctx.connections,
           catalog: ctx.catalog,
           tokens: ctx.tokens,
-          fetch: ctx.fetch,
+          request: createOutbound(config.outbound).request,
           publicUrl: config.server.publicUrl,
         }),
       ...(options.routes ?? []),

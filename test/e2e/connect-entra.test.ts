@@ -14,6 +14,7 @@ import {
   accessibilityFacts,
   type Browser,
   type BrowserContext,
+  closeWithin,
   getJsonWithSession,
   keepPage,
   launchBrowser,
@@ -112,7 +113,7 @@ describe.each(databaseKinds)(
     afterAll(async () => {
       // Contexts stay open until here (a tab may still be reloading on a server-sent event);
       // closing them ends their event streams before the service stops.
-      await Promise.all(contexts.splice(0).map((c) => c.close()));
+      await Promise.all(contexts.splice(0).map((c) => closeWithin(c, 10_000)));
       await svc?.close();
       await entra?.close();
       await database?.drop();

@@ -14,6 +14,21 @@ import {
 
 export type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 
+/**
+ * Closes a browser context, giving up after `ms`: under heavy load Chromium can take a long time
+ * to tear a context down, and a hung close must not hang the suite (the browser is closed anyway).
+ */
+export async function closeWithin(context: BrowserContext, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    context.close().catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
 export const chromiumPath = process.env.NUNQ_TEST_CHROMIUM ?? '/usr/bin/chromium';
 
 /** Launches headless Chromium with no background traffic of its own (updates, sync, QUIC probes). */

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { type Config, validateConfig } from '../../src/config/index.js';
@@ -7,16 +8,23 @@ import { createLogger } from '../../src/observability/logger.js';
 import { createService, type Service, type ServiceOptions } from '../../src/service/service.js';
 import type { TestDatabase } from './databases.js';
 
-/** A free TCP port on 127.0.0.1 (the service needs its public URL before it listens). */
+/**
+ * A free TCP port on 127.0.0.1 (the service needs its public URL before it listens), picked at
+ * random below the kernel's ephemeral range (32768+), so the many outgoing connections the suite
+ * makes cannot take it between this check and the listen, and ports are rarely reused in a run.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
+  const tryPort = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
     });
-  });
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20_000 + randomInt(12_000);
+    if (await tryPort(port)) return port;
+  }
+  throw new Error('no free port found');
 }
 
 export const testJwtSecret = 'test-jwt-secret-of-at-least-32-characters!';
