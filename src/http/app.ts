@@ -2,6 +2,7 @@ import fastifyCookie from '@fastify/cookie';
 import fastifyFormbody from '@fastify/formbody';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { AppContext } from './context.js';
+import { AccessLogController } from './log-controller.js';
 import { Problem } from './problem.js';
 import { registerApiRoutes } from './routes/api.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -24,6 +25,7 @@ export async function buildApp(
     trustProxy: ctx.config.server.trustProxy,
     bodyLimit: 1024 * 1024,
     genReqId: () => crypto.randomUUID(),
+    logController: new AccessLogController(),
     // On close, end every connection (keep-alive and event streams included) instead of waiting on them.
     forceCloseConnections: true,
   });
