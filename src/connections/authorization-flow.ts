@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import * as oauth from 'oauth4webapi';
 import type { Sealer } from '../crypto/index.js';
@@ -15,6 +15,7 @@ import type { CatalogRepository } from '../store/repos/catalog.js';
 import type { PendingAuthorizationRepository } from '../store/repos/pending-authorizations.js';
 import type { Database } from '../store/types.js';
 import type { Clock } from '../support/clock.js';
+import { sha256Hex } from '../support/hash.js';
 import { idleRefreshMs, nextRefreshAt } from './refresh-policy.js';
 
 /** A pending authorization lives this long: the user has 10 minutes to sign in. */
@@ -65,7 +66,7 @@ interface SerializedTokens {
   account: TokenSet['account'];
 }
 
-const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex');
+const sha256 = sha256Hex;
 
 /**
  * The authorization code flow with PKCE, policy side: who may start what, where the pending

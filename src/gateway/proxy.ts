@@ -9,7 +9,6 @@ import { isOutboundBlocked } from '../oauth/errors.js';
 import type { OutboundRequest } from '../oauth/outbound.js';
 import type { CatalogRepository, IntegrationRecord } from '../store/repos/catalog.js';
 import type { ConnectionRepository } from '../store/repos/connections.js';
-import type { ConnectionRow } from '../store/types.js';
 import { connectionProblem } from './connection-problem.js';
 
 /** Headers never forwarded in either direction (RFC 9110 §7.6.1), plus the caller's credentials. */
@@ -159,7 +158,7 @@ async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest
   if (upstream.statusCode === 401 && retryable) {
     await upstream.body.dump();
     try {
-      token = await d.tokens.tokenFor(await refreshedRow(d, row), {
+      token = await d.tokens.tokenFor(row, {
         force: true,
         rejectedToken: token.value,
       });
@@ -198,10 +197,6 @@ function cachedIntegration(d: ProxyDeps, id: string): Promise<IntegrationRecord 
   cache.set(id, { at: now, value });
   value.catch(() => cache.delete(id));
   return value;
-}
-
-async function refreshedRow(d: ProxyDeps, row: ConnectionRow): Promise<ConnectionRow> {
-  return (await d.connections.findForUser(row.user_id, row.id)) ?? row;
 }
 
 async function sendOrFail(

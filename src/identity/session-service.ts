@@ -1,12 +1,13 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { SessionRepository } from '../store/repos/sessions.js';
 import type { Clock } from '../support/clock.js';
+import { sha256Hex } from '../support/hash.js';
 import { type Identity, isAdmin } from './identity.js';
 
 export const sessionCookieName = (secure: boolean): string =>
   secure ? '__Host-nunq_session' : 'nunq_session';
 
-const hash = (value: string): string => createHash('sha256').update(value).digest('hex');
+const hash = sha256Hex;
 
 /** Compares two strings in time independent of where they differ. */
 export function constantTimeEqual(a: string, b: string): boolean {

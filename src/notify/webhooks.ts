@@ -1,10 +1,11 @@
-import { createHash, createHmac, randomInt, randomUUID } from 'node:crypto';
+import { createHmac, randomInt, randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Sealer } from '../crypto/index.js';
 import type { OutboundFetch } from '../oauth/outbound.js';
 import type { Logger } from '../observability/logger.js';
 import type { Database } from '../store/types.js';
 import type { Clock } from '../support/clock.js';
+import { sha256Hex } from '../support/hash.js';
 
 export type WebhookEventType =
   | 'connection.created'
@@ -67,7 +68,7 @@ export class Webhooks {
     const now = this.#clock.now();
     const ids: string[] = [];
     for (const h of hooks) {
-      const id = `cfg_${createHash('sha256').update(h.url).digest('hex').slice(0, 24)}`;
+      const id = `cfg_${sha256Hex(h.url).slice(0, 24)}`;
       ids.push(id);
       const events = h.events === undefined ? null : JSON.stringify(h.events);
       const existing = await this.#db

@@ -20,7 +20,7 @@ import { SessionService } from '../identity/session-service.js';
 import { AuditLog } from '../notify/audit.js';
 import { Notifications } from '../notify/notifications.js';
 import { Webhooks } from '../notify/webhooks.js';
-import { createOutbound, createOutboundFetch, type OutboundFetch } from '../oauth/outbound.js';
+import { createOutbound, type OutboundFetch } from '../oauth/outbound.js';
 import { ProviderClients } from '../oauth/registry.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
@@ -88,7 +88,8 @@ export async function createService(config: Config, options: ServiceOptions = {}
     await migrateToLatest(store);
     const catalog = new CatalogRepository(store.db, sealer);
     await syncCatalogFromConfig(config, catalog, clock.now());
-    const fetch = options.fetch ?? createOutboundFetch(config.outbound);
+    const outbound = createOutbound(config.outbound);
+    const fetch = options.fetch ?? outbound.fetch;
     const ctx = buildContext(
       config,
       {
@@ -115,7 +116,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
           connections: ctx.connections,
           catalog: ctx.catalog,
           tokens: ctx.tokens,
-          request: createOutbound(config.outbound).request,
+          request: outbound.request,
           publicUrl: config.server.publicUrl,
         }),
       ...(options.routes ?? []),

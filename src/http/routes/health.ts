@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { pingStore } from '../../store/database.js';
+import { script } from '../../ui/script.js';
+import { stylesheet } from '../../ui/styles.js';
 import type { AppContext } from '../context.js';
 import { Problem } from '../problem.js';
 
@@ -20,13 +22,11 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: AppContext): voi
   });
 
   app.get('/assets/app.js', async (_request, reply) => {
-    const { script } = await import('../../ui/script.js');
     reply.header('cache-control', 'public, max-age=3600').type('text/javascript; charset=utf-8');
     return script;
   });
 
   app.get('/assets/app.css', async (_request, reply) => {
-    const { stylesheet } = await import('../../ui/styles.js');
     reply.header('cache-control', 'public, max-age=3600').type('text/css; charset=utf-8');
     return stylesheet;
   });
