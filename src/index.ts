@@ -60,9 +60,9 @@ export async function createConnections(options: ConnectionsOptions): Promise<Co
     logger: options.logger ?? createLogger({ level: 'warn' }),
     background: options.background ?? false,
   });
-  const { connections, tokens } = service.ctx;
+  const { connections, connectionCache, tokens } = service.ctx;
   const owned = async (userId: string, connectionId: string) => {
-    const row = await connections.findForUser(userId, connectionId);
+    const row = await connectionCache.findForUser(userId, connectionId);
     if (row === undefined) throw new ConnectionNotFoundError(`connection ${connectionId} not found`);
     return row;
   };

@@ -16,6 +16,7 @@ import type { PendingAuthorizationRepository } from '../store/repos/pending-auth
 import type { Database } from '../store/types.js';
 import type { Clock } from '../support/clock.js';
 import { sha256Hex } from '../support/hash.js';
+import type { ConnectionCache } from './connection-cache.js';
 import { idleRefreshMs, nextRefreshAt } from './refresh-policy.js';
 
 /** A pending authorization lives this long: the user has 10 minutes to sign in. */
@@ -53,6 +54,8 @@ export interface AuthorizationFlowDeps {
   notifications: Notifications;
   clock: Clock;
   publicUrl: string;
+  /** The hot path's row cache, evicted when a Reconnect replaces a connection's tokens. */
+  cache?: ConnectionCache;
 }
 
 /** A token set as sealed while it waits for a confirmation. */
@@ -349,7 +352,7 @@ export class AuthorizationFlow {
     const now = this.#d.clock.now();
     // Read before the transaction: on SQLite a query outside `trx` while it is open would deadlock.
     const idleMs = await this.#idleRefreshMs(integrationId);
-    return this.#d.store.db.transaction().execute(async (trx) => {
+    const saved = await this.#d.store.db.transaction().execute(async (trx) => {
       const existing = await trx
         .selectFrom('connections')
         .select(['id', 'version', 'account_id'])
@@ -430,7 +433,7 @@ export class AuthorizationFlow {
           .where('id', '=', id)
           .execute();
       }
-      const outcome = existing === undefined ? 'connected' : 'reconnected';
+      const outcome: 'connected' | 'reconnected' = existing === undefined ? 'connected' : 'reconnected';
       const db = trx as unknown as Kysely<Database>;
       await this.#d.notifications.resolveForConnection(db, id);
       await this.#d.notifications.publish(db, userId, 'connection.status', {
@@ -456,6 +459,8 @@ export class AuthorizationFlow {
       });
       return { outcome, connectionId: id };
     });
+    this.#d.cache?.invalidate(saved.connectionId);
+    return saved;
   }
 
   #sealTokens(connectionId: string, tokens: TokenSet) {

@@ -9,6 +9,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Store } from '../store/database.js';
 import type { CatalogRepository } from '../store/repos/catalog.js';
 import type { ConnectionRow, Database } from '../store/types.js';
+import type { ConnectionCache } from './connection-cache.js';
 import type { RevocationQueue } from './revocations.js';
 
 export interface DisconnectDeps {
@@ -21,6 +22,8 @@ export interface DisconnectDeps {
   notifications: Notifications;
   revocations: RevocationQueue;
   logger: Logger;
+  /** The hot path's row cache, evicted once the row is gone. */
+  cache?: ConnectionCache;
 }
 
 export type RevocationOutcome = 'revoked' | 'unsupported' | 'failed' | 'retrying' | 'nothing_to_revoke';
@@ -62,6 +65,7 @@ export async function disconnect(
       integration: row.integration_id,
     });
   });
+  d.cache?.invalidate(row.id);
   return revocation;
 }
 

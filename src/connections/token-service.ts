@@ -9,6 +9,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { CatalogRepository } from '../store/repos/catalog.js';
 import type { ConnectionRow } from '../store/types.js';
 import type { CircuitBreakers } from './circuit-breaker.js';
+import type { ConnectionCache } from './connection-cache.js';
 import {
   ConnectionNeedsReauthError,
   ConnectionNotFoundError,
@@ -65,6 +66,8 @@ export interface TokenServiceDeps extends OutcomeDeps {
   leaseMs?: number;
   marginMs?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** The hot path's row cache: evicted whenever this service refreshes or fails a connection. */
+  cache?: ConnectionCache;
 }
 
 export interface GetTokenOptions {
@@ -89,6 +92,8 @@ type RefreshMode = 'on_demand' | 'scheduled';
 export class TokenService {
   readonly #d: TokenServiceDeps;
   readonly #inFlight = new Map<string, Promise<UsableToken>>();
+  /** Opened access tokens by the row object they came from (a cached row is opened once). */
+  readonly #opened = new WeakMap<ConnectionRow, UsableToken>();
   readonly #leaseMs: number;
   readonly #marginMs: number;
   readonly #sleep: (ms: number) => Promise<void>;
@@ -114,7 +119,10 @@ export class TokenService {
     const key = options.force ? `${connectionId}:force` : connectionId;
     const running = this.#inFlight.get(key) ?? this.#inFlight.get(connectionId);
     if (running !== undefined) return running;
-    const flight = this.#refresh(row, 'on_demand', options).finally(() => this.#inFlight.delete(key));
+    const flight = this.#refresh(row, 'on_demand', options).finally(() => {
+      this.#inFlight.delete(key);
+      this.#d.cache?.invalidate(connectionId);
+    });
     this.#inFlight.set(key, flight);
     return flight;
   }
@@ -141,6 +149,7 @@ export class TokenService {
       throw error;
     } finally {
       this.#inFlight.delete(`${connectionId}:scheduled`);
+      this.#d.cache?.invalidate(connectionId);
     }
   }
 
@@ -178,8 +187,12 @@ export class TokenService {
   }
 
   #usable(row: ConnectionRow): UsableToken {
+    const known = this.#opened.get(row);
+    if (known !== undefined) return known;
     const value = this.#open(row, 'access_token_sealed');
-    return new UsableToken(value, row.token_type ?? 'Bearer', row.access_token_expires_at, row.id);
+    const token = new UsableToken(value, row.token_type ?? 'Bearer', row.access_token_expires_at, row.id);
+    this.#opened.set(row, token);
+    return token;
   }
 
   /**

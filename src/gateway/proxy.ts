@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
+import type { ConnectionCache } from '../connections/connection-cache.js';
 import type { TokenService, UsableToken } from '../connections/token-service.js';
 import { requireUser } from '../http/auth.js';
 import { Problem } from '../http/problem.js';
@@ -8,7 +9,6 @@ import { hasControlOrBackslash } from '../http/return-to.js';
 import { isOutboundBlocked } from '../oauth/errors.js';
 import type { OutboundRequest } from '../oauth/outbound.js';
 import type { CatalogRepository, IntegrationRecord } from '../store/repos/catalog.js';
-import type { ConnectionRepository } from '../store/repos/connections.js';
 import { connectionProblem } from './connection-problem.js';
 
 /** Headers never forwarded in either direction (RFC 9110 §7.6.1), plus the caller's credentials. */
@@ -39,7 +39,8 @@ const requestOnlyDrop = new Set([
 const responseOnlyDrop = new Set(['set-cookie', 'set-cookie2']);
 
 export interface ProxyDeps {
-  connections: ConnectionRepository;
+  /** Where the connection row comes from: the row cache (one read per second for a busy connection). */
+  connections: Pick<ConnectionCache, 'findForUser'>;
   catalog: CatalogRepository;
   tokens: TokenService;
   request: OutboundRequest;

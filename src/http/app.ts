@@ -25,7 +25,7 @@ export async function buildApp(
     trustProxy: ctx.config.server.trustProxy,
     bodyLimit: 1024 * 1024,
     genReqId: () => crypto.randomUUID(),
-    logController: new AccessLogController(),
+    logController: new AccessLogController(ctx.logger),
     // On close, end every connection (keep-alive and event streams included) instead of waiting on them.
     forceCloseConnections: true,
   });

@@ -1,5 +1,6 @@
 import type { Config } from '../config/index.js';
 import type { AuthorizationFlow } from '../connections/authorization-flow.js';
+import type { ConnectionCache } from '../connections/connection-cache.js';
 import type { RevocationQueue } from '../connections/revocations.js';
 import type { TokenService } from '../connections/token-service.js';
 import type { Keyring, Sealer } from '../crypto/index.js';
@@ -31,6 +32,8 @@ export interface AppContext {
   readonly audit: AuditLog;
   readonly catalog: CatalogRepository;
   readonly connections: ConnectionRepository;
+  /** Recently read rows for the proxy and the library (this instance only; evicted on its own writes). */
+  readonly connectionCache: ConnectionCache;
   readonly fetch: OutboundFetch;
   readonly providers: ProviderClients;
   readonly flow: AuthorizationFlow;

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/index.js';
 import { AuthorizationFlow } from '../connections/authorization-flow.js';
 import { CircuitBreakers } from '../connections/circuit-breaker.js';
+import { ConnectionCache } from '../connections/connection-cache.js';
 import { runDueRefreshes } from '../connections/refresh-scheduler.js';
 import { RevocationQueue } from '../connections/revocations.js';
 import { TokenService } from '../connections/token-service.js';
@@ -52,6 +53,11 @@ export interface ServiceOptions {
   leaseMs?: number;
   /** Per-provider circuit breaker: consecutive transient failures before it opens, and for how long. */
   circuitBreaker?: { threshold?: number; openMs?: number };
+  /**
+   * How long the proxy and the library reuse a connection row they read (default 1 s; 0 reads
+   * the database on every call). Bounds how late another instance's Disconnect is seen here.
+   */
+  connectionCacheMs?: number;
 }
 
 /** One running nunq-connect instance: its HTTP app, its context, and how to stop it. */
@@ -102,8 +108,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
         fetch,
         demo: options.demo ?? false,
       },
-      options.leaseMs,
-      options.circuitBreaker,
+      options,
     );
     await ctx.webhooks.syncFromConfig(config.webhooks);
     const app = await buildApp(ctx, [
@@ -113,7 +118,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
       registerAdminRoutes,
       (a) =>
         registerProxyRoutes(a, {
-          connections: ctx.connections,
+          connections: ctx.connectionCache,
           catalog: ctx.catalog,
           tokens: ctx.tokens,
           request: outbound.request,
@@ -170,9 +175,13 @@ export async function createService(config: Config, options: ServiceOptions = {}
 function buildContext(
   config: Config,
   parts: Pick<AppContext, 'store' | 'keyring' | 'sealer' | 'logger' | 'clock' | 'catalog' | 'demo' | 'fetch'>,
-  leaseMs: number | undefined,
-  breaker: ServiceOptions['circuitBreaker'] = {},
+  options: Pick<ServiceOptions, 'leaseMs' | 'circuitBreaker' | 'connectionCacheMs'>,
 ): AppContext {
+  const connections = new ConnectionRepository(parts.store.db);
+  const connectionCache = new ConnectionCache({
+    load: (id) => connections.findById(id),
+    ...(options.connectionCacheMs === undefined ? {} : { ttlMs: options.connectionCacheMs }),
+  });
   const sessions = new SessionService(
     new SessionRepository(parts.store.db),
     parts.clock,
@@ -207,10 +216,11 @@ function buildContext(
     sealer: parts.sealer,
     logger: parts.logger,
     metrics,
-    breakers: new CircuitBreakers(parts.clock, breaker),
+    breakers: new CircuitBreakers(parts.clock, options.circuitBreaker ?? {}),
     instanceId: randomUUID(),
     // A refresh lease must outlive the token request's timeout.
-    leaseMs: leaseMs ?? Math.max(30_000, config.outbound.timeoutMs * 2),
+    leaseMs: options.leaseMs ?? Math.max(30_000, config.outbound.timeoutMs * 2),
+    cache: connectionCache,
   });
   const flow = new AuthorizationFlow({
     store: parts.store,
@@ -223,6 +233,7 @@ function buildContext(
     notifications,
     clock: parts.clock,
     publicUrl: config.server.publicUrl,
+    cache: connectionCache,
   });
   return {
     ...parts,
@@ -248,7 +259,8 @@ function buildContext(
       publicUrl: config.server.publicUrl,
     }),
     audit,
-    connections: new ConnectionRepository(parts.store.db),
+    connections,
+    connectionCache,
   };
 }
 

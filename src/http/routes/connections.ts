@@ -42,6 +42,7 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: AppContext):
     notifications: ctx.notifications,
     revocations: ctx.revocations,
     logger: ctx.logger,
+    cache: ctx.connectionCache,
   };
 
   app.get('/api/v1/connections', async (request) => {

@@ -63,6 +63,11 @@ export class ConnectionRepository {
       .executeTakeFirst();
   }
 
+  /** Any user's connection by id: for callers that check the owner themselves (the row cache). */
+  async findById(id: string): Promise<ConnectionRow | undefined> {
+    return this.#db.selectFrom('connections').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
   async findByUserAndIntegration(userId: string, integrationId: string): Promise<ConnectionRow | undefined> {
     return this.#db
       .selectFrom('connections')
