@@ -72,16 +72,29 @@ export function upstreamUrl(baseUrl: string, rawRest: string): URL {
   ) {
     throw refuse();
   }
-  const base = new URL(baseUrl);
-  const basePath = base.pathname.replace(/\/+$/, '');
-  const target = new URL(`${base.origin}${basePath}/${path.replace(/^\/+/, '')}${query}`);
+  const { origin, basePath } = parsedBase(baseUrl);
+  const target = new URL(`${origin}${basePath}/${path.replace(/^\/+/, '')}${query}`);
   if (
-    target.origin !== base.origin ||
+    target.origin !== origin ||
     !(target.pathname === basePath || target.pathname.startsWith(`${basePath}/`))
   ) {
     throw refuse();
   }
   return target;
+}
+
+const parsedBases = new Map<string, { origin: string; basePath: string }>();
+
+/** An integration's base URL, parsed once (there are only as many as integrations). */
+function parsedBase(baseUrl: string): { origin: string; basePath: string } {
+  let parsed = parsedBases.get(baseUrl);
+  if (parsed === undefined) {
+    const base = new URL(baseUrl);
+    parsed = { origin: base.origin, basePath: base.pathname.replace(/\/+$/, '') };
+    if (parsedBases.size >= 1_000) parsedBases.clear();
+    parsedBases.set(baseUrl, parsed);
+  }
+  return parsed;
 }
 
 /** `ANY /api/v1/connections/:id/proxy/*`: forwards with the connection's token, streaming both ways. */

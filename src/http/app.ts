@@ -4,6 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { AppContext } from './context.js';
 import { AccessLogController } from './log-controller.js';
 import { Problem } from './problem.js';
+import { lazyRequestLoggerFactory } from './request-logger.js';
 import { registerApiRoutes } from './routes/api.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerPageRoutes } from './routes/pages.js';
@@ -26,6 +27,7 @@ export async function buildApp(
     bodyLimit: 1024 * 1024,
     genReqId: () => crypto.randomUUID(),
     logController: new AccessLogController(ctx.logger),
+    childLoggerFactory: lazyRequestLoggerFactory,
     // On close, end every connection (keep-alive and event streams included) instead of waiting on them.
     forceCloseConnections: true,
   });

@@ -58,13 +58,26 @@ export type OutboundRequest = (
 /** Both transports over one guarded connection pool. */
 export function createOutbound(policy: OutboundPolicy): { fetch: OutboundFetch; request: OutboundRequest } {
   const allow = parseAllowList(policy.allow);
+  // The verdict on a literal address never changes: remembered (bounded) so the proxy's hot path skips the parse.
+  const literalVerdicts = new Map<string, boolean>();
+  const literalAllowed = (hostname: string): boolean => {
+    let verdict = literalVerdicts.get(hostname);
+    if (verdict === undefined) {
+      const host = hostname.replace(/^\[|\]$/g, '');
+      verdict = isIP(host) === 0 || isAddressAllowed(host, allow);
+      if (literalVerdicts.size >= 1_000) literalVerdicts.clear();
+      literalVerdicts.set(hostname, verdict);
+    }
+    return verdict;
+  };
   const checkTarget = (url: URL) => {
     if (url.protocol !== 'https:' && url.protocol !== 'http:') {
       throw new OutboundBlockedError(`outbound request with scheme ${url.protocol} refused`);
     }
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    if (isIP(host) !== 0 && !isAddressAllowed(host, allow)) {
-      throw new OutboundBlockedError(`outbound request to ${host} refused by policy`);
+    if (!literalAllowed(url.hostname)) {
+      throw new OutboundBlockedError(
+        `outbound request to ${url.hostname.replace(/^\[|\]$/g, '')} refused by policy`,
+      );
     }
   };
   const agent = new Agent({
