@@ -3,13 +3,14 @@
  * connection lookup, token open, guarded outbound fetch, header filtering) against bare
  * pass-through proxies with no auth and a fixed bearer header (node:http + undici, and Fastify +
  * undici), all forwarding to the same demo API; plus a diagnostic target, bare Fastify with our
- * outbound fetch (`--no-diagnostic` drops it). Every server runs in its own process; this
+ * guarded outbound agent (`--no-diagnostic` drops it). Every server runs in its own process; this
  * process is the load generator (undici Pool, fixed concurrency), running rounds interleaved over
  * the targets so each ratio is paired within a cycle.
  *
  * Run: `node --import tsx bench/proxy.ts [--seconds 10] [--cycles 3] [--concurrency 64]
- *       [--warmup-seconds 2] [--log-level info] [--no-diagnostic] [--profile] [--top 30]`
- * `--profile` then runs one more round on our SQLite service with the V8 sampling profiler on
+ *       [--warmup-seconds 2] [--log-level info] [--no-diagnostic] [--profile] [--top 30]
+ *       [--profile-target 'ours (SQLite)']`
+ * `--profile` then runs one more round on one target (our SQLite service unless named) with the V8 sampling profiler on
  * (the same data as `--cpu-prof`, limited to that round) and prints its hot spots.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,11 +18,11 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline, Readable } from 'node:stream';
+import { pipeline } from 'node:stream';
 import Fastify from 'fastify';
 import { type Dispatcher, Pool } from 'undici';
 import { mintToken } from '../src/identity/jwt.js';
-import { createOutboundFetch } from '../src/oauth/outbound.js';
+import { createOutbound } from '../src/oauth/outbound.js';
 import type { DatabaseKind } from '../src/store/database.js';
 import { createTestDatabase } from '../test/support/databases.js';
 import { freePort, startTestService, testJwtSecret } from '../test/support/service.js';
@@ -104,10 +105,10 @@ interface BareStart {
 
 /**
  * `GET /proxy/<path>` → `GET <upstream>/<path>` with a fixed bearer header; nothing else.
- * `fastify+fetch` is a diagnostic: bare Fastify, but with our transport (the guarded outbound
- * fetch and `Readable.fromWeb`, as the proxy route uses them), to tell transport cost from the rest.
+ * `fastify+outbound` is a diagnostic: bare Fastify, but with our transport (the SSRF-guarded
+ * outbound agent, as the proxy route uses it), to tell transport cost from the rest.
  */
-function serveBare(framework: 'node:http' | 'fastify' | 'fastify+fetch'): void {
+function serveBare(framework: 'node:http' | 'fastify' | 'fastify+outbound'): void {
   let close: (() => Promise<void>) | undefined;
   serveParent({
     async start(payload) {
@@ -120,16 +121,17 @@ function serveBare(framework: 'node:http' | 'fastify' | 'fastify+fetch'): void {
           method: method as Dispatcher.HttpMethod,
           headers,
         });
-      const contentType = (h: Dispatcher.ResponseData['headers']) =>
-        String(h['content-type'] ?? 'application/octet-stream');
+      // What a pass-through keeps of the answer: its type and, the body passing undecoded, its length.
+      const passed = (h: Dispatcher.ResponseData['headers']) => ({
+        'content-type': String(h['content-type'] ?? 'application/octet-stream'),
+        ...(h['content-length'] === undefined ? {} : { 'content-length': String(h['content-length']) }),
+        'cache-control': 'no-store',
+      });
       if (framework === 'node:http') {
         const server = createServer((req, res) => {
           forward(req.url, req.method ?? 'GET').then(
             (up) => {
-              res.writeHead(up.statusCode, {
-                'content-type': contentType(up.headers),
-                'cache-control': 'no-store',
-              });
+              res.writeHead(up.statusCode, passed(up.headers));
               pipeline(up.body, res, () => {});
             },
             () => res.writeHead(502).end(),
@@ -145,26 +147,21 @@ function serveBare(framework: 'node:http' | 'fastify' | 'fastify+fetch'): void {
         return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
       }
       const app = Fastify({ logger: false });
-      if (framework === 'fastify+fetch') {
-        const outbound = createOutboundFetch({ allow: ['127.0.0.0/8'], timeoutMs: 10_000 });
+      if (framework === 'fastify+outbound') {
+        const outbound = createOutbound({ allow: ['127.0.0.0/8'], timeoutMs: 10_000 });
+        const origin = new URL(new URL(o.upstream).origin);
         app.get('/proxy/*', async (request, reply) => {
-          const up = await outbound(`${o.upstream}${(request.raw.url ?? '/').replace(/^\/proxy/, '')}`, {
-            headers,
-          });
-          reply
-            .code(up.status)
-            .header('content-type', up.headers.get('content-type') ?? 'application/octet-stream');
-          reply.header('cache-control', 'no-store');
-          if (up.body === null) return reply.send();
-          return reply.send(Readable.fromWeb(up.body as import('node:stream/web').ReadableStream));
+          const up = await outbound.request(
+            { origin, path: (request.raw.url ?? '/').replace(/^\/proxy/, '') || '/' },
+            { method: 'GET', headers: { ...headers } },
+          );
+          reply.code(up.statusCode).headers(passed(up.headers));
+          return reply.send(up.body);
         });
       } else
         app.get('/proxy/*', async (request, reply) => {
           const up = await forward(request.raw.url, 'GET');
-          reply
-            .code(up.statusCode)
-            .header('content-type', contentType(up.headers))
-            .header('cache-control', 'no-store');
+          reply.code(up.statusCode).headers(passed(up.headers));
           return reply.send(up.body);
         });
       const url = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -314,7 +311,7 @@ async function main(): Promise<void> {
       { role: 'bare-fastify', name: 'bare Fastify' },
       ...(flag('no-diagnostic')
         ? []
-        : [{ role: 'bare-fastify-fetch', name: 'diag: bare Fastify + our fetch' }]),
+        : [{ role: 'bare-fastify-outbound', name: 'diag: bare Fastify + our outbound agent' }]),
     ];
     for (const bare of bares) {
       const child = forkChild(thisFile, ['--role', bare.role]);
@@ -359,15 +356,25 @@ async function main(): Promise<void> {
     if (api.apiUnauthorized > 0) out(`⚠ the demo API answered 401 ${api.apiUnauthorized} times\n`);
     out(`\n${resultTables(targets, rounds)}\n`);
 
+    if (flag('heap-profile')) {
+      const wanted = option('profile-target', 'ours (SQLite)');
+      const target = targets.find((t) => t.name === wanted)!;
+      await target.child.call('heap-start');
+      const r = await runRound(target, concurrency, seconds * 1000);
+      await target.child.call('heap-stop', { file: '/tmp/heap.heapprofile' });
+      out(`heap profile of ${wanted}: ${r.ok} requests, /tmp/heap.heapprofile\n`);
+    }
     if (flag('profile')) {
-      const target = targets.find((t) => t.name === 'ours (SQLite)')!;
+      const wanted = option('profile-target', 'ours (SQLite)');
+      const target = targets.find((t) => t.name === wanted);
+      if (target === undefined) throw new Error(`--profile-target: no target named ${wanted}`);
       const dir = mkdtempSync(join(tmpdir(), 'nunq-prof-'));
       try {
         await target.child.call('profile-start');
         const r = await runRound(target, concurrency, seconds * 1000);
         const file = await target.child.call<string>('profile-stop', { file: join(dir, 'ours.cpuprofile') });
         out(
-          `\n## CPU profile of our SQLite service over one ${seconds} s round ` +
+          `\n## CPU profile of ${target.name} over one ${seconds} s round ` +
             `(${Math.round(rps(r))} req/s, ${Math.round(cpuPerRequest(r))} µs CPU per request while profiled)\n\n`,
         );
         out(`${summarizeCpuProfile(file, Number(option('top', '30')))}\n`);
@@ -425,6 +432,6 @@ if (isMainModule(import.meta.url)) {
   if (role === 'ours') serveOurs();
   else if (role === 'bare-http') serveBare('node:http');
   else if (role === 'bare-fastify') serveBare('fastify');
-  else if (role === 'bare-fastify-fetch') serveBare('fastify+fetch');
+  else if (role === 'bare-fastify-outbound') serveBare('fastify+outbound');
   else await main();
 }

@@ -268,6 +268,26 @@ function builtInHandlers(): Record<string, (payload: unknown) => Promise<unknown
       await session.post('Profiler.start');
       return null;
     },
+    async 'heap-start'() {
+      session = new Session();
+      session.connect();
+      await session.post('HeapProfiler.enable');
+      await session.post('HeapProfiler.startSampling', {
+        samplingInterval: 1024,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+      return null;
+    },
+    async 'heap-stop'(payload) {
+      if (session === undefined) throw new Error('no heap profile running');
+      const { profile } = await session.post('HeapProfiler.stopSampling');
+      session.disconnect();
+      session = undefined;
+      const file = (payload as { file: string }).file;
+      writeFileSync(file, JSON.stringify(profile));
+      return file;
+    },
     async 'profile-stop'(payload) {
       if (session === undefined) throw new Error('no profile running');
       const { profile } = await session.post('Profiler.stop');

@@ -11,7 +11,11 @@ import type { OutboundRequest } from '../oauth/outbound.js';
 import type { CatalogRepository, IntegrationRecord } from '../store/repos/catalog.js';
 import { connectionProblem } from './connection-problem.js';
 
-/** Headers never forwarded in either direction (RFC 9110 §7.6.1), plus the caller's credentials. */
+/**
+ * Headers never forwarded in either direction (RFC 9110 §7.6.1), plus the caller's credentials.
+ * Content-Length is kept: bodies pass through undecoded, so it stays exact (and an upstream that
+ * refuses chunked uploads gets its length).
+ */
 const hopByHop = new Set([
   'connection',
   'keep-alive',
@@ -23,7 +27,6 @@ const hopByHop = new Set([
   'transfer-encoding',
   'upgrade',
   'host',
-  'content-length',
 ]);
 const requestOnlyDrop = new Set([
   'authorization',
@@ -49,48 +52,52 @@ export interface ProxyDeps {
   maxRetryBodyBytes?: number;
 }
 
-/**
- * Resolves the upstream URL for a proxied path: the integration's `api.baseUrl` joined with the
- * caller's path and query, refusing anything that could leave it (absolute URLs, `..` segments,
- * raw or percent-encoded, backslashes, control characters). Never follows a redirect.
- */
-export function upstreamUrl(baseUrl: string, rawRest: string): URL {
-  const refuse = () => new Problem(400, 'bad_request', 'Bad Request', 'This path cannot be proxied.');
-  const q = rawRest.indexOf('?');
-  const path = q === -1 ? rawRest : rawRest.slice(0, q);
-  const query = q === -1 ? '' : rawRest.slice(q);
-  if (hasControlOrBackslash(rawRest) || /%5c/i.test(path) || /%(00|0a|0d)/i.test(rawRest)) throw refuse();
-  // Judge the path as an upstream server might decode it: %2f is a slash and %2e a dot there.
-  const decoded = path.replace(/%2f/gi, '/').replace(/%2e/gi, '.').replace(/%40/g, '@').replace(/%3a/gi, ':');
-  const segments = decoded.split('/');
-  if (segments.some((s) => s === '.' || s === '..')) throw refuse();
-  // No absolute or protocol-relative URL, and no userinfo-looking `@` in the first segment.
-  if (
-    /^\/*[a-z][a-z0-9+.-]*:\/\//i.test(decoded) ||
-    /^\/{2,}/.test(decoded) ||
-    (segments.find((x) => x !== '') ?? '').includes('@')
-  ) {
-    throw refuse();
-  }
-  const { origin, basePath } = parsedBase(baseUrl);
-  const target = new URL(`${origin}${basePath}/${path.replace(/^\/+/, '')}${query}`);
-  if (
-    target.origin !== origin ||
-    !(target.pathname === basePath || target.pathname.startsWith(`${basePath}/`))
-  ) {
-    throw refuse();
-  }
-  return target;
+/** Where a proxied request goes: the integration's API origin and the path (with query) under its base path. */
+export interface UpstreamTarget {
+  origin: URL;
+  path: string;
 }
 
-const parsedBases = new Map<string, { origin: string; basePath: string }>();
+/**
+ * Resolves the upstream target for a proxied path: the integration's `api.baseUrl` joined with
+ * the caller's path and query, refusing anything that could leave it (absolute URLs, `..`
+ * segments, raw or percent-encoded, backslashes, control characters, `@` tricks). The path is
+ * then sent as the caller wrote it, never re-normalised; redirects are never followed.
+ */
+export function upstreamTarget(baseUrl: string, rawRest: string): UpstreamTarget {
+  const refuse = () => new Problem(400, 'bad_request', 'Bad Request', 'This path cannot be proxied.');
+  const hash = rawRest.indexOf('#');
+  const rest = hash === -1 ? rawRest : rawRest.slice(0, hash);
+  const q = rest.indexOf('?');
+  const path = q === -1 ? rest : rest.slice(0, q);
+  const query = q === -1 ? '' : rest.slice(q);
+  if (hasControlOrBackslash(rest) || outsideRequestTarget.test(rest)) throw refuse();
+  // Judge the path as an upstream server might decode it: %2f is a slash and %2e a dot there.
+  const decoded = path.includes('%')
+    ? path.replace(/%2f/gi, '/').replace(/%2e/gi, '.').replace(/%40/g, '@').replace(/%3a/gi, ':')
+    : path;
+  if (/%5c/i.test(path) || /%(00|0a|0d)/i.test(rest) || dotSegment.test(decoded)) throw refuse();
+  // No absolute or protocol-relative URL, and no userinfo-looking `@` in the first segment.
+  if (/^\/*[a-z][a-z0-9+.-]*:\/\//i.test(decoded) || /^\/{2,}/.test(decoded) || /^\/*[^/]*@/.test(decoded)) {
+    throw refuse();
+  }
+  const base = parsedBase(baseUrl);
+  return { origin: base.origin, path: `${base.basePath}/${path.replace(/^\/+/, '')}${query}` };
+}
+
+/** A `.` or `..` path segment. */
+const dotSegment = /(?:^|\/)\.{1,2}(?:\/|$)/;
+/** Characters an HTTP/1.1 request target cannot carry as they are (space, DEL, beyond Latin-1). */
+const outsideRequestTarget = /[^\u0021-\u007e\u0080-\u00ff]/;
+
+const parsedBases = new Map<string, { origin: URL; basePath: string }>();
 
 /** An integration's base URL, parsed once (there are only as many as integrations). */
-function parsedBase(baseUrl: string): { origin: string; basePath: string } {
+function parsedBase(baseUrl: string): { origin: URL; basePath: string } {
   let parsed = parsedBases.get(baseUrl);
   if (parsed === undefined) {
     const base = new URL(baseUrl);
-    parsed = { origin: base.origin, basePath: base.pathname.replace(/\/+$/, '') };
+    parsed = { origin: new URL(base.origin), basePath: base.pathname.replace(/\/+$/, '') };
     if (parsedBases.size >= 1_000) parsedBases.clear();
     parsedBases.set(baseUrl, parsed);
   }
@@ -136,13 +143,9 @@ async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest
   }
   const rawUrl = request.raw.url ?? '';
   const prefix = `/api/v1/connections/${id}/proxy`;
-  const target = upstreamUrl(baseUrl, rawUrl.slice(rawUrl.indexOf(prefix) + prefix.length));
+  const target = upstreamTarget(baseUrl, rawUrl.slice(rawUrl.indexOf(prefix) + prefix.length));
 
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(request.headers)) {
-    if (v === undefined || hopByHop.has(k) || requestOnlyDrop.has(k)) continue;
-    headers[k] = Array.isArray(v) ? v.join(', ') : v;
-  }
+  const headers = forwardedHeaders(request.headers, requestOnlyDrop);
   const method = request.method;
   const hasBody =
     method !== 'GET' && method !== 'HEAD' && request.body !== undefined && request.body !== null;
@@ -155,12 +158,10 @@ async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest
       : (request.body as Readable);
   const retryable = !(body instanceof Readable);
 
-  const send = (token: UsableToken) =>
-    d.request(target, {
-      method,
-      headers: { ...headers, authorization: token.authorization },
-      ...(body === undefined ? {} : { body }),
-    });
+  const send = (token: UsableToken) => {
+    headers.authorization = token.authorization;
+    return d.request(target, body === undefined ? { method, headers } : { method, headers, body });
+  };
 
   let token: UsableToken;
   try {
@@ -184,10 +185,7 @@ async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest
 
   // The body is passed through undecoded, so its content-encoding still describes it.
   reply.code(upstream.statusCode);
-  for (const [key, value] of Object.entries(upstream.headers)) {
-    if (value === undefined || hopByHop.has(key) || responseOnlyDrop.has(key)) continue;
-    reply.header(key, value);
-  }
+  reply.headers(forwardedHeaders(upstream.headers, responseOnlyDrop));
   if (upstream.headers['cache-control'] === undefined) reply.header('cache-control', 'no-store');
   return reply.send(upstream.body);
 }
@@ -240,6 +238,33 @@ async function sendOrFail(
       timedOut ? 'The API did not answer in time.' : 'The API could not be reached.',
     );
   }
+}
+
+/**
+ * The headers to pass on: all but hop-by-hop ones (the fixed list and any the `Connection`
+ * header names) and those in `drop`; repeated headers joined (set-cookie never passes).
+ */
+function forwardedHeaders(
+  from: Record<string, string | string[] | undefined>,
+  drop: ReadonlySet<string>,
+): Record<string, string> {
+  const connection = from.connection;
+  const named =
+    connection === undefined
+      ? undefined
+      : new Set(
+          String(connection)
+            .toLowerCase()
+            .split(',')
+            .map((t) => t.trim()),
+        );
+  const out: Record<string, string> = {};
+  for (const key in from) {
+    const value = from[key];
+    if (value === undefined || hopByHop.has(key) || drop.has(key) || named?.has(key) === true) continue;
+    out[key] = typeof value === 'string' ? value : value.join(', ');
+  }
+  return out;
 }
 
 async function readAll(stream: Readable): Promise<Buffer> {

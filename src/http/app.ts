@@ -21,11 +21,14 @@ export async function buildApp(
   ctx: AppContext,
   extraRoutes: RouteRegistrar[] = [],
 ): Promise<FastifyInstance> {
+  // Request ids: unique across instances (a random prefix per process) without a UUID per request.
+  const idPrefix = crypto.randomUUID().slice(0, 8);
+  let requestCount = 0;
   const app = Fastify({
     loggerInstance: ctx.logger as FastifyBaseLogger,
     trustProxy: ctx.config.server.trustProxy,
     bodyLimit: 1024 * 1024,
-    genReqId: () => crypto.randomUUID(),
+    genReqId: () => `${idPrefix}-${(++requestCount).toString(36)}`,
     logController: new AccessLogController(ctx.logger),
     childLoggerFactory: lazyRequestLoggerFactory,
     // On close, end every connection (keep-alive and event streams included) instead of waiting on them.
@@ -47,15 +50,23 @@ export async function buildApp(
     request.identity = await ctx.auth.identify(request);
   });
 
-  app.addHook('onResponse', async (request, reply) => {
-    ctx.metrics.httpRequests.observe(
-      {
+  // One labelled child per method, route and status, looked up by a string key (prom-client would
+  // hash the label object on every observation).
+  const durations = new Map<string, Observer>();
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const key = `${request.method} ${reply.statusCode} ${route}`;
+    let observe = durations.get(key);
+    if (observe === undefined) {
+      observe = ctx.metrics.httpRequests.labels({
         method: request.method,
-        route: request.routeOptions.url ?? 'unmatched',
+        route,
         status: String(reply.statusCode),
-      },
-      reply.elapsedTime / 1000,
-    );
+      });
+      durations.set(key, observe);
+    }
+    observe.observe(reply.elapsedTime / 1000);
+    done();
   });
 
   app.setErrorHandler(async (error: FastifyError | Problem, request, reply) => {
@@ -90,6 +101,8 @@ export async function buildApp(
   for (const register of extraRoutes) await register(app, ctx);
   return app;
 }
+
+type Observer = ReturnType<AppContext['metrics']['httpRequests']['labels']>;
 
 /** Only our own Problems reach clients as they are; framework errors are mapped, others hidden. */
 function toProblem(error: FastifyError | Problem): Problem {

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { Bindings, ChildLoggerOptions, LevelWithSilentOrString, LogFn, Logger } from 'pino';
+import type { Bindings, ChildLoggerOptions, LevelWithSilentOrString, Logger } from 'pino';
 
 type Method = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
@@ -35,25 +35,35 @@ class RequestLogger implements FastifyBaseLogger {
     return this.#child;
   }
 
-  #at(method: Method): LogFn {
-    return ((...args: Parameters<LogFn>) => {
-      if (
-        this.#child === undefined &&
-        !this.#parent.isLevelEnabled(method) &&
-        this.#options.level === undefined
-      )
-        return;
-      (this.#real()[method] as (...a: unknown[]) => void)(...args);
-    }) as LogFn;
+  #write(method: Method, args: unknown[]): void {
+    if (
+      this.#child === undefined &&
+      this.#options.level === undefined &&
+      !this.#parent.isLevelEnabled(method)
+    )
+      return;
+    (this.#real()[method] as (...a: unknown[]) => void)(...args);
   }
 
-  readonly fatal = this.#at('fatal');
-  readonly error = this.#at('error');
-  readonly warn = this.#at('warn');
-  readonly info = this.#at('info');
-  readonly debug = this.#at('debug');
-  readonly trace = this.#at('trace');
-  readonly silent: LogFn = () => {};
+  fatal(...args: [obj: unknown, msg?: string, ...rest: unknown[]]): void {
+    this.#write('fatal', args);
+  }
+  error(...args: [obj: unknown, msg?: string, ...rest: unknown[]]): void {
+    this.#write('error', args);
+  }
+  warn(...args: [obj: unknown, msg?: string, ...rest: unknown[]]): void {
+    this.#write('warn', args);
+  }
+  info(...args: [obj: unknown, msg?: string, ...rest: unknown[]]): void {
+    this.#write('info', args);
+  }
+  debug(...args: [obj: unknown, msg?: string, ...rest: unknown[]]): void {
+    this.#write('debug', args);
+  }
+  trace(...args: [obj: unknown, msg?: string, ...rest: unknown[]]): void {
+    this.#write('trace', args);
+  }
+  silent(): void {}
 
   child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
     return this.#real().child(bindings, options) as FastifyBaseLogger;

@@ -2,7 +2,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import ipaddr from 'ipaddr.js';
-import { Agent, type Dispatcher, fetch as undiciFetch, request as undiciRequest } from 'undici';
+import { Agent, type Dispatcher, fetch as undiciFetch } from 'undici';
 
 /** An outbound request refused by policy (a private, loopback or link-local target not allowed). */
 export class OutboundBlockedError extends Error {
@@ -49,9 +49,12 @@ export function createOutboundFetch(policy: OutboundPolicy): OutboundFetch {
   return createOutbound(policy).fetch;
 }
 
-/** A streaming request (undici's `request`: no body decoding, no redirects) under the same policy; the proxy's transport. */
+/**
+ * A streaming request (undici's dispatcher `request`: no body decoding, no redirects) under the
+ * same policy; the proxy's transport. `path` (with query) is sent as given, under `origin`.
+ */
 export type OutboundRequest = (
-  url: URL,
+  target: { origin: URL; path: string },
   options: { method: string; headers: Record<string, string>; body?: Buffer | Readable },
 ) => Promise<Dispatcher.ResponseData>;
 
@@ -128,13 +131,14 @@ export function createOutbound(policy: OutboundPolicy): { fetch: OutboundFetch; 
       clearTimeout(timer);
     }
   };
-  const request: OutboundRequest = async (url, options) => {
-    checkTarget(url);
-    return undiciRequest(url, {
+  const request: OutboundRequest = async (target, options) => {
+    checkTarget(target.origin);
+    return agent.request({
+      origin: target.origin,
+      path: target.path,
       method: options.method as Dispatcher.HttpMethod,
       headers: options.headers,
       ...(options.body === undefined ? {} : { body: options.body }),
-      dispatcher: agent,
     });
   };
   return { fetch, request };
