@@ -17,7 +17,8 @@ export class CircuitBreakers {
     this.#clock = clock;
     this.#threshold = options.threshold ?? 5;
     this.#openMs = options.openMs ?? 5_000;
-    this.#maxOpenMs = options.maxOpenMs ?? 5 * 60_000;
+    // Capped low: the breaker also delays recovery, by at most this long after the provider is back.
+    this.#maxOpenMs = options.maxOpenMs ?? 30_000;
   }
 
   /** Whether a call may go to the provider now; in half-open state only one trial at a time. */
