@@ -9,10 +9,11 @@
  *
  * Run: `node --import tsx bench/proxy.ts [--seconds 10] [--cycles 3] [--concurrency 64]
  *       [--warmup-seconds 2] [--log-level info] [--no-diagnostic] [--profile] [--top 30]
- *       [--profile-target 'ours (SQLite)']`
+ *       [--profile-target 'ours (SQLite)'] [--heap-profile] [--server-flags '--max-semi-space-size=32']`
  * `--profile` then runs one more round on one target (our SQLite service unless named) with the V8 sampling profiler on
  * (the same data as `--cpu-prof`, limited to that round) and prints its hot spots.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,6 +22,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream';
 import Fastify from 'fastify';
 import { type Dispatcher, Pool } from 'undici';
+import type { AppContext } from '../src/http/context.js';
 import { mintToken } from '../src/identity/jwt.js';
 import { createOutbound } from '../src/oauth/outbound.js';
 import type { DatabaseKind } from '../src/store/database.js';
@@ -42,6 +44,7 @@ import {
   out,
   percentile,
   serveParent,
+  serverNodeFlags,
   sleep,
   startPeersProcess,
   summarizeCpuProfile,
@@ -66,7 +69,13 @@ interface OursStart {
 
 /** Our service on a fresh database of `kind`, as deployed: background loops on, logs to /dev/null. */
 function serveOurs(): void {
-  let running: { close(): Promise<void>; tokenOf(id: string): Promise<string> } | undefined;
+  let running:
+    | {
+        close(): Promise<void>;
+        tokenOf(id: string): Promise<string>;
+        clone(id: string, users: string[]): Promise<string[]>;
+      }
+    | undefined;
   serveParent({
     async start(payload) {
       const o = payload as OursStart;
@@ -85,8 +94,14 @@ function serveOurs(): void {
         async tokenOf(id) {
           return (await svc.service.ctx.tokens.getAccessToken(id)).value;
         },
+        clone: (id, users) => cloneConnection(svc.service.ctx, id, users),
       };
       return { url: svc.url };
+    },
+    /** Copies of one connection for other users (same access token, sealed anew): the ids. */
+    async clone(payload) {
+      const { connectionId, users } = payload as { connectionId: string; users: string[] };
+      return running!.clone(connectionId, users);
     },
     /** The connection's current access token, for the bare proxies' fixed header. */
     async token(payload) {
@@ -96,6 +111,43 @@ function serveOurs(): void {
       await running?.close();
     },
   });
+}
+
+/**
+ * Gives each of `users` a connection of their own, copied from `connectionId`: the same access
+ * token (valid for the demo API's hour), sealed anew for the new row; no refresh token and
+ * nothing due, so nothing refreshes during the run. Only for spreading load over many rows.
+ */
+async function cloneConnection(ctx: AppContext, connectionId: string, users: string[]): Promise<string[]> {
+  const row = await ctx.connections.findById(connectionId);
+  if (row === undefined) throw new Error(`no connection ${connectionId}`);
+  const access = ctx.sealer.open(row.access_token_sealed!, {
+    table: 'connections',
+    rowId: row.id,
+    field: 'access_token_sealed',
+  });
+  const ids: string[] = [];
+  for (let at = 0; at < users.length; at += 500) {
+    const rows = users.slice(at, at + 500).map((user) => {
+      const id = randomUUID();
+      ids.push(id);
+      return {
+        ...row,
+        id,
+        user_id: user,
+        access_token_sealed: ctx.sealer.seal(access, {
+          table: 'connections',
+          rowId: id,
+          field: 'access_token_sealed',
+        }),
+        refresh_token_sealed: null,
+        id_token_sealed: null,
+        next_refresh_at: null,
+      };
+    });
+    await ctx.store.db.insertInto('connections').values(rows).execute();
+  }
+  return ids;
 }
 
 interface BareStart {
@@ -185,8 +237,8 @@ interface Target {
   /** The server's process, asked for its CPU time around each round. */
   child: ChildHandle;
   origin: string;
-  path: string;
-  headers: Record<string, string>;
+  /** What each request asks for, taken in turn (ours: one per connection and user). */
+  requests: Array<{ path: string; headers: Record<string, string> }>;
   pool: Pool;
 }
 
@@ -204,6 +256,7 @@ async function runRound(target: Target, concurrency: number, ms: number): Promis
   const cpuBefore = await target.child.call<number>('cpu');
   const latencies: number[] = [];
   let errors = 0;
+  let next = 0;
   const started = performance.now();
   const deadline = started + ms;
   await Promise.all(
@@ -211,7 +264,8 @@ async function runRound(target: Target, concurrency: number, ms: number): Promis
       while (performance.now() < deadline) {
         const t0 = performance.now();
         try {
-          const r = await target.pool.request({ path: target.path, method: 'GET', headers: target.headers });
+          const { path, headers } = target.requests[next++ % target.requests.length]!;
+          const r = await target.pool.request({ path, method: 'GET', headers });
           await r.body.arrayBuffer();
           if (r.statusCode === 200) latencies.push(performance.now() - t0);
           else errors++;
@@ -264,13 +318,22 @@ async function main(): Promise<void> {
   const concurrency = numberOption('concurrency', 64);
   const warmupSeconds = numberOption('warmup-seconds', 2);
   const logLevel = option('log-level', 'info');
+  const spread = numberOption('connections', 1);
+  const serverFlags = option('server-flags', serverNodeFlags.join(' '))
+    .split(' ')
+    .filter((f) => f !== '');
   out(`# Proxy benchmark\n\n${machineLine()}\n`);
   out(
     `${concurrency} requests in flight (undici Pool, ${concurrency} connections), ${seconds} s per round, ` +
       `${cycles} cycles over the targets in rotating order, after a ${warmupSeconds} s warm-up each. ` +
+      (spread === 1
+        ? 'Ours: one connection, so its row is read from the database once a second (the row cache). '
+        : `Ours: ${spread} connections of ${spread} users, requests spread over them in turn, so most ` +
+          'rows are read from the database (the row cache keeps a row 1 s). ') +
       'req/s and server CPU per request are medians over rounds, p50/p99 over all requests; ratios are ' +
       `paired per cycle (median, min–max over cycles). Target: req/s ours/bare ≥ ${PROXY_TARGET_RATIO}×. ` +
-      `Our service logs at ${logLevel} to /dev/null.\n`,
+      `Our service logs at ${logLevel} to /dev/null (asynchronously, as pino writes to stdout by default). Every server runs ` +
+      `with \`${serverFlags.join(' ') || '(no flags)'}\`${serverFlags.join(' ') === serverNodeFlags.join(' ') ? ', as `npm start` runs the service' : ''}.\n`,
   );
 
   const kinds: DatabaseKind[] = ['sqlite', 'postgres'];
@@ -282,10 +345,15 @@ async function main(): Promise<void> {
   const pools: Pool[] = [];
   try {
     const jwt = await mintToken(testJwtSecret, { sub: 'bench-user' }, { expiresIn: '2h' });
+    // --connections N: N users with a connection each, requests spread over them in turn.
+    const spreadUsers = Array.from({ length: spread - 1 }, (_, n) => `bench-user-${n + 2}`);
+    const spreadJwts = await Promise.all(
+      spreadUsers.map((sub) => mintToken(testJwtSecret, { sub }, { expiresIn: '2h' })),
+    );
     const targets: Target[] = [];
     let bareToken = '';
     for (const [i, kind] of kinds.entries()) {
-      const child = forkChild(thisFile, ['--role', 'ours']);
+      const child = forkChild(thisFile, ['--role', 'ours'], [...process.execArgv, ...serverFlags]);
       children.push(child);
       const start: OursStart = {
         kind,
@@ -297,12 +365,22 @@ async function main(): Promise<void> {
       const { url } = await child.call<{ url: string }>('start', start);
       const connectionId = await connectThroughFlow(url, jwt, `bench-${kind}`);
       if (bareToken === '') bareToken = await child.call<string>('token', { connectionId });
+      const clones = await child.call<string[]>('clone', { connectionId, users: spreadUsers });
+      const requests = [
+        {
+          path: `/api/v1/connections/${connectionId}/proxy/items`,
+          headers: { authorization: `Bearer ${jwt}` },
+        },
+        ...clones.map((id, n) => ({
+          path: `/api/v1/connections/${id}/proxy/items`,
+          headers: { authorization: `Bearer ${spreadJwts[n]!}` },
+        })),
+      ];
       targets.push({
         name: `ours (${kind === 'sqlite' ? 'SQLite' : 'PostgreSQL'})`,
         child,
         origin: url,
-        path: `/api/v1/connections/${connectionId}/proxy/items`,
-        headers: { authorization: `Bearer ${jwt}` },
+        requests,
         pool: new Pool(url, { connections: concurrency }),
       });
     }
@@ -314,7 +392,7 @@ async function main(): Promise<void> {
         : [{ role: 'bare-fastify-outbound', name: 'diag: bare Fastify + our outbound agent' }]),
     ];
     for (const bare of bares) {
-      const child = forkChild(thisFile, ['--role', bare.role]);
+      const child = forkChild(thisFile, ['--role', bare.role], [...process.execArgv, ...serverFlags]);
       children.push(child);
       const { url } = await child.call<{ url: string }>('start', {
         upstream: peers.apiUrl,
@@ -324,8 +402,7 @@ async function main(): Promise<void> {
         name: bare.name,
         child,
         origin: url,
-        path: '/proxy/items',
-        headers: {},
+        requests: [{ path: '/proxy/items', headers: {} }],
         pool: new Pool(url, { connections: concurrency }),
       });
     }
@@ -335,7 +412,7 @@ async function main(): Promise<void> {
     // Same answer everywhere, or the comparison means nothing.
     const bodies = await Promise.all(
       targets.map(async (t) => {
-        const r = await t.pool.request({ path: t.path, method: 'GET', headers: t.headers });
+        const r = await t.pool.request({ ...t.requests.at(-1)!, method: 'GET' });
         const text = await r.body.text();
         if (r.statusCode !== 200) throw new Error(`${t.name}: HTTP ${r.statusCode} ${text.slice(0, 200)}`);
         return text;

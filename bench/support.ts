@@ -106,6 +106,7 @@ export class RssSampler {
 
 /** A pino logger at `level` writing to /dev/null: the serialising cost stays, the output goes. */
 export function discardingLogger(level = 'info'): Logger {
+  // As pino writes to stdout by default: asynchronously, a write per line when the last one is done.
   return createLogger({ level, destination: pino.destination({ dest: '/dev/null', sync: false }) });
 }
 
@@ -180,6 +181,12 @@ export interface ChildHandle {
 }
 
 /** Forks `file` with `args` (inheriting `--import tsx` unless `execArgv` is given). */
+/**
+ * The V8 flags `npm start` runs the service with (package.json): a 32 MiB young generation, so
+ * that per-request garbage dies young. Benchmarks give them to every server they compare.
+ */
+export const serverNodeFlags = ['--max-semi-space-size=32'];
+
 export function forkChild(file: string, args: string[], execArgv: string[] = process.execArgv): ChildHandle {
   const child: ChildProcess = fork(file, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();

@@ -248,16 +248,12 @@ function forwardedHeaders(
   from: Record<string, string | string[] | undefined>,
   drop: ReadonlySet<string>,
 ): Record<string, string> {
-  const connection = from.connection;
+  const connection = from.connection === undefined ? '' : String(from.connection).toLowerCase();
+  // `keep-alive` and `close` name no header of their own (the common case: no set to build).
   const named =
-    connection === undefined
+    connection === '' || connection === 'keep-alive' || connection === 'close'
       ? undefined
-      : new Set(
-          String(connection)
-            .toLowerCase()
-            .split(',')
-            .map((t) => t.trim()),
-        );
+      : new Set(connection.split(',').map((t) => t.trim()));
   const out: Record<string, string> = {};
   for (const key in from) {
     const value = from[key];
