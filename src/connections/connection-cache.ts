@@ -57,11 +57,24 @@ export class ConnectionCache {
     return this.#entries.size;
   }
 
+  /**
+   * Drops expired rows (and with them the access tokens opened from them), so an idle instance
+   * does not keep them in memory. Entries are in load order, so this stops at the first fresh one.
+   */
+  sweep(): void {
+    const now = this.#now();
+    for (const [id, entry] of this.#entries) {
+      if (now - entry.at < this.#ttlMs) break;
+      this.#entries.delete(id);
+    }
+  }
+
   #row(connectionId: string): Promise<ConnectionRow | undefined> {
     if (this.#ttlMs <= 0) return this.#load(connectionId);
     const now = this.#now();
     const hit = this.#entries.get(connectionId);
     if (hit !== undefined && now - hit.at < this.#ttlMs) return hit.row;
+    this.sweep();
     const entry: Entry = { at: now, row: this.#load(connectionId) };
     if (hit !== undefined)
       this.#entries.delete(connectionId); // re-inserted last: oldest first

@@ -38,6 +38,11 @@ const requestOnlyDrop = new Set([
   'x-forwarded-for',
   'x-forwarded-host',
   'x-forwarded-proto',
+  // Path overrides some servers and gateways honour (IIS URL Rewrite, Symfony): the path is ours to set.
+  'x-original-url',
+  'x-rewrite-url',
+  // undici refuses it, and Node has already answered `100 Continue` to the caller.
+  'expect',
 ]);
 const responseOnlyDrop = new Set(['set-cookie', 'set-cookie2']);
 
@@ -72,11 +77,20 @@ export function upstreamTarget(baseUrl: string, rawRest: string): UpstreamTarget
   const path = q === -1 ? rest : rest.slice(0, q);
   const query = q === -1 ? '' : rest.slice(q);
   if (hasControlOrBackslash(rest) || outsideRequestTarget.test(rest)) throw refuse();
-  // Judge the path as an upstream server might decode it: %2f is a slash and %2e a dot there.
+  // Judge the path as an upstream server might decode it: %2f is a slash, %2e a dot and %3b a
+  // `;` there. Encodings that only a second decoding or a lax UTF-8 decoder would turn into those
+  // (`%252e`, overlong `%c0%ae`) are refused outright.
   const decoded = path.includes('%')
-    ? path.replace(/%2f/gi, '/').replace(/%2e/gi, '.').replace(/%40/g, '@').replace(/%3a/gi, ':')
+    ? path
+        .replace(/%2f/gi, '/')
+        .replace(/%2e/gi, '.')
+        .replace(/%40/g, '@')
+        .replace(/%3a/gi, ':')
+        .replace(/%3b/gi, ';')
     : path;
-  if (/%5c/i.test(path) || /%(00|0a|0d)/i.test(rest) || dotSegment.test(decoded)) throw refuse();
+  if (/%5c|%25(2e|2f|5c|3b)|%c[01]/i.test(path) || /%(00|0a|0d)/i.test(rest) || dotSegment.test(decoded)) {
+    throw refuse();
+  }
   // No absolute or protocol-relative URL, and no userinfo-looking `@` in the first segment.
   if (/^\/*[a-z][a-z0-9+.-]*:\/\//i.test(decoded) || /^\/{2,}/.test(decoded) || /^\/*[^/]*@/.test(decoded)) {
     throw refuse();
@@ -85,10 +99,13 @@ export function upstreamTarget(baseUrl: string, rawRest: string): UpstreamTarget
   return { origin: base.origin, path: `${base.basePath}/${path.replace(/^\/+/, '')}${query}` };
 }
 
-/** A `.` or `..` path segment. */
-const dotSegment = /(?:^|\/)\.{1,2}(?:\/|$)/;
-/** Characters an HTTP/1.1 request target cannot carry as they are (space, DEL, beyond Latin-1). */
-const outsideRequestTarget = /[^\u0021-\u007e\u0080-\u00ff]/;
+/** A `.` or `..` path segment, also with a `;parameter` (Tomcat, Jetty and Spring read `..;x` as `..`). */
+const dotSegment = /(?:^|\/)\.{1,2}(?:;[^/]*)?(?:\/|$)/;
+/**
+ * Characters a request target cannot carry as they are (space, DEL, beyond Latin-1), and the raw
+ * bytes 0xC0/0xC1, which begin only overlong (invalid) UTF-8 sequences.
+ */
+const outsideRequestTarget = /[^\u0021-\u007e\u0080-\u00bf\u00c2-\u00ff]/;
 
 const parsedBases = new Map<string, { origin: URL; basePath: string }>();
 
@@ -103,6 +120,9 @@ function parsedBase(baseUrl: string): { origin: URL; basePath: string } {
   }
   return parsed;
 }
+
+const connectionNotFound = () =>
+  new Problem(404, 'connection_not_found', 'Not Found', 'There is no such connection.');
 
 /** `ANY /api/v1/connections/:id/proxy/*`: forwards with the connection's token, streaming both ways. */
 export async function registerProxyRoutes(app: FastifyInstance, d: ProxyDeps): Promise<void> {
@@ -126,8 +146,7 @@ async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest
   const identity = requireUser(request, d.publicUrl);
   const { id } = request.params as { id: string };
   const row = /^[0-9a-f-]{36}$/i.test(id) ? await d.connections.findForUser(identity.userId, id) : undefined;
-  if (row === undefined)
-    throw new Problem(404, 'connection_not_found', 'Not Found', 'There is no such connection.');
+  if (row === undefined) throw connectionNotFound();
   const integration = await cachedIntegration(d, row.integration_id);
   if (integration !== undefined && !integration.enabled) {
     throw new Problem(
@@ -141,9 +160,11 @@ async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest
   if (baseUrl === undefined) {
     throw new Problem(409, 'conflict', 'Conflict', 'This integration has no API to proxy to.');
   }
+  // What follows `/proxy` in the URL as sent; the id there must be the one routed (not encoded).
   const rawUrl = request.raw.url ?? '';
   const prefix = `/api/v1/connections/${id}/proxy`;
-  const target = upstreamTarget(baseUrl, rawUrl.slice(rawUrl.indexOf(prefix) + prefix.length));
+  if (!rawUrl.startsWith(prefix)) throw connectionNotFound();
+  const target = upstreamTarget(baseUrl, rawUrl.slice(prefix.length));
 
   const headers = forwardedHeaders(request.headers, requestOnlyDrop);
   const method = request.method;
@@ -187,6 +208,13 @@ async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest
   reply.code(upstream.statusCode);
   reply.headers(forwardedHeaders(upstream.headers, responseOnlyDrop));
   if (upstream.headers['cache-control'] === undefined) reply.header('cache-control', 'no-store');
+  if (upstream.statusCode === 204 || upstream.statusCode === 304) {
+    // No body by definition (RFC 9110 §15.3.5, §15.4.5): a Content-Length there describes the
+    // representation, and undici would fail the empty body against it.
+    upstream.body.dump().catch(() => {});
+    reply.removeHeader('content-length');
+    return reply.send();
+  }
   return reply.send(upstream.body);
 }
 

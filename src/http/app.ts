@@ -1,6 +1,11 @@
 import fastifyCookie from '@fastify/cookie';
 import fastifyFormbody from '@fastify/formbody';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+} from 'fastify';
 import type { AppContext } from './context.js';
 import { AccessLogController } from './log-controller.js';
 import { Problem } from './problem.js';
@@ -33,6 +38,14 @@ export async function buildApp(
     childLoggerFactory: lazyRequestLoggerFactory,
     // On close, end every connection (keep-alive and event streams included) instead of waiting on them.
     forceCloseConnections: true,
+    // A URL the router cannot decode (invalid percent-encoding or UTF-8) is a problem+json 400 too.
+    frameworkErrors: (error, _request, reply) => {
+      const problem =
+        (error as { code?: string }).code === 'FST_ERR_BAD_URL'
+          ? new Problem(400, 'bad_request', 'Bad Request', 'The request URL is not valid.')
+          : new Problem(400, 'bad_request', 'Bad Request');
+      return (reply as FastifyReply).code(400).type('application/problem+json').send(problem.toBody());
+    },
   });
   await app.register(fastifyCookie);
   await app.register(fastifyFormbody);
@@ -50,22 +63,15 @@ export async function buildApp(
     request.identity = await ctx.auth.identify(request);
   });
 
-  // One labelled child per method, route and status, looked up by a string key (prom-client would
-  // hash the label object on every observation).
-  const durations = new Map<string, Observer>();
   app.addHook('onResponse', (request, reply, done) => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    const key = `${request.method} ${reply.statusCode} ${route}`;
-    let observe = durations.get(key);
-    if (observe === undefined) {
-      observe = ctx.metrics.httpRequests.labels({
+    ctx.metrics.httpRequests.observe(
+      {
         method: request.method,
-        route,
+        route: request.routeOptions.url ?? 'unmatched',
         status: String(reply.statusCode),
-      });
-      durations.set(key, observe);
-    }
-    observe.observe(reply.elapsedTime / 1000);
+      },
+      reply.elapsedTime / 1000,
+    );
     done();
   });
 
@@ -101,8 +107,6 @@ export async function buildApp(
   for (const register of extraRoutes) await register(app, ctx);
   return app;
 }
-
-type Observer = ReturnType<AppContext['metrics']['httpRequests']['labels']>;
 
 /** Only our own Problems reach clients as they are; framework errors are mapped, others hidden. */
 function toProblem(error: FastifyError | Problem): Problem {

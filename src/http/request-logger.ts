@@ -65,6 +65,19 @@ class RequestLogger implements FastifyBaseLogger {
   }
   silent(): void {}
 
+  isLevelEnabled(level: string): boolean {
+    return (
+      this.#child?.isLevelEnabled(level) ??
+      (this.#options.level === undefined
+        ? this.#parent.isLevelEnabled(level)
+        : this.#real().isLevelEnabled(level))
+    );
+  }
+
+  bindings(): Bindings {
+    return this.#real().bindings();
+  }
+
   child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
     return this.#real().child(bindings, options) as FastifyBaseLogger;
   }

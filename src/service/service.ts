@@ -133,6 +133,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
         : startBackground(
             [
               { name: 'webhooks', everyMs: 1000, run: () => ctx.webhooks.deliverDue() },
+              { name: 'connection-cache', everyMs: 5000, run: async () => ctx.connectionCache.sweep() },
               { name: 'revocations', everyMs: 5000, run: () => ctx.revocations.retryDue() },
               {
                 name: 'refresh',

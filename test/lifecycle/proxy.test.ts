@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../support/databases.js';
 import { type Lifecycle, proxyPath, rawRequest, startLifecycle } from '../support/lifecycle.js';
@@ -37,7 +38,13 @@ describe.each(databaseKinds)('the HTTP proxy against oidc-provider and the demo 
   };
 
   beforeAll(async () => {
-    upstream = await startRecordingServer();
+    // The recorder answers 304 (with the Content-Length of the representation, as servers may) to `…/not-modified`.
+    upstream = await startRecordingServer({
+      answer: (got) =>
+        got.url.startsWith('/v1/not-modified')
+          ? { status: 304, headers: { etag: '"v1"', 'content-length': '11' } }
+          : undefined,
+    });
     trap = await startRecordingServer();
     lc = await startLifecycle({
       kind,
@@ -140,7 +147,25 @@ describe.each(databaseKinds)('the HTTP proxy against oidc-provider and the demo 
     expect(lc.api.counters.unauthorized).toBe(before);
   });
 
-  const traversal = ['../../x', '%2e%2e/x', '%2E%2E/%2e%2e/x', '.%2e/x', 'a/../../x', '..%5cx', '\\\\evil/x'];
+  const traversal = [
+    '../../x',
+    '%2e%2e/x',
+    '%2E%2E/%2e%2e/x',
+    '.%2e/x',
+    'a/../../x',
+    '..%5cx',
+    '\\\\evil/x',
+    // Matrix parameters: Tomcat, Jetty and Spring read `..;x` as `..`.
+    '..;/x',
+    'a/..;jsessionid=1/../x',
+    '..%3b/x',
+    '.;/x',
+    // What only a second decoding, or a lax UTF-8 decoder, makes a dot or a slash.
+    '%252e%252e/x',
+    '..%252fx',
+    '%c0%ae%c0%ae/x',
+    '%C1%9C/x',
+  ];
   it.each(traversal)('refuses the traversal %s with 400, reaching no one', async (rest) => {
     const counts = { api: lc.api.counters.requests, upstream: upstream.received.length };
     for (const id of [items, recorder]) {
@@ -195,6 +220,69 @@ describe.each(databaseKinds)('the HTTP proxy against oidc-provider and the demo 
 
   it('refuses a `..` segment hidden behind an encoded slash (..%2f) with 400', async () => {
     expect(await notRefused(['..%2f..%2fadmin', '%2e%2e%2fadmin', 'a/..%2F..%2Fadmin'])).toEqual([]);
+  });
+
+  it('passes an upstream 304 on without a body, whatever Content-Length it carried', async () => {
+    const r = await raw(`/api/v1/connections/${recorder}/proxy/not-modified`);
+    expect(r.status, r.body).toBe(304);
+    expect(r.headers.etag).toBe('"v1"');
+    expect(r.body).toBe('');
+    expect(upstream.received.at(-1)!.url).toBe('/v1/not-modified');
+  });
+
+  it('never forwards path overrides (X-Original-URL, X-Rewrite-URL) or Expect; an Expect: 100-continue upload arrives', async () => {
+    const body = JSON.stringify({ hello: 'world' });
+    const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const { hostname, port } = new URL(svc.url);
+      void svc.token('u-alice').then((jwt) => {
+        const req = httpRequest(
+          {
+            host: hostname,
+            port: Number(port),
+            method: 'POST',
+            path: `/api/v1/connections/${recorder}/proxy/upload`,
+            headers: {
+              authorization: `Bearer ${jwt}`,
+              'content-type': 'application/json',
+              'content-length': String(Buffer.byteLength(body)),
+              expect: '100-continue',
+              'x-original-url': '/admin',
+              'x-rewrite-url': '/admin',
+            },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () =>
+              resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
+            );
+          },
+        );
+        req.on('continue', () => req.end(body));
+        req.on('error', reject);
+      }, reject);
+    });
+    expect(r.status, r.body).toBe(200);
+    const got = upstream.received.at(-1)!;
+    expect(got.url).toBe('/v1/upload');
+    expect(got.body).toBe(body);
+    expect(got.headers['content-length']).toBe(String(Buffer.byteLength(body)));
+    for (const h of ['expect', 'x-original-url', 'x-rewrite-url']) expect(got.headers[h], h).toBeUndefined();
+  });
+
+  it('takes the upstream path from right after the routed prefix, never from further on', async () => {
+    const before = upstream.received.length;
+    const sneaky = await raw(
+      `/api/v1/connections/${recorder}/proxy/users?next=/api/v1/connections/${recorder}/proxy/admin`,
+    );
+    expect(sneaky.status, sneaky.body).toBe(200);
+    expect(upstream.received.at(-1)!.url).toBe(`/v1/users?next=/api/v1/connections/${recorder}/proxy/admin`);
+    // The id percent-encoded routes to the same connection, but is not the prefix as sent: 404.
+    const encoded = `%${recorder.charCodeAt(0).toString(16)}${recorder.slice(1)}`;
+    const r = await raw(`/api/v1/connections/${encoded}/proxy/users`);
+    expect(r.status, r.body).toBe(404);
+    expect(JSON.parse(r.body)).toMatchObject({ code: 'connection_not_found' });
+    expect(upstream.received.length).toBe(before + 1);
   });
 
   it('no proxy answer ever contained a token the provider issued', async () => {

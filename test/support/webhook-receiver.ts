@@ -24,22 +24,36 @@ export interface RecordingServer {
   close(): Promise<void>;
 }
 
+/** What the recorder answers to one request (default 200 `{"ok":true}`). */
+export type RecorderAnswer = (
+  request: ReceivedRequest,
+) => { status: number; headers?: Record<string, string>; body?: string } | undefined;
+
 /** Starts the recorder on an ephemeral port of 127.0.0.1. */
-export async function startRecordingServer(): Promise<RecordingServer> {
+export async function startRecordingServer(
+  options: { answer?: RecorderAnswer } = {},
+): Promise<RecordingServer> {
   const received: ReceivedRequest[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      received.push({
+      const got = {
         method: req.method ?? '',
         url: req.url ?? '',
         headers: req.headers,
         body: Buffer.concat(chunks).toString('utf8'),
         at: Date.now(),
-      });
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{"ok":true}');
+      };
+      received.push(got);
+      const answer = options.answer?.(got) ?? {
+        status: 200,
+        headers: { 'content-type': 'application/json' },
+        body: '{"ok":true}',
+      };
+      res.writeHead(answer.status, answer.headers ?? {});
+      if (answer.body === undefined) res.end();
+      else res.end(answer.body);
     });
   });
   await new Promise<void>((resolve, reject) => {
