@@ -1,6 +1,7 @@
 /**
  * Proxy benchmark: `GET /api/v1/connections/:id/proxy/items` with a bearer JWT (ours: identity,
- * connection lookup, token open, guarded outbound fetch, header filtering) against bare
+ * connection row through the 1 s row cache, token, guarded outbound agent, header filtering, an
+ * access-log line; `--connections N` spreads requests over N users' connections) against bare
  * pass-through proxies with no auth and a fixed bearer header (node:http + undici, and Fastify +
  * undici), all forwarding to the same demo API; plus a diagnostic target, bare Fastify with our
  * guarded outbound agent (`--no-diagnostic` drops it). Every server runs in its own process; this
