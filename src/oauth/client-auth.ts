@@ -1,3 +1,4 @@
+import { createPrivateKey } from 'node:crypto';
 import { importJWK, importPKCS8, type JWK } from 'jose';
 import * as oauth from 'oauth4webapi';
 import type { ClientCredentials } from '../store/repos/catalog.js';
@@ -29,12 +30,7 @@ export async function buildClientAuth(
     case 'private_key_jwt': {
       const pk = credentials.privateKey;
       if (pk === undefined) throw new ProviderError('config_error', 'private_key_jwt needs a private key');
-      const key =
-        typeof pk === 'string'
-          ? await importPKCS8(pk, 'RS256', { extractable: false })
-          : await importJWK(pk as JWK, (pk as JWK).alg ?? 'RS256');
-      if (!(key instanceof CryptoKey))
-        throw new ProviderError('config_error', 'private key must be asymmetric');
+      const key = await importSigningKey(pk);
       const x5t = options.keyIdHeader === 'x5t' ? options.keyId : undefined;
       const audience = options.audience;
       return oauth.PrivateKeyJwt(
@@ -48,4 +44,34 @@ export async function buildClientAuth(
       );
     }
   }
+}
+
+const ecAlgorithms: Record<string, string> = { prime256v1: 'ES256', secp384r1: 'ES384', secp521r1: 'ES512' };
+
+/**
+ * Imports the configured private key (PEM PKCS#8 or JWK) with the JWS algorithm its type implies,
+ * a JWK's own `alg` first: RS256 for RSA, ES256/384/512 by curve, Ed25519. The config accepts all
+ * three key types; one that still cannot sign is a config error, never a transient failure.
+ */
+async function importSigningKey(pk: string | Record<string, unknown>): Promise<CryptoKey> {
+  let key: unknown;
+  try {
+    const jwk = typeof pk === 'string' ? undefined : (pk as JWK);
+    const loaded =
+      jwk === undefined ? createPrivateKey(pk as string) : createPrivateKey({ key: jwk, format: 'jwk' });
+    const type = loaded.asymmetricKeyType;
+    const curve = loaded.asymmetricKeyDetails?.namedCurve ?? '';
+    const alg = jwk?.alg ?? (type === 'ec' ? ecAlgorithms[curve] : type === 'ed25519' ? 'Ed25519' : 'RS256');
+    if (alg === undefined) throw new TypeError(`unsupported elliptic curve ${curve}`);
+    key =
+      jwk === undefined
+        ? await importPKCS8(pk as string, alg, { extractable: false })
+        : await importJWK(jwk, alg);
+  } catch (cause) {
+    throw new ProviderError('config_error', 'the private key cannot sign private_key_jwt assertions', {
+      cause,
+    });
+  }
+  if (!(key instanceof CryptoKey)) throw new ProviderError('config_error', 'private key must be asymmetric');
+  return key;
 }

@@ -1,3 +1,5 @@
+import { createHash, generateKeyPairSync, type KeyObject, randomUUID } from 'node:crypto';
+import { type JWTHeaderParameters, SignJWT } from 'jose';
 import * as client from 'openid-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UserAgent } from '../support/user-agent.js';
@@ -240,5 +242,103 @@ describe('Entra-shaped server', () => {
       }),
     );
     expect(badVerifier.error).toBe('invalid_grant');
+  });
+});
+
+describe('Entra-shaped server: certificate credentials (client assertions)', () => {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  /** Stands in for the certificate's SHA-1 thumbprint (there is no certificate, only its key). */
+  const thumbprint = createHash('sha1')
+    .update(publicKey.export({ format: 'der', type: 'spki' }))
+    .digest('base64url');
+  const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+  const tokenEndpoint = (server: RunningEntraServer) => `${server.url}/${server.tenantId}/oauth2/v2.0/token`;
+
+  /** A refresh with a bogus refresh token: once the client is authenticated, it ends in AADSTS9002313. */
+  async function tokenRequest(server: RunningEntraServer, fields: Record<string, string>) {
+    const res = await fetch(tokenEndpoint(server), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'bogus', ...fields }),
+    });
+    const body = (await res.json()) as { error: string; error_codes: number[]; error_description: string };
+    return {
+      status: res.status,
+      error: body.error,
+      code: body.error_codes[0],
+      description: body.error_description,
+    };
+  }
+
+  function assertion(
+    server: RunningEntraServer,
+    options: {
+      header?: Record<string, unknown>;
+      claims?: Record<string, unknown>;
+      key?: KeyObject;
+      expiresIn?: number;
+    } = {},
+  ) {
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({
+      iss: CLIENT_ID,
+      sub: CLIENT_ID,
+      aud: tokenEndpoint(server),
+      jti: randomUUID(),
+      iat: now,
+      exp: now + (options.expiresIn ?? 60),
+      ...options.claims,
+    })
+      .setProtectedHeader({ alg: 'RS256', x5t: thumbprint, ...options.header } as JWTHeaderParameters)
+      .sign(options.key ?? privateKey);
+  }
+
+  const asClient = (jwt: string) => ({
+    client_id: CLIENT_ID,
+    client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+    client_assertion: jwt,
+  });
+
+  it('accepts an assertion signed by the certificate key, named by x5t, for the token endpoint', async () => {
+    const server = await startEntraServer({
+      clients: [
+        { clientId: CLIENT_ID, certificate: { publicKey, thumbprint }, redirectUris: [REDIRECT_URI] },
+      ],
+    });
+    entra = server;
+    const accepted = await tokenRequest(server, asClient(await assertion(server)));
+    expect(accepted).toMatchObject({ status: 400, error: 'invalid_grant', code: 9002313 });
+
+    const refused = async (jwt: Promise<string>) => {
+      const r = await tokenRequest(server, asClient(await jwt));
+      expect(r).toMatchObject({ status: 401, error: 'invalid_client', code: 700027 });
+      return r.description;
+    };
+    expect(await refused(assertion(server, { header: { x5t: undefined, kid: thumbprint } }))).toMatch(
+      /^AADSTS700027: .*The key was not found/,
+    );
+    await refused(assertion(server, { header: { kid: thumbprint } }));
+    await refused(assertion(server, { header: { x5t: 'not-the-thumbprint' } }));
+    await refused(assertion(server, { key: other }));
+    await refused(assertion(server, { claims: { aud: server.issuer } }));
+    await refused(assertion(server, { claims: { sub: 'someone-else' } }));
+    await refused(assertion(server, { expiresIn: -120 }));
+    const wrongType = await tokenRequest(server, {
+      ...asClient(await assertion(server)),
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:saml2-bearer',
+    });
+    expect(wrongType).toMatchObject({ status: 401, code: 700027 });
+
+    // Neither an assertion nor a secret: the client must authenticate.
+    expect(await tokenRequest(server, { client_id: CLIENT_ID })).toMatchObject({
+      status: 401,
+      code: 7000218,
+    });
+  });
+
+  it('refuses an assertion from a client that has only a secret', async () => {
+    const { entra } = await start();
+    const r = await tokenRequest(entra, asClient(await assertion(entra)));
+    expect(r).toMatchObject({ status: 401, error: 'invalid_client', code: 700027 });
   });
 });

@@ -2,18 +2,24 @@
  * A local server that behaves like Microsoft Entra ID v2.0 where a client can tell: tenant-shaped
  * routes and issuers (`{tenantid}` in multi-tenant discovery), no RFC 9207 `iss` in the authorization
  * response, scopes that name resources (one resource per token request: AADSTS28000), no `resource`
- * parameter (AADSTS901002), refresh tokens only with offline_access, rotated on every use, and error
- * bodies shaped like Entra's (`AADSTS…` descriptions, `error_codes`, trace and correlation ids).
+ * parameter (AADSTS901002), refresh tokens only with offline_access, rotated on every use, client
+ * secrets or certificate assertions (`x5t`, audience = the token endpoint), and error bodies shaped
+ * like Entra's (`AADSTS…` descriptions, `error_codes`, trace and correlation ids).
  */
-import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, generateKeyPairSync, type KeyObject, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SignJWT } from 'jose';
+import { decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
 
 export interface EntraClient {
   clientId: string;
-  /** Absent for a public client (then only PKCE protects the code). */
+  /** Absent, with `certificate`, for a public client (then only PKCE protects the code). */
   clientSecret?: string;
+  /**
+   * A certificate credential: client assertions (RFC 7523 §2.2) signed by its key, naming it by
+   * `x5t` (its SHA-1 thumbprint, base64url) and never by `kid`.
+   */
+  certificate?: { publicKey: KeyObject; thumbprint: string };
   redirectUris: string[];
 }
 
@@ -126,6 +132,7 @@ const AADSTS = {
     '400 invalid_grant The Code_Verifier does not match the code_challenge supplied in the authorization request.',
   501491: '400 invalid_request The code_challenge_method must be S256.',
   700016: "400 unauthorized_client Application with identifier '{0}' was not found in the directory '{1}'.",
+  700027: '401 invalid_client Client assertion failed validation. [Reason - {0}]',
   700054: "400 unsupported_response_type response_type '{0}' is not enabled for the application.",
   700082: '400 invalid_grant The refresh token has expired due to inactivity.',
   900144: "400 invalid_request The request body must contain the following parameter: '{0}'.",
@@ -154,6 +161,7 @@ class EntraError extends Error {
 }
 
 const GRAPH = 'https://graph.microsoft.com';
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
 const MULTI_TENANT = new Set(['organizations', 'common']);
 const CODE_TTL_MS = 10 * 60_000;
@@ -310,7 +318,55 @@ export async function startEntraServer(opts: StartEntraServerOptions): Promise<R
     return body;
   };
 
-  const authenticateClient = (req: IncomingMessage, form: URLSearchParams): EntraClient => {
+  /** A certificate assertion: signed by the client's key, `x5t` its thumbprint, for this token endpoint. */
+  const authenticateAssertion = async (form: URLSearchParams, tenant: string): Promise<EntraClient> => {
+    const assertion = form.get('client_assertion') ?? '';
+    let issuer: unknown;
+    try {
+      issuer = decodeJwt(assertion).iss;
+    } catch {
+      issuer = undefined;
+    }
+    const clientId = form.get('client_id') ?? (typeof issuer === 'string' ? issuer : '');
+    const client = clientFor(clientId);
+    if (!client) throw new EntraError(700016, [clientId, tenantDomain]);
+    const invalid = (reason: string) => new EntraError(700027, [reason]);
+    if (form.get('client_assertion_type') !== JWT_BEARER) throw invalid('Unsupported client_assertion_type.');
+    const certificate = client.certificate;
+    if (certificate === undefined) throw invalid('The key was not found.');
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    try {
+      header = decodeProtectedHeader(assertion);
+    } catch {
+      throw invalid('The client assertion is malformed.');
+    }
+    if (header.kid !== undefined || header.x5t !== certificate.thumbprint) {
+      const used = String(header.x5t ?? header.kid ?? '');
+      throw invalid(`The key was not found., Thumbprint of key used by client: '${used}'`);
+    }
+    try {
+      await jwtVerify(assertion, certificate.publicKey, {
+        algorithms: ['RS256', 'PS256'],
+        audience: `${base}/${tenant}/oauth2/v2.0/token`,
+        issuer: client.clientId,
+        subject: client.clientId,
+        requiredClaims: ['exp'],
+        currentDate: new Date(clock.now()),
+      });
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      throw invalid(`The client assertion is not valid (${typeof code === 'string' ? code : 'unknown'}).`);
+    }
+    return client;
+  };
+
+  const authenticateClient = async (
+    req: IncomingMessage,
+    form: URLSearchParams,
+    tenant: string,
+  ): Promise<EntraClient> => {
+    if (form.has('client_assertion') || form.has('client_assertion_type'))
+      return authenticateAssertion(form, tenant);
     let clientId = form.get('client_id');
     let secret = form.get('client_secret');
     const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
@@ -321,7 +377,7 @@ export async function startEntraServer(opts: StartEntraServerOptions): Promise<R
     }
     const client = clientFor(clientId);
     if (!client) throw new EntraError(700016, [clientId ?? '', tenantDomain]);
-    if (client.clientSecret === undefined) return client;
+    if (client.clientSecret === undefined && client.certificate === undefined) return client;
     if (!secret) throw new EntraError(7000218);
     if (secret !== client.clientSecret) throw new EntraError(7000215, [client.clientId]);
     return client;
@@ -356,7 +412,7 @@ export async function startEntraServer(opts: StartEntraServerOptions): Promise<R
     return issueTokens(client, grant.user, grant.scopes, requested ?? grant.scopes);
   };
 
-  const tokenEndpoint = async (req: IncomingMessage, res: ServerResponse) => {
+  const tokenEndpoint = async (tenant: string, req: IncomingMessage, res: ServerResponse) => {
     const form = new URLSearchParams(await readBody(req));
     const grantType = form.get('grant_type') ?? 'unknown';
     counters.tokenRequests[grantType] = (counters.tokenRequests[grantType] ?? 0) + 1;
@@ -373,7 +429,7 @@ export async function startEntraServer(opts: StartEntraServerOptions): Promise<R
         errorBody(failure.error, failure.description, errorCodes, failure.extra),
       );
     }
-    const client = authenticateClient(req, form);
+    const client = await authenticateClient(req, form, tenant);
     if (form.has('resource')) throw new EntraError(901002);
     const requested = form.get('scope')?.split(' ').filter(Boolean);
     if (requested && resourcesOf(requested).length > 1) throw new EntraError(28000, [requested.join(' ')]);
@@ -491,7 +547,7 @@ export async function startEntraServer(opts: StartEntraServerOptions): Promise<R
       case 'GET oauth2/v2.0/authorize':
         return authorizeEndpoint(tenant, url, res);
       case 'POST oauth2/v2.0/token':
-        return tokenEndpoint(req, res);
+        return tokenEndpoint(tenant, req, res);
       case 'POST login':
         return signIn(req, res);
       default:
