@@ -260,6 +260,17 @@ const webhookSchema = z.strictObject({
 });
 
 // ---------------------------------------------------------------------------------------------
+// retention
+
+/** How long finished rows are kept; each field left out keeps its default (docs/operations.md). */
+const retentionSchema = z.strictObject({
+  eventsHours: integer(1).optional(),
+  deliveriesDays: integer(1).optional(),
+  notificationsDays: integer(1).optional(),
+  revocationsDays: integer(1).optional(),
+});
+
+// ---------------------------------------------------------------------------------------------
 // providers
 
 export const clientAuthMethods = [
@@ -356,7 +367,20 @@ const entraProviderSchema = z
       .default('organizations'),
     authority: baseUrl().default('https://login.microsoftonline.com'),
   })
-  .superRefine(checkClientAuth, always);
+  .superRefine(checkClientAuth, always)
+  .superRefine((provider, ctx) => {
+    // Entra finds a certificate by the x5t header alone: an assertion without it is refused.
+    const method =
+      provider.clientAuthMethod ?? (provider.privateKey === undefined ? undefined : 'private_key_jwt');
+    if (method === 'private_key_jwt' && provider.privateKeyId === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['privateKeyId'],
+        message:
+          "required for Entra certificate credentials: the certificate's SHA-1 thumbprint, base64url (sent as x5t)",
+      });
+    }
+  }, always);
 
 const oidcProviderSchema = z
   .strictObject({
@@ -523,6 +547,7 @@ export const configSchema = z
     providers: z.array(providerSchema).default([]),
     integrations: z.array(integrationSchema).default([]),
     mcpServers: z.array(mcpServerSchema).default([]),
+    retention: retentionSchema.optional(),
   })
   .superRefine(checkReferences, always);
 

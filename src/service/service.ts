@@ -31,6 +31,7 @@ import { CatalogRepository } from '../store/repos/catalog.js';
 import { ConnectionRepository } from '../store/repos/connections.js';
 import { PendingAuthorizationRepository } from '../store/repos/pending-authorizations.js';
 import { SessionRepository } from '../store/repos/sessions.js';
+import { pruneExpired } from '../store/retention.js';
 import { type Clock, systemClock } from '../support/clock.js';
 import { startBackground } from './background.js';
 import { syncCatalogFromConfig } from './catalog-sync.js';
@@ -150,6 +151,15 @@ export async function createService(config: Config, options: ServiceOptions = {}
                     .where('expires_at', '<', clock.now())
                     .execute();
                   await new SessionRepository(store.db).deleteExpired(clock.now());
+                },
+              },
+              {
+                name: 'retention',
+                everyMs: 10 * 60 * 1000,
+                run: async () => {
+                  const pruned = await pruneExpired({ store, clock }, config.retention);
+                  if (Object.values(pruned).some((n) => n > 0))
+                    logger.info({ pruned }, 'pruned expired rows');
                 },
               },
             ],

@@ -45,6 +45,21 @@ describe('providers: client authentication', () => {
     ]);
   });
 
+  it('requires privateKeyId (the certificate thumbprint, sent as x5t) for an Entra private key', () => {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const pem = JSON.stringify(privateKey.export({ format: 'pem', type: 'pkcs8' }).toString());
+    const entra = 'type: entra, tenant: organizations, clientId: c';
+    expect(
+      problems(`providers:
+  - { id: a, ${entra}, privateKey: ${pem} }
+  - { id: b, ${entra}, privateKey: ${pem}, privateKeyId: kHTAI05JjHbL84kfXwtxWSPbd0E }
+  - { id: c, ${entra}, clientSecret: s }
+`),
+    ).toEqual([
+      "providers[0].privateKeyId: required for Entra certificate credentials: the certificate's SHA-1 thumbprint, base64url (sent as x5t)",
+    ]);
+  });
+
   it('accepts a private JWK and rejects a public one or an unknown method', () => {
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
     const jwk = JSON.stringify(privateKey.export({ format: 'jwk' }));
@@ -288,5 +303,26 @@ outbound: { allow: ["127.0.0.1/32", "fd00::/8"] }
 `);
     expect(config.database.url).toBe('postgresql://nunq@db.internal:5432/nunq');
     expect(config.outbound.allow).toEqual(['127.0.0.1/32', 'fd00::/8']);
+  });
+});
+
+describe('retention', () => {
+  it('is optional: without it every period keeps its default', () => {
+    expect(parse('').retention).toBeUndefined();
+    expect(parse('retention: { eventsHours: "48", revocationsDays: 90 }').retention).toEqual({
+      eventsHours: 48,
+      revocationsDays: 90,
+    });
+  });
+
+  it('takes whole hours and days of at least one, and no other field', () => {
+    expect(
+      problems('retention: { eventsHours: 0, deliveriesDays: 1.5, notificationsDays: -1, auditDays: 1 }'),
+    ).toEqual([
+      'retention.eventsHours: must be at least 1',
+      'retention.deliveriesDays: must be an integer, not a number',
+      'retention.notificationsDays: must be at least 1',
+      'retention.auditDays: unknown field "auditDays"',
+    ]);
   });
 });
