@@ -260,6 +260,17 @@ const webhookSchema = z.strictObject({
 });
 
 // ---------------------------------------------------------------------------------------------
+// metrics
+
+/**
+ * `GET /metrics` access: with `token`, a scraper sends `Authorization: Bearer <token>`; without
+ * it only administrators (platform JWT or session) may read it.
+ */
+const metricsSchema = z.strictObject({
+  token: z.string().min(16, 'must be at least 16 characters').optional(),
+});
+
+// ---------------------------------------------------------------------------------------------
 // retention
 
 /** How long finished rows are kept; each field left out keeps its default (docs/operations.md). */
@@ -548,6 +559,7 @@ export const configSchema = z
     integrations: z.array(integrationSchema).default([]),
     mcpServers: z.array(mcpServerSchema).default([]),
     retention: retentionSchema.optional(),
+    metrics: metricsSchema.prefault({}),
   })
   .superRefine(checkReferences, always);
 

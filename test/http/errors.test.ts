@@ -162,22 +162,37 @@ describe.each(databaseKinds)('HTTP errors, health and headers on %s', (kind) => 
     expect(await res.json()).toEqual({ status: 'ok', database: kind });
   });
 
-  it('exposes Prometheus metrics with the request histogram', async () => {
+  it('exposes Prometheus metrics with the request histogram, to administrators only', async () => {
+    const admin = { headers: { authorization: `Bearer ${await svc.token('root', 'admin')}` } };
+    const metrics = () => fetch(`${svc.url}/metrics`, admin);
     await fetch(`${svc.url}/healthz`);
     await expect
-      .poll(async () => (await fetch(`${svc.url}/metrics`)).text())
+      .poll(async () => (await metrics()).text())
       .toMatch(/nunq_http_request_duration_seconds_count\{method="GET",route="\/healthz",status="200"\} \d+/);
-    const res = await fetch(`${svc.url}/metrics`);
+    const res = await metrics();
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
     const text = await res.text();
     expect(text).toContain('# TYPE nunq_http_request_duration_seconds histogram');
     // Unmatched routes share one label, so a scanner cannot blow up the label set.
     await fetch(`${svc.url}/random/${Date.now()}`);
-    await expect
-      .poll(async () => (await fetch(`${svc.url}/metrics`)).text())
-      .toMatch(/route="unmatched",status="404"/);
-    expect(await (await fetch(`${svc.url}/metrics`)).text()).not.toMatch(/route="\/random/);
+    await expect.poll(async () => (await metrics()).text()).toMatch(/route="unmatched",status="404"/);
+    expect(await (await metrics()).text()).not.toMatch(/route="\/random/);
+
+    // Without a scrape token configured: anonymous 401, a user 403, a made-up bearer 401.
+    await expectProblem(await fetch(`${svc.url}/metrics`), 401, 'unauthenticated');
+    await expectProblem(
+      await fetch(`${svc.url}/metrics`, { headers: { authorization: bearer } }),
+      403,
+      'forbidden',
+    );
+    await expectProblem(
+      await fetch(`${svc.url}/metrics`, {
+        headers: { authorization: 'Bearer not-a-scrape-token-0123456789' },
+      }),
+      401,
+      'unauthenticated',
+    );
   });
 
   it('sends the security headers on pages, API answers and errors', async () => {

@@ -42,6 +42,8 @@ export interface TestServiceOptions {
   serviceOptions?: ServiceOptions;
   /** Listen on this port (default: a free one). */
   port?: number;
+  /** The `metrics` config section (a scrape token). */
+  metrics?: { token?: string };
 }
 
 export interface TestService {
@@ -70,6 +72,7 @@ export async function startTestService(o: TestServiceOptions): Promise<TestServi
     providers: o.providers ?? [],
     integrations: o.integrations ?? [],
     mcpServers: o.mcpServers ?? [],
+    ...(o.metrics === undefined ? {} : { metrics: o.metrics }),
   });
   const logs: string[] = [];
   const destination = new Writable({

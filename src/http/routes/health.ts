@@ -3,9 +3,14 @@ import { pingStore } from '../../store/database.js';
 import { script } from '../../ui/script.js';
 import { stylesheet } from '../../ui/styles.js';
 import type { AppContext } from '../context.js';
+import { constantTimeEqual } from '../../identity/session-service.js';
+import { requireAdmin } from '../auth.js';
 import { Problem } from '../problem.js';
 
-/** `GET /healthz` (liveness plus a database round trip) and `GET /metrics` (Prometheus text). */
+/**
+ * `GET /healthz` (liveness plus a database round trip, for anyone) and `GET /metrics`
+ * (Prometheus text, for the scrape token or an administrator), and the page assets.
+ */
 export function registerHealthRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get('/healthz', async () => {
     try {
@@ -16,7 +21,15 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: AppContext): voi
     return { status: 'ok', database: ctx.store.kind };
   });
 
-  app.get('/metrics', async (_request, reply) => {
+  // Operators only (contract §5): the configured scrape token, or an administrator.
+  const scrapeToken = ctx.config.metrics.token;
+  app.get('/metrics', { config: { scrapeToken: true } }, async (request, reply) => {
+    const header = request.headers.authorization ?? '';
+    const byToken =
+      scrapeToken !== undefined &&
+      header.toLowerCase().startsWith('bearer ') &&
+      constantTimeEqual(header.slice('bearer '.length), scrapeToken);
+    if (!byToken) requireAdmin(request, ctx.config.server.publicUrl);
     reply.type(ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();
   });
