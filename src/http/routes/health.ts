@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
+import { constantTimeEqual } from '../../identity/session-service.js';
 import { pingStore } from '../../store/database.js';
 import { script } from '../../ui/script.js';
 import { stylesheet } from '../../ui/styles.js';
-import type { AppContext } from '../context.js';
-import { constantTimeEqual } from '../../identity/session-service.js';
 import { requireAdmin } from '../auth.js';
+import type { AppContext } from '../context.js';
 import { Problem } from '../problem.js';
 
 /**
