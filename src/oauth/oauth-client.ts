@@ -3,6 +3,7 @@ import type { Clock } from '../support/clock.js';
 import { classifyTokenError, ProviderError } from './errors.js';
 import type { OutboundFetch } from './outbound.js';
 import { type AccountIdentity, TokenSet } from './token-set.js';
+import { fetchUserinfoAccount } from './userinfo.js';
 
 /** What an authorization request needs from the flow. */
 export interface AuthorizationRequest {
@@ -65,8 +66,15 @@ export interface OAuthClientOptions {
    * the issuer expected for these (not yet validated) claims. Validation then checks it.
    */
   issuerForClaims?: (claims: Record<string, unknown>) => string;
-  /** Fetch userinfo after the exchange when the ID token lacks name/email. */
+  /** Fetch userinfo after the code exchange (never a refresh) when the ID token lacks name/email. */
   useUserinfo?: boolean;
+  /**
+   * Without an ID token, take the account from the userinfo endpoint after the exchange
+   * (`type: oauth2` with `userinfoEndpoint`; see userinfo.ts).
+   */
+  userinfoWithoutIdToken?: boolean;
+  /** Deadline of that userinfo request, body included (the outbound `timeoutMs`; default 10 s). */
+  timeoutMs?: number;
   /** The scopes to request for an integration's configured scopes (adds what the provider needs). */
   scopePolicy?: (scopes: readonly string[]) => string[];
 }
@@ -172,7 +180,8 @@ export class OAuthClient {
     } catch (error) {
       throw classifyTokenError(error, this.#o.clock.now());
     }
-    return this.#toTokenSet(result, req.requestedScopes, undefined);
+    const account = await this.#accountAfterExchange(result);
+    return this.#toTokenSet(result, req.requestedScopes, undefined, account);
   }
 
   /** Uses a refresh token. @see RFC 6749 §6 */
@@ -191,7 +200,8 @@ export class OAuthClient {
     } catch (error) {
       throw classifyTokenError(error, this.#o.clock.now());
     }
-    return this.#toTokenSet(result, scopes, refreshToken);
+    // No userinfo here: only a code exchange stores the account, so a refresh never pays for it.
+    return this.#toTokenSet(result, scopes, refreshToken, this.#accountFromIdToken(result));
   }
 
   /** Revokes a token where the server has an endpoint; false when it has none. @see RFC 7009 §2 */
@@ -229,20 +239,45 @@ export class OAuthClient {
     return { ...this.#o.as, issuer: issuerFor(claims) };
   }
 
-  async #toTokenSet(
+  #idTokenClaims(result: oauth.TokenEndpointResponse): Record<string, unknown> | undefined {
+    return oauth.getValidatedIdTokenClaims(result) as Record<string, unknown> | undefined;
+  }
+
+  /** The account from the validated ID token's claims; empty without an ID token. */
+  #accountFromIdToken(result: oauth.TokenEndpointResponse): AccountIdentity {
+    const claims = this.#idTokenClaims(result);
+    return claims === undefined ? {} : this.#o.accountFromClaims(claims);
+  }
+
+  /**
+   * The account after a code exchange: the ID token's, completed from userinfo when it lacks a
+   * name or e-mail; without an ID token, userinfo's alone (`userinfoWithoutIdToken`).
+   */
+  async #accountAfterExchange(result: oauth.TokenEndpointResponse): Promise<AccountIdentity> {
+    const claims = this.#idTokenClaims(result);
+    const endpoint = this.#o.as.userinfo_endpoint;
+    if (claims === undefined) {
+      if (!this.#o.userinfoWithoutIdToken || endpoint === undefined) return {};
+      return fetchUserinfoAccount({
+        as: { ...this.#o.as, userinfo_endpoint: endpoint },
+        client: this.#o.client,
+        accessToken: result.access_token,
+        fetch: this.#o.fetch,
+        allowHttp: this.#o.allowHttp,
+        timeoutMs: this.#o.timeoutMs ?? 10_000,
+      });
+    }
+    const account = this.#o.accountFromClaims(claims);
+    if (!this.#o.useUserinfo || (account.name !== undefined && account.email !== undefined)) return account;
+    return { ...(await this.#userinfo(result.access_token, claims)), ...account };
+  }
+
+  #toTokenSet(
     result: oauth.TokenEndpointResponse,
     requestedScopes: readonly string[],
     previousRefreshToken: string | undefined,
-  ): Promise<TokenSet> {
-    const claims = oauth.getValidatedIdTokenClaims(result) as Record<string, unknown> | undefined;
-    let account = claims === undefined ? {} : this.#o.accountFromClaims(claims);
-    if (
-      this.#o.useUserinfo &&
-      claims !== undefined &&
-      (account.name === undefined || account.email === undefined)
-    ) {
-      account = { ...(await this.#userinfo(result.access_token, claims)), ...account };
-    }
+    account: AccountIdentity,
+  ): TokenSet {
     const granted =
       typeof result.scope === 'string' ? result.scope.split(/[\s,]+/).filter((s) => s.length > 0) : null;
     return new TokenSet({

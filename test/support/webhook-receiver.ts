@@ -4,7 +4,7 @@
  * upstream where a test must see exactly what the proxy forwarded.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface ReceivedRequest {
@@ -29,9 +29,35 @@ export type RecorderAnswer = (
   request: ReceivedRequest,
 ) => { status: number; headers?: Record<string, string>; body?: string } | undefined;
 
+/**
+ * As `RecorderAnswer`, but may take its time (look something up, or answer late to test a client's
+ * timeout); undefined answers 200 `{"ok":true}`, a rejected promise 500.
+ */
+export type AsyncRecorderAnswer = (
+  request: ReceivedRequest,
+) => Promise<{ status: number; headers?: Record<string, string>; body?: string } | undefined>;
+
+function answerLater(res: ServerResponse, pending: ReturnType<AsyncRecorderAnswer>): void {
+  const send = (answer: Awaited<ReturnType<AsyncRecorderAnswer>>) => {
+    if (res.destroyed) return; // the client gave up meanwhile
+    const {
+      status,
+      headers = {},
+      body,
+    } = answer ?? {
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+      body: '{"ok":true}',
+    };
+    res.writeHead(status, headers);
+    res.end(body);
+  };
+  pending.then(send, () => send({ status: 500 }));
+}
+
 /** Starts the recorder on an ephemeral port of 127.0.0.1. */
 export async function startRecordingServer(
-  options: { answer?: RecorderAnswer } = {},
+  options: { answer?: RecorderAnswer; answerAsync?: AsyncRecorderAnswer } = {},
 ): Promise<RecordingServer> {
   const received: ReceivedRequest[] = [];
   const server = createServer((req, res) => {
@@ -46,6 +72,10 @@ export async function startRecordingServer(
         at: Date.now(),
       };
       received.push(got);
+      if (options.answerAsync !== undefined) {
+        answerLater(res, options.answerAsync(got));
+        return;
+      }
       const answer = options.answer?.(got) ?? {
         status: 200,
         headers: { 'content-type': 'application/json' },

@@ -6,6 +6,7 @@ import { type ProviderFactory, type ProviderSettings, standardAccount } from './
 /**
  * A plain OAuth 2 provider with endpoints from the config. Without an `issuer` setting the
  * token endpoint's origin stands in; a provider that sends RFC 9207 `iss` needs `issuer` set.
+ * With a `userinfoEndpoint`, the connected account is read from it after the code exchange.
  */
 export const createOAuth2Client: ProviderFactory = async ({
   provider,
@@ -38,5 +39,7 @@ export const createOAuth2Client: ProviderFactory = async ({
     ...(s.authorizationParams ? { authorizationParams: s.authorizationParams } : {}),
     ...(s.tokenParams ? { tokenParams: s.tokenParams } : {}),
     accountFromClaims: standardAccount,
+    ...(s.userinfoEndpoint ? { useUserinfo: true, userinfoWithoutIdToken: true } : {}),
+    timeoutMs: policy.timeoutMs,
   });
 };
