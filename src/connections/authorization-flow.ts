@@ -360,13 +360,9 @@ export class AuthorizationFlow {
         .where(reconnectId === null ? 'integration_id' : 'id', '=', reconnectId ?? integrationId)
         .executeTakeFirst();
       const id = existing?.id ?? randomUUID();
-      if (
-        !confirmed &&
-        existing?.account_id != null &&
-        tokens.account.id !== undefined &&
-        tokens.account.id !== existing.account_id
-      ) {
-        // Signed in as someone else: keep the new tokens aside (sealed) and ask before replacing.
+      if (!confirmed && existing?.account_id != null && tokens.account.id !== existing.account_id) {
+        // Signed in as someone else, or as someone the provider did not name (no ID token, a
+        // failed userinfo): keep the new tokens aside (sealed) and ask before replacing.
         const confirmationId = randomUUID();
         const serialized: SerializedTokens = {
           accessToken: tokens.accessToken,

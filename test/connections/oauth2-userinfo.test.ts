@@ -296,6 +296,25 @@ describe.each(databaseKinds)('oauth2 provider with userinfoEndpoint on %s', (kin
       name: 'Bob Builder',
       email: 'bob@example.com',
     });
+
+    // Nobody the provider names (userinfo fails): asked all the same, and Keep keeps Bob.
+    mode = 'status-500';
+    const unnamed = await reconnect('bob');
+    expect(unnamed.location).toMatch(new RegExp(`^/connections/${connectionId}/confirm/[0-9a-f-]{36}$`));
+    const unnamedPage = await unnamed.ua.get(`${svc.url}${unnamed.location}`);
+    expect(unnamedPage.body).toContain('We could not tell which account you signed in with');
+    expect(unnamedPage.body).toContain('Bob Builder');
+    const me2 = JSON.parse((await unnamed.ua.get(`${svc.url}/api/v1/me`)).body) as { csrfToken: string };
+    const kept = await unnamed.ua.post(`${svc.url}${unnamed.location}`, {
+      decision: 'keep',
+      _csrf: me2.csrfToken,
+    });
+    expect(kept.status).toBe(303);
+    expect(await accountOf('u-re', connectionId)).toEqual({
+      id: '583232',
+      name: 'Bob Builder',
+      email: 'bob@example.com',
+    });
   });
 
   it('makes no userinfo request on refresh, and keeps the account', async () => {

@@ -72,16 +72,23 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
     }
     const who = (a: { id?: string; name?: string; email?: string }) =>
       a.name ?? a.email ?? a.id ?? 'an unknown account';
+    // The provider may not say who signed in (no ID token, userinfo failed): ask all the same.
+    const signedInAs =
+      pending.newAccount.id === undefined
+        ? html`We could not tell which account you signed in with, and this connection was made as <strong>${who(pending.currentAccount)}</strong>.`
+        : html`You signed in as <strong>${who(pending.newAccount)}</strong>, but this connection was made as <strong>${who(pending.currentAccount)}</strong>.`;
+    const useNew =
+      pending.newAccount.id === undefined ? 'Use the new sign-in' : `Use ${who(pending.newAccount)}`;
     return reply.type('text/html; charset=utf-8').send(
       layout({
         title: 'Replace the account?',
         identity,
         body: html`<section class="narrow">
 <h1>Replace the connected account?</h1>
-<p data-testid="confirm-text">You signed in as <strong>${who(pending.newAccount)}</strong>, but this connection was made as <strong>${who(pending.currentAccount)}</strong>.</p>
+<p data-testid="confirm-text">${signedInAs}</p>
 <form method="post" action="/connections/${pending.connectionId}/confirm/${pending.id}" class="inline">
   <input type="hidden" name="_csrf" value="${identity.csrfToken ?? ''}">
-  <button type="submit" name="decision" value="replace" data-testid="confirm-replace">Use ${who(pending.newAccount)}</button>
+  <button type="submit" name="decision" value="replace" data-testid="confirm-replace">${useNew}</button>
   <button type="submit" name="decision" value="keep" class="secondary" data-testid="confirm-keep">Keep ${who(pending.currentAccount)}</button>
 </form>
 </section>`,
