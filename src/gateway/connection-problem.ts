@@ -5,7 +5,7 @@ import {
   ProviderMisconfiguredError,
   ProviderUnavailableError,
 } from '../connections/errors.js';
-import { Problem } from '../http/problem.js';
+import { connectionNotFound, Problem } from '../http/problem.js';
 import type { ConnectionRow } from '../store/types.js';
 
 /**
@@ -62,7 +62,7 @@ export function connectionProblem(error: unknown, row: ConnectionRow, publicUrl:
     );
   }
   if (error instanceof ConnectionNotFoundError) {
-    return new Problem(404, 'connection_not_found', 'Not Found', 'There is no such connection.');
+    return connectionNotFound();
   }
   throw error;
 }

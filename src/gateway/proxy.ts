@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici';
 import type { ConnectionCache } from '../connections/connection-cache.js';
 import type { TokenService, UsableToken } from '../connections/token-service.js';
 import { requireUser } from '../http/auth.js';
-import { Problem } from '../http/problem.js';
+import { connectionNotFound, Problem } from '../http/problem.js';
 import { hasControlOrBackslash } from '../http/return-to.js';
 import { isOutboundBlocked } from '../oauth/errors.js';
 import type { OutboundRequest } from '../oauth/outbound.js';
@@ -120,9 +120,6 @@ function parsedBase(baseUrl: string): { origin: URL; basePath: string } {
   }
   return parsed;
 }
-
-const connectionNotFound = () =>
-  new Problem(404, 'connection_not_found', 'Not Found', 'There is no such connection.');
 
 /** `ANY /api/v1/connections/:id/proxy/*`: forwards with the connection's token, streaming both ways. */
 export async function registerProxyRoutes(app: FastifyInstance, d: ProxyDeps): Promise<void> {

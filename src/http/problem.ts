@@ -70,6 +70,9 @@ export class Problem extends Error {
 
 export const notFound = (detail = 'Not found.'): Problem =>
   new Problem(404, 'not_found', 'Not Found', detail);
+/** Missing, or another user's: the two are indistinguishable by design. */
+export const connectionNotFound = (): Problem =>
+  new Problem(404, 'connection_not_found', 'Not Found', 'There is no such connection.');
 export const unauthenticated = (detail = 'Sign in first.'): Problem =>
   new Problem(401, 'unauthenticated', 'Unauthorized', detail);
 export const forbidden = (detail = 'You may not do this.'): Problem =>

@@ -11,7 +11,7 @@ import { createOutboundFetch } from '../../src/oauth/outbound.js';
 import { type RunningEntraServer, startEntraServer } from '../peers/entra-server.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 import { freePort, startTestService, type TestService } from '../support/service.js';
-import { UserAgent } from '../support/user-agent.js';
+import { signedInAgent } from '../support/user-agent.js';
 
 const clientId = 'c0ffee00-7a51-4c1e-9d8e-e2e000000007';
 const sites = 'https://graph.microsoft.com/Sites.Read.All';
@@ -94,11 +94,7 @@ describe('private_key_jwt with an Entra certificate credential', () => {
   });
 
   async function connect(user: string, integration: string): Promise<URL> {
-    const ua = new UserAgent();
-    const session = await ua.follow(`${svc.url}/session?token=${await svc.token(user)}&return_to=/`, {
-      maxHops: 1,
-    });
-    expect(session.response.status).toBe(200);
+    const ua = await signedInAgent(svc, user);
     const start = await ua.get(`${svc.url}/connect/${integration}`);
     expect(start.status).toBe(302);
     const callback = await ua.signInAtEntra(new URL(start.headers.get('location')!), 'megan.bowen');

@@ -15,7 +15,7 @@ import { createOutboundFetch } from '../../src/oauth/outbound.js';
 import { userinfoMaxBytes } from '../../src/oauth/userinfo.js';
 import { createTestDatabase, databaseKinds, type TestDatabase } from '../support/databases.js';
 import { freePort, startTestService, type TestService } from '../support/service.js';
-import { UserAgent } from '../support/user-agent.js';
+import { signedInAgent } from '../support/user-agent.js';
 import {
   type ReceivedRequest,
   type RecordingServer,
@@ -174,11 +174,7 @@ describe.each(databaseKinds)('oauth2 provider with userinfoEndpoint on %s', (kin
     await database?.drop();
   });
 
-  async function browserFor(user: string): Promise<UserAgent> {
-    const ua = new UserAgent();
-    await ua.follow(`${svc.url}/session?token=${await svc.token(user)}&return_to=/`, { maxHops: 1 });
-    return ua;
-  }
+  const browserFor = (user: string) => signedInAgent(svc, user);
 
   /** Connects `integration` for `user` through the provider's pages as `login`; the connection id. */
   async function connect(user: string, login: string, integration = 'repos') {

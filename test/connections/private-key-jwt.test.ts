@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningOidcProvider, startOidcProvider } from '../../src/demo/oidc-provider.js';
 import { createTestDatabase, databaseKinds, type TestDatabase } from '../support/databases.js';
 import { freePort, startTestService, type TestService } from '../support/service.js';
-import { UserAgent } from '../support/user-agent.js';
+import { signedInAgent, type UserAgent } from '../support/user-agent.js';
 
 const jwtBearer = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const scopes = ['openid', 'profile', 'email', 'offline_access'];
@@ -159,11 +159,7 @@ describe.each(databaseKinds)('private_key_jwt client authentication against oidc
 
   /** Signs `user` in to the service, runs the connect through the provider's pages, returns where the callback sent the browser. */
   async function connect(user: string, integration: string): Promise<{ ua: UserAgent; back: URL }> {
-    const ua = new UserAgent();
-    const session = await ua.follow(`${svc.url}/session?token=${await svc.token(user)}&return_to=/`, {
-      maxHops: 1,
-    });
-    expect(session.response.status).toBe(200);
+    const ua = await signedInAgent(svc, user);
     const start = await ua.get(`${svc.url}/connect/${integration}`);
     expect(start.status).toBe(302);
     const callback = await ua.signInAtOidcProvider(new URL(start.headers.get('location')!), 'alice');

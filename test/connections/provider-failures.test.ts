@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningOidcProvider, startOidcProvider } from '../../src/demo/oidc-provider.js';
 import { createTestDatabase, databaseKinds, type TestDatabase } from '../support/databases.js';
 import { freePort, startTestService, type TestService } from '../support/service.js';
-import { UserAgent } from '../support/user-agent.js';
+import { signedInAgent } from '../support/user-agent.js';
 
 const clientSecret = 'failures-test-client-secret-0123456789';
 
@@ -98,11 +98,7 @@ describe.each(databaseKinds)('provider failures during connect on %s', (kind) =>
     expect(JSON.stringify(body)).not.toContain('oops');
   });
 
-  async function signedIn(user: string) {
-    const ua = new UserAgent();
-    await ua.follow(`${svc.url}/session?token=${await svc.token(user)}&return_to=/`, { maxHops: 1 });
-    return ua;
-  }
+  const signedIn = (user: string) => signedInAgent(svc, user);
 
   it('a token endpoint that fails at the callback leaves nothing behind', async () => {
     const ua = await signedIn('u2');

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningOidcProvider, startOidcProvider } from '../../src/demo/oidc-provider.js';
 import { createTestDatabase, databaseKinds, type TestDatabase } from '../support/databases.js';
 import { freePort, startTestService, type TestService } from '../support/service.js';
-import { UserAgent } from '../support/user-agent.js';
+import { signedInAgent, type UserAgent } from '../support/user-agent.js';
 
 const clientSecret = 'reconnect-test-client-secret-0123456789';
 
@@ -53,11 +53,7 @@ describe.each(databaseKinds)('reconnect as another account, and disconnect retri
     await database?.drop();
   });
 
-  async function browserFor(user: string) {
-    const ua = new UserAgent();
-    await ua.follow(`${svc.url}/session?token=${await svc.token(user)}&return_to=/`, { maxHops: 1 });
-    return ua;
-  }
+  const browserFor = (user: string) => signedInAgent(svc, user);
 
   async function signIn(ua: UserAgent, login: string, path: string, method: 'GET' | 'POST' = 'GET') {
     let location: string;

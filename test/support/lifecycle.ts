@@ -20,7 +20,7 @@ import type { ConnectionView } from '../../src/store/repos/connections.js';
 import { createTestDatabase, type TestDatabase } from './databases.js';
 import { createTokenFaults, type TokenFaults } from './fault.js';
 import { freePort, startTestService, type TestService, testJwtSecret } from './service.js';
-import { UserAgent } from './user-agent.js';
+import { signedInAgent } from './user-agent.js';
 import { type RecordingServer, startRecordingServer } from './webhook-receiver.js';
 
 export const lifecycleClientSecret = 'lifecycle-test-client-secret-0123456789';
@@ -191,15 +191,6 @@ export async function startLifecycle(options: LifecycleOptions): Promise<Lifecyc
     mcpServers: [],
   });
 
-  const sessionAgent = async (svc: TestService, userId: string): Promise<UserAgent> => {
-    const ua = new UserAgent();
-    const r = await ua.follow(`${svc.url}/session?token=${await svc.token(userId)}&return_to=/`, {
-      maxHops: 1,
-    });
-    if (r.response.status !== 200) throw new Error(`session for ${userId}: HTTP ${r.response.status}`);
-    return ua;
-  };
-
   const connection = async (svc: TestService, userId: string, connectionId: string) => {
     const r = await svc.api(userId, `/api/v1/connections/${connectionId}`);
     if (r.status !== 200) throw new Error(`GET connection ${connectionId}: HTTP ${r.status}`);
@@ -245,7 +236,7 @@ export async function startLifecycle(options: LifecycleOptions): Promise<Lifecyc
       return child;
     },
     async connect(svc, userId, login = 'alice', integration = itemsIntegration) {
-      const ua = await sessionAgent(svc, userId);
+      const ua = await signedInAgent(svc, userId);
       const start = await ua.get(`${svc.url}/connect/${integration}`);
       if (start.status !== 302) throw new Error(`connect: HTTP ${start.status}`);
       const callback = await ua.signInAtOidcProvider(new URL(start.headers.get('location')!), login);
@@ -261,7 +252,7 @@ export async function startLifecycle(options: LifecycleOptions): Promise<Lifecyc
       const r = await svc.api(userId, `/api/v1/connections/${connectionId}/reconnect`, { method: 'POST' });
       if (r.status !== 201) throw new Error(`reconnect: HTTP ${r.status}`);
       const { authorizationUrl } = (await r.json()) as { authorizationUrl: string };
-      const ua = await sessionAgent(svc, userId);
+      const ua = await signedInAgent(svc, userId);
       const callback = await ua.signInAtOidcProvider(authorizationUrl, login);
       const done = await ua.get(callback.href);
       const back = new URL(done.headers.get('location') ?? '/', svc.url);

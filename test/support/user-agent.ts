@@ -290,3 +290,16 @@ function unexpectedPage(page: UserAgentResponse, expected: string): Error {
     .slice(0, 300);
   return new Error(`expected ${expected} at ${page.url}, got HTTP ${page.status}: ${text}`);
 }
+
+/** A browser signed in to `svc` as `userId` (the platform's `/session?token=` hand-off). */
+export async function signedInAgent(
+  svc: { url: string; token(userId: string): Promise<string> },
+  userId: string,
+): Promise<UserAgent> {
+  const ua = new UserAgent();
+  const r = await ua.follow(`${svc.url}/session?token=${await svc.token(userId)}&return_to=/`, {
+    maxHops: 1,
+  });
+  if (r.response.status !== 200) throw new Error(`session for ${userId}: HTTP ${r.response.status}`);
+  return ua;
+}

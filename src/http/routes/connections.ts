@@ -4,7 +4,7 @@ import { disconnect } from '../../connections/disconnect.js';
 import { toConnectionView } from '../../store/repos/connections.js';
 import { requireUser } from '../auth.js';
 import type { AppContext } from '../context.js';
-import { Problem } from '../problem.js';
+import { connectionNotFound } from '../problem.js';
 import { parseReturnTo } from '../return-to.js';
 import { parseInput } from '../validate.js';
 import { withOutcome } from './connect.js';
@@ -15,9 +15,6 @@ const createBody = z.strictObject({
   returnTo: z.string().optional(),
 });
 const reconnectBody = z.strictObject({ returnTo: z.string().optional() }).optional();
-
-const connectionNotFound = (): Problem =>
-  new Problem(404, 'connection_not_found', 'Not Found', 'There is no such connection.');
 
 /**
  * The connections API (`/api/v1/connections…`) and the Integrations page's form posts
