@@ -70,9 +70,7 @@ describe.each(databaseKinds)('connect flow against oidc-provider on %s', (kind) 
   }
 
   async function connect(ua: UserAgent, login: string, integration = 'items') {
-    const start = await ua.get(`${svc.url}/connect/${integration}`);
-    expect(start.status).toBe(302);
-    const authorizationUrl = new URL(start.headers.get('location')!);
+    const authorizationUrl = await ua.startConnect(svc.url, integration);
     const callback = await ua.signInAtOidcProvider(authorizationUrl, login);
     return { authorizationUrl, callback };
   }
@@ -159,8 +157,7 @@ describe.each(databaseKinds)('connect flow against oidc-provider on %s', (kind) 
 
   it('turns access_denied into a friendly outcome and creates nothing', async () => {
     const ua = await browserFor('u-denied');
-    const start = await ua.get(`${svc.url}/connect/items?return_to=/somewhere`);
-    const authorizationUrl = new URL(start.headers.get('location')!);
+    const authorizationUrl = await ua.startConnect(svc.url, 'items', '/somewhere');
     const denied = new URL(`${svc.url}/oauth/callback`);
     denied.searchParams.set('error', 'access_denied');
     denied.searchParams.set('state', authorizationUrl.searchParams.get('state')!);
