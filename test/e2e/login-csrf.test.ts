@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningOidcProvider, startOidcProvider } from '../../src/demo/oidc-provider.js';
 import {
+  accessibilityFacts,
   type Browser,
   type BrowserContext,
   closeWithin,
@@ -190,6 +191,11 @@ describe.each(databaseKinds)(
       expect(await page.getByTestId('confirm-user').textContent()).toContain(attackerUser);
       expect(await page.getByTestId('signed-in-as').textContent()).toBe(attackerUser);
       expect(await page.getByTestId('confirm-connect').count()).toBe(1);
+      expect(await accessibilityFacts(page)).toMatchObject({
+        lang: 'en',
+        mainLandmarks: 1,
+        unnamedControls: [],
+      });
       // The page cannot be framed by the attacker's site to trick a click.
       const shown = network.responses.filter(
         (r) => r.url.startsWith(`${svc.url}/connect/${integration}`) && r.status === 200,
@@ -217,6 +223,11 @@ describe.each(databaseKinds)(
       expect(text).toContain(victimUser);
       expect(text).toContain(attackerUser);
       expect(await sessionUser(page)).toBe(victimUser);
+      expect(await accessibilityFacts(page)).toMatchObject({
+        lang: 'en',
+        mainLandmarks: 1,
+        unnamedControls: [],
+      });
 
       await page.waitForTimeout(300);
       expect(authorizationRequests).toBe(before);
