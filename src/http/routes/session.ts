@@ -71,16 +71,14 @@ export function registerSessionRoutes(app: FastifyInstance, ctx: AppContext): vo
     const current = request.identity?.via === 'session' ? request.identity : undefined;
     if (current !== undefined && current.userId !== claims.sub) {
       if (await ctx.handOff.wasUsed(claims)) throw handOffProblem(new HandOffRefusedError('used'));
-      return reply
-        .type('text/html; charset=utf-8')
-        .send(
-          switchAccountPage({
-            current,
-            next: { userId: claims.sub, name: claims.name },
-            token: q.token,
-            returnTo,
-          }).value,
-        );
+      return reply.type('text/html; charset=utf-8').send(
+        switchAccountPage({
+          current,
+          next: { userId: claims.sub, name: claims.name },
+          token: q.token,
+          returnTo,
+        }).value,
+      );
     }
     await redeem(claims);
     // The same user already signed in keeps the session (and the CSRF token of open pages).
