@@ -153,6 +153,8 @@ describe.each(databaseKinds)('the /session hand-off on %s', (kind) => {
       expect(await whoIs(alice)).toBe(401); // the old session ended
       // The switch used the jti: the link cannot be replayed.
       await expectRefused(await session(svc.url, bobToken), 'hand_off_used', /already used/);
+      // The token travelled in a query and a form: neither reaches a log line.
+      expect(svc.logs.join('\n')).not.toContain(bobToken.split('.')[2]);
     });
 
     it('answers an already used link with the problem instead of asking', async () => {
