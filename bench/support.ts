@@ -139,17 +139,15 @@ export function catalogFor(peers: { issuer: string; apiUrl: string }): {
 }
 
 /**
- * Makes a connection the way a person does: a session from a JWT, `/connect/items`, sign-in and
+ * Makes a connection the way a person does: a session from a JWT, `/connect/items` and its Connect button, sign-in and
  * consent at oidc-provider, the callback. Returns the new connection id.
  */
 export async function connectThroughFlow(serviceUrl: string, jwt: string, login: string): Promise<string> {
   const ua = new UserAgent();
   const session = await ua.follow(`${serviceUrl}/session?token=${jwt}&return_to=/`, { maxHops: 1 });
   if (session.response.status !== 200) throw new Error(`session: HTTP ${session.response.status}`);
-  const start = await ua.get(`${serviceUrl}/connect/items`);
-  const location = start.headers.get('location');
-  if (start.status !== 302 || location === null) throw new Error(`connect: HTTP ${start.status}`);
-  const callback = await ua.signInAtOidcProvider(new URL(location), login);
+  // `/connect/items` is a confirmation page; its Connect button (a POST) starts the flow.
+  const callback = await ua.signInAtOidcProvider(await ua.startConnect(serviceUrl, 'items'), login);
   const done = await ua.get(callback.href);
   const back = new URL(done.headers.get('location') ?? '/', serviceUrl);
   const id = back.searchParams.get('connection');

@@ -4,6 +4,7 @@ import type { ConnectionCache } from '../connections/connection-cache.js';
 import type { RevocationQueue } from '../connections/revocations.js';
 import type { TokenService } from '../connections/token-service.js';
 import type { Keyring, Sealer } from '../crypto/index.js';
+import type { SessionHandOff } from '../identity/hand-off.js';
 import type { SessionService } from '../identity/session-service.js';
 import type { AuditLog } from '../notify/audit.js';
 import type { Notifications } from '../notify/notifications.js';
@@ -29,6 +30,8 @@ export interface AppContext {
   readonly clock: Clock;
   readonly auth: Authenticator;
   readonly sessions: SessionService;
+  /** The `/session?token=` hand-off: verification and once-only use of a `jti`. */
+  readonly handOff: SessionHandOff;
   readonly audit: AuditLog;
   readonly catalog: CatalogRepository;
   readonly connections: ConnectionRepository;

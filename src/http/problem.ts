@@ -3,6 +3,7 @@ export type ProblemCode =
   | 'bad_request'
   | 'validation_failed'
   | 'unauthenticated'
+  | 'hand_off_used'
   | 'forbidden'
   | 'csrf_failed'
   | 'not_found'

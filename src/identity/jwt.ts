@@ -7,6 +7,12 @@ export interface PlatformClaims {
   sub: string;
   name: string | null;
   role: string | null;
+  /** `iss`, when the token names one (part of the hand-off's once-only key). */
+  iss: string | null;
+  /** `jti`: a hand-off token that carries one is accepted at `/session` once only. @see RFC 7519 §4.1.7 */
+  jti: string | null;
+  /** `exp`, seconds since the epoch (always present: tokens without it are refused). */
+  exp: number;
 }
 
 /** A JWT that failed verification; the reason is for logs, never echoed with the token. */
@@ -54,10 +60,20 @@ export function createJwtVerifier(jwt: NonNullable<AuthConfig['jwt']>, clockTole
     if (typeof payload.sub !== 'string' || !userIdPattern.test(payload.sub)) {
       throw new TokenRejectedError('token has no usable sub claim');
     }
-    const claims = {
+    // A `jti` that is not a bounded string would silently escape the once-only rule at /session.
+    if (
+      payload.jti !== undefined &&
+      !(typeof payload.jti === 'string' && /^[\x21-\x7e]{1,256}$/.test(payload.jti))
+    ) {
+      throw new TokenRejectedError('token has an unusable jti claim');
+    }
+    const claims: PlatformClaims = {
       sub: payload.sub,
       name: typeof payload.name === 'string' ? payload.name.slice(0, 200) : null,
       role: typeof payload.role === 'string' ? payload.role : null,
+      iss: typeof payload.iss === 'string' ? payload.iss : null,
+      jti: payload.jti ?? null,
+      exp: payload.exp ?? 0,
     };
     if (verified.size >= 10_000) verified.delete(verified.keys().next().value as string);
     verified.set(token, { claims, until: Math.min((payload.exp ?? 0) * 1000, now + 60_000) });
@@ -69,7 +85,7 @@ export function createJwtVerifier(jwt: NonNullable<AuthConfig['jwt']>, clockTole
 export async function mintToken(
   secret: string,
   claims: { sub: string; name?: string; role?: string },
-  options: { expiresIn?: string; issuer?: string; audience?: string } = {},
+  options: { expiresIn?: string; issuer?: string; audience?: string; jti?: string } = {},
 ): Promise<string> {
   let jwt = new SignJWT({
     ...(claims.name ? { name: claims.name } : {}),
@@ -81,5 +97,6 @@ export async function mintToken(
     .setExpirationTime(options.expiresIn ?? '12h');
   if (options.issuer) jwt = jwt.setIssuer(options.issuer);
   if (options.audience) jwt = jwt.setAudience(options.audience);
+  if (options.jti) jwt = jwt.setJti(options.jti);
   return jwt.sign(new TextEncoder().encode(secret));
 }

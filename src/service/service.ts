@@ -16,6 +16,7 @@ import { registerAdminRoutes } from '../http/routes/admin.js';
 import { registerConnectRoutes } from '../http/routes/connect.js';
 import { registerConnectionRoutes } from '../http/routes/connections.js';
 import { registerNotificationRoutes } from '../http/routes/notifications.js';
+import { SessionHandOff } from '../identity/hand-off.js';
 import { createJwtVerifier } from '../identity/jwt.js';
 import { SessionService } from '../identity/session-service.js';
 import { AuditLog } from '../notify/audit.js';
@@ -31,6 +32,7 @@ import { CatalogRepository } from '../store/repos/catalog.js';
 import { ConnectionRepository } from '../store/repos/connections.js';
 import { PendingAuthorizationRepository } from '../store/repos/pending-authorizations.js';
 import { SessionRepository } from '../store/repos/sessions.js';
+import { UsedHandOffRepository } from '../store/repos/used-hand-offs.js';
 import { pruneExpired } from '../store/retention.js';
 import { type Clock, systemClock } from '../support/clock.js';
 import { startBackground } from './background.js';
@@ -151,6 +153,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
                     .where('expires_at', '<', clock.now())
                     .execute();
                   await new SessionRepository(store.db).deleteExpired(clock.now());
+                  await new UsedHandOffRepository(store.db).deleteExpired(clock.now());
                 },
               },
               {
@@ -263,6 +266,11 @@ function buildContext(
     config,
     metrics,
     sessions,
+    handOff: new SessionHandOff({
+      verifyJwt,
+      used: new UsedHandOffRepository(parts.store.db),
+      clock: parts.clock,
+    }),
     auth: createAuthenticator({
       verifyJwt,
       sessions,

@@ -196,6 +196,14 @@ export interface PendingConfirmationsTable {
   expires_at: Millis;
 }
 
+/** A sign-in hand-off JWT with a `jti` that was accepted at `/session`; kept until it expires. */
+export interface UsedHandOffsTable {
+  /** SHA-256 of `[iss, jti]` as JSON. */
+  key_hash: string;
+  used_at: Millis;
+  expires_at: Millis;
+}
+
 export interface Database {
   providers: ProvidersTable;
   integrations: IntegrationsTable;
@@ -210,6 +218,7 @@ export interface Database {
   events: EventsTable;
   revocations: RevocationsTable;
   pending_confirmations: PendingConfirmationsTable;
+  used_hand_offs: UsedHandOffsTable;
 }
 
 export type ConnectionRow = Selectable<ConnectionsTable>;

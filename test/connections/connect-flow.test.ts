@@ -70,9 +70,7 @@ describe.each(databaseKinds)('connect flow against oidc-provider on %s', (kind) 
   }
 
   async function connect(ua: UserAgent, login: string, integration = 'items') {
-    const start = await ua.get(`${svc.url}/connect/${integration}`);
-    expect(start.status).toBe(302);
-    const authorizationUrl = new URL(start.headers.get('location')!);
+    const authorizationUrl = await ua.startConnect(svc.url, integration);
     const callback = await ua.signInAtOidcProvider(authorizationUrl, login);
     return { authorizationUrl, callback };
   }
@@ -148,6 +146,52 @@ describe.each(databaseKinds)('connect flow against oidc-provider on %s', (kind) 
     expect((await (await svc.api('u-forger', '/api/v1/connections')).json()).length).toBe(0);
   });
 
+  it('a GET /connect only shows a confirmation page; the flow starts from its POST with the CSRF token', async () => {
+    const ua = await browserFor('u-confirm');
+    const pending = async () =>
+      (
+        await svc.service.ctx.store.db
+          .selectFrom('pending_authorizations')
+          .select('state_hash')
+          .where('user_id', '=', 'u-confirm')
+          .execute()
+      ).length;
+    const page = await ua.get(`${svc.url}/connect/items?return_to=/after`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(page.headers.get('x-frame-options')).toBe('DENY');
+    expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    expect(page.body).toContain('<h1>Connect Items?</h1>');
+    expect(page.body).toContain('You are signed in as <strong><code>u-confirm</code></strong>');
+    expect(page.body).toContain('<form method="post" action="/connect/items"');
+    expect(page.body).toContain('name="return_to" value="/after"');
+    expect(await pending()).toBe(0);
+    // What a cross-site form could send: no CSRF token, or a foreign Origin.
+    const me = JSON.parse((await ua.get(`${svc.url}/api/v1/me`)).body) as { csrfToken: string };
+    const forged = await ua.post(`${svc.url}/connect/items`, { return_to: '/after' });
+    expect(forged.status).toBe(403);
+    const crossSite = await fetch(`${svc.url}/connect/items`, {
+      method: 'POST',
+      headers: {
+        cookie: Object.entries(ua.cookies(svc.url))
+          .map(([k, v]) => `${k}=${v}`)
+          .join('; '),
+        origin: 'https://evil.example',
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams({ _csrf: me.csrfToken }),
+      redirect: 'manual',
+    });
+    expect(crossSite.status).toBe(403);
+    expect(await pending()).toBe(0);
+    const authorizationUrl = await ua.startConnect(svc.url, 'items', '/after');
+    expect(authorizationUrl.origin).toBe(provider.issuer);
+    expect(await pending()).toBe(1);
+    // Unknown and disabled integrations: no page to confirm.
+    expect((await ua.get(`${svc.url}/connect/nope`)).status).toBe(404);
+    expect((await ua.get(`${svc.url}/connect/off`)).status).toBe(409);
+  });
+
   it('refuses a mismatched iss and creates nothing', async () => {
     const ua = await browserFor('u-iss');
     const { callback } = await connect(ua, 'iss');
@@ -159,8 +203,7 @@ describe.each(databaseKinds)('connect flow against oidc-provider on %s', (kind) 
 
   it('turns access_denied into a friendly outcome and creates nothing', async () => {
     const ua = await browserFor('u-denied');
-    const start = await ua.get(`${svc.url}/connect/items?return_to=/somewhere`);
-    const authorizationUrl = new URL(start.headers.get('location')!);
+    const authorizationUrl = await ua.startConnect(svc.url, 'items', '/somewhere');
     const denied = new URL(`${svc.url}/oauth/callback`);
     denied.searchParams.set('error', 'access_denied');
     denied.searchParams.set('state', authorizationUrl.searchParams.get('state')!);

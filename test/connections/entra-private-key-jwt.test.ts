@@ -95,9 +95,7 @@ describe('private_key_jwt with an Entra certificate credential', () => {
 
   async function connect(user: string, integration: string): Promise<URL> {
     const ua = await signedInAgent(svc, user);
-    const start = await ua.get(`${svc.url}/connect/${integration}`);
-    expect(start.status).toBe(302);
-    const callback = await ua.signInAtEntra(new URL(start.headers.get('location')!), 'megan.bowen');
+    const callback = await ua.signInAtEntra(await ua.startConnect(svc.url, integration), 'megan.bowen');
     const done = await ua.get(callback.href);
     expect(done.status).toBe(302);
     return new URL(done.headers.get('location')!, svc.url);

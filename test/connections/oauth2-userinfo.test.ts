@@ -179,9 +179,7 @@ describe.each(databaseKinds)('oauth2 provider with userinfoEndpoint on %s', (kin
   /** Connects `integration` for `user` through the provider's pages as `login`; the connection id. */
   async function connect(user: string, login: string, integration = 'repos') {
     const ua = await browserFor(user);
-    const start = await ua.get(`${svc.url}/connect/${integration}`);
-    expect(start.status).toBe(302);
-    const authorizationUrl = new URL(start.headers.get('location')!);
+    const authorizationUrl = await ua.startConnect(svc.url, integration);
     const done = await ua.get((await ua.signInAtOidcProvider(authorizationUrl, login)).href);
     const back = new URL(done.headers.get('location')!, svc.url);
     expect(back.searchParams.get('outcome')).toBe('connected');

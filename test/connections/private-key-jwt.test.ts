@@ -160,9 +160,7 @@ describe.each(databaseKinds)('private_key_jwt client authentication against oidc
   /** Signs `user` in to the service, runs the connect through the provider's pages, returns where the callback sent the browser. */
   async function connect(user: string, integration: string): Promise<{ ua: UserAgent; back: URL }> {
     const ua = await signedInAgent(svc, user);
-    const start = await ua.get(`${svc.url}/connect/${integration}`);
-    expect(start.status).toBe(302);
-    const callback = await ua.signInAtOidcProvider(new URL(start.headers.get('location')!), 'alice');
+    const callback = await ua.signInAtOidcProvider(await ua.startConnect(svc.url, integration), 'alice');
     const done = await ua.get(callback.href);
     expect(done.status).toBe(302);
     return { ua, back: new URL(done.headers.get('location')!, svc.url) };

@@ -58,7 +58,8 @@ describe.each(databaseKinds)('reconnect as another account, and disconnect retri
   async function signIn(ua: UserAgent, login: string, path: string, method: 'GET' | 'POST' = 'GET') {
     let location: string;
     if (method === 'GET') {
-      location = (await ua.get(`${svc.url}${path}`)).headers.get('location')!;
+      // A link to /connect/:id: its confirmation page, then the page's Connect button.
+      location = (await ua.startConnect(svc.url, path.replace(/^\/connect\//, ''))).href;
     } else {
       const me = JSON.parse((await ua.get(`${svc.url}/api/v1/me`)).body);
       location = (await ua.post(`${svc.url}${path}`, { _csrf: me.csrfToken })).headers.get('location')!;

@@ -54,9 +54,7 @@ describe('demo mode (the README tour)', () => {
     expect(page.body).toContain('Demo Items');
     expect(page.body).toContain('Not connected');
     // 3. Connect → the demo provider's sign-in and consent → back.
-    const start = await ua.get(`${base}/connect/demo-items`);
-    expect(start.status).toBe(302);
-    const callback = await ua.signInAtOidcProvider(start.headers.get('location')!, 'alice');
+    const callback = await ua.signInAtOidcProvider(await ua.startConnect(base, 'demo-items'), 'alice');
     const done = await ua.get(callback.href);
     const back = new URL(done.headers.get('location')!, base);
     expect(back.searchParams.get('outcome')).toBe('connected');

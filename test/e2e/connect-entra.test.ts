@@ -161,7 +161,13 @@ describe.each(databaseKinds)(
     it('connects SharePoint through the Entra sign-in page; the account is <oid>@<tid> from the ID token', async () => {
       const page = await signedIn();
       expect(await statusText(page)).toBe('Not connected');
-      await card(page).getByRole('link', { name: 'Connect' }).click();
+      // Connect on the card is a form post with the CSRF token (an explicit action on our page).
+      const post = await submitForm(
+        page,
+        card(page).getByRole('button', { name: 'Connect', exact: true }),
+        svc.url,
+      );
+      expect(post.status, post.detail).toBe(303);
       await signInAtEntra(page);
 
       const back = new URL(page.url());
@@ -252,7 +258,7 @@ describe.each(databaseKinds)(
       await page.waitForURL((url) => url.searchParams.get('outcome') === 'disconnected');
       expect(await page.getByTestId('flash').textContent()).toBe('Disconnected.');
       expect(await statusText(page)).toBe('Not connected');
-      expect(await card(page).getByRole('link', { name: 'Connect' }).count()).toBe(1);
+      expect(await card(page).getByRole('button', { name: 'Connect', exact: true }).count()).toBe(1);
       await keep(page);
       expect(await apiGet(page, '/api/v1/connections')).toEqual([]);
       const audit = await svc.service.ctx.audit.list({ targetId: connectionId });

@@ -181,7 +181,13 @@ describe.each(databaseKinds)('a person connects in Chromium against oidc-provide
     expect(await statusText(page)).toBe('Not connected');
     await keep(page);
 
-    await card(page).getByRole('link', { name: 'Connect' }).click();
+    // Connect on the card is a form post with the CSRF token (an explicit action on our page).
+    const post = await submitForm(
+      page,
+      card(page).getByRole('button', { name: 'Connect', exact: true }),
+      svc.url,
+    );
+    expect(post.status, post.detail).toBe(303);
     await page.waitForURL((url) => url.origin === provider.issuer);
     expect(await throughProvider(page)).toEqual(['login', 'consent']);
 
@@ -195,7 +201,7 @@ describe.each(databaseKinds)('a person connects in Chromium against oidc-provide
     expect(await statusText(page)).toBe(`Connected as ${accountName}`);
     expect(await card(page).getByRole('button', { name: 'Reconnect' }).count()).toBe(1);
     expect(await card(page).getByRole('button', { name: 'Disconnect' }).count()).toBe(1);
-    expect(await card(page).getByRole('link', { name: 'Connect' }).count()).toBe(0);
+    expect(await card(page).getByRole('button', { name: 'Connect', exact: true }).count()).toBe(0);
 
     const facts = await accessibilityFacts(page);
     expect(facts).toMatchObject({
@@ -322,7 +328,7 @@ describe.each(databaseKinds)('a person connects in Chromium against oidc-provide
     expect(new URL(page.url()).pathname).toBe('/');
     expect(await page.getByTestId('flash').textContent()).toBe('Disconnected.');
     expect(await statusText(page)).toBe('Not connected');
-    expect(await card(page).getByRole('link', { name: 'Connect' }).count()).toBe(1);
+    expect(await card(page).getByRole('button', { name: 'Connect', exact: true }).count()).toBe(1);
     expect(await card(page).getByRole('button', { name: 'Disconnect' }).count()).toBe(0);
     expect(await accessibilityFacts(page)).toMatchObject({
       lang: 'en',

@@ -44,11 +44,23 @@ describe('createJwtVerifier (HS256)', () => {
 
   it('accepts a valid token and returns its claims', async () => {
     const token = await mintToken(secret, { sub: 'alice', name: 'Alice', role: 'admin' });
-    expect(await verify(token)).toEqual({ sub: 'alice', name: 'Alice', role: 'admin' });
-    expect(await verify(await mintToken(secret, { sub: 'bob' }))).toEqual({
+    expect(await verify(token)).toEqual({
+      sub: 'alice',
+      name: 'Alice',
+      role: 'admin',
+      iss: null,
+      jti: null,
+      exp: expect.any(Number),
+    });
+    expect(
+      await verify(await mintToken(secret, { sub: 'bob' }, { jti: 'hand-off-1', issuer: 'platform' })),
+    ).toEqual({
       sub: 'bob',
       name: null,
       role: null,
+      iss: 'platform',
+      jti: 'hand-off-1',
+      exp: expect.any(Number),
     });
   });
 

@@ -74,9 +74,7 @@ describe.each(databaseKinds)('Entra adapter against the Entra-shaped server on %
 
   async function connect(user: string, login: string, integration: string) {
     const ua = await browserFor(user);
-    const start = await ua.get(`${svc.url}/connect/${integration}`);
-    expect(start.status).toBe(302);
-    const authorizationUrl = new URL(start.headers.get('location')!);
+    const authorizationUrl = await ua.startConnect(svc.url, integration);
     const callback = await ua.signInAtEntra(authorizationUrl, login);
     const done = await ua.get(callback.href);
     return { authorizationUrl, outcome: new URL(done.headers.get('location')!, svc.url) };

@@ -237,9 +237,7 @@ export async function startLifecycle(options: LifecycleOptions): Promise<Lifecyc
     },
     async connect(svc, userId, login = 'alice', integration = itemsIntegration) {
       const ua = await signedInAgent(svc, userId);
-      const start = await ua.get(`${svc.url}/connect/${integration}`);
-      if (start.status !== 302) throw new Error(`connect: HTTP ${start.status}`);
-      const callback = await ua.signInAtOidcProvider(new URL(start.headers.get('location')!), login);
+      const callback = await ua.signInAtOidcProvider(await ua.startConnect(svc.url, integration), login);
       const done = await ua.get(callback.href);
       const back = new URL(done.headers.get('location') ?? '/', svc.url);
       const id = back.searchParams.get('connection');

@@ -117,6 +117,23 @@ export class UserAgent {
     return finalRedirect(result, options);
   }
 
+  /**
+   * Connects as a person does: opens the confirmation page at `/connect/:integration` (with
+   * `return_to` when given), clicks its Connect button (a form POST with the page's CSRF token)
+   * and returns the provider's authorization URL the service redirects to.
+   */
+  async startConnect(serviceUrl: string, integration: string, returnTo?: string): Promise<URL> {
+    const query = returnTo === undefined ? '' : `?return_to=${encodeURIComponent(returnTo)}`;
+    const page = await this.get(`${serviceUrl}/connect/${integration}${query}`);
+    if (page.status !== 200) throw unexpectedPage(page, 'the Connect confirmation page');
+    const form = parseForm(page, (action) => action.pathname === `/connect/${integration}`);
+    const answer = await this.post(form.action, form.fields);
+    if (answer.status !== 303 || answer.location === undefined) {
+      throw unexpectedPage(answer, "a redirect to the provider's sign-in");
+    }
+    return new URL(answer.location);
+  }
+
   async #submit(form: ParsedForm, options: FollowOptions): Promise<FollowResult> {
     const response =
       form.method === 'get'
@@ -231,9 +248,14 @@ function pathMatches(requestPath: string, cookiePath: string): boolean {
   return cookiePath.endsWith('/') || requestPath.charAt(cookiePath.length) === '/';
 }
 
-/** Reads the first form of an HTML page: its action (absolute), method and named inputs. */
-function parseForm(page: UserAgentResponse): ParsedForm {
-  const match = /<form\b([^>]*)>([\s\S]*?)<\/form>/i.exec(page.body);
+/**
+ * Reads the first form of an HTML page (or the first whose absolute action `accept`s): its
+ * action (absolute), method and named inputs.
+ */
+function parseForm(page: UserAgentResponse, accept: (action: URL) => boolean = () => true): ParsedForm {
+  const match = [...page.body.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/gi)].find((m) =>
+    accept(new URL(parseAttributes(m[1] ?? '').action ?? page.url, page.url)),
+  );
   if (!match) throw unexpectedPage(page, 'a page with a form');
   const formAttributes = parseAttributes(match[1] ?? '');
   const fields: Record<string, string> = {};

@@ -7,14 +7,17 @@ import {
 } from '../../connections/authorization-flow.js';
 import { html } from '../../ui/html.js';
 import { layout } from '../../ui/layout.js';
+import { connectConfirmPage } from '../../ui/pages/connect-confirm.js';
 import { requireUser } from '../auth.js';
 import type { AppContext } from '../context.js';
+import { Problem } from '../problem.js';
 import { parseReturnTo } from '../return-to.js';
 import { parseInput } from '../validate.js';
 import { signInRedirect } from './pages.js';
 
 const integrationParams = z.strictObject({ integrationId: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/) });
 const connectQuery = z.object({ return_to: z.string().optional() });
+const connectForm = z.strictObject({ return_to: z.string().optional(), _csrf: z.string().optional() });
 
 /** Appends the outcome of a flow to the `return_to` path: `?outcome=connected&connection=<id>`. */
 export function withOutcome(
@@ -37,18 +40,49 @@ const rejectionText: Record<CallbackRejectedError['reason'], string> = {
 };
 
 /**
- * The browser side of the flow: `GET /connect/:integrationId` (302 to the provider) and
- * `GET /oauth/callback` (finish, then 302 to `return_to` with the outcome).
+ * The browser side of the flow: `GET /connect/:integrationId` (a confirmation page),
+ * `POST /connect/:integrationId` (its button: 303 to the provider) and `GET /oauth/callback`
+ * (finish, then 302 to `return_to` with the outcome).
  */
 export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): void {
   const publicUrl = ctx.config.server.publicUrl;
 
+  // A GET (a link, a redirect, a hand-off's return_to) only shows what would happen; the flow
+  // starts from the page's POST, which needs the session's CSRF token. @see contract §4
   app.get('/connect/:integrationId', async (request, reply) => {
     if (request.identity === undefined) return signInRedirect(ctx, request, reply);
     const identity = requireUser(request, publicUrl);
     const { integrationId } = parseInput(integrationParams, request.params, 'path');
     const { return_to } = parseInput(connectQuery, request.query, 'query');
     const returnTo = parseReturnTo(return_to, publicUrl);
+    const integration = await ctx.catalog.getIntegration(integrationId);
+    if (integration === undefined) {
+      throw new Problem(
+        404,
+        'integration_not_found',
+        'Not Found',
+        `There is no integration "${integrationId}".`,
+      );
+    }
+    if (!integration.enabled) {
+      throw new Problem(
+        409,
+        'integration_disabled',
+        'Conflict',
+        `The integration "${integration.name}" is disabled.`,
+      );
+    }
+    const existing = await ctx.connections.findByUserAndIntegration(identity.userId, integrationId);
+    return reply
+      .type('text/html; charset=utf-8')
+      .send(connectConfirmPage({ identity, integration, reconnect: existing !== undefined, returnTo }).value);
+  });
+
+  app.post('/connect/:integrationId', async (request, reply) => {
+    const identity = requireUser(request, publicUrl);
+    const { integrationId } = parseInput(integrationParams, request.params, 'path');
+    const form = parseInput(connectForm, request.body ?? {}, 'form');
+    const returnTo = parseReturnTo(form.return_to, publicUrl);
     const existing = await ctx.connections.findByUserAndIntegration(identity.userId, integrationId);
     const url = await ctx.flow.start({
       userId: identity.userId,
@@ -56,7 +90,7 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
       returnTo,
       ...(existing === undefined ? {} : { connectionId: existing.id }),
     });
-    return reply.redirect(url.href, 302);
+    return reply.redirect(url.href, 303);
   });
 
   const confirmParams = z.strictObject({ id: z.uuid(), confirmationId: z.uuid() });

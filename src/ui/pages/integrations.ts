@@ -16,7 +16,11 @@ const statusText: Record<UserIntegration['status'], string> = {
   needs_reauth: 'Needs reconnecting',
 };
 
-/** The Integrations page: every integration, its status, and what the user can do about it. */
+/**
+ * The Integrations page: every integration, its status, and what the user can do about it. Its
+ * Connect, Reconnect and Disconnect buttons are form posts with the CSRF token: a click on our
+ * own page is the explicit action that starts a flow (links from elsewhere get a confirm page).
+ */
 export function integrationsPage(options: {
   identity: Identity;
   integrations: UserIntegration[];
@@ -56,7 +60,7 @@ function card(i: UserIntegration, csrf: string): SafeHtml {
   <div class="actions">
   ${
     i.status === 'not_connected'
-      ? html`<a class="button" href="/connect/${i.id}" data-testid="connect-${i.id}">Connect</a>`
+      ? html`<form method="post" action="/connect/${i.id}" class="inline"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit" data-testid="connect-${i.id}">Connect</button></form>`
       : html`<form method="post" action="/connections/${i.connectionId}/reconnect" class="inline"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit" class="${i.status === 'active' ? 'secondary' : ''}" data-testid="reconnect-${i.id}">Reconnect</button></form>
   <form method="post" action="/connections/${i.connectionId}/disconnect" class="inline"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit" class="danger" data-testid="disconnect-${i.id}">Disconnect</button></form>`
   }
