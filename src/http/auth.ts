@@ -90,10 +90,18 @@ export function requireUser(request: FastifyRequest, publicUrl: string): Identit
   return identity;
 }
 
-/** Requires an administrator; other users get 404 so admin routes are not advertised. */
-export function requireAdmin(request: FastifyRequest, publicUrl: string): Identity {
+/**
+ * Requires an administrator. No credentials: 401. A signed-in non-admin (bearer or session):
+ * 404, so admin routes are not advertised (contract §5); `forbidden` answers 403 instead, for
+ * operator routes everyone knows exist (`/metrics`).
+ */
+export function requireAdmin(
+  request: FastifyRequest,
+  publicUrl: string,
+  refusal: 'not_found' | 'forbidden' = 'not_found',
+): Identity {
   const identity = requireUser(request, publicUrl);
-  if (identity.role !== 'admin') throw identity.via === 'bearer' ? forbidden() : notFound();
+  if (identity.role !== 'admin') throw refusal === 'forbidden' ? forbidden() : notFound();
   return identity;
 }
 

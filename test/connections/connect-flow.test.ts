@@ -271,8 +271,35 @@ describe.each(databaseKinds)('connect flow against oidc-provider on %s', (kind) 
     expect(del.status).toBe(404);
   });
 
+  /** The connection's stored (sealed) tokens and version, and the tokens opened. */
+  async function storedTokens(connectionId: string) {
+    const row = await svc.service.ctx.store.db
+      .selectFrom('connections')
+      .select(['access_token_sealed', 'refresh_token_sealed', 'version'])
+      .where('id', '=', connectionId)
+      .executeTakeFirstOrThrow();
+    const open = (field: 'access_token_sealed' | 'refresh_token_sealed') =>
+      svc.service.ctx.sealer.open(row[field]!, { table: 'connections', rowId: connectionId, field });
+    return { ...row, accessToken: open('access_token_sealed'), refreshToken: open('refresh_token_sealed') };
+  }
+
+  /** A refresh_token grant sent straight to the provider as our client: its HTTP status and error. */
+  async function refreshAtProvider(refreshToken: string): Promise<{ status: number; error?: string }> {
+    const r = await fetch(`${provider.issuer}/token`, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`nunq:${clientSecret}`).toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }),
+    });
+    const body = (await r.json()) as { error?: string };
+    return { status: r.status, ...(body.error === undefined ? {} : { error: body.error }) };
+  }
+
   it('reconnect replaces the tokens of the same connection id', async () => {
     const [before] = await (await svc.api('u-alice', '/api/v1/connections')).json();
+    const old = await storedTokens(before.id);
     const r = await svc.api('u-alice', `/api/v1/connections/${before.id}/reconnect`, { method: 'POST' });
     expect(r.status).toBe(201);
     const ua = await browserFor('u-alice');
@@ -281,15 +308,30 @@ describe.each(databaseKinds)('connect flow against oidc-provider on %s', (kind) 
     const back = new URL(done.headers.get('location')!, svc.url);
     expect(back.searchParams.get('outcome')).toBe('reconnected');
     expect(back.searchParams.get('connection')).toBe(before.id);
+    // New tokens were written to the same row: new ciphertexts, new plaintexts, a new version.
+    const now = await storedTokens(before.id);
+    expect(now.version).toBeGreaterThan(old.version);
+    expect(now.access_token_sealed).not.toBe(old.access_token_sealed);
+    expect(now.refresh_token_sealed).not.toBe(old.refresh_token_sealed);
+    expect(now.accessToken).not.toBe(old.accessToken);
+    expect(now.refreshToken).not.toBe(old.refreshToken);
+    // The new refresh token is the one in use: a forced refresh presents it and the provider takes
+    // it (and rotates it). Not presented again here: reuse detection would revoke the whole grant.
+    const refreshed = await svc.service.ctx.tokens.getAccessToken(before.id, { force: true });
+    expect(refreshed.value).not.toBe(now.accessToken);
+    expect((await storedTokens(before.id)).refreshToken).not.toBe(now.refreshToken);
     const after = await (await svc.api('u-alice', `/api/v1/connections/${before.id}`)).json();
-    expect(Date.parse(after.updatedAt)).toBeGreaterThanOrEqual(Date.parse(before.updatedAt));
+    expect(Date.parse(after.updatedAt)).toBeGreaterThan(Date.parse(before.updatedAt));
   });
 
   it('disconnect revokes at the provider and deletes the connection', async () => {
     const [c] = await (await svc.api('u-alice', '/api/v1/connections')).json();
+    const { refreshToken } = await storedTokens(c.id);
     const r = await svc.api('u-alice', `/api/v1/connections/${c.id}`, { method: 'DELETE' });
     expect(r.status).toBe(204);
     expect((await svc.api('u-alice', `/api/v1/connections/${c.id}`)).status).toBe(404);
+    // The provider no longer honours the grant: its refresh token is refused there.
+    expect(await refreshAtProvider(refreshToken)).toMatchObject({ status: 400, error: 'invalid_grant' });
     const audit = await svc.service.ctx.audit.list({ targetId: c.id });
     expect(audit.map((a) => a.action)).toContain('connection.deleted');
     expect(JSON.parse(audit.find((a) => a.action === 'connection.deleted')!.data).revocation).toBe('revoked');

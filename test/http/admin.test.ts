@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, databaseKinds, type TestDatabase } from '../support/databases.js';
 import { startTestService, type TestService } from '../support/service.js';
+import { signedInAgent } from '../support/user-agent.js';
 
 describe.each(databaseKinds)('admin surface on %s', (kind) => {
   let database: TestDatabase;
@@ -30,12 +31,46 @@ describe.each(databaseKinds)('admin surface on %s', (kind) => {
     await database?.drop();
   });
 
-  it('hides admin routes from non-admins (404 for the page; 403 for API bearer calls)', async () => {
-    expect((await svc.api('alice', '/api/v1/admin/providers')).status).toBe(403);
-    const page = await fetch(`${svc.url}/admin`, {
-      headers: { authorization: `Bearer ${await svc.token('alice')}` },
-    });
-    expect(page.status).toBe(403);
+  const adminRoutes = [
+    '/admin',
+    '/api/v1/admin/providers',
+    '/api/v1/admin/integrations',
+    '/api/v1/admin/connections',
+    '/api/v1/admin/audit',
+  ];
+
+  it.each(adminRoutes)(
+    'answers 404 on %s to a signed-in non-admin, by bearer and by session',
+    async (path) => {
+      const byBearer = await svc.api('alice', path);
+      expect(byBearer.status).toBe(404);
+      expect(byBearer.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(await byBearer.json()).toMatchObject({ status: 404, code: 'not_found' });
+      const ua = await signedInAgent(svc, 'alice');
+      const bySession = await ua.get(`${svc.url}${path}`);
+      expect(bySession.status).toBe(404);
+      expect(JSON.parse(bySession.body)).toMatchObject({ status: 404, code: 'not_found' });
+      // Nothing of the admin surface is in the refusal.
+      expect(bySession.body).not.toContain('acme');
+    },
+  );
+
+  it.each(adminRoutes.filter((p) => p !== '/admin'))(
+    'answers 401 on %s without credentials',
+    async (path) => {
+      const r = await fetch(`${svc.url}${path}`);
+      expect(r.status).toBe(401);
+      expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(await r.json()).toMatchObject({ status: 401, code: 'unauthenticated' });
+    },
+  );
+
+  it('answers 401 with the sign-in page on /admin without credentials', async () => {
+    const r = await fetch(`${svc.url}/admin`, { redirect: 'manual' });
+    expect(r.status).toBe(401);
+    const body = await r.text();
+    expect(body).toContain('Please sign in');
+    expect(body).not.toContain('acme');
   });
 
   it('lists providers without their secrets, to admins by list or by role claim', async () => {

@@ -29,7 +29,7 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: AppContext): voi
       scrapeToken !== undefined &&
       header.toLowerCase().startsWith('bearer ') &&
       constantTimeEqual(header.slice('bearer '.length), scrapeToken);
-    if (!byToken) requireAdmin(request, ctx.config.server.publicUrl);
+    if (!byToken) requireAdmin(request, ctx.config.server.publicUrl, 'forbidden');
     reply.type(ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();
   });

@@ -1,0 +1,388 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: search and replace strings quote source code, `${…}` included
+/**
+ * Deliberate breaks of the security-critical protections, for scripts/mutation-check.ts. Each
+ * entry replaces one exact string (it must occur exactly once in `file`) and names the few test
+ * files that must fail because of it. Keep each test list small: the whole check should run in
+ * a few minutes. When a refactor moves the code, update `search` (the check reports `stale`).
+ */
+export interface Mutation {
+  /** Stable id, for `--only`. */
+  id: string;
+  /** Path from the repository root. */
+  file: string;
+  /** Exact text to replace; must occur exactly once in the file. */
+  search: string;
+  replace: string;
+  /** One line: what protection is gone. */
+  description: string;
+  /** Test files (from the repository root) of which at least one must fail. */
+  tests: string[];
+}
+
+const sealerTests = ['test/crypto/sealer.test.ts'];
+const connectFlow = ['test/connections/connect-flow.test.ts'];
+const redaction = ['test/observability/redaction-table.test.ts'];
+const jwks = ['test/identity/jwt.test.ts', 'test/identity/jwks-sign-in.test.ts'];
+// The proxy helper's tests (issue 8: drop list, Set-Cookie strip, SSRF guard).
+const proxyHeaders = ['test/gateway/headers.test.ts', 'test/gateway/proxy-hostile.test.ts'];
+
+export const mutations: Mutation[] = [
+  // --- sealing at rest
+  {
+    id: 'sealer-aad-row',
+    file: 'src/crypto/sealer.ts',
+    search: 'return `${table}|${rowId}|${field}`;',
+    replace: 'return `${table}|${field}`;',
+    description: 'AAD no longer binds the row id: a sealed value moved to another row opens there',
+    tests: sealerTests,
+  },
+  {
+    id: 'sealer-aad-key-id',
+    file: 'src/crypto/sealer.ts',
+    search: 'const aadPrefix = `nunq-connect/v1|${id}|`;',
+    replace: "const aadPrefix = 'nunq-connect/v1||';",
+    description: 'AAD no longer binds the key id: a value relabelled to another id with the same bytes opens',
+    tests: sealerTests,
+  },
+  {
+    id: 'sealer-key-lookup',
+    file: 'src/crypto/sealer.ts',
+    search: 'const k = keyId === this.#active.id ? this.#active : this.#keys.get(keyId);',
+    replace: 'const k = this.#keys.get(keyId) ?? this.#active;',
+    description: 'an unknown key id falls back to the active key instead of key_unknown',
+    tests: sealerTests,
+  },
+  {
+    id: 'keyring-key-lookup',
+    file: 'src/crypto/keyring.ts',
+    search: "if (!key) throw new KeyringError('key_unknown'",
+    replace: "if (!key && id === '') throw new KeyringError('key_unknown'",
+    description: 'Keyring.keyFor returns undefined for an unknown id instead of throwing key_unknown',
+    tests: ['test/crypto/keyring.test.ts'],
+  },
+  {
+    id: 'rotation-cas',
+    file: 'src/store/key-rotation.ts',
+    search: ' and ${sql.ref(`${table}.${column}`)} = v.old`',
+    replace: '`',
+    description: 'key rotation writes without compare-and-swap: overwrites a concurrent refresh',
+    tests: ['test/store/key-rotation-race.test.ts'],
+  },
+  // --- authorization flow
+  {
+    id: 'state-single-use',
+    file: 'src/store/repos/pending-authorizations.ts',
+    search: "      .where('consumed_at', 'is', null)\n",
+    replace: '',
+    description: 'a used state is consumed again: a replayed callback is processed',
+    tests: connectFlow,
+  },
+  {
+    id: 'state-user-binding',
+    file: 'src/store/repos/pending-authorizations.ts',
+    search: "      .where('user_id', '=', userId)\n      .where('consumed_at', 'is', null)",
+    replace: "      .where('consumed_at', 'is', null)",
+    description: "another user's browser can complete a flow (state not bound to the user)",
+    tests: connectFlow,
+  },
+  {
+    id: 'pkce-s256',
+    file: 'src/oauth/oauth-client.ts',
+    search: "params.set('code_challenge_method', 'S256');",
+    replace: "params.set('code_challenge_method', 'plain');",
+    description: 'PKCE method plain instead of S256',
+    tests: connectFlow,
+  },
+  {
+    id: 'rfc9207-iss',
+    file: 'src/oauth/oauth-client.ts',
+    search: 'params = oauth.validateAuthResponse(this.#o.as, this.#o.client, req.callbackUrl, req.state);',
+    replace:
+      "const noIss = new URL(req.callbackUrl); noIss.searchParams.delete('iss'); params = oauth.validateAuthResponse({ ...this.#o.as, authorization_response_iss_parameter_supported: false }, this.#o.client, noIss, req.state);",
+    description: 'the callback iss (RFC 9207) is ignored: a mix-up attacker’s response is accepted',
+    tests: connectFlow,
+  },
+  {
+    id: 'return-to-origin',
+    file: 'src/http/return-to.ts',
+    search:
+      "if (resolved.origin !== base.origin || resolved.pathname.startsWith('//')) throw invalidReturnTo();",
+    replace: 'if (resolved.origin !== base.origin) throw invalidReturnTo();',
+    description: 'return_to accepts /.//host, which normalises to //host (another site)',
+    tests: ['test/http/return-to.test.ts'],
+  },
+  // --- sessions, CSRF, JWT
+  {
+    id: 'csrf-token',
+    file: 'src/http/auth.ts',
+    search: "if (!constantTimeEqual(sent, identity.csrfToken ?? '')) {",
+    replace: "if (sent === '') {",
+    description: "any non-empty CSRF token is accepted (not compared with the session's)",
+    tests: ['test/http/identity.test.ts'],
+  },
+  {
+    id: 'csrf-origin',
+    file: 'src/http/auth.ts',
+    search: 'if (origin !== undefined && !sameSiteNull && origin !== new URL(publicUrl).origin) {',
+    replace: "if (origin === 'never') {",
+    description: 'a cross-origin Origin on a cookie-authenticated write is not refused',
+    tests: ['test/http/identity.test.ts'],
+  },
+  {
+    id: 'cookie-httponly',
+    file: 'src/http/auth.ts',
+    search: "    httpOnly: true,\n    sameSite: 'lax',",
+    replace: "    httpOnly: false,\n    sameSite: 'lax',",
+    description: 'the session cookie is readable by script (no HttpOnly)',
+    tests: ['test/http/secure-cookie.test.ts'],
+  },
+  {
+    id: 'cookie-secure',
+    file: 'src/http/auth.ts',
+    search: "    secure: auth.secureCookies,\n    path: '/',",
+    replace: "    secure: false,\n    path: '/',",
+    description: 'the session cookie is sent over plain http on an https deployment (no Secure)',
+    tests: ['test/http/secure-cookie.test.ts'],
+  },
+  {
+    id: 'jwt-exp-required',
+    file: 'src/identity/jwt.ts',
+    search: "requiredClaims: ['exp', 'sub']",
+    replace: "requiredClaims: ['sub']",
+    description: 'a platform JWT without exp (never expires) is accepted',
+    tests: jwks,
+  },
+  {
+    id: 'jwt-alg-jwks',
+    file: 'src/identity/jwt.ts',
+    search: "jwtVerify(t, jwks, { ...checks, algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'] })",
+    replace: 'jwtVerify(t, jwks, { ...checks })',
+    description: 'JWKS tokens are verified with any algorithm the key allows (no allow-list)',
+    tests: jwks,
+  },
+  {
+    id: 'jwt-alg-hs256',
+    file: 'src/identity/jwt.ts',
+    search: "jwtVerify(t, key, { ...checks, algorithms: ['HS256'] })",
+    replace: 'jwtVerify(t, key, { ...checks })',
+    description: 'shared-secret tokens are verified with any HMAC algorithm (no allow-list)',
+    tests: jwks,
+  },
+  {
+    id: 'jwt-issuer',
+    file: 'src/identity/jwt.ts',
+    search: '...(jwt.issuer === undefined ? {} : { issuer: jwt.issuer }),',
+    replace: '',
+    description: 'the configured JWT issuer is not checked',
+    tests: jwks,
+  },
+  {
+    id: 'admin-404',
+    file: 'src/http/auth.ts',
+    search: "throw refusal === 'forbidden' ? forbidden() : notFound();",
+    replace: "throw identity.via === 'bearer' ? forbidden() : notFound();",
+    description: 'admin routes answer 403 to a non-admin bearer, advertising that they exist',
+    tests: ['test/http/admin.test.ts'],
+  },
+  // --- logs
+  {
+    id: 'redact-state',
+    file: 'src/observability/logger.ts',
+    search: "  'state',\n];",
+    replace: '];',
+    description: 'state values are logged',
+    tests: redaction,
+  },
+  {
+    id: 'redact-key',
+    file: 'src/observability/logger.ts',
+    search: "  'key',\n",
+    replace: '',
+    description: 'key values are logged',
+    tests: redaction,
+  },
+  {
+    id: 'redact-password',
+    file: 'src/observability/logger.ts',
+    search: "  'password',\n",
+    replace: '',
+    description: 'password values are logged',
+    tests: redaction,
+  },
+  {
+    id: 'redact-authorization-code',
+    file: 'src/observability/logger.ts',
+    search: "  'authorization_code',\n",
+    replace: '',
+    description: 'authorization_code values are logged',
+    tests: redaction,
+  },
+  {
+    id: 'redact-code-verifier',
+    file: 'src/observability/logger.ts',
+    search: "  'codeVerifier',\n",
+    replace: '',
+    description: 'codeVerifier values are logged',
+    tests: redaction,
+  },
+  {
+    id: 'redact-depth',
+    file: 'src/observability/logger.ts',
+    search: ', `*.*.*${k}`',
+    replace: '',
+    description: 'secrets three levels down in a log object are logged',
+    tests: redaction,
+  },
+  // --- outbound and proxy (tests by the proxy helper)
+  {
+    id: 'ssrf-address',
+    file: 'src/oauth/outbound.ts',
+    search:
+      "  if (ip.range() === 'unicast') return true;\n  return allow.some(([net, bits]) => net.kind() === ip.kind() && ip.match(net, bits));",
+    replace: '  return true;',
+    description: 'the outbound guard allows every address (loopback, private, link-local, metadata)',
+    tests: ['test/oauth/outbound-policy.test.ts'],
+  },
+  {
+    id: 'proxy-drop-origin-referer',
+    file: 'src/gateway/proxy.ts',
+    search: "  'origin',\n  'referer',\n",
+    replace: '',
+    description: "the proxy forwards the caller's Origin and Referer upstream",
+    tests: proxyHeaders,
+  },
+  {
+    id: 'proxy-drop-forwarded',
+    file: 'src/gateway/proxy.ts',
+    search: "  'forwarded',\n  'x-forwarded-for',\n  'x-forwarded-host',\n  'x-forwarded-proto',\n",
+    replace: '',
+    description: "the proxy forwards the caller's Forwarded / X-Forwarded-* upstream",
+    tests: proxyHeaders,
+  },
+  {
+    id: 'proxy-set-cookie',
+    file: 'src/gateway/proxy.ts',
+    search: "const responseOnlyDrop = new Set(['set-cookie', 'set-cookie2']);",
+    replace: 'const responseOnlyDrop = new Set<string>([]);',
+    description: "an upstream's Set-Cookie reaches the caller on our origin",
+    tests: proxyHeaders,
+  },
+  // --- refresh and connection state
+  {
+    id: 'refresh-version-fence',
+    file: 'src/connections/token-service.ts',
+    search:
+      "      .where('id', '=', row.id)\n      .where('version', '=', row.version)\n      .executeTakeFirst();\n    if (Number(r.numUpdatedRows) !== 1) {",
+    replace:
+      "      .where('id', '=', row.id)\n      .executeTakeFirst();\n    if (Number(r.numUpdatedRows) !== 1) {",
+    description: 'a refresh writes over a newer version (a Reconnect or a later refresh)',
+    tests: ['test/lifecycle/concurrency.test.ts'],
+  },
+  {
+    id: 'needs-reauth-once',
+    file: 'src/connections/refresh-outcomes.ts',
+    search:
+      '    if (Number(r.numUpdatedRows) !== 1) return false;\n    const db = trx as unknown as Kysely<Database>;',
+    replace: '    const db = trx as unknown as Kysely<Database>;',
+    description: 'needs_reauth is announced again by every instance that sees the failure',
+    tests: ['test/lifecycle/needs-reauth.test.ts'],
+  },
+  {
+    id: 'user-isolation-cache',
+    file: 'src/connections/connection-cache.ts',
+    search: 'return row?.user_id === userId ? row : undefined;',
+    replace: 'return row;',
+    description: "the proxy and library hand out another user's connection (cache lookup)",
+    tests: ['test/library/create-connections.test.ts'],
+  },
+  {
+    id: 'user-isolation-repo',
+    file: 'src/store/repos/connections.ts',
+    search: "      .where('id', '=', id)\n      .where('user_id', '=', userId)\n      .executeTakeFirst();",
+    replace: "      .where('id', '=', id)\n      .executeTakeFirst();",
+    description: "the API shows and deletes another user's connection",
+    tests: connectFlow,
+  },
+  {
+    id: 'library-forced-refresh',
+    file: 'src/index.ts',
+    search: '{ force: true, rejectedToken: rejected.value }',
+    replace: '{ rejectedToken: rejected.value }',
+    description: 'refreshAfterUnauthorized returns the rejected token instead of refreshing',
+    tests: ['test/library/create-connections.test.ts'],
+  },
+  {
+    id: 'disconnect-revoke',
+    file: 'src/connections/disconnect.ts',
+    search: "if (refreshToken !== undefined) await client.revoke(refreshToken, 'refresh_token');",
+    replace: 'if (refreshToken !== undefined) void client;',
+    description: 'Disconnect records "revoked" but never revokes at the provider',
+    tests: connectFlow,
+  },
+  {
+    id: 'reconnect-write',
+    file: 'src/connections/authorization-flow.ts',
+    search: '.set({ ...values, version: existing.version + 1 })',
+    replace: '.set({ updated_at: now, version: existing.version + 1 })',
+    description: 'Reconnect keeps the old tokens (writes only its bookkeeping)',
+    tests: connectFlow,
+  },
+  // --- notifications
+  {
+    id: 'sse-user-scope',
+    file: 'src/notify/notifications.ts',
+    search: "      .where('user_id', '=', userId)\n      .where('id', '>', afterId)",
+    replace: "      .where('id', '>', afterId)",
+    description: "the event stream sends other users' events",
+    tests: ['test/http/events-resume.test.ts'],
+  },
+  {
+    id: 'sse-resume',
+    file: 'src/http/routes/notifications.ts',
+    search: 'let cursor = lastEventId ?? (await',
+    replace: 'let cursor = (await',
+    description: 'Last-Event-ID is ignored: events missed while disconnected are lost',
+    tests: ['test/http/events-resume.test.ts'],
+  },
+  {
+    id: 'webhook-signature',
+    file: 'src/notify/webhooks.ts',
+    search: 'update(`${unixSeconds}.${body}`)',
+    replace: 'update(body)',
+    description: 'webhook signatures do not cover the timestamp (replayable)',
+    tests: ['test/notify/webhook-retries.test.ts'],
+  },
+  {
+    id: 'webhook-give-up',
+    file: 'src/notify/webhooks.ts',
+    search: "status: delivered ? 'delivered' : attempts >= maxWebhookAttempts ? 'failed' : 'pending',",
+    replace: "status: delivered ? 'delivered' : 'pending',",
+    description: 'a failing webhook is retried forever, never recorded as failed',
+    tests: ['test/notify/webhook-retries.test.ts'],
+  },
+  {
+    id: 'webhook-backoff',
+    file: 'src/notify/webhooks.ts',
+    search: '10_000 * 2 ** (attempt - 1)',
+    replace: '10_000 * attempt',
+    description: 'webhook retries back off linearly instead of doubling',
+    tests: ['test/notify/webhook-retries.test.ts'],
+  },
+  // --- failure classification
+  {
+    id: 'aadsts-reauth-code',
+    file: 'src/oauth/errors.ts',
+    search: '50173, 50076, 50079',
+    replace: '50173, 50079',
+    description: 'AADSTS50076 (MFA required) is no longer a reauth',
+    tests: ['test/oauth/failure-classifier.test.ts'],
+  },
+  {
+    id: 'classifier-challenge',
+    file: 'src/oauth/errors.ts',
+    search: 'if (status === 401 || status === 403)',
+    replace: 'if (status === 403)',
+    description: 'a 401 WWW-Authenticate challenge is transient instead of a client (config) error',
+    tests: ['test/oauth/failure-classifier.test.ts'],
+  },
+];
