@@ -153,8 +153,34 @@ function hexValue(c: number): number {
   return -1;
 }
 
-/** Percent-decodes an ASCII path; every `%` must start two hex digits and the bytes must be valid UTF-8. */
+/**
+ * Percent-decodes an ASCII path; every `%` must start two hex digits and the bytes must be valid
+ * UTF-8. Paths whose escapes are all ASCII (`%20`, `%3A`) are decoded without a byte buffer.
+ */
 function decodeStrictly(path: string): string | { refusal: TargetRefusal } {
+  let out = '';
+  let copied = 0;
+  for (let i = 0; i < path.length; i++) {
+    if (path.charCodeAt(i) !== 0x25) continue;
+    const byte = escapedByte(path, i);
+    if (byte === -1) return { refusal: 'bad_percent_encoding' };
+    if (byte >= 0x80) return decodeUtf8Escapes(path);
+    out += path.slice(copied, i) + String.fromCharCode(byte);
+    copied = i + 3;
+    i += 2;
+  }
+  return out + path.slice(copied);
+}
+
+/** The byte `%XX` at `i` encodes, or -1 when it is not two hex digits. */
+function escapedByte(s: string, i: number): number {
+  const hi = i + 2 < s.length ? hexValue(s.charCodeAt(i + 1)) : -1;
+  const lo = hi === -1 ? -1 : hexValue(s.charCodeAt(i + 2));
+  return lo === -1 ? -1 : (hi << 4) | lo;
+}
+
+/** The slow path of `decodeStrictly`: escapes beyond ASCII, decoded as strict UTF-8. */
+function decodeUtf8Escapes(path: string): string | { refusal: TargetRefusal } {
   const bytes = new Uint8Array(path.length);
   let n = 0;
   for (let i = 0; i < path.length; i++) {
@@ -163,10 +189,9 @@ function decodeStrictly(path: string): string | { refusal: TargetRefusal } {
       bytes[n++] = c;
       continue;
     }
-    const hi = i + 2 < path.length ? hexValue(path.charCodeAt(i + 1)) : -1;
-    const lo = hi === -1 ? -1 : hexValue(path.charCodeAt(i + 2));
-    if (lo === -1) return { refusal: 'bad_percent_encoding' };
-    bytes[n++] = (hi << 4) | lo;
+    const byte = escapedByte(path, i);
+    if (byte === -1) return { refusal: 'bad_percent_encoding' };
+    bytes[n++] = byte;
     i += 2;
   }
   try {
