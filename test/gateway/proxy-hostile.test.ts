@@ -304,6 +304,12 @@ describe.each(databaseKinds)('the proxy against a hostile upstream, on %s', (kin
       expect(deleted.status, deleted.text).toBe(400);
       expect(deleted.text).toContain('"code":"bad_request"');
     }
+    // The metrics scrape reads the header itself: the same rule.
+    const metrics = await rawExchange(
+      svc.url,
+      `GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer}\r\nAuthorization: Bearer scrape`,
+    );
+    expect(metrics.status, metrics.text).toBe(400);
     expect(upstream.received.length).toBe(before);
     // The connection is still there and usable.
     expect((await svc.api('u-alice', `/api/v1/connections/${items}`)).status).toBe(200);
