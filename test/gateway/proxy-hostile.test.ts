@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../support/databases.js';
 import { type Lifecycle, proxyPath, rawRequest, startLifecycle } from '../support/lifecycle.js';
 import type { TestService } from '../support/service.js';
-import { UserAgent } from '../support/user-agent.js';
+import { signedInAgent } from '../support/user-agent.js';
 import { type RecordingServer, startRecordingServer } from '../support/webhook-receiver.js';
 
 /** What an API serving user content might answer: headers that act on whoever serves them, and HTML with script. */
@@ -181,8 +181,7 @@ describe.each(databaseKinds)('the proxy against a hostile upstream, on %s', (kin
 
   it('refuses a session cookie alone (and no credentials, and a bad bearer) with 401 and a Bearer challenge, reaching no one', async () => {
     const before = upstream.received.length;
-    const ua = new UserAgent();
-    await ua.follow(`${svc.url}/session?token=${await svc.token('u-alice')}&return_to=/`, { maxHops: 1 });
+    const ua = await signedInAgent(svc, 'u-alice');
     const cookie = Object.entries(ua.cookies(svc.url))
       .map(([k, v]) => `${k}=${v}`)
       .join('; ');
