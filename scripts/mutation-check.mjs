@@ -41,7 +41,7 @@ for (const m of mutations) {
   try {
     const run = spawnSync('npx', ['vitest', 'run', ...m.tests], { stdio: 'ignore' });
     const caught = run.status !== 0;
-    console.log(`${caught ? 'caught  ' : 'SURVIVED'} ${m.name}`);
+    process.stdout.write(`${caught ? 'caught  ' : 'SURVIVED'} ${m.name}\n`);
     if (!caught) failures.push(`${m.name}: survived (${m.tests.join(', ')} still pass)`);
   } finally {
     restore();
@@ -49,7 +49,7 @@ for (const m of mutations) {
   }
 }
 if (failures.length > 0) {
-  console.error(`\n${failures.join('\n')}`);
+  process.stderr.write(`\n${failures.join('\n')}\n`);
   process.exit(1);
 }
-console.log(`\nall ${mutations.length} mutations caught`);
+process.stdout.write(`\nall ${mutations.length} mutations caught\n`);
