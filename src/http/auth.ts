@@ -32,7 +32,7 @@ export function createAuthenticator(options: {
     cookieName,
     secureCookies: secure,
     async identify(request) {
-      const header = request.headers.authorization;
+      const header = singleAuthorization(request);
       if (header !== undefined) {
         const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header); // scheme is case-insensitive (RFC 9110 §11.1)
         if (match === null || options.verifyJwt === undefined)
@@ -56,6 +56,29 @@ export function createAuthenticator(options: {
       return options.sessions.resolve(cookie);
     },
   };
+}
+
+/**
+ * The request's `Authorization` header, refusing a request that sends more than one (400):
+ * Node keeps only the first, so which credential acts would depend on the order of headers.
+ */
+export function singleAuthorization(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (header === undefined) return undefined;
+  const raw = request.raw.rawHeaders;
+  let seen = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (
+      name.length === 13 &&
+      (name === 'authorization' || name === 'Authorization' || name.toLowerCase() === 'authorization')
+    ) {
+      if (++seen > 1) {
+        throw new Problem(400, 'bad_request', 'Bad Request', 'Send one Authorization header, not several.');
+      }
+    }
+  }
+  return header;
 }
 
 const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);

@@ -21,20 +21,52 @@ type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
 /**
  * Whether `address` may be contacted: public unicast addresses always, every other range
- * (loopback, private, link-local, unique-local, CGNAT, multicast, reserved, unspecified) only
- * when an allow-list CIDR contains it. IPv4-mapped IPv6 addresses are judged as IPv4.
+ * (loopback, private, link-local, unique-local, CGNAT, multicast, reserved, unspecified,
+ * Teredo) only when an allow-list CIDR contains it. An IPv6 address that carries an IPv4
+ * address (IPv4-compatible `::/96`, mapped `::ffff:0:0/96`, translated `::ffff:0:0:0/96`,
+ * NAT64 `64:ff9b::/96`, 6to4 `2002::/16`) is judged by that IPv4 address, unless an IPv6
+ * allow-list entry names it. @see RFC 4291 §2.5.5, RFC 6052 §2.1, RFC 3056 §2
  */
 export function isAddressAllowed(address: string, allow: readonly Cidr[]): boolean {
   let ip: ipaddr.IPv4 | ipaddr.IPv6;
   try {
-    ip = ipaddr.process(address);
+    ip = isIP(address) === 4 ? ipaddr.IPv4.parse(address) : ipaddr.IPv6.parse(address);
   } catch {
     return false;
   }
-  if (ip.range() === 'unicast') return true;
+  if (listed(ip, allow)) return true;
+  if (ip.kind() === 'ipv6') {
+    const v4 = embeddedIPv4(ip as ipaddr.IPv6);
+    if (v4 !== undefined) return v4.range() === 'unicast' || listed(v4, allow);
+  }
+  return ip.range() === 'unicast';
+}
+
+function listed(ip: ipaddr.IPv4 | ipaddr.IPv6, allow: readonly Cidr[]): boolean {
   return allow.some(([net, bits]) => net.kind() === ip.kind() && ip.match(net, bits));
 }
 
+/** The IPv4 address an IPv6 address carries by a fixed translation, if it carries one. */
+export function embeddedIPv4(ip: ipaddr.IPv6): ipaddr.IPv4 | undefined {
+  const p = ip.parts;
+  const low32 = () => new ipaddr.IPv4([p[6]! >> 8, p[6]! & 0xff, p[7]! >> 8, p[7]! & 0xff]);
+  const zero = (from: number, to: number) => p.slice(from, to).every((x) => x === 0);
+  // ::/96 (compatible; `::` and `::1` carry 0.0.0.0 and 0.0.0.1, refused as such) and ::ffff:0:0/96 (mapped).
+  if (zero(0, 5) && (p[5] === 0 || p[5] === 0xffff)) return low32();
+  // ::ffff:0:0:0/96 (translated, RFC 6145) and 64:ff9b::/96 (NAT64 well-known prefix, RFC 6052).
+  if (zero(0, 4) && p[4] === 0xffff && p[5] === 0) return low32();
+  if (p[0] === 0x64 && p[1] === 0xff9b && zero(2, 6)) return low32();
+  // 2002:AABB:CCDD::/48 (6to4): the IPv4 address follows the prefix.
+  if (p[0] === 0x2002) return new ipaddr.IPv4([p[1]! >> 8, p[1]! & 0xff, p[2]! >> 8, p[2]! & 0xff]);
+  return undefined;
+}
+
+/** Whether `address` is public: contactable without any allow-list entry. */
+export function isPublicAddress(address: string): boolean {
+  return isAddressAllowed(address, []);
+}
+
+/** Parses the `outbound.allow` CIDRs once. */
 export function parseAllowList(allow: readonly string[]): Cidr[] {
   return allow.map((c) => ipaddr.parseCIDR(c));
 }
@@ -149,9 +181,5 @@ export function isLoopbackHttpAllowed(url: URL, policy: OutboundPolicy): boolean
   const host = url.hostname.replace(/^\[|\]$/g, '');
   if (url.protocol !== 'http:') return false;
   if (host === 'localhost') return isAddressAllowed('127.0.0.1', parseAllowList(policy.allow));
-  return (
-    isIP(host) !== 0 &&
-    ipaddr.process(host).range() !== 'unicast' &&
-    isAddressAllowed(host, parseAllowList(policy.allow))
-  );
+  return isIP(host) !== 0 && !isPublicAddress(host) && isAddressAllowed(host, parseAllowList(policy.allow));
 }

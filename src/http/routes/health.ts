@@ -3,7 +3,7 @@ import { constantTimeEqual } from '../../identity/session-service.js';
 import { pingStore } from '../../store/database.js';
 import { script } from '../../ui/script.js';
 import { stylesheet } from '../../ui/styles.js';
-import { requireAdmin } from '../auth.js';
+import { requireAdmin, singleAuthorization } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { Problem } from '../problem.js';
 
@@ -24,7 +24,7 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: AppContext): voi
   // Operators only (contract §5): the configured scrape token, or an administrator.
   const scrapeToken = ctx.config.metrics.token;
   app.get('/metrics', { config: { scrapeToken: true } }, async (request, reply) => {
-    const header = request.headers.authorization ?? '';
+    const header = singleAuthorization(request) ?? '';
     const byToken =
       scrapeToken !== undefined &&
       header.toLowerCase().startsWith('bearer ') &&
