@@ -117,15 +117,18 @@ async function check(m: Mutation): Promise<Result> {
   }
   const path = join(root, m.file);
   const original = existsSync(path) ? readFileSync(path, 'utf8') : '';
-  const matches = original.split(m.search).length - 1;
-  if (matches !== 1) {
-    return { mutation: m, outcome: 'stale', seconds: 0, detail: `search string matches ${matches} times` };
+  const edits = [{ search: m.search, replace: m.replace }, ...(m.also ?? [])];
+  for (const edit of edits) {
+    const matches = original.split(edit.search).length - 1;
+    if (matches !== 1) {
+      return { mutation: m, outcome: 'stale', seconds: 0, detail: `search string matches ${matches} times` };
+    }
   }
   pending = { path, original };
   try {
     writeFileSync(
       path,
-      original.replace(m.search, () => m.replace),
+      edits.reduce((text, edit) => text.replace(edit.search, () => edit.replace), original),
     );
     const run = await runVitest(m.tests);
     return run.passed

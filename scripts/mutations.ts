@@ -13,6 +13,8 @@ export interface Mutation {
   /** Exact text to replace; must occur exactly once in the file. */
   search: string;
   replace: string;
+  /** Further edits in the same file that belong to the same break (each must match exactly once). */
+  also?: { search: string; replace: string }[];
   /** One line: what protection is gone. */
   description: string;
   /** Test files (from the repository root) of which at least one must fail. */
@@ -23,8 +25,6 @@ const sealerTests = ['test/crypto/sealer.test.ts'];
 const connectFlow = ['test/connections/connect-flow.test.ts'];
 const redaction = ['test/observability/redaction-table.test.ts'];
 const jwks = ['test/identity/jwt.test.ts', 'test/identity/jwks-sign-in.test.ts'];
-// The proxy helper's tests (issue 8: drop list, Set-Cookie strip, SSRF guard).
-const proxyHeaders = ['test/gateway/headers.test.ts', 'test/gateway/proxy-hostile.test.ts'];
 
 export const mutations: Mutation[] = [
   // --- sealing at rest
@@ -233,39 +233,157 @@ export const mutations: Mutation[] = [
     description: 'secrets three levels down in a log object are logged',
     tests: redaction,
   },
-  // --- outbound and proxy (tests by the proxy helper)
+  // --- outbound guard and proxy (tests: test/oauth/outbound-policy, test/gateway/*)
   {
-    id: 'ssrf-address',
+    id: 'outbound-every-address-allowed',
     file: 'src/oauth/outbound.ts',
-    search:
-      "  if (ip.range() === 'unicast') return true;\n  return allow.some(([net, bits]) => net.kind() === ip.kind() && ip.match(net, bits));",
-    replace: '  return true;',
-    description: 'the outbound guard allows every address (loopback, private, link-local, metadata)',
+    search: '  if (listed(ip, allow)) return true;\n',
+    replace: '  return true;\n',
+    description: 'outbound: every address allowed',
     tests: ['test/oauth/outbound-policy.test.ts'],
   },
   {
-    id: 'proxy-drop-origin-referer',
-    file: 'src/gateway/proxy.ts',
+    id: 'outbound-dns-answers-not-checked',
+    file: 'src/oauth/outbound.ts',
+    search: 'const refused = list.find((a) => !isAddressAllowed(a.address, allow));',
+    replace: 'const refused = undefined as LookupAddress | undefined;',
+    description: 'outbound: DNS answers not checked',
+    tests: ['test/oauth/outbound-policy.test.ts'],
+  },
+  {
+    id: 'outbound-ipv4-inside-ipv6-not-judged',
+    file: 'src/oauth/outbound.ts',
+    search: "    if (v4 !== undefined) return v4.range() === 'unicast' || listed(v4, allow);\n",
+    replace: '',
+    description: 'outbound: IPv4 inside IPv6 not judged',
+    tests: ['test/oauth/outbound-policy.test.ts'],
+  },
+  {
+    id: 'proxy-request-origin-and-referer-forward',
+    file: 'src/gateway/headers.ts',
     search: "  'origin',\n  'referer',\n",
     replace: '',
-    description: "the proxy forwards the caller's Origin and Referer upstream",
-    tests: proxyHeaders,
+    description: 'proxy request: Origin and Referer forwarded',
+    tests: ['test/gateway/headers.test.ts', 'test/gateway/proxy-hostile.test.ts'],
   },
   {
-    id: 'proxy-drop-forwarded',
-    file: 'src/gateway/proxy.ts',
-    search: "  'forwarded',\n  'x-forwarded-for',\n  'x-forwarded-host',\n  'x-forwarded-proto',\n",
+    id: 'proxy-request-x-forwarded-forwarded',
+    file: 'src/gateway/headers.ts',
+    search: "    if (key.startsWith('x-forwarded-')) continue;\n",
     replace: '',
-    description: "the proxy forwards the caller's Forwarded / X-Forwarded-* upstream",
-    tests: proxyHeaders,
+    description: 'proxy request: X-Forwarded-* forwarded',
+    tests: ['test/gateway/headers.test.ts', 'test/gateway/proxy-hostile.test.ts'],
   },
   {
-    id: 'proxy-set-cookie',
+    id: 'proxy-request-caller-authorization-and-c',
+    file: 'src/gateway/headers.ts',
+    search: "  'authorization',\n  'cookie',\n",
+    replace: '',
+    description: 'proxy request: caller Authorization and Cookie forwarded',
+    tests: ['test/gateway/headers.test.ts', 'test/gateway/proxy-hostile.test.ts'],
+  },
+  {
+    id: 'proxy-response-set-cookie-passes',
+    file: 'src/gateway/headers.ts',
+    search: 'const responseAllow = new Set([\n',
+    replace: "const responseAllow = new Set([\n  'set-cookie',\n",
+    description: 'proxy response: Set-Cookie passes',
+    tests: ['test/gateway/headers.test.ts', 'test/gateway/proxy-hostile.test.ts'],
+  },
+  {
+    id: 'proxy-response-cors-passes',
+    file: 'src/gateway/headers.ts',
+    search: 'const responseAllow = new Set([\n',
+    replace:
+      "const responseAllow = new Set([\n  'access-control-allow-origin',\n  'access-control-allow-credentials',\n",
+    description: 'proxy response: CORS passes',
+    tests: ['test/gateway/headers.test.ts', 'test/gateway/proxy-hostile.test.ts'],
+  },
+  {
+    id: 'proxy-response-no-sandbox',
+    file: 'src/gateway/headers.ts',
+    search: "  \"sandbox; default-src 'none';",
+    replace: "  \"default-src 'none';",
+    description: 'proxy response: no sandbox',
+    tests: ['test/gateway/headers.test.ts', 'test/gateway/proxy-hostile.test.ts'],
+  },
+  {
+    id: 'proxy-response-shared-caching-kept',
+    file: 'src/gateway/headers.ts',
+    search: 'const privateDirectives = new Set([\n',
+    replace: "const privateDirectives = new Set([\n  'public',\n  's-maxage',\n",
+    description: 'proxy response: shared caching kept',
+    tests: ['test/gateway/headers.test.ts', 'test/gateway/proxy-hostile.test.ts'],
+  },
+  {
+    id: 'proxy-target-dot-segments-pass',
+    file: 'src/gateway/target.ts',
+    search: "      if (isDotSegment(path, segmentStart, i)) return 'dot_segment';\n",
+    replace: '',
+    description: 'proxy target: dot segments pass',
+    tests: ['test/gateway/target.test.ts', 'test/gateway/proxy-hostile.test.ts'],
+  },
+  {
+    id: 'proxy-target-no-nfkc',
+    file: 'src/gateway/target.ts',
+    search: "return s.normalize('NFKC');",
+    replace: 'return s;',
+    description: 'proxy target: no NFKC',
+    tests: ['test/gateway/target.test.ts', 'test/gateway/proxy-hostile.test.ts'],
+  },
+  {
+    id: 'proxy-target-whitespace-not-trimmed',
+    file: 'src/gateway/target.ts',
+    search: 'function isWhitespace(c: number): boolean {\n  return (',
+    replace: 'function isWhitespace(c: number): boolean {\n  return c < 0 && (',
+    description: 'proxy target: whitespace not trimmed',
+    tests: ['test/gateway/target.test.ts', 'test/gateway/proxy-hostile.test.ts'],
+  },
+  {
+    id: 'proxy-target-lax-utf-8',
+    file: 'src/gateway/target.ts',
+    search: "new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })",
+    replace: "new TextDecoder('utf-8', { fatal: false, ignoreBOM: true })",
+    description: 'proxy target: lax UTF-8',
+    tests: ['test/gateway/target.test.ts', 'test/gateway/proxy-hostile.test.ts'],
+  },
+  {
+    id: 'forwarder-trace-sent',
+    file: 'src/gateway/forwarder.ts',
+    search: "  if (refusedMethods.has(request.method)) throw new ForwardError('method_not_allowed');\n",
+    replace: '',
+    description: 'forwarder: TRACE sent',
+    tests: ['test/gateway/forwarder.test.ts'],
+  },
+  {
+    id: 'proxy-route-trace-handled-like-any-metho',
     file: 'src/gateway/proxy.ts',
-    search: "const responseOnlyDrop = new Set(['set-cookie', 'set-cookie2']);",
-    replace: 'const responseOnlyDrop = new Set<string>([]);',
-    description: "an upstream's Set-Cookie reaches the caller on our origin",
-    tests: proxyHeaders,
+    search: "      scope.route({ method: 'TRACE', url, handler: refuseMethod });\n",
+    replace: "      scope.route({ method: 'TRACE', url, handler });\n",
+    also: [
+      {
+        search: '  if (refusedMethods.has(request.method)) return refuseMethod(request, reply);\n',
+        replace: '',
+      },
+    ],
+    description: 'proxy route: TRACE handled like any method (the forwarder alone refuses it, without Allow)',
+    tests: ['test/gateway/proxy-hostile.test.ts'],
+  },
+  {
+    id: 'proxy-route-session-cookie-accepted',
+    file: 'src/gateway/proxy.ts',
+    search: "if (identity === undefined || identity.via !== 'bearer') {",
+    replace: 'if (identity === undefined) {',
+    description: 'proxy route: session cookie accepted',
+    tests: ['test/gateway/proxy-hostile.test.ts', 'test/lifecycle/proxy.test.ts'],
+  },
+  {
+    id: 'auth-two-authorization-headers-accepted',
+    file: 'src/http/auth.ts',
+    search: 'if (++seen > 1) {',
+    replace: 'if (++seen > 99) {',
+    description: 'auth: two Authorization headers accepted',
+    tests: ['test/gateway/proxy-hostile.test.ts'],
   },
   // --- refresh and connection state
   {
