@@ -7,7 +7,7 @@ import Fastify, {
   type FastifyReply,
 } from 'fastify';
 import { checkBodyType } from './body-types.js';
-import { createClientErrorHandler, createConnectHandler } from './client-errors.js';
+import { createClientErrorHandler, createConnectHandler, createExpectationHandler } from './client-errors.js';
 import type { AppContext } from './context.js';
 import { AccessLogController } from './log-controller.js';
 import { Problem } from './problem.js';
@@ -77,6 +77,7 @@ export async function buildApp(
     'connect',
     createConnectHandler(logger, (path) => routeMethods.allowedFor(path)),
   );
+  app.server.on('checkExpectation', createExpectationHandler(logger));
 
   app.addHook('onRequest', async (request, reply) => {
     reply.headers(securityHeaders);

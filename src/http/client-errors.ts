@@ -1,4 +1,4 @@
-import { maxHeaderSize, STATUS_CODES } from 'node:http';
+import { maxHeaderSize, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import { Problem } from './problem.js';
@@ -80,6 +80,29 @@ export function createConnectHandler(logger: FastifyBaseLogger, allowedFor: (pat
     );
     if (socket.writable) socket.write(rawProblemResponse(problem, { allow: allow.join(', ') }));
     socket.destroy();
+  };
+}
+
+/**
+ * An `Expect` other than `100-continue` is answered by Node before any route: 417 problem+json
+ * instead of its bare status line. @see RFC 9110 §10.1.1
+ */
+export function createExpectationHandler(logger: FastifyBaseLogger) {
+  return (_request: unknown, response: ServerResponse): void => {
+    logger.info({ status: 417 }, 'request refused');
+    const problem = new Problem(
+      417,
+      'expectation_failed',
+      'Expectation Failed',
+      'Only "Expect: 100-continue" is supported.',
+    );
+    const body = JSON.stringify(problem.toBody());
+    response.writeHead(417, {
+      ...securityHeaders,
+      'content-type': 'application/problem+json; charset=utf-8',
+      'content-length': String(Buffer.byteLength(body)),
+    });
+    response.end(body);
   };
 }
 

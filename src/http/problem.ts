@@ -10,6 +10,7 @@ export type ProblemCode =
   | 'not_implemented'
   | 'request_timeout'
   | 'header_fields_too_large'
+  | 'expectation_failed'
   | 'conflict'
   | 'payload_too_large'
   | 'unsupported_media_type'

@@ -133,6 +133,12 @@ describe.each(databaseKinds)('bad input answered clearly on %s', (kind) => {
         code: 'bad_request',
       },
       {
+        name: 'an Expect other than 100-continue',
+        raw: 'GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nConnection: close\r\n\r\n',
+        status: 417,
+        code: 'expectation_failed',
+      },
+      {
         name: 'CONNECT',
         raw: 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n',
         status: 405,
