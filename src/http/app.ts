@@ -6,7 +6,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
 } from 'fastify';
-import { checkBodyType } from './body-types.js';
+import { guardJsonBody } from './body-types.js';
 import { createClientErrorHandler, createConnectHandler, createExpectationHandler } from './client-errors.js';
 import type { AppContext } from './context.js';
 import { AccessLogController } from './log-controller.js';
@@ -72,7 +72,10 @@ export async function buildApp(
   app.removeContentTypeParser('text/plain');
 
   const routeMethods = new RouteMethods();
-  app.addHook('onRoute', (route) => routeMethods.add(route.url, route.method));
+  app.addHook('onRoute', (route) => {
+    routeMethods.add(route.url, route.method);
+    guardJsonBody(route);
+  });
   app.server.on(
     'connect',
     createConnectHandler(logger, (path) => routeMethods.allowedFor(path)),
@@ -91,8 +94,6 @@ export async function buildApp(
       if ((request.routeOptions.config as { scrapeToken?: boolean }).scrapeToken !== true) throw error;
     }
   });
-
-  app.addHook('preParsing', async (request) => checkBodyType(request));
 
   app.addHook('onResponse', (request, reply, done) => {
     ctx.metrics.httpRequests.observe(
