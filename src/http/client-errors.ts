@@ -21,11 +21,22 @@ export function createClientErrorHandler(logger: FastifyBaseLogger, limits: Requ
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
     const problem = problemForClientError(error.code, limits);
     logger.info({ code: error.code, status: problem.status }, 'client error');
-    // A response already under way (an early answer while the body still arrives) cannot be replaced.
-    const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (socket.writable && inFlight?.headersSent !== true) socket.write(rawProblemResponse(problem));
+    if (socket.writable && !answered(socket)) socket.write(rawProblemResponse(problem));
     socket.destroy();
   };
+}
+
+/**
+ * Whether the request on this socket already has a response, under way or finished early while
+ * its body still arrives (Node then discards the rest of the body: the request is `_dumped`).
+ * A second response on the connection would be read as the answer to a request never sent.
+ */
+function answered(socket: Duplex): boolean {
+  const s = socket as {
+    _httpMessage?: { headersSent?: boolean } | null;
+    parser?: { incoming?: { _dumped?: boolean } | null } | null;
+  };
+  return s._httpMessage?.headersSent === true || s.parser?.incoming?._dumped === true;
 }
 
 /** The problem for a parser or timeout error code from Node's HTTP server. */

@@ -115,6 +115,15 @@ describe('request timeouts', () => {
     expect(r.closedAfterMs!).toBeLessThan(3000);
   });
 
+  it('never writes a 408 after an early answer to a request whose body still trickles', async () => {
+    const head =
+      'POST /api/v1/connections HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer not.a.jwt\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n';
+    const r = await rawExchange(port, [head, ...'{"integration":"x"}'], { gapMs: 150, waitMs: 5000 });
+    expect(parseRawResponse(r.response).status).toBe(401);
+    expect(r.response.match(/HTTP\/1\.1 \d{3}/g)).toHaveLength(1);
+    expect(r.closedAfterMs).toBeDefined();
+  });
+
   it('closes an idle keep-alive connection after the keep-alive timeout', async () => {
     const r = await rawExchange(port, ['GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'], { waitMs: 4000 });
     expect(parseRawResponse(r.response).status).toBe(200);
