@@ -40,7 +40,8 @@ export async function buildApp(
     trustProxy: server.trustProxy,
     bodyLimit: server.bodyLimitBytes,
     // Slow clients are bounded (RFC 9112 §9.8 leaves it to us): headers, then the whole request,
-    // then keep-alive idling. A response is never cut: SSE and streamed proxy answers last.
+    // then keep-alive idling. A response is never cut: SSE and streamed proxy answers last, so
+    // there is no socket idle timeout (Fastify's connectionTimeout stays 0).
     requestTimeout: server.requestTimeoutMs,
     keepAliveTimeout: server.keepAliveTimeoutMs,
     http: {
