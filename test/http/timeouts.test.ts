@@ -78,7 +78,7 @@ describe('request timeouts', () => {
         ...Array.from({ length: 40 }, (_, i) => `X-Slow-${i}: 1\r\n`),
       ],
       gapMs: 100,
-      within: 1500,
+      within: 3000,
     },
     {
       name: 'headers trickled a byte at a time',
@@ -86,13 +86,13 @@ describe('request timeouts', () => {
         ...'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n',
       ],
       gapMs: 50,
-      within: 1500,
+      within: 3000,
     },
     {
       name: 'a connection that sends nothing but the first byte',
       parts: ['G'],
       gapMs: 0,
-      within: 1500,
+      within: 3000,
     },
   ])('answers 408 problem+json and closes: $name', async ({ parts, gapMs, within }) => {
     const r = await rawExchange(port, parts, { gapMs, waitMs: 5000 });
@@ -102,9 +102,9 @@ describe('request timeouts', () => {
   });
 
   it('closes a connection that never sends a byte', async () => {
-    const r = await rawExchange(port, [], { waitMs: 4000 });
+    const r = await rawExchange(port, [], { waitMs: 5000 });
     expect(r.closedAfterMs).toBeDefined();
-    expect(r.closedAfterMs!).toBeLessThan(2000);
+    expect(r.closedAfterMs!).toBeLessThan(3000);
   });
 
   it('answers 408 to a body trickled slower than the request timeout', async () => {
@@ -112,7 +112,7 @@ describe('request timeouts', () => {
     const head = `POST /api/v1/connections HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
     const r = await rawExchange(port, [head, ...body], { gapMs: 100, waitMs: 6000 });
     expect408(r.response);
-    expect(r.closedAfterMs!).toBeLessThan(3000);
+    expect(r.closedAfterMs!).toBeLessThan(4500);
   });
 
   it('never writes a 408 after an early answer to a request whose body still trickles', async () => {
@@ -125,10 +125,10 @@ describe('request timeouts', () => {
   });
 
   it('closes an idle keep-alive connection after the keep-alive timeout', async () => {
-    const r = await rawExchange(port, ['GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'], { waitMs: 4000 });
+    const r = await rawExchange(port, ['GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'], { waitMs: 5000 });
     expect(parseRawResponse(r.response).status).toBe(200);
     expect(r.closedAfterMs).toBeDefined();
-    expect(r.closedAfterMs!).toBeLessThan(2000);
+    expect(r.closedAfterMs!).toBeLessThan(3500);
   });
 
   it('serves a prompt request with a body as usual', async () => {
