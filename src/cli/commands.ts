@@ -1,13 +1,15 @@
 import { resolve } from 'node:path';
 import { loadConfigFile } from '../config/index.js';
 import { generateKey, Keyring, Sealer } from '../crypto/index.js';
+import { findDemoSecrets } from '../demo/demo-config.js';
+import { userIdPattern } from '../identity/identity.js';
 import { mintToken } from '../identity/jwt.js';
 import { AuditLog } from '../notify/audit.js';
-import { openStore } from '../store/database.js';
+import { openStore, waitForStore } from '../store/database.js';
 import { rotateKeys } from '../store/key-rotation.js';
 import { migrateToLatest } from '../store/migrate.js';
 import { systemClock } from '../support/clock.js';
-import { loadCommandConfig } from './load.js';
+import { findConfigPath, loadCommandConfig, noConfig, UsageError } from './load.js';
 import type { Io } from './main.js';
 import { progressBar } from './progress.js';
 
@@ -22,9 +24,10 @@ export async function checkConfigCommand(file: string, io: Io): Promise<number> 
 
 /** `migrate`: applies pending migrations and lists them. */
 export async function migrateCommand(flag: string | undefined, io: Io): Promise<number> {
-  const { config } = await loadCommandConfig(flag, io);
+  const config = await loadCommandConfig('migrate', flag, io);
   const store = openStore(config.database.url, { cwd: io.cwd });
   try {
+    await waitForStore(store, { attempts: 1 });
     const applied = await migrateToLatest(store);
     io.out(applied.length === 0 ? 'database is up to date\n' : `applied: ${applied.join(', ')}\n`);
     return 0;
@@ -41,13 +44,14 @@ export function keysGenerateCommand(io: Io): number {
 
 /** `keys rotate`: re-seals every stored secret under the active key, with progress and a final count. */
 export async function keysRotateCommand(flag: string | undefined, io: Io): Promise<number> {
-  const { config } = await loadCommandConfig(flag, io);
+  const config = await loadCommandConfig('keys rotate', flag, io);
   const keyring = Keyring.fromConfig({
     activeKeyId: config.encryption.activeKey,
     keys: config.encryption.keys,
   });
   const store = openStore(config.database.url, { cwd: io.cwd });
   try {
+    await waitForStore(store, { attempts: 1 });
     await migrateToLatest(store);
     const bar = progressBar(io, 'rotating');
     const result = await rotateKeys(store, keyring, new Sealer(keyring), {
@@ -75,32 +79,78 @@ export async function keysRotateCommand(flag: string | undefined, io: Io): Promi
   }
 }
 
-/** `token --user ID [--role admin]`: an HS256 session JWT signed with `auth.jwt.secret`. */
+/**
+ * `token --user ID [--role admin] [--name NAME] [--expires-in 12h]`: an HS256 session JWT signed
+ * with `auth.jwt.secret`, or with the secrets of a demo `serve` made in this directory. Refuses
+ * what the server would refuse (a user id outside the allowed alphabet, a lifetime that is not
+ * positive), so a script never holds a token that cannot work.
+ */
 export async function tokenCommand(
   values: { user?: string; role?: string; name?: string; config?: string; 'expires-in'?: string },
   io: Io,
 ): Promise<number> {
-  const { config } = await loadCommandConfig(values.config, io);
-  const jwt = config.auth.jwt;
-  if (jwt === undefined || !('secret' in jwt) || jwt.secret === undefined) {
+  const user = values.user ?? '';
+  if (!userIdPattern.test(user)) {
+    throw new UsageError('--user must be 1-200 characters of letters, digits and . _ @ : | + -');
+  }
+  if (values.role !== undefined && values.role !== 'admin') throw new UsageError('--role can only be admin');
+  const expiresIn = values['expires-in'] === undefined ? '12h' : parseLifetime(values['expires-in']);
+  const signing = await signingFor(values.config, io);
+  if (signing === undefined) {
     io.err('nunq-connect: token needs auth.jwt.secret in the config (HS256)\n');
     return 1;
   }
   const token = await mintToken(
-    jwt.secret,
+    signing.secret,
     {
-      sub: values.user!,
+      sub: user,
       ...(values.name === undefined ? {} : { name: values.name }),
       ...(values.role === undefined ? {} : { role: values.role }),
     },
     {
-      ...(values['expires-in'] === undefined ? {} : { expiresIn: values['expires-in'] }),
-      ...(jwt.issuer === undefined ? {} : { issuer: jwt.issuer }),
-      ...(jwt.audience === undefined
-        ? {}
-        : { audience: Array.isArray(jwt.audience) ? jwt.audience[0] : jwt.audience }),
+      expiresIn,
+      ...(signing.issuer === undefined ? {} : { issuer: signing.issuer }),
+      ...(signing.audience === undefined ? {} : { audience: signing.audience }),
     },
   );
   io.out(`${token}\n`);
   return 0;
+}
+
+const maxLifetimeSeconds = 366 * 24 * 3600;
+const unitSeconds: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** `--expires-in`: a positive whole number of s, m, h or d (at most a year), as seconds for jose. */
+function parseLifetime(text: string): string {
+  const match = /^(\d{1,9})\s*([smhd])$/.exec(text.trim());
+  const seconds = match === null ? 0 : Number(match[1]) * (unitSeconds[match[2]!] ?? 0);
+  if (seconds <= 0 || seconds > maxLifetimeSeconds) {
+    throw new UsageError(
+      '--expires-in must be a positive duration such as 90s, 15m, 12h or 7d (at most 366d)',
+    );
+  }
+  return `${seconds}s`;
+}
+
+/** The HS256 secret (and issuer, audience) to sign with: the config's, or a demo's made by serve. */
+async function signingFor(
+  flag: string | undefined,
+  io: Io,
+): Promise<{ secret: string; issuer?: string; audience?: string } | undefined> {
+  if (findConfigPath(flag, io) === undefined) {
+    const demo = findDemoSecrets(io.cwd);
+    if (demo === undefined) throw noConfig('token');
+    io.err(`nunq-connect: no config file: signing for the demo served from this directory (${demo.file})\n`);
+    return { secret: demo.secrets.jwtSecret };
+  }
+  const config = await loadCommandConfig('token', flag, io);
+  const jwt = config.auth.jwt;
+  if (jwt === undefined || !('secret' in jwt) || jwt.secret === undefined) return undefined;
+  return {
+    secret: jwt.secret,
+    ...(jwt.issuer === undefined ? {} : { issuer: jwt.issuer }),
+    ...(jwt.audience === undefined
+      ? {}
+      : { audience: Array.isArray(jwt.audience) ? jwt.audience[0] : jwt.audience }),
+  };
 }

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/index.js';
 import { CryptoError } from '../crypto/index.js';
+import { DatabaseUnavailableError } from '../store/database.js';
 import {
   checkConfigCommand,
   keysGenerateCommand,
@@ -8,6 +9,7 @@ import {
   migrateCommand,
   tokenCommand,
 } from './commands.js';
+import { UsageError } from './load.js';
 import { serveCommand } from './serve.js';
 
 const usage = `nunq-connect: the OAuth connections service of the nunq AI platform
@@ -83,6 +85,11 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
         return fail(io, `unknown command "${command}"\n\n${usage}`);
     }
   } catch (error) {
+    if (error instanceof UsageError) return fail(io, error.message);
+    if (error instanceof DatabaseUnavailableError) {
+      io.err(`nunq-connect: ${error.message}\n`);
+      return 1;
+    }
     if (error instanceof ConfigError) {
       io.err(`${error.format()}\n`);
       return 1;

@@ -1,5 +1,5 @@
 import { type Config, loadConfigFile, resolveConfigPath } from '../config/index.js';
-import { demoConfig, demoWarning, loadDemoSecrets } from '../demo/demo-config.js';
+import { demoConfig, demoPort, demoWarning, loadDemoSecrets } from '../demo/demo-config.js';
 import { startDemoPeers } from '../demo/demo-peers.js';
 import { createLogger } from '../observability/logger.js';
 import { createService } from '../service/service.js';
@@ -15,6 +15,7 @@ export async function serveCommand(flag: string | undefined, io: Io): Promise<nu
   let config: Config;
   let stopPeers = async () => {};
   if (path === undefined) {
+    demoPort(io.env); // a bad $PORT is refused before anything is created
     const { created, file } = loadDemoSecrets(io.cwd);
     io.err(demoWarning);
     if (created) io.err(`  generated ${file} (mode 0600)\n\n`);
@@ -51,7 +52,7 @@ export async function startDemo(
   cwd: string,
   env: Record<string, string | undefined>,
 ): Promise<{ config: Config; stop: () => Promise<void> }> {
-  const port = env.PORT === undefined ? 3000 : Number(env.PORT);
+  const port = demoPort(env);
   const peers = await startDemoPeers({ publicUrl: `http://localhost:${port}`, preferredPort: port + 1 });
   try {
     return { config: demoConfig(cwd, env, peers), stop: peers.close };

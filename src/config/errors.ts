@@ -127,7 +127,7 @@ function messageFor(issue: ZodIssue, value: unknown): string {
         ? `must be ${listValues(issue.values)}`
         : `must be one of ${listValues(issue.values)}`;
     case 'invalid_format':
-      return `must be a valid ${issue.format}`;
+      return issue.format === 'regex' ? 'is not in the expected format' : `must be a valid ${issue.format}`;
     case 'not_multiple_of':
       return `must be a multiple of ${issue.divisor}`;
     case 'invalid_key':
@@ -179,6 +179,8 @@ function kindOf(value: unknown): string {
     case 'string':
       return 'a string';
     case 'number':
+      if (Number.isNaN(value)) return 'NaN';
+      if (!Number.isFinite(value)) return 'infinite';
       return Number.isInteger(value) ? 'an integer' : 'a number';
     case 'boolean':
       return 'true/false';

@@ -4,6 +4,7 @@ export {
   type Env,
   loadConfigFile,
   parseConfig,
+  portFromEnv,
   resolveConfigPath,
   substituteEnv,
   validateConfig,

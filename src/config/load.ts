@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { constants, existsSync, type Stats } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import YAML from 'yaml';
 import {
@@ -100,21 +100,52 @@ function validate(data: unknown, earlierIssues: readonly ConfigIssue[]): Config 
   return deepFreeze(result.data);
 }
 
-/** Reads a configuration file and parses it with `parseConfig`. */
+/**
+ * Reads a configuration file and parses it with `parseConfig`. Only a regular file is read: a
+ * FIFO, a device or a directory is refused at once instead of blocking or reading forever.
+ */
 export async function loadConfigFile(path: string, env: Env): Promise<Config> {
-  let text: string;
+  return parseConfig(await readRegularFile(path), env);
+}
+
+async function readRegularFile(path: string): Promise<string> {
+  const cannot = (why: string) =>
+    new ConfigError([{ path: filePath, message: `cannot read ${path} (${why})` }]);
+  let handle: Awaited<ReturnType<typeof open>>;
   try {
-    text = await readFile(path, 'utf8');
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new ConfigError([{ path: filePath, message: `cannot read ${path}${code ? ` (${code})` : ''}` }]);
+    throw cannot((error as NodeJS.ErrnoException).code ?? 'error');
   }
-  return parseConfig(text, env);
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) {
+      throw new ConfigError([
+        { path: filePath, message: `${path} is ${kindOfFile(stat)}, not a regular file` },
+      ]);
+    }
+    return await handle.readFile('utf8');
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw cannot((error as NodeJS.ErrnoException).code ?? 'error');
+  } finally {
+    await handle.close();
+  }
+}
+
+function kindOfFile(stat: Stats): string {
+  if (stat.isDirectory()) return 'a directory';
+  if (stat.isFIFO()) return 'a FIFO (named pipe)';
+  if (stat.isSocket()) return 'a socket';
+  if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';
+  return 'a special file';
 }
 
 /**
  * Finds the configuration file: `--config`, then `$NUNQ_CONFIG`, then `<cwd>/nunq-connect.yaml`
- * if it exists. `undefined` means no configuration: the caller runs demo mode.
+ * if it exists. `undefined` means no configuration: only `serve` may then run demo mode. An
+ * empty `--config` or `$NUNQ_CONFIG` is a mistake, never "no configuration".
  */
 export function resolveConfigPath(opts: {
   flag?: string | undefined;
@@ -122,11 +153,21 @@ export function resolveConfigPath(opts: {
   cwd: string;
   exists?: (path: string) => boolean;
 }): string | undefined {
-  if (opts.flag) return resolve(opts.cwd, opts.flag);
+  if (opts.flag !== undefined) {
+    if (opts.flag.trim() === '') throw emptySetting('--config is empty');
+    return resolve(opts.cwd, opts.flag);
+  }
   const fromEnv = opts.env.NUNQ_CONFIG;
-  if (fromEnv) return resolve(opts.cwd, fromEnv);
+  if (fromEnv !== undefined) {
+    if (fromEnv.trim() === '') throw emptySetting('$NUNQ_CONFIG is set but empty');
+    return resolve(opts.cwd, fromEnv);
+  }
   const local = join(opts.cwd, defaultConfigFileName);
   return (opts.exists ?? existsSync)(local) ? local : undefined;
+}
+
+function emptySetting(what: string): ConfigError {
+  return new ConfigError([{ path: filePath, message: `${what}: name a config file` }]);
 }
 
 function parseYaml(text: string): unknown {
@@ -167,21 +208,32 @@ function describeYamlError(code: string): string {
   return `syntax error: ${yamlErrorDescriptions[code] ?? code.toLowerCase().replaceAll('_', ' ')}`;
 }
 
+const portMessage = 'the PORT environment variable must be an integer from 0 to 65535';
+
+/** `$PORT` as a port number; undefined when unset or empty; a ConfigError when it is not a port. */
+export function portFromEnv(env: Env): number | undefined {
+  const port = env.PORT;
+  if (port === undefined || port === '') return undefined;
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) {
+    throw new ConfigError([{ path: 'server.port', message: portMessage }]);
+  }
+  return Number(port);
+}
+
 /** `PORT` (as set by most platforms) overrides `server.port`. */
 function applyPortOverride(data: unknown, env: Env, issues: ConfigIssue[]): void {
-  const port = env.PORT;
-  if (port === undefined || port === '') return;
-  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) {
-    issues.push({
-      path: 'server.port',
-      message: 'the PORT environment variable must be an integer from 0 to 65535',
-    });
+  let port: number | undefined;
+  try {
+    port = portFromEnv(env);
+  } catch {
+    issues.push({ path: 'server.port', message: portMessage });
     return;
   }
+  if (port === undefined) return;
   if (!isPlainObject(data)) return;
   const server = data.server ?? {};
   if (!isPlainObject(server)) return;
-  data.server = { ...server, port: Number(port) };
+  data.server = { ...server, port };
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

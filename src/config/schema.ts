@@ -127,6 +127,24 @@ const serverSchema = z
     host: nonEmpty().default('127.0.0.1'),
     publicUrl: httpUrl().optional(),
     trustProxy: boolean().default(false),
+    /** Time to receive a request's headers. */
+    headersTimeoutMs: integer(100, 10 * 60_000).default(10_000),
+    /** Time to receive a whole request, body included; responses (SSE, streams) are not bounded. */
+    requestTimeoutMs: integer(100, 60 * 60_000).default(60_000),
+    /** How long an idle keep-alive connection stays open; above a load balancer's idle timeout. */
+    keepAliveTimeoutMs: integer(100, 10 * 60_000).default(72_000),
+    /** The largest request body the API reads (the proxy streams its own). */
+    bodyLimitBytes: integer(1024, 1024 ** 3).default(1024 * 1024),
+  })
+  .superRefine((server, ctx) => {
+    const headers = server.headersTimeoutMs ?? 10_000;
+    if (typeof server.requestTimeoutMs === 'number' && server.requestTimeoutMs < headers) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['requestTimeoutMs'],
+        message: 'must be at least server.headersTimeoutMs',
+      });
+    }
   })
   .transform(({ publicUrl, ...server }) => ({
     ...server,

@@ -6,6 +6,7 @@ import { Problem } from '../http/problem.js';
 import type { AuditLog } from '../notify/audit.js';
 import type { Notifications } from '../notify/notifications.js';
 import type { Webhooks } from '../notify/webhooks.js';
+import { safeErrorCode } from '../oauth/error-code.js';
 import { ProviderError } from '../oauth/errors.js';
 import { AuthorizationDeniedError, AuthorizationResponseInvalidError } from '../oauth/oauth-client.js';
 import type { ProviderClients } from '../oauth/registry.js';
@@ -212,7 +213,7 @@ export class AuthorizationFlow {
           outcome: 'denied',
           integrationId: p.integration_id,
           returnTo: p.return_to,
-          reason: error.providerError,
+          reason: safeErrorCode(error.providerError),
         };
       }
       if (error instanceof AuthorizationResponseInvalidError) return failed('response_invalid');
@@ -329,9 +330,9 @@ export class AuthorizationFlow {
       data: {
         reason:
           error instanceof AuthorizationDeniedError
-            ? error.providerError
+            ? safeErrorCode(error.providerError)
             : error instanceof ProviderError
-              ? `${error.kind}${error.providerError ? `:${error.providerError}` : ''}`
+              ? `${error.kind}${error.providerError ? `:${safeErrorCode(error.providerError)}` : ''}`
               : ((error as { code?: string }).code ?? 'error'),
       },
     });

@@ -27,6 +27,8 @@ export interface RunningDemoApi {
 
 const REALM = 'demo-api';
 const MAX_BODY_BYTES = 64 * 1024;
+/** Deeper JSON is refused before parsing: echoing it back would overflow the stack. */
+const MAX_JSON_DEPTH = 64;
 const ITEMS = [
   { id: 1, title: 'Welcome to nunq-connect' },
   { id: 2, title: 'This list came through a connection' },
@@ -88,7 +90,8 @@ export async function startDemoApi(opts: StartDemoApiOptions): Promise<RunningDe
     else if (routeKey === 'GET /items') sendJson(res, 200, { items: ITEMS });
     else {
       const body = await readJson(req);
-      if (body === undefined) sendJson(res, 400, { error: 'invalid_json' });
+      if (body === tooDeep) sendJson(res, 400, { error: 'too_deeply_nested', maxDepth: MAX_JSON_DEPTH });
+      else if (body === undefined) sendJson(res, 400, { error: 'invalid_json' });
       else sendJson(res, 200, body);
     }
   };
@@ -102,6 +105,9 @@ export async function startDemoApi(opts: StartDemoApiOptions): Promise<RunningDe
         sendJson(res, 401, { error: error.description === undefined ? 'unauthorized' : 'invalid_token' });
       } else if (!res.headersSent) {
         sendJson(res, 500, { error: 'server_error' });
+      } else {
+        // Never leave a request hanging: a response that cannot be finished is cut.
+        res.destroy();
       }
     });
   });
@@ -142,6 +148,8 @@ async function discoverJwksUri(issuer: string, fetchImpl: typeof fetch): Promise
   return metadata.jwks_uri;
 }
 
+const tooDeep = Symbol('too deeply nested');
+
 async function readJson(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -150,14 +158,35 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
     if (size > MAX_BODY_BYTES) return undefined;
     chunks.push(chunk as Buffer);
   }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) return tooDeep;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    return JSON.parse(text) as unknown;
   } catch {
     return undefined;
   }
 }
 
+/** Whether arrays and objects in a JSON text nest deeper than `limit` (brackets in strings ignored). */
+export function jsonDepthExceeds(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // a backslash escapes the next character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body); // before the head: a body that cannot be written must not leave one half-sent
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-  res.end(JSON.stringify(body));
+  res.end(text);
 }

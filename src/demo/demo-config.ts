@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Config, validateConfig } from '../config/index.js';
+import { type Config, portFromEnv, validateConfig } from '../config/index.js';
 import { generateKey } from '../crypto/index.js';
 
 /** Where demo mode keeps its database and generated secrets. */
@@ -34,6 +34,21 @@ export function loadDemoSecrets(cwd: string): { secrets: DemoSecrets; file: stri
   return { secrets, file, created: true };
 }
 
+/**
+ * The demo secrets `serve` made in `cwd`, or undefined when it has not run there. Creates
+ * nothing: only `serve` enters demo mode.
+ */
+export function findDemoSecrets(cwd: string): { secrets: DemoSecrets; file: string } | undefined {
+  const file = join(cwd, demoDirName, 'demo-secrets.json');
+  if (!existsSync(file)) return undefined;
+  return { secrets: JSON.parse(readFileSync(file, 'utf8')) as DemoSecrets, file };
+}
+
+/** Demo mode's port: `$PORT` when set (checked like a config file's), else 3000. */
+export function demoPort(env: Record<string, string | undefined>): number {
+  return portFromEnv(env) ?? 3000;
+}
+
 export interface DemoPeers {
   /** Issuer of the bundled OIDC provider, and the base URL of the demo API behind it. */
   issuer: string;
@@ -45,8 +60,8 @@ export interface DemoPeers {
  * (when the bundled peers run) one demo integration wired to them. Validated like a config file.
  */
 export function demoConfig(cwd: string, env: Record<string, string | undefined>, peers?: DemoPeers): Config {
+  const port = demoPort(env);
   const { secrets } = loadDemoSecrets(cwd);
-  const port = env.PORT === undefined ? 3000 : Number(env.PORT);
   return validateConfig({
     server: { port, publicUrl: `http://localhost:${port}` },
     database: { url: `sqlite:${join(cwd, demoDirName, 'nunq.db')}` },

@@ -6,14 +6,18 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
 } from 'fastify';
+import { guardJsonBody } from './body-types.js';
+import { createClientErrorHandler, createConnectHandler, createExpectationHandler } from './client-errors.js';
 import type { AppContext } from './context.js';
 import { AccessLogController } from './log-controller.js';
 import { Problem } from './problem.js';
 import { lazyRequestLoggerFactory } from './request-logger.js';
+import { RouteMethods } from './route-methods.js';
 import { registerApiRoutes } from './routes/api.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerPageRoutes } from './routes/pages.js';
 import { registerSessionRoutes } from './routes/session.js';
+import { securityHeaders } from './security-headers.js';
 
 /** Extra route sets later capabilities plug in (connect flow, proxy, MCP gateway, admin). */
 export type RouteRegistrar = (app: FastifyInstance, ctx: AppContext) => void | Promise<void>;
@@ -29,10 +33,26 @@ export async function buildApp(
   // Request ids: unique across instances (a random prefix per process) without a UUID per request.
   const idPrefix = crypto.randomUUID().slice(0, 8);
   let requestCount = 0;
+  const server = ctx.config.server;
+  const logger = ctx.logger as FastifyBaseLogger;
   const app = Fastify({
-    loggerInstance: ctx.logger as FastifyBaseLogger,
-    trustProxy: ctx.config.server.trustProxy,
-    bodyLimit: 1024 * 1024,
+    loggerInstance: logger,
+    trustProxy: server.trustProxy,
+    bodyLimit: server.bodyLimitBytes,
+    // Slow clients are bounded (RFC 9112 §9.8 leaves it to us): headers, then the whole request,
+    // then keep-alive idling. A response is never cut: SSE and streamed proxy answers last, so
+    // there is no socket idle timeout (Fastify's connectionTimeout stays 0).
+    requestTimeout: server.requestTimeoutMs,
+    keepAliveTimeout: server.keepAliveTimeoutMs,
+    http: {
+      headersTimeout: server.headersTimeoutMs,
+      requestTimeout: server.requestTimeoutMs,
+      // Node checks the two timeouts on this interval (default 30 s, far coarser than the limits).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(server.headersTimeoutMs / 2))),
+      // A missing Host is refused below, as problem+json, instead of by Node's bare 400.
+      requireHostHeader: false,
+    },
+    clientErrorHandler: createClientErrorHandler(logger, server),
     genReqId: () => `${idPrefix}-${(++requestCount).toString(36)}`,
     logController: new AccessLogController(ctx.logger),
     childLoggerFactory: lazyRequestLoggerFactory,
@@ -49,17 +69,25 @@ export async function buildApp(
   });
   await app.register(fastifyCookie);
   await app.register(fastifyFormbody);
+  // Nothing of ours reads plain text: such a body is a 415, not a string handed to validation.
+  app.removeContentTypeParser('text/plain');
+
+  const routeMethods = new RouteMethods();
+  app.addHook('onRoute', (route) => {
+    routeMethods.add(route.url, route.method);
+    guardJsonBody(route);
+  });
+  app.server.on(
+    'connect',
+    createConnectHandler(logger, (path) => routeMethods.allowedFor(path)),
+  );
+  app.server.on('checkExpectation', createExpectationHandler(logger));
 
   app.addHook('onRequest', async (request, reply) => {
-    reply.header('x-content-type-options', 'nosniff');
-    // same-origin, not no-referrer: under no-referrer browsers send `Origin: null` on our own form posts.
-    reply.header('referrer-policy', 'same-origin');
-    reply.header('x-frame-options', 'DENY');
-    reply.header(
-      'content-security-policy',
-      "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' *; frame-ancestors 'none'; base-uri 'none'; script-src 'self'; connect-src 'self'",
-    );
-    reply.header('cache-control', 'no-store');
+    reply.headers(securityHeaders);
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
+      throw new Problem(400, 'bad_request', 'Bad Request', 'The Host header is missing (RFC 9112 §3.2).');
+    }
     try {
       request.identity = await ctx.auth.identify(request);
     } catch (error) {
@@ -81,7 +109,7 @@ export async function buildApp(
   });
 
   app.setErrorHandler(async (error: FastifyError | Problem, request, reply) => {
-    const problem = toProblem(error);
+    const problem = toProblem(error, request.routeOptions.bodyLimit ?? server.bodyLimitBytes);
     if (typeof problem.extra.retryAfterSeconds === 'number')
       reply.header('retry-after', String(problem.extra.retryAfterSeconds));
     if (problem.status >= 500 && !(error instanceof Problem))
@@ -95,13 +123,24 @@ export async function buildApp(
       .send(problem.toBody(request.url.split('?')[0]));
   });
 
+  // No route for this method and path: 405 with `Allow` when the path has routes, else 404.
   app.setNotFoundHandler(async (request, reply) => {
-    const problem = new Problem(
-      404,
-      'not_found',
-      'Not Found',
-      `No route ${request.method} ${request.url.split('?')[0]}.`,
-    );
+    const path = request.url.split('?')[0] ?? '';
+    const allowed = routeMethods.allowedFor(path);
+    if (allowed.length > 0) {
+      const problem = new Problem(
+        405,
+        'method_not_allowed',
+        'Method Not Allowed',
+        `${request.method} is not allowed here; allowed: ${allowed.join(', ')}.`,
+      );
+      return reply
+        .code(405)
+        .header('allow', allowed.join(', '))
+        .type('application/problem+json')
+        .send(problem.toBody());
+    }
+    const problem = new Problem(404, 'not_found', 'Not Found', `No route ${request.method} ${path}.`);
     return reply.code(404).type('application/problem+json').send(problem.toBody());
   });
 
@@ -114,11 +153,17 @@ export async function buildApp(
 }
 
 /** Only our own Problems reach clients as they are; framework errors are mapped, others hidden. */
-function toProblem(error: FastifyError | Problem): Problem {
+function toProblem(error: FastifyError | Problem, bodyLimit: number): Problem {
   if (error instanceof Problem) return error;
   const code = (error as FastifyError).code;
-  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE')
-    return new Problem(413, 'payload_too_large', 'Payload Too Large');
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return new Problem(
+      413,
+      'payload_too_large',
+      'Content Too Large',
+      `The request body is larger than the limit of ${bodyLimit} bytes.`,
+    );
+  }
   if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
     return new Problem(415, 'unsupported_media_type', 'Unsupported Media Type', 'Send application/json.');
   }

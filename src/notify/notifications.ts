@@ -16,8 +16,11 @@ export interface NotificationView {
   resolvedAt: string | null;
 }
 
-/** The user id that addresses every administrator (admins are not a fixed list in jwt mode). */
-export const adminsAudience = '@admins';
+/**
+ * The audience that addresses every administrator (admins are not a fixed list in jwt mode).
+ * `#` is outside the user-id alphabet (`userIdPattern`), so no user id can take it.
+ */
+export const adminsAudience = '#admins';
 
 /**
  * In-app notifications plus the cross-instance event feed behind SSE: both written in the

@@ -4,7 +4,8 @@ import type { CatalogRepository, ClientCredentials } from '../store/repos/catalo
 /**
  * Writes the providers, integrations and MCP servers of the config file into the catalog
  * (`source: config`), sealing their secrets, and disables config entries that were removed.
- * Idempotent, so every instance can run it at start.
+ * Idempotent, so every instance can run it at start; integrations go in batches, so a config
+ * with 100,000 of them starts as well as one with three.
  */
 export async function syncCatalogFromConfig(
   config: Config,
@@ -19,47 +20,41 @@ export async function syncCatalogFromConfig(
     };
     await catalog.upsertProvider({ id, type, settings, credentials, source: 'config', enabled: true }, now);
   }
-  for (const i of config.integrations) {
-    await catalog.upsertIntegration(
-      {
-        id: i.id,
-        kind: 'oauth',
-        name: i.name,
-        providerId: i.provider,
-        settings: {
-          scopes: [...i.scopes],
-          ...(i.description === undefined ? {} : { description: i.description }),
-          ...(i.api === undefined ? {} : { api: { baseUrl: i.api.baseUrl } }),
-          ...(i.authorizationParams === undefined
-            ? {}
-            : { authorizationParams: { ...i.authorizationParams } }),
-        },
-        credentials: null,
-        source: 'config',
-        enabled: i.enabled,
+  await catalog.upsertIntegrations(
+    config.integrations.map((i) => ({
+      id: i.id,
+      kind: 'oauth',
+      name: i.name,
+      providerId: i.provider,
+      settings: {
+        scopes: [...i.scopes],
+        ...(i.description === undefined ? {} : { description: i.description }),
+        ...(i.api === undefined ? {} : { api: { baseUrl: i.api.baseUrl } }),
+        ...(i.authorizationParams === undefined ? {} : { authorizationParams: { ...i.authorizationParams } }),
       },
-      now,
-    );
-  }
-  for (const m of config.mcpServers) {
-    await catalog.upsertIntegration(
-      {
-        id: m.id,
-        kind: 'mcp',
-        name: m.name,
-        providerId: null,
-        settings: {
-          scopes: [...(m.scopes ?? [])],
-          url: m.url,
-          ...(m.clientId === undefined ? {} : { clientId: m.clientId }),
-        },
-        credentials: m.clientSecret === undefined ? null : { clientSecret: m.clientSecret },
-        source: 'config',
-        enabled: m.enabled,
+      credentials: null,
+      source: 'config' as const,
+      enabled: i.enabled,
+    })),
+    now,
+  );
+  await catalog.upsertIntegrations(
+    config.mcpServers.map((m) => ({
+      id: m.id,
+      kind: 'mcp',
+      name: m.name,
+      providerId: null,
+      settings: {
+        scopes: [...(m.scopes ?? [])],
+        url: m.url,
+        ...(m.clientId === undefined ? {} : { clientId: m.clientId }),
       },
-      now,
-    );
-  }
+      credentials: m.clientSecret === undefined ? null : { clientSecret: m.clientSecret },
+      source: 'config' as const,
+      enabled: m.enabled,
+    })),
+    now,
+  );
   await catalog.disableMissingFromConfig(
     config.providers.map((p) => p.id),
     [...config.integrations.map((i) => i.id), ...config.mcpServers.map((m) => m.id)],

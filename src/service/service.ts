@@ -90,7 +90,12 @@ export async function createService(config: Config, options: ServiceOptions = {}
       attempts: options.databaseAttempts ?? 12,
       onRetry: (attempt, delayMs, error) =>
         logger.warn(
-          { attempt, retryInMs: delayMs, reason: error instanceof Error ? error.message : String(error) },
+          {
+            attempt,
+            retryInMs: delayMs,
+            database: store.label,
+            reason: error instanceof Error ? error.message : String(error),
+          },
           'database not reachable yet; retrying',
         ),
     });

@@ -5,6 +5,7 @@ import { jwtVerify } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Io, main } from '../../src/cli/main.js';
 import { generateKey, Keyring } from '../../src/crypto/index.js';
+import { loadDemoSecrets } from '../../src/demo/demo-config.js';
 import { openStore } from '../../src/store/database.js';
 
 const jwtSecret = 'cli-test-jwt-secret-of-at-least-32-chars';
@@ -240,30 +241,24 @@ telemetry: true
       expect(unknown.stderr()).toMatch(/^nunq-connect: .*--admin/);
     });
 
-    it('works in demo mode: secrets generated into ./.nunq/demo-secrets.json with mode 0600', async () => {
-      const io = fakeIo(cwd);
-      expect(await main(['token', '--user', 'x'], io)).toBe(0);
+    it('signs for a demo that serve made here (secrets 0600 under ./.nunq/), creating nothing', async () => {
+      // `serve` without a config made these; `token` only reads them.
+      loadDemoSecrets(cwd);
       const file = join(cwd, '.nunq', 'demo-secrets.json');
       expect(statSync(file).mode & 0o777).toBe(0o600);
       expect(statSync(join(cwd, '.nunq')).mode & 0o077).toBe(0);
-      const secrets = JSON.parse(readFileSync(file, 'utf8')) as {
-        jwtSecret: string;
-        key: string;
-        keyId: string;
-      };
-      expect(Buffer.from(secrets.key, 'base64')).toHaveLength(32);
+      const secrets = JSON.parse(readFileSync(file, 'utf8')) as { jwtSecret: string };
+      const io = fakeIo(cwd);
+      expect(await main(['token', '--user', 'x'], io)).toBe(0);
       expect((await verify(io.stdout().trim(), secrets.jwtSecret)).sub).toBe('x');
-
-      // A second run reuses the same secrets.
-      const again = fakeIo(cwd);
-      expect(await main(['token', '--user', 'y'], again)).toBe(0);
       expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(secrets);
-      expect((await verify(again.stdout().trim(), secrets.jwtSecret)).sub).toBe('y');
     });
 
-    it('generates separate demo secrets per working directory', async () => {
+    it('uses the demo secrets of its own working directory', async () => {
       const other = mkdtempSync(join(tmpdir(), 'nunq-cli-'));
       try {
+        loadDemoSecrets(cwd);
+        loadDemoSecrets(other);
         const a = fakeIo(cwd);
         const b = fakeIo(other);
         expect(await main(['token', '--user', 'x'], a)).toBe(0);
@@ -303,11 +298,11 @@ telemetry: true
       }
     });
 
-    it('migrates the demo database under ./.nunq/ when there is no config', async () => {
+    it('refuses without a config (only serve runs demo mode) and creates nothing', async () => {
       const io = fakeIo(cwd);
-      expect(await main(['migrate'], io)).toBe(0);
-      expect(io.stdout()).toMatch(/^applied: 0001_initial/);
-      expect(existsSync(join(cwd, '.nunq', 'nunq.db'))).toBe(true);
+      expect(await main(['migrate'], io)).toBe(2);
+      expect(io.stderr()).toContain('migrate needs a config file');
+      expect(existsSync(join(cwd, '.nunq'))).toBe(false);
     });
 
     it('reports an unreachable database in one line and exits 1, without a stack trace', async () => {

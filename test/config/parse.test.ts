@@ -13,6 +13,10 @@ describe('parseConfig: the contract §3 example', () => {
       host: '127.0.0.1',
       publicUrl: 'http://localhost:3000',
       trustProxy: false,
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 60_000,
+      keepAliveTimeoutMs: 72_000,
+      bodyLimitBytes: 1024 * 1024,
     });
     expect(config.database.url).toBe('sqlite:./.nunq/nunq.db');
     expect(config.encryption).toEqual({
@@ -90,6 +94,10 @@ describe('parseConfig: the contract §3 example', () => {
       host: '127.0.0.1',
       publicUrl: 'http://localhost:3000',
       trustProxy: false,
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 60_000,
+      keepAliveTimeoutMs: 72_000,
+      bodyLimitBytes: 1024 * 1024,
     });
     expect(config.database).toEqual({ url: 'sqlite:./.nunq/nunq.db' });
     expect(config.auth).toEqual({ mode: 'dev', admins: [], sessionTtlSeconds: 43_200 });

@@ -29,7 +29,21 @@ describe('resolveConfigPath', () => {
   it('falls back to nunq-connect.yaml in the working directory when it exists', () => {
     expect(resolveConfigPath({ env: {}, cwd: dir })).toBeUndefined();
     writeFileSync(join(dir, 'nunq-connect.yaml'), '');
-    expect(resolveConfigPath({ env: { NUNQ_CONFIG: '' }, cwd: dir })).toBe(join(dir, 'nunq-connect.yaml'));
+    expect(resolveConfigPath({ env: {}, cwd: dir })).toBe(join(dir, 'nunq-connect.yaml'));
+  });
+
+  it('refuses an empty --config or $NUNQ_CONFIG instead of falling back (no demo mode by accident)', () => {
+    writeFileSync(join(dir, 'nunq-connect.yaml'), '');
+    for (const opts of [
+      { flag: '' },
+      { flag: ' ' },
+      { env: { NUNQ_CONFIG: '' } },
+      { env: { NUNQ_CONFIG: ' ' } },
+    ]) {
+      expect(() => resolveConfigPath({ env: {}, ...opts, cwd: dir }), JSON.stringify(opts)).toThrow(
+        ConfigError,
+      );
+    }
   });
 
   it('resolves relative paths against cwd', () => {

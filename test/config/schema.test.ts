@@ -297,6 +297,27 @@ webhooks:
     ]);
   });
 
+  it('bounds the request limits and keeps the whole-request time at least the header time', () => {
+    expect(
+      parse('server: { headersTimeoutMs: 5000, requestTimeoutMs: "90000", bodyLimitBytes: 4096 }\n').server,
+    ).toMatchObject({
+      headersTimeoutMs: 5000,
+      requestTimeoutMs: 90_000,
+      keepAliveTimeoutMs: 72_000,
+      bodyLimitBytes: 4096,
+    });
+    expect(problems('server: { headersTimeoutMs: 0, keepAliveTimeoutMs: -1, bodyLimitBytes: 10 }\n')).toEqual(
+      [
+        'server.headersTimeoutMs: must be at least 100',
+        'server.keepAliveTimeoutMs: must be at least 100',
+        'server.bodyLimitBytes: must be at least 1024',
+      ],
+    );
+    expect(problems('server: { headersTimeoutMs: 20000, requestTimeoutMs: 10000 }\n')).toEqual([
+      'server.requestTimeoutMs: must be at least server.headersTimeoutMs',
+    ]);
+  });
+
   it('accepts PostgreSQL URLs and CIDR lists', () => {
     const config = parse(`database: { url: "postgresql://nunq@db.internal:5432/nunq" }
 outbound: { allow: ["127.0.0.1/32", "fd00::/8"] }

@@ -68,7 +68,10 @@ describe.each(databaseKinds)('HTTP errors, health and headers on %s', (kind) => 
     const body = await expectProblem(await fetch(`${svc.url}/no/such/route?secret=s3cr3t`), 404, 'not_found');
     expect(JSON.stringify(body)).not.toContain('s3cr3t');
     await expectProblem(await fetch(`${svc.url}/api/v1/nothing`, { method: 'PUT' }), 404, 'not_found');
-    await expectProblem(await fetch(`${svc.url}/api/v1/me`, { method: 'POST' }), 404, 'not_found');
+    // A known path with a method it does not answer is a 405 naming the allowed ones.
+    const wrongMethod = await fetch(`${svc.url}/api/v1/me`, { method: 'POST' });
+    expect(wrongMethod.headers.get('allow')).toBe('GET, HEAD');
+    await expectProblem(wrongMethod, 405, 'method_not_allowed');
   });
 
   it('answers invalid JSON with 400', async () => {
@@ -114,7 +117,8 @@ describe.each(databaseKinds)('HTTP errors, health and headers on %s', (kind) => 
 
   it('answers a body over 1 MiB with 413', async () => {
     const big = JSON.stringify({ integration: 'x', padding: 'p'.repeat(2 * 1024 * 1024) });
-    await expectProblem(await postRaw(big, 'application/json'), 413, 'payload_too_large');
+    const tooLarge = await expectProblem(await postRaw(big, 'application/json'), 413, 'payload_too_large');
+    expect(tooLarge.detail).toBe('The request body is larger than the limit of 1048576 bytes.');
     // Streamed without a content-length, too.
     const chunk = new TextEncoder().encode('p'.repeat(64 * 1024));
     let sent = 0;

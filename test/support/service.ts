@@ -44,6 +44,8 @@ export interface TestServiceOptions {
   port?: number;
   /** The `metrics` config section (a scrape token). */
   metrics?: { token?: string };
+  /** Extra `server` settings (timeouts, body limit). */
+  server?: Record<string, unknown>;
 }
 
 export interface TestService {
@@ -63,7 +65,7 @@ export interface TestService {
 export async function startTestService(o: TestServiceOptions): Promise<TestService> {
   const port = o.port ?? (await freePort());
   const config = validateConfig({
-    server: { port, host: '127.0.0.1', publicUrl: `http://127.0.0.1:${port}` },
+    server: { port, host: '127.0.0.1', publicUrl: `http://127.0.0.1:${port}`, ...(o.server ?? {}) },
     database: { url: o.database.url },
     encryption: o.encryption ?? { activeKey: 'k1', keys: [{ id: 'k1', key: generateKey() }] },
     auth: { mode: o.authMode ?? 'jwt', jwt: { secret: testJwtSecret }, admins: o.admins ?? [] },

@@ -6,12 +6,12 @@ import { requireUser } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { connectionNotFound } from '../problem.js';
 import { parseReturnTo } from '../return-to.js';
-import { parseInput } from '../validate.js';
+import { integrationIdSchema, parseInput } from '../validate.js';
 import { withOutcome } from './connect.js';
 
 const idParams = z.strictObject({ id: z.uuid() });
 const createBody = z.strictObject({
-  integration: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be an integration id'),
+  integration: integrationIdSchema(),
   returnTo: z.string().optional(),
 });
 const reconnectBody = z.strictObject({ returnTo: z.string().optional() }).optional();

@@ -5,7 +5,7 @@ import { script } from '../../ui/script.js';
 import { stylesheet } from '../../ui/styles.js';
 import { requireAdmin, singleAuthorization } from '../auth.js';
 import type { AppContext } from '../context.js';
-import { Problem } from '../problem.js';
+import { Problem, unauthenticated } from '../problem.js';
 
 /**
  * `GET /healthz` (liveness plus a database round trip, for anyone) and `GET /metrics`
@@ -25,11 +25,20 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: AppContext): voi
   const scrapeToken = ctx.config.metrics.token;
   app.get('/metrics', { config: { scrapeToken: true } }, async (request, reply) => {
     const header = singleAuthorization(request) ?? '';
+    const bearer = header.toLowerCase().startsWith('bearer ');
     const byToken =
-      scrapeToken !== undefined &&
-      header.toLowerCase().startsWith('bearer ') &&
-      constantTimeEqual(header.slice('bearer '.length), scrapeToken);
-    if (!byToken) requireAdmin(request, ctx.config.server.publicUrl, 'forbidden');
+      scrapeToken !== undefined && bearer && constantTimeEqual(header.slice('bearer '.length), scrapeToken);
+    if (!byToken) {
+      // A bearer that is neither the scrape token nor a sign-in: say which credential was wrong.
+      if (header !== '' && request.identity === undefined) {
+        throw unauthenticated(
+          scrapeToken === undefined
+            ? 'The bearer token is invalid or expired (no scrape token is configured).'
+            : 'The scrape token is wrong, and the bearer is not a valid sign-in token either.',
+        );
+      }
+      requireAdmin(request, ctx.config.server.publicUrl, 'forbidden');
+    }
     reply.type(ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();
   });

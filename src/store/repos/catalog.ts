@@ -161,65 +161,98 @@ export class CatalogRepository {
   }
 
   async upsertIntegration(i: IntegrationInput, now: Millis): Promise<void> {
-    const existing = await this.#db
-      .selectFrom('integrations')
-      .select(['client_secret_sealed', 'settings', 'name', 'kind', 'provider_id', 'enabled', 'source'])
-      .where('id', '=', i.id)
-      .executeTakeFirst();
-    const sealed = this.#resealIfChanged(
-      'integrations',
-      i.id,
-      i.credentials,
-      existing?.client_secret_sealed ?? null,
-    );
-    const settings = JSON.stringify(i.settings);
-    const values = {
-      kind: i.kind,
-      name: i.name,
-      provider_id: i.providerId,
-      settings,
-      client_secret_sealed: sealed,
-      source: i.source,
-      enabled: i.enabled ? 1 : 0,
-      updated_at: now,
-    };
-    if (existing === undefined) {
-      await this.#db
-        .insertInto('integrations')
-        .values({ id: i.id, ...values, created_at: now })
-        .onConflict((oc) => oc.column('id').doNothing())
-        .execute();
-    } else if (
-      existing.settings !== settings ||
-      existing.name !== i.name ||
-      existing.kind !== i.kind ||
-      existing.provider_id !== i.providerId ||
-      existing.enabled !== values.enabled ||
-      existing.source !== i.source ||
-      existing.client_secret_sealed !== sealed
-    ) {
-      await this.#db.updateTable('integrations').set(values).where('id', '=', i.id).execute();
-    }
+    await this.upsertIntegrations([i], now);
   }
 
-  /** Disables config-sourced entries that the config no longer lists (their connections stay). */
+  /**
+   * Inserts or replaces many integrations at once (the config file's, at every start): one read
+   * of what is stored, inserts in bounded batches, an update only for what changed, all in one
+   * transaction. Any number works: no statement binds more than `batchSize` rows.
+   */
+  async upsertIntegrations(inputs: readonly IntegrationInput[], now: Millis): Promise<void> {
+    if (inputs.length === 0) return;
+    await this.#db.transaction().execute(async (trx) => {
+      const existing = new Map<string, StoredIntegration>();
+      for (const ids of chunks(
+        inputs.map((i) => i.id),
+        batchSize,
+      )) {
+        const rows = await trx
+          .selectFrom('integrations')
+          .select([
+            'id',
+            'client_secret_sealed',
+            'settings',
+            'name',
+            'kind',
+            'provider_id',
+            'enabled',
+            'source',
+          ])
+          .where('id', 'in', ids)
+          .execute();
+        for (const row of rows) existing.set(row.id, row);
+      }
+      const inserts: Array<Database['integrations']> = [];
+      for (const i of inputs) {
+        const stored = existing.get(i.id);
+        const values = {
+          kind: i.kind,
+          name: i.name,
+          provider_id: i.providerId,
+          settings: JSON.stringify(i.settings),
+          client_secret_sealed: this.#resealIfChanged(
+            'integrations',
+            i.id,
+            i.credentials,
+            stored?.client_secret_sealed ?? null,
+          ),
+          source: i.source,
+          enabled: i.enabled ? 1 : 0,
+          updated_at: now,
+        };
+        if (stored === undefined) inserts.push({ id: i.id, ...values, created_at: now });
+        else if (integrationChanged(stored, values)) {
+          await trx.updateTable('integrations').set(values).where('id', '=', i.id).execute();
+        }
+      }
+      for (const batch of chunks(inserts, batchSize)) {
+        await trx
+          .insertInto('integrations')
+          .values(batch)
+          .onConflict((oc) => oc.column('id').doNothing())
+          .execute();
+      }
+    });
+  }
+
+  /**
+   * Disables config-sourced entries that the config no longer lists (their connections stay).
+   * The lists may be long: what to disable is worked out here and updated in bounded batches.
+   */
   async disableMissingFromConfig(
     providerIds: string[],
     integrationIds: string[],
     now: Millis,
   ): Promise<void> {
-    let p = this.#db
-      .updateTable('providers')
-      .set({ enabled: 0, updated_at: now })
-      .where('source', '=', 'config');
-    if (providerIds.length > 0) p = p.where('id', 'not in', providerIds);
-    await p.where('enabled', '=', 1).execute();
-    let i = this.#db
-      .updateTable('integrations')
-      .set({ enabled: 0, updated_at: now })
-      .where('source', '=', 'config');
-    if (integrationIds.length > 0) i = i.where('id', 'not in', integrationIds);
-    await i.where('enabled', '=', 1).execute();
+    for (const table of ['providers', 'integrations'] as const) {
+      const keep = new Set(table === 'providers' ? providerIds : integrationIds);
+      const enabled = await this.#db
+        .selectFrom(table)
+        .select('id')
+        .where('source', '=', 'config')
+        .where('enabled', '=', 1)
+        .execute();
+      const missing = enabled.map((r) => r.id).filter((id) => !keep.has(id));
+      for (const ids of chunks(missing, batchSize)) {
+        await this.#db
+          .updateTable(table)
+          .set({ enabled: 0, updated_at: now })
+          .where('id', 'in', ids)
+          .where('source', '=', 'config')
+          .execute();
+      }
+    }
   }
 
   #resealIfChanged(
@@ -240,6 +273,33 @@ export class CatalogRepository {
     }
     return this.#sealer.seal(plaintext, ctx);
   }
+}
+
+type StoredIntegration = Pick<
+  Database['integrations'],
+  'id' | 'client_secret_sealed' | 'settings' | 'name' | 'kind' | 'provider_id' | 'enabled' | 'source'
+>;
+
+function integrationChanged(stored: StoredIntegration, next: Omit<StoredIntegration, 'id'>): boolean {
+  return (
+    stored.settings !== next.settings ||
+    stored.name !== next.name ||
+    stored.kind !== next.kind ||
+    stored.provider_id !== next.provider_id ||
+    stored.enabled !== next.enabled ||
+    stored.source !== next.source ||
+    stored.client_secret_sealed !== next.client_secret_sealed
+  );
+}
+
+/**
+ * Rows per statement: SQLite binds at most 32,766 parameters, PostgreSQL 65,535; an integration
+ * row has ten columns.
+ */
+const batchSize = 500;
+
+function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
 }
 
 function toProvider(row: Database['providers']): ProviderRecord {
