@@ -48,6 +48,13 @@ export function sendPage(reply: FastifyReply, body: string): FastifyReply {
   return reply.type('text/html; charset=utf-8').send(body);
 }
 
+/** Why a connection needs reconnecting, for its banner: fixed texts chosen by the stored reason. */
+function reauthText(reason: unknown): string {
+  return reason === 'unreadable'
+    ? 'the stored sign-in could not be read; reconnect to continue.'
+    : 'the provider no longer accepts its sign-in.';
+}
+
 /** `GET /`: the Integrations page. */
 export function registerPageRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get('/', async (request, reply) => {
@@ -64,7 +71,7 @@ export function registerPageRoutes(app: FastifyInstance, ctx: AppContext): void 
         id: n.id,
         type: n.type,
         connectionId: n.connectionId,
-        text: `${names.get(String(n.data.integration)) ?? 'A connection'} needs reconnecting: the provider no longer accepts its sign-in.`,
+        text: `${names.get(String(n.data.integration)) ?? 'A connection'} needs reconnecting: ${reauthText(n.data.reason)}`,
       }));
     return sendPage(
       reply,
