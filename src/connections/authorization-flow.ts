@@ -345,6 +345,7 @@ export class AuthorizationFlow {
     tokens: TokenSet,
     returnTo: string,
     confirmed: boolean,
+    attempt = 1,
   ): Promise<
     | { outcome: 'connected' | 'reconnected'; connectionId: string }
     | { outcome: 'confirm'; confirmationId: string; connectionId: string }
@@ -352,7 +353,7 @@ export class AuthorizationFlow {
     const now = this.#d.clock.now();
     // Read before the transaction: on SQLite a query outside `trx` while it is open would deadlock.
     const idleMs = await this.#idleRefreshMs(integrationId);
-    const saved = await this.#d.store.db.transaction().execute(async (trx) => {
+    const saving = this.#d.store.db.transaction().execute(async (trx) => {
       const existing = await trx
         .selectFrom('connections')
         .select(['id', 'version', 'account_id'])
@@ -423,11 +424,13 @@ export class AuthorizationFlow {
           })
           .execute();
       } else {
-        await trx
+        const written = await trx
           .updateTable('connections')
           .set({ ...values, version: existing.version + 1 })
           .where('id', '=', id)
-          .execute();
+          .where('version', '=', existing.version)
+          .executeTakeFirst();
+        if (Number(written.numUpdatedRows) !== 1) throw new StaleConnectionError();
       }
       const outcome: 'connected' | 'reconnected' = existing === undefined ? 'connected' : 'reconnected';
       const db = trx as unknown as Kysely<Database>;
@@ -455,6 +458,18 @@ export class AuthorizationFlow {
       });
       return { outcome, connectionId: id };
     });
+    let saved: Awaited<typeof saving>;
+    try {
+      saved = await saving;
+    } catch (error) {
+      // A refresh committed between our read and our fenced write (PostgreSQL, read committed):
+      // nothing was written; save again over the fresh row, so the new tokens are never lost
+      // and the version always moves forward.
+      if (error instanceof StaleConnectionError && attempt < 5) {
+        return this.#save(userId, integrationId, reconnectId, tokens, returnTo, confirmed, attempt + 1);
+      }
+      throw error;
+    }
     this.#d.cache?.invalidate(saved.connectionId);
     return saved;
   }
@@ -470,6 +485,11 @@ export class AuthorizationFlow {
       id_token_sealed: seal(tokens.idToken, 'id_token_sealed'),
     };
   }
+}
+
+/** The connection changed between the Reconnect's read and its fenced write (rolls the transaction back). */
+class StaleConnectionError extends Error {
+  readonly code = 'stale_connection';
 }
 
 /** Maps a provider failure at flow start to a problem the user can act on (never upstream text). */
