@@ -291,9 +291,9 @@ export class TokenService {
       throw new ProviderMisconfiguredError(row.id);
     }
     if (row.refresh_token_sealed === null) {
-      // Nothing to refresh with. Usable until the API rejects it or it expires; then the user must reconnect.
-      const rejected = options.rejectedToken !== undefined;
-      if (!rejected && this.#notExpired(row)) {
+      // Nothing to refresh with. Usable until it expires; then the user must reconnect. An API's
+      // 401 before then proves nothing (a permission or path problem): it reaches the caller as is.
+      if (this.#notExpired(row)) {
         if (mode === 'scheduled')
           await this.#d.store.db
             .updateTable('connections')
