@@ -7,7 +7,11 @@ import type { AuditLog } from '../notify/audit.js';
 import type { Notifications } from '../notify/notifications.js';
 import type { Webhooks } from '../notify/webhooks.js';
 import { ProviderError } from '../oauth/errors.js';
-import { AuthorizationDeniedError, AuthorizationResponseInvalidError } from '../oauth/oauth-client.js';
+import {
+  AccountNotAcceptedError,
+  AuthorizationDeniedError,
+  AuthorizationResponseInvalidError,
+} from '../oauth/oauth-client.js';
 import type { ProviderClients } from '../oauth/registry.js';
 import { TokenSet } from '../oauth/token-set.js';
 import type { Store } from '../store/database.js';
@@ -216,6 +220,8 @@ export class AuthorizationFlow {
         };
       }
       if (error instanceof AuthorizationResponseInvalidError) return failed('response_invalid');
+      // Its own reason, not `transient`: the same account can never connect here.
+      if (error instanceof AccountNotAcceptedError) return failed(error.code);
       if (error instanceof ProviderError) return failed(error.kind);
       if (error instanceof Problem) return failed(error.code);
       throw error;
