@@ -8,7 +8,11 @@ import type { Notifications } from '../notify/notifications.js';
 import type { Webhooks } from '../notify/webhooks.js';
 import { safeErrorCode } from '../oauth/error-code.js';
 import { ProviderError } from '../oauth/errors.js';
-import { AuthorizationDeniedError, AuthorizationResponseInvalidError } from '../oauth/oauth-client.js';
+import {
+  AccountNotAcceptedError,
+  AuthorizationDeniedError,
+  AuthorizationResponseInvalidError,
+} from '../oauth/oauth-client.js';
 import type { ProviderClients } from '../oauth/registry.js';
 import { TokenSet } from '../oauth/token-set.js';
 import type { Store } from '../store/database.js';
@@ -217,6 +221,8 @@ export class AuthorizationFlow {
         };
       }
       if (error instanceof AuthorizationResponseInvalidError) return failed('response_invalid');
+      // Its own reason, not `transient`: the same account can never connect here.
+      if (error instanceof AccountNotAcceptedError) return failed(error.code);
       if (error instanceof ProviderError) return failed(error.kind);
       if (error instanceof Problem) return failed(error.code);
       throw error;
@@ -346,6 +352,7 @@ export class AuthorizationFlow {
     tokens: TokenSet,
     returnTo: string,
     confirmed: boolean,
+    attempt = 1,
   ): Promise<
     | { outcome: 'connected' | 'reconnected'; connectionId: string }
     | { outcome: 'confirm'; confirmationId: string; connectionId: string }
@@ -353,7 +360,7 @@ export class AuthorizationFlow {
     const now = this.#d.clock.now();
     // Read before the transaction: on SQLite a query outside `trx` while it is open would deadlock.
     const idleMs = await this.#idleRefreshMs(integrationId);
-    const saved = await this.#d.store.db.transaction().execute(async (trx) => {
+    const saving = this.#d.store.db.transaction().execute(async (trx) => {
       const existing = await trx
         .selectFrom('connections')
         .select(['id', 'version', 'account_id'])
@@ -424,11 +431,13 @@ export class AuthorizationFlow {
           })
           .execute();
       } else {
-        await trx
+        const written = await trx
           .updateTable('connections')
           .set({ ...values, version: existing.version + 1 })
           .where('id', '=', id)
-          .execute();
+          .where('version', '=', existing.version)
+          .executeTakeFirst();
+        if (Number(written.numUpdatedRows) !== 1) throw new StaleConnectionError();
       }
       const outcome: 'connected' | 'reconnected' = existing === undefined ? 'connected' : 'reconnected';
       const db = trx as unknown as Kysely<Database>;
@@ -456,6 +465,18 @@ export class AuthorizationFlow {
       });
       return { outcome, connectionId: id };
     });
+    let saved: Awaited<typeof saving>;
+    try {
+      saved = await saving;
+    } catch (error) {
+      // A refresh committed between our read and our fenced write (PostgreSQL, read committed):
+      // nothing was written; save again over the fresh row, so the new tokens are never lost
+      // and the version always moves forward.
+      if (error instanceof StaleConnectionError && attempt < 5) {
+        return this.#save(userId, integrationId, reconnectId, tokens, returnTo, confirmed, attempt + 1);
+      }
+      throw error;
+    }
     this.#d.cache?.invalidate(saved.connectionId);
     return saved;
   }
@@ -471,6 +492,11 @@ export class AuthorizationFlow {
       id_token_sealed: seal(tokens.idToken, 'id_token_sealed'),
     };
   }
+}
+
+/** The connection changed between the Reconnect's read and its fenced write (rolls the transaction back). */
+class StaleConnectionError extends Error {
+  readonly code = 'stale_connection';
 }
 
 /** Maps a provider failure at flow start to a problem the user can act on (never upstream text). */

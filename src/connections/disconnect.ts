@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Sealer } from '../crypto/index.js';
 import type { AuditLog } from '../notify/audit.js';
@@ -9,6 +10,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Store } from '../store/database.js';
 import type { CatalogRepository } from '../store/repos/catalog.js';
 import type { ConnectionRow, Database } from '../store/types.js';
+import { type Clock, systemClock } from '../support/clock.js';
 import type { ConnectionCache } from './connection-cache.js';
 import type { RevocationQueue } from './revocations.js';
 
@@ -24,24 +26,94 @@ export interface DisconnectDeps {
   logger: Logger;
   /** The hot path's row cache, evicted once the row is gone. */
   cache?: ConnectionCache;
+  /** The clock refresh leases are measured in (default: the system clock). */
+  clock?: Clock;
 }
 
 export type RevocationOutcome = 'revoked' | 'unsupported' | 'failed' | 'retrying' | 'nothing_to_revoke';
+
+/** How long Disconnect holds the refresh lease: longer than one revocation request takes. */
+const disconnectLeaseMs = 60_000;
+/** How long Disconnect waits for a refresh in flight to finish before going ahead anyway. */
+const refreshWaitMs = 65_000;
 
 /**
  * Disconnects: revokes at the provider where it has an RFC 7009 endpoint (the refresh token,
  * which ends the grant; the access token only when there is no refresh token), then deletes the
  * connection and its sealed tokens. A failed revocation is audited, retried in the background
- * when transient, and never blocks the user. @see RFC 7009 §2
+ * when transient, and never blocks the user. The tokens revoked are the ones deleted: Disconnect
+ * first takes the refresh lease (waiting for a refresh in flight), so no refresh can rotate the
+ * grant between the revocation and the delete, and the delete is fenced by the version it
+ * revoked (a Reconnect meanwhile is revoked too). @see RFC 7009 §2
  */
 export async function disconnect(
   d: DisconnectDeps,
   row: ConnectionRow,
   actor: string,
 ): Promise<RevocationOutcome> {
-  const revocation = await revoke(d, row);
-  await d.store.db.transaction().execute(async (trx) => {
-    await trx.deleteFrom('connections').where('id', '=', row.id).execute();
+  const owner = `disconnect:${randomUUID()}`;
+  try {
+    for (let attempt = 1; ; attempt++) {
+      await holdRefreshLease(d, row.id, owner);
+      const current = await d.store.db
+        .selectFrom('connections')
+        .selectAll()
+        .where('id', '=', row.id)
+        .executeTakeFirst();
+      if (current === undefined) return 'nothing_to_revoke'; // disconnected meanwhile
+      const revocation = await revoke(d, current);
+      if (await deleteRevoked(d, current, actor, revocation)) return revocation;
+      // A Reconnect stored new tokens after we read them: revoke those as well.
+      if (attempt >= 5) throw new Error(`connection ${row.id} kept changing during Disconnect`);
+    }
+  } finally {
+    d.cache?.invalidate(row.id);
+    await d.store.db
+      .updateTable('connections')
+      .set({ lease_owner: null, lease_until: null })
+      .where('id', '=', row.id)
+      .where('lease_owner', '=', owner)
+      .execute();
+  }
+}
+
+/**
+ * Takes the connection's refresh lease for Disconnect, waiting while a refresh holds it (its
+ * rotated tokens are then the ones revoked). After `refreshWaitMs` it goes ahead without: the
+ * version fence of the delete still catches a write made meanwhile.
+ */
+async function holdRefreshLease(d: DisconnectDeps, id: string, owner: string): Promise<void> {
+  const clock = d.clock ?? systemClock;
+  const deadline = Date.now() + refreshWaitMs;
+  for (;;) {
+    const now = clock.now();
+    const taken = await d.store.db
+      .updateTable('connections')
+      .set({ lease_owner: owner, lease_until: now + disconnectLeaseMs })
+      .where('id', '=', id)
+      .where((eb) =>
+        eb.or([eb('lease_owner', 'is', null), eb('lease_owner', '=', owner), eb('lease_until', '<', now)]),
+      )
+      .executeTakeFirst();
+    if (Number(taken.numUpdatedRows) === 1 || Date.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Deletes the row if it still holds the tokens just revoked (same version); audits and notifies in one transaction. */
+async function deleteRevoked(
+  d: DisconnectDeps,
+  row: ConnectionRow,
+  actor: string,
+  revocation: RevocationOutcome,
+): Promise<boolean> {
+  return d.store.db.transaction().execute(async (trx) => {
+    const deleted = await trx
+      .deleteFrom('connections')
+      .where('id', '=', row.id)
+      .where('version', '=', row.version)
+      .executeTakeFirst();
+    if (Number(deleted.numDeletedRows) !== 1) return false;
     const db = trx as unknown as Kysely<Database>;
     await d.notifications.resolveForConnection(db, row.id);
     await d.notifications.publish(db, row.user_id, 'connection.status', {
@@ -64,9 +136,8 @@ export async function disconnect(
       userId: row.user_id,
       integration: row.integration_id,
     });
+    return true;
   });
-  d.cache?.invalidate(row.id);
-  return revocation;
 }
 
 async function revoke(d: DisconnectDeps, row: ConnectionRow): Promise<RevocationOutcome> {

@@ -1,12 +1,16 @@
 import { randomInt } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
+import type { DecryptionError } from '../crypto/index.js';
 import type { AuditLog } from '../notify/audit.js';
 import { adminsAudience, type Notifications } from '../notify/notifications.js';
 import type { Webhooks } from '../notify/webhooks.js';
 import type { ProviderError } from '../oauth/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Store } from '../store/database.js';
 import type { ConnectionRow, Database } from '../store/types.js';
 import type { Clock } from '../support/clock.js';
+import type { ConnectionCache } from './connection-cache.js';
 
 export interface OutcomeDeps {
   store: Store;
@@ -27,9 +31,14 @@ export function reauthReason(error: ProviderError): string {
 /**
  * Marks the connection `needs_reauth`, once per incident: only the transition from `active`
  * (fenced by version) writes, and only that writer notifies the owner, fires the webhook,
- * publishes the SSE event and audits, in one transaction.
+ * publishes the SSE event and audits, in one transaction (with `alsoOnce`, if given).
  */
-export async function markNeedsReauth(d: OutcomeDeps, row: ConnectionRow, reason: string): Promise<boolean> {
+export async function markNeedsReauth(
+  d: OutcomeDeps,
+  row: ConnectionRow,
+  reason: string,
+  alsoOnce?: (trx: Transaction<Database>) => Promise<void>,
+): Promise<boolean> {
   const now = d.clock.now();
   return d.store.db.transaction().execute(async (trx) => {
     const r = await trx
@@ -77,8 +86,58 @@ export async function markNeedsReauth(d: OutcomeDeps, row: ConnectionRow, reason
       },
       trx,
     );
+    await alsoOnce?.(trx);
     return true;
   });
+}
+
+/** The `needs_reauth` reason of a connection whose stored tokens cannot be opened. */
+export const unreadableReason = 'unreadable';
+
+export interface UnreadableDeps extends OutcomeDeps {
+  logger: Logger;
+  metrics: Metrics;
+  cache?: ConnectionCache | undefined;
+}
+
+/**
+ * A sealed token of the connection does not open (tampered, or sealed under a key that was
+ * removed before rotation finished): no retry can help, the user must Reconnect. Moves it to
+ * `needs_reauth` (reason `unreadable`) through the one transition, so the owner is told once,
+ * and reports the incident once: one error line, one `secret.decrypt_failed` audit row, written
+ * only by the instance whose transition won. Never throws (callers fire and forget it).
+ */
+export async function markUnreadable(
+  d: UnreadableDeps,
+  row: ConnectionRow,
+  field: string,
+  error: DecryptionError,
+): Promise<void> {
+  d.cache?.invalidate(row.id);
+  try {
+    const marked = await markNeedsReauth(d, row, unreadableReason, (trx) =>
+      d.audit.record(
+        {
+          actor: 'system',
+          action: 'secret.decrypt_failed',
+          targetType: 'connection',
+          targetId: row.id,
+          data: { field, reason: error.code, keyId: error.keyId ?? null },
+        },
+        trx,
+      ),
+    );
+    if (!marked) return; // reported already (by this or another instance), or the row changed
+    d.metrics.decryptFailures.inc({ table: 'connections' });
+    d.logger.error(
+      { connection: row.id, field, reason: error.code, keyId: error.keyId },
+      'sealed token does not open; the connection needs reconnecting',
+    );
+  } catch (failure) {
+    d.logger.error({ connection: row.id, err: failure }, 'could not record an unreadable connection');
+  } finally {
+    d.cache?.invalidate(row.id);
+  }
 }
 
 /** Exponential backoff with ±20 % jitter: 5 s doubling to 15 min, at least the provider's Retry-After. */

@@ -13,17 +13,18 @@ import type { ConnectionCache } from './connection-cache.js';
 import {
   ConnectionNeedsReauthError,
   ConnectionNotFoundError,
-  ConnectionUnreadableError,
   ProviderMisconfiguredError,
   ProviderUnavailableError,
 } from './errors.js';
 import {
   alertConfigError,
   markNeedsReauth,
+  markUnreadable,
   type OutcomeDeps,
   reauthReason,
   recordTransientFailure,
   resolveConfigAlert,
+  unreadableReason,
 } from './refresh-outcomes.js';
 import { defaultRefreshMarginMs, idleRefreshMs, nextRefreshAt, refreshDueAt } from './refresh-policy.js';
 
@@ -197,25 +198,15 @@ export class TokenService {
 
   /**
    * Opens one sealed token of the row. A value that does not open (tampered, moved, key gone)
-   * is counted, audited and reported as this connection's problem only; nothing else stops.
+   * is this connection's problem only: it needs reconnecting, reported once (refresh-outcomes).
    */
   #open(row: ConnectionRow, field: 'access_token_sealed' | 'refresh_token_sealed'): string {
     try {
       return this.#d.sealer.open(row[field]!, { table: 'connections', rowId: row.id, field });
     } catch (error) {
       if (!(error instanceof DecryptionError)) throw error;
-      this.#d.metrics.decryptFailures.inc({ table: 'connections' });
-      this.#d.logger.error({ connection: row.id, field, reason: error.code }, 'sealed token does not open');
-      void this.#d.audit
-        .record({
-          actor: 'system',
-          action: 'secret.decrypt_failed',
-          targetType: 'connection',
-          targetId: row.id,
-          data: { field, reason: error.code },
-        })
-        .catch(() => {});
-      throw new ConnectionUnreadableError(row.id, row.integration_id);
+      void markUnreadable(this.#d, row, field, error);
+      throw new ConnectionNeedsReauthError(row.id, row.integration_id, unreadableReason);
     }
   }
 
@@ -300,9 +291,9 @@ export class TokenService {
       throw new ProviderMisconfiguredError(row.id);
     }
     if (row.refresh_token_sealed === null) {
-      // Nothing to refresh with. Usable until the API rejects it or it expires; then the user must reconnect.
-      const rejected = options.rejectedToken !== undefined;
-      if (!rejected && this.#notExpired(row)) {
+      // Nothing to refresh with. Usable until it expires; then the user must reconnect. An API's
+      // 401 before then proves nothing (a permission or path problem): it reaches the caller as is.
+      if (this.#notExpired(row)) {
         if (mode === 'scheduled')
           await this.#d.store.db
             .updateTable('connections')

@@ -46,6 +46,7 @@ export class Webhooks {
   readonly #fetch: OutboundFetch;
   readonly #clock: Clock;
   readonly #logger: Logger;
+  readonly #leaseMs: number;
 
   constructor(deps: {
     db: Kysely<Database>;
@@ -53,12 +54,15 @@ export class Webhooks {
     fetch: OutboundFetch;
     clock: Clock;
     logger: Logger;
+    /** How long a claimed delivery is ours; must exceed one POST's timeout (default 60 s). */
+    leaseMs?: number;
   }) {
     this.#db = deps.db;
     this.#sealer = deps.sealer;
     this.#fetch = deps.fetch;
     this.#clock = deps.clock;
     this.#logger = deps.logger;
+    this.#leaseMs = deps.leaseMs ?? 60_000;
   }
 
   /** Makes config webhooks into endpoint rows (id derived from the URL), sealing their secrets. */
@@ -151,35 +155,51 @@ export class Webhooks {
     }
   }
 
-  /** Delivers what is due (up to `limit`), each claimed by a compare-and-set lease. Returns how many were tried. */
+  /**
+   * Delivers what is due (up to `limit`), one at a time, each claimed by a compare-and-set lease
+   * taken when it is sent (a lease computed at the start of a slow batch would be born expired,
+   * and another instance would send the same delivery). Returns how many were tried.
+   */
   async deliverDue(limit = 20): Promise<number> {
-    const now = this.#clock.now();
     const due = await this.#db
       .selectFrom('webhook_deliveries')
-      .select(['id', 'attempts'])
+      .select(['id'])
       .where('status', '=', 'pending')
-      .where('next_attempt_at', '<=', now)
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .where('next_attempt_at', '<=', this.#clock.now())
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', this.#clock.now())]))
       .orderBy('next_attempt_at')
       .limit(limit)
       .execute();
     let tried = 0;
     for (const d of due) {
-      const claimed = await this.#db
-        .updateTable('webhook_deliveries')
-        .set({ lease_until: now + 60_000 })
-        .where('id', '=', d.id)
-        .where('status', '=', 'pending')
-        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-        .executeTakeFirst();
-      if (Number(claimed.numUpdatedRows) !== 1) continue;
+      const lease = await this.#claim(d.id);
+      if (lease === undefined) continue;
       tried++;
-      await this.#deliver(d.id);
+      await this.#deliver(d.id, lease);
     }
     return tried;
   }
 
-  async #deliver(id: string): Promise<void> {
+  /**
+   * Claims one delivery if it is still pending, due and unleased, as of now. Returns the lease's
+   * end, which also fences the outcome write: a later claim always ends later, so a worker whose
+   * lease ran out cannot overwrite the new holder's outcome.
+   */
+  async #claim(id: string): Promise<number | undefined> {
+    const now = this.#clock.now();
+    const leaseUntil = now + this.#leaseMs;
+    const claimed = await this.#db
+      .updateTable('webhook_deliveries')
+      .set({ lease_until: leaseUntil })
+      .where('id', '=', id)
+      .where('status', '=', 'pending')
+      .where('next_attempt_at', '<=', now)
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .executeTakeFirst();
+    return Number(claimed.numUpdatedRows) === 1 ? leaseUntil : undefined;
+  }
+
+  async #deliver(id: string, lease: number): Promise<void> {
     const row = await this.#db
       .selectFrom('webhook_deliveries')
       .innerJoin('webhook_endpoints', 'webhook_endpoints.id', 'webhook_deliveries.endpoint_id')
@@ -199,6 +219,7 @@ export class Webhooks {
         .updateTable('webhook_deliveries')
         .set({ status: 'failed', lease_until: null, next_attempt_at: null, last_error: 'endpoint_removed' })
         .where('id', '=', id)
+        .where('lease_until', '=', lease)
         .execute();
       return;
     }
@@ -242,6 +263,7 @@ export class Webhooks {
           delivered || attempts >= maxWebhookAttempts ? null : now + webhookBackoffMs(attempts),
       })
       .where('id', '=', id)
+      .where('lease_until', '=', lease)
       .execute();
     if (!delivered) this.#logger.warn({ delivery: id, attempts, status, error }, 'webhook delivery failed');
   }

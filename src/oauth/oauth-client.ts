@@ -43,6 +43,20 @@ export class AuthorizationResponseInvalidError extends Error {
   readonly code = 'authorization_response_invalid';
 }
 
+/**
+ * A valid sign-in by an account this client does not accept: a user of another organisation at a
+ * single-tenant Entra app. Not transient: signing in again with the same account cannot help.
+ */
+export class AccountNotAcceptedError extends Error {
+  readonly code = 'wrong_tenant';
+  constructor(
+    /** The organisation (tenant id) whose accounts are accepted. */
+    readonly acceptedTenant: string,
+  ) {
+    super(`the account belongs to another organisation than ${acceptedTenant}`);
+  }
+}
+
 export interface OAuthClientOptions {
   providerId: string;
   as: oauth.AuthorizationServer;
@@ -61,6 +75,11 @@ export interface OAuthClientOptions {
   scopeOnRefresh?: boolean;
   /** Maps validated ID token claims (or userinfo) to the account. */
   accountFromClaims: (claims: Record<string, unknown>) => AccountIdentity;
+  /**
+   * Refuses a sign-in whose validated ID token names an account this client does not accept,
+   * by throwing {@link AccountNotAcceptedError} (Entra single tenant: another tenant's user).
+   */
+  checkAccount?: (claims: Record<string, unknown>) => void;
   /**
    * For issuers whose ID tokens name a per-tenant issuer (Entra `organizations`/`common`):
    * the issuer expected for these (not yet validated) claims. Validation then checks it.
@@ -255,6 +274,7 @@ export class OAuthClient {
    */
   async #accountAfterExchange(result: oauth.TokenEndpointResponse): Promise<AccountIdentity> {
     const claims = this.#idTokenClaims(result);
+    if (claims !== undefined) this.#o.checkAccount?.(claims);
     const endpoint = this.#o.as.userinfo_endpoint;
     if (claims === undefined) {
       if (!this.#o.userinfoWithoutIdToken || endpoint === undefined) return {};

@@ -221,6 +221,8 @@ function buildContext(
     fetch: parts.fetch,
     clock: parts.clock,
     logger: parts.logger,
+    // A delivery's lease must outlive its POST, or another instance sends it again.
+    leaseMs: Math.max(60_000, config.outbound.timeoutMs * 3),
   });
   const notifications = new Notifications(parts.store.db, parts.clock);
   const metrics = createMetrics();
@@ -266,6 +268,7 @@ function buildContext(
       clients: providers,
       clock: parts.clock,
       logger: parts.logger,
+      leaseMs: Math.max(60_000, config.outbound.timeoutMs * 3),
     }),
     flow,
     config,

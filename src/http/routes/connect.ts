@@ -19,15 +19,23 @@ const integrationParams = z.strictObject({ integrationId: z.string().regex(/^[a-
 const connectQuery = z.object({ return_to: z.string().optional() });
 const connectForm = z.strictObject({ return_to: z.string().optional(), _csrf: z.string().optional() });
 
-/** Appends the outcome of a flow to the `return_to` path: `?outcome=connected&connection=<id>`. */
+/**
+ * Appends the outcome of a flow to the `return_to` path: `?outcome=connected&connection=<id>`;
+ * a failure the user can act on also names its reason and integration (`reason=wrong_tenant`).
+ */
 export function withOutcome(
   returnTo: string,
   outcome: Exclude<CompletedOutcome['outcome'], 'confirm'> | 'disconnected',
   connectionId?: string,
+  failure?: { reason: 'wrong_tenant'; integration: string },
 ): string {
   const url = new URL(returnTo, 'http://x');
   url.searchParams.set('outcome', outcome);
   if (connectionId !== undefined) url.searchParams.set('connection', connectionId);
+  if (failure !== undefined) {
+    url.searchParams.set('reason', failure.reason);
+    url.searchParams.set('integration', failure.integration);
+  }
   return `${url.pathname}${url.search}${url.hash}`;
 }
 
@@ -168,6 +176,9 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
           result.returnTo,
           result.outcome,
           'connectionId' in result ? result.connectionId : undefined,
+          result.outcome === 'failed' && result.reason === 'wrong_tenant'
+            ? { reason: 'wrong_tenant', integration: result.integrationId }
+            : undefined,
         ),
         302,
       );

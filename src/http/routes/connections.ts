@@ -40,6 +40,7 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: AppContext):
     revocations: ctx.revocations,
     logger: ctx.logger,
     cache: ctx.connectionCache,
+    clock: ctx.clock,
   };
 
   app.get('/api/v1/connections', async (request) => {

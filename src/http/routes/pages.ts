@@ -27,6 +27,31 @@ function flashFrom(request: FastifyRequest): PageOptions['flash'] {
     : undefined;
 }
 
+/**
+ * The flash for a sign-in refused because the account belongs to another organisation
+ * (`?outcome=failed&reason=wrong_tenant&integration=<id>`): names the organisation the
+ * integration accepts, from the provider's configuration (never from the query).
+ */
+async function wrongTenantFlash(ctx: AppContext, request: FastifyRequest): Promise<PageOptions['flash']> {
+  const q = request.query as Record<string, unknown>;
+  if (q.outcome !== 'failed' || q.reason !== 'wrong_tenant' || typeof q.integration !== 'string')
+    return undefined;
+  if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(q.integration)) return undefined;
+  const integration = await ctx.catalog.getIntegration(q.integration);
+  const provider = integration?.providerId
+    ? await ctx.catalog.getProvider(integration.providerId)
+    : undefined;
+  const tenant = provider?.settings.tenant;
+  if (integration === undefined || typeof tenant !== 'string') return undefined;
+  const params = provider?.settings.authorizationParams as Record<string, unknown> | undefined;
+  const domain = typeof params?.domain_hint === 'string' ? params.domain_hint : undefined;
+  const organisation = domain === undefined ? `with tenant id ${tenant}` : `${domain} (tenant id ${tenant})`;
+  return {
+    kind: 'error',
+    text: `${integration.name} accepts only accounts of the organisation ${organisation}. You signed in with an account of another organisation, so nothing was connected. Sign in with an account of that organisation to connect.`,
+  };
+}
+
 /** Sends a browser that is not signed in to where it can sign in. */
 export function signInRedirect(ctx: AppContext, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (ctx.config.auth.mode === 'dev') {
@@ -48,6 +73,13 @@ export function sendPage(reply: FastifyReply, body: string): FastifyReply {
   return reply.type('text/html; charset=utf-8').send(body);
 }
 
+/** Why a connection needs reconnecting, for its banner: fixed texts chosen by the stored reason. */
+function reauthText(reason: unknown): string {
+  return reason === 'unreadable'
+    ? 'the stored sign-in could not be read; reconnect to continue.'
+    : 'the provider no longer accepts its sign-in.';
+}
+
 /** `GET /`: the Integrations page. */
 export function registerPageRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get('/', async (request, reply) => {
@@ -64,11 +96,16 @@ export function registerPageRoutes(app: FastifyInstance, ctx: AppContext): void 
         id: n.id,
         type: n.type,
         connectionId: n.connectionId,
-        text: `${names.get(String(n.data.integration)) ?? 'A connection'} needs reconnecting: the provider no longer accepts its sign-in.`,
+        text: `${names.get(String(n.data.integration)) ?? 'A connection'} needs reconnecting: ${reauthText(n.data.reason)}`,
       }));
     return sendPage(
       reply,
-      integrationsPage({ identity, integrations, notifications, flash: flashFrom(request) }).value,
+      integrationsPage({
+        identity,
+        integrations,
+        notifications,
+        flash: (await wrongTenantFlash(ctx, request)) ?? flashFrom(request),
+      }).value,
     );
   });
 }

@@ -1,6 +1,6 @@
 import { buildClientAuth } from '../client-auth.js';
 import { ProviderError } from '../errors.js';
-import { OAuthClient } from '../oauth-client.js';
+import { AccountNotAcceptedError, OAuthClient } from '../oauth-client.js';
 import { isLoopbackHttpAllowed } from '../outbound.js';
 import type { ProviderFactory, ProviderSettings } from './types.js';
 
@@ -78,9 +78,14 @@ export const createEntraClient: ProviderFactory = async ({ provider, credentials
     issuerForClaims: (claims) => {
       const tid =
         typeof claims.tid === 'string' && tenantGuid.test(claims.tid) ? claims.tid.toLowerCase() : 'invalid';
-      // A single-tenant app accepts only its own tenant: any other tid gets an issuer no token can match.
-      if (singleTenant !== undefined && tid !== singleTenant) return 'urn:nunq:entra:foreign-tenant';
       return `${authority}/${tid}/v2.0`;
+    },
+    // A single-tenant app accepts only its own tenant's users. Checked on the validated ID token
+    // (its issuer matched its own tid), so a refusal names a sign-in Entra really made.
+    checkAccount: (claims) => {
+      if (singleTenant === undefined) return;
+      const tid = typeof claims.tid === 'string' ? claims.tid.toLowerCase() : undefined;
+      if (tid !== singleTenant) throw new AccountNotAcceptedError(singleTenant);
     },
     accountFromClaims: (claims) => {
       const str = (v: unknown) => (typeof v === 'string' && v.length > 0 ? v.slice(0, 320) : undefined);
