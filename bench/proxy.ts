@@ -23,7 +23,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { timingSafeEqual } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -522,9 +522,12 @@ async function profileOurs(
     await handle.stop();
     // The serving process is the busiest: its profile is the largest file.
     const profiles = readdirSync(dir).map((f) => join(dir, f));
-    const largest = profiles.sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
+    const largest = trimProfile(
+      profiles.sort((a, b) => statSync(b).size - statSync(a).size)[0]!,
+      seconds * 1e6,
+    );
     out(
-      `\n## CPU profile of ours (SQLite, ${o.users.length} connections) over its whole life, one ${seconds} s round included ` +
+      `\n## CPU profile of ours (SQLite, ${o.users.length} connections) over its last ${seconds} s round (start-up and shutdown cut off) ` +
         `(${Math.round(rps(r))} req/s, ${Math.round(perRequest(r, 'server'))} µs CPU per request while profiled)\n\n` +
         `${summarizeCpuProfile(largest, Number(option('top', '30')))}\n`,
     );
@@ -533,6 +536,34 @@ async function profileOurs(
     await handle.stop().catch(() => {});
     await database.drop();
   }
+}
+
+/**
+ * Keeps the samples of the last `windowUs` before the profile's end, less the shutdown's
+ * half second: the measured round, without start-up, warm-up and shutdown. Returns a new file.
+ */
+function trimProfile(file: string, windowUs: number): string {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as {
+    endTime: number;
+    startTime: number;
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const to = profile.endTime - 500_000;
+  const from = to - windowUs;
+  const samples: number[] = [];
+  const timeDeltas: number[] = [];
+  let t = profile.startTime;
+  profile.samples.forEach((sample, i) => {
+    t += profile.timeDeltas[i] ?? 0;
+    if (t >= from && t <= to) {
+      samples.push(sample);
+      timeDeltas.push(profile.timeDeltas[i] ?? 0);
+    }
+  });
+  const trimmed = `${file}.trimmed.cpuprofile`;
+  writeFileSync(trimmed, JSON.stringify({ ...profile, samples, timeDeltas }));
+  return trimmed;
 }
 
 /** The throughput/latency/CPU table and the per-cycle ratios of ours against the bare proxy. */
