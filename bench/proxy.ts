@@ -17,7 +17,9 @@
  *
  * Run: `node --import tsx bench/proxy.ts [--seconds 10] [--cycles 3] [--concurrency 64]
  *       [--warmup-seconds 2] [--connections 1] [--only sqlite|postgres] [--no-build]
- *       [--bare-flags ''] [--profile [--top 30]]`
+ *       [--bare-flags ''] [--ours-flags ''] [--profile [--top 30]]`
+ * `--ours-flags` starts ours with node flags (an experiment: a semi-space size given there
+ * stops the bin's own re-exec, e.g. `--ours-flags --max-semi-space-size=16` for V8's default).
  * `--profile` then runs ours (SQLite) once more under `node --cpu-prof` for one round and
  * prints its hot spots (the profile also holds start-up and shutdown).
  */
@@ -362,6 +364,10 @@ async function main(): Promise<void> {
   const warmupSeconds = numberOption('warmup-seconds', 2);
   const spread = numberOption('connections', 1);
   const only = option('only', '');
+  // Node flags for ours, for experiments only: a semi-space size here stops the bin's own re-exec.
+  const oursFlags = option('ours-flags', '')
+    .split(' ')
+    .filter((f) => f !== '');
   const bareFlags = option('bare-flags', '')
     .split(' ')
     .filter((f) => f !== '');
@@ -376,7 +382,8 @@ async function main(): Promise<void> {
       (spread === 1
         ? 'Ours: one connection (hot: its row read from the database once a second). '
         : `Ours: ${spread} connections of ${spread} users, requests spread over them in turn (cold row cache). `) +
-      'Ours is `node bin/nunq-connect.js serve --config FILE` (no node flags of ours; the bin sets its own), ' +
+      `Ours is \`node ${oursFlags.length === 0 ? '' : `${oursFlags.join(' ')} `}bin/nunq-connect.js serve --config FILE\`` +
+      `${oursFlags.length === 0 ? ' (no node flags of ours; the bin sets its own)' : ' (EXPERIMENT: node flags given)'}, ` +
       'logging at its default level into a pipe drained by `wc -lc`; the bare proxy runs with ' +
       `\`${bareFlags.join(' ') || 'no node flags'}\`. req/s and CPU per request are medians over rounds, ` +
       'p50/p99 over all requests; ratios are paired per cycle (median, min–max). ' +
@@ -402,7 +409,7 @@ async function main(): Promise<void> {
       const port = await freePort();
       const file = join(tmp, `nunq-${kind}.yaml`);
       writeFileSync(file, JSON.stringify(oursConfig(port, database.url, upstream, key)), { mode: 0o600 });
-      const handle = await startOurs(file, port);
+      const handle = await startOurs(file, port, oursFlags);
       const name = `ours (${kind === 'sqlite' ? 'SQLite' : 'PostgreSQL'})`;
       ours.push({ name, handle, database });
       const ids = await seedConnections(database.url, key, upstreamToken, users);
