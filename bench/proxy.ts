@@ -1,39 +1,45 @@
 /**
- * Proxy benchmark: `GET /api/v1/connections/:id/proxy/items` with a bearer JWT (ours: identity,
- * connection row through the 1 s row cache, token, guarded outbound agent, header filtering, an
- * access-log line; `--connections N` spreads requests over N users' connections) against bare
- * pass-through proxies with no auth and a fixed bearer header (node:http + undici, and Fastify +
- * undici), all forwarding to the same demo API; plus a diagnostic target, bare Fastify with our
- * guarded outbound agent (`--no-diagnostic` drops it). Every server runs in its own process; this
- * process is the load generator (undici Pool, fixed concurrency), running rounds interleaved over
- * the targets so each ratio is paired within a cycle.
+ * Proxy benchmark, as deployed: `GET /api/v1/connections/:id/proxy/items` with a bearer JWT on
+ * `nunq-connect serve` started by its bin (`node bin/nunq-connect.js serve --config FILE`, no
+ * node flags but those the bin sets itself, logging at its default level into a pipe that a
+ * separate reader process drains), against a bare pass-through proxy (node:http + an undici Pool,
+ * a fixed bearer header, no auth, no logging). Both forward to one static upstream that does no
+ * work (a constant-time compare of the bearer, a fixed JSON body). Every part is its own process:
+ * ours (and its log reader, `wc -lc`), the bare proxy, the upstream; this process is the load
+ * generator (undici Pool, fixed concurrency). Rounds alternate over the targets in rotating order
+ * so each ratio is paired within a cycle; CPU per request of every process comes from
+ * `/proc/<pid>/stat` deltas around each round.
+ *
+ * Ours runs on SQLite and on PostgreSQL, each on a fresh database; connections are seeded in the
+ * database with the service's own sealer (`--connections N`: N users with one connection each,
+ * requests spread over them in turn, so with N = 5000 nearly every request misses the 1 s row
+ * cache). The service is built first (`tsc -p tsconfig.build.json`, `--no-build` skips it).
  *
  * Run: `node --import tsx bench/proxy.ts [--seconds 10] [--cycles 3] [--concurrency 64]
- *       [--warmup-seconds 2] [--log-level info] [--no-diagnostic] [--profile] [--top 30]
- *       [--profile-target 'ours (SQLite)'] [--heap-profile] [--server-flags '--max-semi-space-size=32']`
- * `--profile` then runs one more round on one target (our SQLite service unless named) with the V8 sampling profiler on
- * (the same data as `--cpu-prof`, limited to that round) and prints its hot spots.
+ *       [--warmup-seconds 2] [--connections 1] [--only sqlite|postgres] [--no-build]
+ *       [--bare-flags ''] [--ours-flags ''] [--profile [--top 30]]`
+ * `--ours-flags` starts ours with node flags (an experiment: a semi-space size given there
+ * stops the bin's own re-exec, e.g. `--ours-flags --max-semi-space-size=16` for V8's default).
+ * `--profile` then runs ours (SQLite) once more under `node --cpu-prof` for one round and
+ * prints its hot spots (the profile also holds start-up and shutdown).
  */
-import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { timingSafeEqual } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream';
-import Fastify from 'fastify';
 import { type Dispatcher, Pool } from 'undici';
-import type { AppContext } from '../src/http/context.js';
+import { generateKey, Keyring, Sealer } from '../src/crypto/index.js';
 import { mintToken } from '../src/identity/jwt.js';
-import { createOutbound } from '../src/oauth/outbound.js';
-import type { DatabaseKind } from '../src/store/database.js';
-import { createTestDatabase } from '../test/support/databases.js';
-import { freePort, startTestService, testJwtSecret } from '../test/support/service.js';
+import { type DatabaseKind, openStore } from '../src/store/database.js';
+import { createTestDatabase, type TestDatabase } from '../test/support/databases.js';
+import { freePort } from '../test/support/service.js';
+import { processCpuUs, processTree, treeCpuUs } from './proc.js';
 import {
   type ChildHandle,
-  catalogFor,
-  connectThroughFlow,
-  discardingLogger,
   flag,
   forkChild,
   isMainModule,
@@ -45,189 +51,217 @@ import {
   out,
   percentile,
   serveParent,
-  serverNodeFlags,
   sleep,
-  startPeersProcess,
   summarizeCpuProfile,
 } from './support.js';
 
-/** The acceptance target: our throughput at least this fraction of the bare proxy's. */
-export const PROXY_TARGET_RATIO = 0.9;
+/** The acceptance targets: our throughput at least this fraction of the bare proxy's. */
+export const PROXY_TARGET_HOT = 0.9;
+export const PROXY_TARGET_COLD = 0.8;
 
 const thisFile = new URL(import.meta.url).pathname;
+const root = resolve(new URL('..', import.meta.url).pathname);
+const bin = join(root, 'bin', 'nunq-connect.js');
+const jwtSecret = 'bench-jwt-secret-0123456789abcdef-0123456789';
+/** What the static upstream answers, and what every target must pass on unchanged. */
+const itemsBody = JSON.stringify({
+  items: Array.from({ length: 5 }, (_, n) => ({ id: n + 1, name: `item ${n + 1}`, done: n % 2 === 0 })),
+});
 
 // ---------------------------------------------------------------------------------------------
-// Children: our service, and the two bare proxies.
+// Children: the static upstream and the bare proxy (forked, IPC only to start them).
 
-interface OursStart {
-  kind: DatabaseKind;
-  /** The service's log level (the default, info, logs two lines per request). */
-  logLevel: string;
-  port: number;
-  issuer: string;
-  apiUrl: string;
-}
-
-/** Our service on a fresh database of `kind`, as deployed: background loops on, logs to /dev/null. */
-function serveOurs(): void {
-  let running:
-    | {
-        close(): Promise<void>;
-        tokenOf(id: string): Promise<string>;
-        clone(id: string, users: string[]): Promise<string[]>;
-      }
-    | undefined;
+/** `GET /items` → the fixed body if the bearer is the expected one (constant-time), else 401. */
+function serveUpstream(): void {
   serveParent({
     async start(payload) {
-      const o = payload as OursStart;
-      const database = await createTestDatabase(o.kind);
-      const svc = await startTestService({
-        database,
-        port: o.port,
-        ...catalogFor({ issuer: o.issuer, apiUrl: o.apiUrl }),
-        serviceOptions: { logger: discardingLogger(o.logLevel) },
+      const expected = Buffer.from(`Bearer ${(payload as { token: string }).token}`);
+      const body = Buffer.from(itemsBody);
+      const server = createServer((req, res) => {
+        const given = Buffer.from(req.headers.authorization ?? '');
+        if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+          res.writeHead(401, { 'content-type': 'application/json', 'content-length': 2 }).end('{}');
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length }).end(body);
       });
-      running = {
-        async close() {
-          await svc.close();
-          await database.drop();
-        },
-        async tokenOf(id) {
-          return (await svc.service.ctx.tokens.getAccessToken(id)).value;
-        },
-        clone: (id, users) => cloneConnection(svc.service.ctx, id, users),
-      };
-      return { url: svc.url };
-    },
-    /** Copies of one connection for other users (same access token, sealed anew): the ids. */
-    async clone(payload) {
-      const { connectionId, users } = payload as { connectionId: string; users: string[] };
-      return running!.clone(connectionId, users);
-    },
-    /** The connection's current access token, for the bare proxies' fixed header. */
-    async token(payload) {
-      return running!.tokenOf((payload as { connectionId: string }).connectionId);
-    },
-    async close() {
-      await running?.close();
+      server.keepAliveTimeout = 120_000;
+      await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+      return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
     },
   });
 }
 
-/**
- * Gives each of `users` a connection of their own, copied from `connectionId`: the same access
- * token (valid for the demo API's hour), sealed anew for the new row; no refresh token and
- * nothing due, so nothing refreshes during the run. Only for spreading load over many rows.
- */
-async function cloneConnection(ctx: AppContext, connectionId: string, users: string[]): Promise<string[]> {
-  const row = await ctx.connections.findById(connectionId);
-  if (row === undefined) throw new Error(`no connection ${connectionId}`);
-  const access = ctx.sealer.open(row.access_token_sealed!, {
-    table: 'connections',
-    rowId: row.id,
-    field: 'access_token_sealed',
-  });
-  const ids: string[] = [];
-  for (let at = 0; at < users.length; at += 500) {
-    const rows = users.slice(at, at + 500).map((user) => {
-      const id = randomUUID();
-      ids.push(id);
-      return {
-        ...row,
-        id,
-        user_id: user,
-        access_token_sealed: ctx.sealer.seal(access, {
-          table: 'connections',
-          rowId: id,
-          field: 'access_token_sealed',
-        }),
-        refresh_token_sealed: null,
-        id_token_sealed: null,
-        next_refresh_at: null,
-      };
-    });
-    await ctx.store.db.insertInto('connections').values(rows).execute();
-  }
-  return ids;
-}
-
-interface BareStart {
-  upstream: string;
-  token: string;
-}
-
-/**
- * `GET /proxy/<path>` → `GET <upstream>/<path>` with a fixed bearer header; nothing else.
- * `fastify+outbound` is a diagnostic: bare Fastify, but with our transport (the SSRF-guarded
- * outbound agent, as the proxy route uses it), to tell transport cost from the rest.
- */
-function serveBare(framework: 'node:http' | 'fastify' | 'fastify+outbound'): void {
-  let close: (() => Promise<void>) | undefined;
+/** `GET /proxy/<path>` → `GET <upstream>/<path>` with a fixed bearer header; nothing else. */
+function serveBare(): void {
   serveParent({
     async start(payload) {
-      const o = payload as BareStart;
+      const o = payload as { upstream: string; token: string };
       const upstream = new Pool(o.upstream);
       const headers = { authorization: `Bearer ${o.token}` };
-      const forward = (url: string | undefined, method: string) =>
-        upstream.request({
-          path: (url ?? '/').replace(/^\/proxy/, '') || '/',
-          method: method as Dispatcher.HttpMethod,
-          headers,
-        });
-      // What a pass-through keeps of the answer: its type and, the body passing undecoded, its length.
-      const passed = (h: Dispatcher.ResponseData['headers']) => ({
-        'content-type': String(h['content-type'] ?? 'application/octet-stream'),
-        ...(h['content-length'] === undefined ? {} : { 'content-length': String(h['content-length']) }),
-        'cache-control': 'no-store',
-      });
-      if (framework === 'node:http') {
-        const server = createServer((req, res) => {
-          forward(req.url, req.method ?? 'GET').then(
+      const server = createServer((req, res) => {
+        upstream
+          .request({
+            path: (req.url ?? '/').replace(/^\/proxy/, '') || '/',
+            method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+            headers,
+          })
+          .then(
             (up) => {
-              res.writeHead(up.statusCode, passed(up.headers));
+              // What a pass-through keeps of the answer: its type and, the body passing undecoded, its length.
+              res.writeHead(up.statusCode, {
+                'content-type': String(up.headers['content-type'] ?? 'application/octet-stream'),
+                ...(up.headers['content-length'] === undefined
+                  ? {}
+                  : { 'content-length': String(up.headers['content-length']) }),
+                'cache-control': 'no-store',
+              });
               pipeline(up.body, res, () => {});
             },
             () => res.writeHead(502).end(),
           );
-        });
-        server.keepAliveTimeout = 120_000;
-        await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-        close = async () => {
-          server.closeAllConnections();
-          await new Promise((done) => server.close(done));
-          await upstream.close();
-        };
-        return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-      }
-      const app = Fastify({ logger: false });
-      if (framework === 'fastify+outbound') {
-        const outbound = createOutbound({ allow: ['127.0.0.0/8'], timeoutMs: 10_000 });
-        const origin = new URL(new URL(o.upstream).origin);
-        app.get('/proxy/*', async (request, reply) => {
-          const up = await outbound.request(
-            { origin, path: (request.raw.url ?? '/').replace(/^\/proxy/, '') || '/' },
-            { method: 'GET', headers: { ...headers } },
-          );
-          reply.code(up.statusCode).headers(passed(up.headers));
-          return reply.send(up.body);
-        });
-      } else
-        app.get('/proxy/*', async (request, reply) => {
-          const up = await forward(request.raw.url, 'GET');
-          reply.code(up.statusCode).headers(passed(up.headers));
-          return reply.send(up.body);
-        });
-      const url = await app.listen({ port: 0, host: '127.0.0.1' });
-      close = async () => {
-        await app.close();
-        await upstream.close();
-      };
-      return { url };
-    },
-    async close() {
-      await close?.();
+      });
+      server.keepAliveTimeout = 120_000;
+      await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+      return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
     },
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ours: the bin as a user runs it, its stdout piped into a reader process.
+
+interface Ours {
+  /** The bin's process and what it started (the re-executed server), for CPU accounting. */
+  pids: number[];
+  readerPid: number;
+  url: string;
+  /** Stops the service (SIGTERM) and returns what the reader counted: lines and bytes of log. */
+  stop(): Promise<{ lines: number; bytes: number; code: number | null }>;
+}
+
+/** Starts `node bin/nunq-connect.js serve --config <file>` with the default log level. */
+async function startOurs(configFile: string, port: number, nodeFlags: string[] = []): Promise<Ours> {
+  const env: Record<string, string | undefined> = { ...process.env };
+  // As a user runs it: no inherited loader or level, the port from the config.
+  delete env.NODE_OPTIONS;
+  delete env.LOG_LEVEL;
+  delete env.PORT;
+  delete env.NUNQ_CONFIG;
+  const service = spawn(process.execPath, [...nodeFlags, bin, 'serve', '--config', configFile], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const reader = spawn('wc', ['-lc'], { stdio: [service.stdout!, 'pipe', 'inherit'] });
+  let counted = '';
+  reader.stdout!.on('data', (d: Buffer) => {
+    counted += String(d);
+  });
+  const readerDone = new Promise<void>((done) => reader.once('exit', () => done()));
+  const serviceDone = new Promise<number | null>((done) => service.once('exit', (code) => done(code)));
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (service.exitCode !== null) throw new Error(`serve exited with ${service.exitCode}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break;
+    } catch {}
+    if (i > 300) throw new Error('serve did not come up in 30 s');
+    await sleep(100);
+  }
+  return {
+    pids: processTree(service.pid!),
+    readerPid: reader.pid!,
+    url,
+    async stop() {
+      service.kill('SIGTERM');
+      const timer = setTimeout(() => service.kill('SIGKILL'), 15_000);
+      const code = await serviceDone;
+      clearTimeout(timer);
+      await readerDone;
+      const [lines, bytes] = counted.trim().split(/\s+/).map(Number);
+      return { lines: lines ?? 0, bytes: bytes ?? 0, code };
+    },
+  };
+}
+
+/** The service's config for one database: a static OAuth 2 provider whose API is the upstream. */
+function oursConfig(port: number, databaseUrl: string, upstream: string, key: string): unknown {
+  return {
+    server: { host: '127.0.0.1', port, publicUrl: `http://127.0.0.1:${port}` },
+    database: { url: databaseUrl },
+    encryption: { activeKey: 'k1', keys: [{ id: 'k1', key }] },
+    auth: { mode: 'jwt', jwt: { secret: jwtSecret } },
+    outbound: { allow: ['127.0.0.0/8'] },
+    providers: [
+      {
+        id: 'static',
+        type: 'oauth2',
+        clientId: 'nunq',
+        clientSecret: 'bench-client-secret-0123456789',
+        authorizationEndpoint: `${upstream}/authorize`,
+        tokenEndpoint: `${upstream}/token`,
+      },
+    ],
+    integrations: [{ id: 'items', name: 'Items', provider: 'static', api: { baseUrl: upstream } }],
+  };
+}
+
+/**
+ * Inserts a connection per user for `items`, sealed with the service's own `Sealer` under the
+ * config's key: the upstream's access token, valid for a day, no refresh token, nothing due.
+ * Returns the connection ids in the order of `users`.
+ */
+async function seedConnections(
+  databaseUrl: string,
+  key: string,
+  token: string,
+  users: string[],
+): Promise<string[]> {
+  const sealer = new Sealer(Keyring.fromConfig({ activeKeyId: 'k1', keys: [{ id: 'k1', key }] }));
+  const store = openStore(databaseUrl);
+  const now = Date.now();
+  const ids: string[] = [];
+  try {
+    for (let at = 0; at < users.length; at += 500) {
+      const rows = users.slice(at, at + 500).map((user) => {
+        const id = crypto.randomUUID();
+        ids.push(id);
+        return {
+          id,
+          user_id: user,
+          integration_id: 'items',
+          status: 'active' as const,
+          status_reason: null,
+          account_id: `account-${user}`,
+          account_name: user,
+          account_email: null,
+          scopes: '[]',
+          access_token_sealed: sealer.seal(token, {
+            table: 'connections',
+            rowId: id,
+            field: 'access_token_sealed',
+          }),
+          refresh_token_sealed: null,
+          id_token_sealed: null,
+          token_type: 'Bearer',
+          access_token_expires_at: now + 24 * 3600_000,
+          last_refreshed_at: null,
+          next_refresh_at: null,
+          refresh_failures: 0,
+          lease_owner: null,
+          lease_until: null,
+          version: 1,
+          created_at: now,
+          updated_at: now,
+        };
+      });
+      await store.db.insertInto('connections').values(rows).execute();
+    }
+  } finally {
+    await store.close();
+  }
+  return ids;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -235,26 +269,40 @@ function serveBare(framework: 'node:http' | 'fastify' | 'fastify+outbound'): voi
 
 interface Target {
   name: string;
-  /** The server's process, asked for its CPU time around each round. */
-  child: ChildHandle;
-  origin: string;
-  /** What each request asks for, taken in turn (ours: one per connection and user). */
+  /** Processes whose CPU counts as the server's (ours: the bin and its re-executed server). */
+  serverPids: number[];
+  /** The log reader (ours only). */
+  readerPid?: number;
   requests: Array<{ path: string; headers: Record<string, string> }>;
   pool: Pool;
+  /** Requests sent so far (warm-up included), to compare with the log lines read. */
+  sent: number;
 }
 
 interface RoundResult {
-  /** CPU time the server process spent during the round (µs, user + system). */
-  serverCpuUs: number;
   ok: number;
   errors: number;
   elapsedMs: number;
   latencies: Float64Array;
+  /** CPU µs during the round: the server, its log reader, the upstream, this load generator. */
+  cpu: { server: number; reader: number; upstream: number; loadgen: number };
 }
 
-/** `concurrency` loops, each one request in flight at a time, for `ms`. */
-async function runRound(target: Target, concurrency: number, ms: number): Promise<RoundResult> {
-  const cpuBefore = await target.child.call<number>('cpu');
+/** `concurrency` loops, each one request in flight at a time, for `ms` or `count` requests. */
+async function runRound(
+  target: Target,
+  upstreamPid: number,
+  concurrency: number,
+  ms: number,
+  count = Number.POSITIVE_INFINITY,
+): Promise<RoundResult> {
+  const sample = () => ({
+    server: treeCpuUs(target.serverPids),
+    reader: target.readerPid === undefined ? 0 : processCpuUs(target.readerPid),
+    upstream: processCpuUs(upstreamPid),
+    loadgen: processCpuUs(process.pid),
+  });
+  const before = sample();
   const latencies: number[] = [];
   let errors = 0;
   let next = 0;
@@ -262,7 +310,7 @@ async function runRound(target: Target, concurrency: number, ms: number): Promis
   const deadline = started + ms;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (performance.now() < deadline) {
+      while (performance.now() < deadline && next < count) {
         const t0 = performance.now();
         try {
           const { path, headers } = target.requests[next++ % target.requests.length]!;
@@ -277,40 +325,36 @@ async function runRound(target: Target, concurrency: number, ms: number): Promis
     }),
   );
   const elapsedMs = performance.now() - started;
+  const after = sample();
+  target.sent += latencies.length + errors;
   return {
-    serverCpuUs: (await target.child.call<number>('cpu')) - cpuBefore,
     ok: latencies.length,
     errors,
     elapsedMs,
     latencies: Float64Array.from(latencies),
+    cpu: {
+      server: after.server - before.server,
+      reader: after.reader - before.reader,
+      upstream: after.upstream - before.upstream,
+      loadgen: after.loadgen - before.loadgen,
+    },
   };
 }
 
 const rps = (r: RoundResult) => r.ok / (r.elapsedMs / 1000);
-/** Server CPU per request (µs): unlike req/s, hardly moved by what else the machine runs. */
-const cpuPerRequest = (r: RoundResult) => r.serverCpuUs / Math.max(1, r.ok + r.errors);
+const perRequest = (r: RoundResult, part: keyof RoundResult['cpu']) =>
+  r.cpu[part] / Math.max(1, r.ok + r.errors);
 
-function summarize(rounds: RoundResult[]): {
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-  cpuUs: number;
-} {
-  const all = new Float64Array(rounds.reduce((n, r) => n + r.latencies.length, 0));
-  let at = 0;
-  for (const r of rounds) {
-    all.set(r.latencies, at);
-    at += r.latencies.length;
-  }
-  all.sort();
-  return {
-    rps: median(rounds.map(rps)),
-    p50: percentile(all, 50),
-    p99: percentile(all, 99),
-    errors: rounds.reduce((n, r) => n + r.errors, 0),
-    cpuUs: median(rounds.map(cpuPerRequest)),
-  };
+/** Builds the service once, so the bin runs what the sources say (`dist/`). */
+function build(): void {
+  execFileSync(
+    process.execPath,
+    [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+    {
+      cwd: root,
+      stdio: 'inherit',
+    },
+  );
 }
 
 async function main(): Promise<void> {
@@ -318,198 +362,285 @@ async function main(): Promise<void> {
   const cycles = numberOption('cycles', 3);
   const concurrency = numberOption('concurrency', 64);
   const warmupSeconds = numberOption('warmup-seconds', 2);
-  const logLevel = option('log-level', 'info');
   const spread = numberOption('connections', 1);
-  const serverFlags = option('server-flags', serverNodeFlags.join(' '))
+  const only = option('only', '');
+  // Node flags for ours, for experiments only: a semi-space size here stops the bin's own re-exec.
+  const oursFlags = option('ours-flags', '')
     .split(' ')
     .filter((f) => f !== '');
-  out(`# Proxy benchmark\n\n${machineLine()}\n`);
+  const bareFlags = option('bare-flags', '')
+    .split(' ')
+    .filter((f) => f !== '');
+  const kinds = (['sqlite', 'postgres'] as DatabaseKind[]).filter((k) => only === '' || k === only);
+  const target = spread >= 1000 ? PROXY_TARGET_COLD : PROXY_TARGET_HOT;
+  if (!flag('no-build')) build();
+
+  out(`# Proxy benchmark (as deployed)\n\n${machineLine()}, ${new Date().toISOString().slice(0, 10)}\n\n`);
   out(
     `${concurrency} requests in flight (undici Pool, ${concurrency} connections), ${seconds} s per round, ` +
       `${cycles} cycles over the targets in rotating order, after a ${warmupSeconds} s warm-up each. ` +
       (spread === 1
-        ? 'Ours: one connection, so its row is read from the database once a second (the row cache). '
-        : `Ours: ${spread} connections of ${spread} users, requests spread over them in turn, so most ` +
-          'rows are read from the database (the row cache keeps a row 1 s). ') +
-      'req/s and server CPU per request are medians over rounds, p50/p99 over all requests; ratios are ' +
-      `paired per cycle (median, min–max over cycles). Target: req/s ours/bare ≥ ${PROXY_TARGET_RATIO}×. ` +
-      `Our service logs at ${logLevel} to /dev/null (asynchronously, as pino writes to stdout by default). Every server runs ` +
-      `with \`${serverFlags.join(' ') || '(no flags)'}\`${serverFlags.join(' ') === serverNodeFlags.join(' ') ? ', as `npm start` runs the service' : ''}.\n`,
+        ? 'Ours: one connection (hot: its row read from the database once a second). '
+        : `Ours: ${spread} connections of ${spread} users, requests spread over them in turn (cold row cache). `) +
+      `Ours is \`node ${oursFlags.length === 0 ? '' : `${oursFlags.join(' ')} `}bin/nunq-connect.js serve --config FILE\`` +
+      `${oursFlags.length === 0 ? ' (no node flags of ours; the bin sets its own)' : ' (EXPERIMENT: node flags given)'}, ` +
+      'logging at its default level into a pipe drained by `wc -lc`; the bare proxy runs with ' +
+      `\`${bareFlags.join(' ') || 'no node flags'}\`. req/s and CPU per request are medians over rounds, ` +
+      'p50/p99 over all requests; ratios are paired per cycle (median, min–max). ' +
+      `Target: req/s ours/bare ≥ ${target}×.\n`,
   );
 
-  const kinds: DatabaseKind[] = ['sqlite', 'postgres'];
-  const ports = await Promise.all(kinds.map(() => freePort()));
-  const peers = await startPeersProcess({
-    redirectUris: ports.map((p) => `http://127.0.0.1:${p}/oauth/callback`),
-  });
+  const tmp = mkdtempSync(join(tmpdir(), 'nunq-bench-proxy-'));
   const children: ChildHandle[] = [];
   const pools: Pool[] = [];
+  const ours: Array<{ name: string; handle: Ours; database: TestDatabase }> = [];
   try {
-    const jwt = await mintToken(testJwtSecret, { sub: 'bench-user' }, { expiresIn: '2h' });
-    // --connections N: N users with a connection each, requests spread over them in turn.
-    const spreadUsers = Array.from({ length: spread - 1 }, (_, n) => `bench-user-${n + 2}`);
-    const spreadJwts = await Promise.all(
-      spreadUsers.map((sub) => mintToken(testJwtSecret, { sub }, { expiresIn: '2h' })),
-    );
+    const upstreamToken = `static-${crypto.randomUUID()}`;
+    const upstreamChild = forkChild(thisFile, ['--role', 'upstream']);
+    children.push(upstreamChild);
+    const { url: upstream } = await upstreamChild.call<{ url: string }>('start', { token: upstreamToken });
+    const users = Array.from({ length: spread }, (_, n) => `bench-user-${n + 1}`);
+    const jwts = await Promise.all(users.map((sub) => mintToken(jwtSecret, { sub }, { expiresIn: '4h' })));
+
     const targets: Target[] = [];
-    let bareToken = '';
-    for (const [i, kind] of kinds.entries()) {
-      const child = forkChild(thisFile, ['--role', 'ours'], [...process.execArgv, ...serverFlags]);
-      children.push(child);
-      const start: OursStart = {
-        kind,
-        logLevel,
-        port: ports[i]!,
-        issuer: peers.issuer,
-        apiUrl: peers.apiUrl,
-      };
-      const { url } = await child.call<{ url: string }>('start', start);
-      const connectionId = await connectThroughFlow(url, jwt, `bench-${kind}`);
-      if (bareToken === '') bareToken = await child.call<string>('token', { connectionId });
-      const clones = await child.call<string[]>('clone', { connectionId, users: spreadUsers });
-      const requests = [
-        {
-          path: `/api/v1/connections/${connectionId}/proxy/items`,
-          headers: { authorization: `Bearer ${jwt}` },
-        },
-        ...clones.map((id, n) => ({
+    const key = generateKey();
+    for (const kind of kinds) {
+      const database = await createTestDatabase(kind);
+      const port = await freePort();
+      const file = join(tmp, `nunq-${kind}.yaml`);
+      writeFileSync(file, JSON.stringify(oursConfig(port, database.url, upstream, key)), { mode: 0o600 });
+      const handle = await startOurs(file, port, oursFlags);
+      const name = `ours (${kind === 'sqlite' ? 'SQLite' : 'PostgreSQL'})`;
+      ours.push({ name, handle, database });
+      const ids = await seedConnections(database.url, key, upstreamToken, users);
+      targets.push({
+        name,
+        serverPids: handle.pids,
+        readerPid: handle.readerPid,
+        requests: ids.map((id, n) => ({
           path: `/api/v1/connections/${id}/proxy/items`,
-          headers: { authorization: `Bearer ${spreadJwts[n]!}` },
+          headers: { authorization: `Bearer ${jwts[n]!}` },
         })),
-      ];
-      targets.push({
-        name: `ours (${kind === 'sqlite' ? 'SQLite' : 'PostgreSQL'})`,
-        child,
-        origin: url,
-        requests,
-        pool: new Pool(url, { connections: concurrency }),
+        pool: new Pool(handle.url, { connections: concurrency }),
+        sent: 0,
       });
     }
-    const bares = [
-      { role: 'bare-http', name: 'bare node:http' },
-      { role: 'bare-fastify', name: 'bare Fastify' },
-      ...(flag('no-diagnostic')
-        ? []
-        : [{ role: 'bare-fastify-outbound', name: 'diag: bare Fastify + our outbound agent' }]),
-    ];
-    for (const bare of bares) {
-      const child = forkChild(thisFile, ['--role', bare.role], [...process.execArgv, ...serverFlags]);
-      children.push(child);
-      const { url } = await child.call<{ url: string }>('start', {
-        upstream: peers.apiUrl,
-        token: bareToken,
-      });
-      targets.push({
-        name: bare.name,
-        child,
-        origin: url,
-        requests: [{ path: '/proxy/items', headers: {} }],
-        pool: new Pool(url, { connections: concurrency }),
-      });
-    }
-    targets.sort((a, b) => a.name.localeCompare(b.name));
+    const bareChild = forkChild(thisFile, ['--role', 'bare'], [...process.execArgv, ...bareFlags]);
+    children.push(bareChild);
+    const { url: bareUrl } = await bareChild.call<{ url: string }>('start', {
+      upstream,
+      token: upstreamToken,
+    });
+    targets.push({
+      name: 'bare node:http',
+      serverPids: [bareChild.pid],
+      requests: [{ path: '/proxy/items', headers: {} }],
+      pool: new Pool(bareUrl, { connections: concurrency }),
+      sent: 0,
+    });
     pools.push(...targets.map((t) => t.pool));
 
     // Same answer everywhere, or the comparison means nothing.
-    const bodies = await Promise.all(
-      targets.map(async (t) => {
-        const r = await t.pool.request({ ...t.requests.at(-1)!, method: 'GET' });
-        const text = await r.body.text();
-        if (r.statusCode !== 200) throw new Error(`${t.name}: HTTP ${r.statusCode} ${text.slice(0, 200)}`);
-        return text;
-      }),
-    );
-    if (new Set(bodies).size !== 1) throw new Error('the targets answer differently');
+    for (const t of targets) {
+      const r = await t.pool.request({ ...t.requests.at(-1)!, method: 'GET' });
+      const text = await r.body.text();
+      if (r.statusCode !== 200 || text !== itemsBody) {
+        throw new Error(`${t.name}: HTTP ${r.statusCode} ${text.slice(0, 200)}`);
+      }
+      t.sent++;
+    }
 
-    for (const t of targets) await runRound(t, concurrency, warmupSeconds * 1000);
+    // Warm-up: every request once (each user's JWT verified, as a platform's repeated token would
+    // be), then a few seconds; the rows stay cold, as the row cache keeps them only 1 s.
+    for (const t of targets) {
+      await runRound(t, upstreamChild.pid, concurrency, 600_000, t.requests.length);
+      await runRound(t, upstreamChild.pid, concurrency, warmupSeconds * 1000);
+    }
     const rounds = new Map(targets.map((t) => [t.name, [] as RoundResult[]]));
     for (let cycle = 0; cycle < cycles; cycle++) {
       const order = targets.map((_, i) => targets[(i + cycle) % targets.length]!);
       for (const t of order) {
-        rounds.get(t.name)!.push(await runRound(t, concurrency, seconds * 1000));
+        rounds.get(t.name)!.push(await runRound(t, upstreamChild.pid, concurrency, seconds * 1000));
         await sleep(200);
       }
     }
-    const api = await peers.counters();
-    if (api.apiUnauthorized > 0) out(`⚠ the demo API answered 401 ${api.apiUnauthorized} times\n`);
-    out(`\n${resultTables(targets, rounds)}\n`);
+    out(`\n${resultTables(targets, rounds, target)}\n\n`);
 
-    if (flag('heap-profile')) {
-      const wanted = option('profile-target', 'ours (SQLite)');
-      const target = targets.find((t) => t.name === wanted)!;
-      await target.child.call('heap-start');
-      const r = await runRound(target, concurrency, seconds * 1000);
-      await target.child.call('heap-stop', { file: '/tmp/heap.heapprofile' });
-      out(`heap profile of ${wanted}: ${r.ok} requests, /tmp/heap.heapprofile\n`);
+    for (const o of ours.splice(0)) {
+      const t = targets.find((x) => x.name === o.name)!;
+      const read = await o.handle.stop();
+      await o.database.drop();
+      out(
+        `${o.name}: the reader read ${read.lines} log lines (${(read.bytes / Math.max(1, read.lines)).toFixed(0)} ` +
+          `bytes each) for ${t.sent} requests; serve exited with ${read.code}.\n`,
+      );
     }
     if (flag('profile')) {
-      const wanted = option('profile-target', 'ours (SQLite)');
-      const target = targets.find((t) => t.name === wanted);
-      if (target === undefined) throw new Error(`--profile-target: no target named ${wanted}`);
-      const dir = mkdtempSync(join(tmpdir(), 'nunq-prof-'));
-      try {
-        await target.child.call('profile-start');
-        const r = await runRound(target, concurrency, seconds * 1000);
-        const file = await target.child.call<string>('profile-stop', { file: join(dir, 'ours.cpuprofile') });
-        out(
-          `\n## CPU profile of ${target.name} over one ${seconds} s round ` +
-            `(${Math.round(rps(r))} req/s, ${Math.round(cpuPerRequest(r))} µs CPU per request while profiled)\n\n`,
-        );
-        out(`${summarizeCpuProfile(file, Number(option('top', '30')))}\n`);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
+      await profileOurs(tmp, upstream, upstreamChild.pid, upstreamToken, {
+        concurrency,
+        seconds,
+        users,
+        jwts,
+      });
     }
   } finally {
-    for (const pool of pools) await pool.close();
+    for (const pool of pools) await pool.close().catch(() => {});
+    for (const o of ours) {
+      await o.handle.stop().catch(() => {});
+      await o.database.drop().catch(() => {});
+    }
     for (const child of children) await child.close();
-    await peers.close();
+    rmSync(tmp, { recursive: true, force: true });
   }
 }
 
-/** The throughput/latency table and the per-cycle ratios of ours against each bare proxy. */
-function resultTables(targets: Target[], rounds: Map<string, RoundResult[]>): string {
-  const paired = (ours: string, bare: string, f: (r: RoundResult) => number) => {
-    const rs = rounds.get(ours)!.map((r, i) => f(r) / f(rounds.get(bare)![i]!));
-    return `${median(rs).toFixed(2)}× (${Math.min(...rs).toFixed(2)}–${Math.max(...rs).toFixed(2)})`;
+/** One round on ours (SQLite, the run's connections) with every node process under `--cpu-prof`. */
+async function profileOurs(
+  tmp: string,
+  upstream: string,
+  upstreamPid: number,
+  token: string,
+  o: { concurrency: number; seconds: number; users: string[]; jwts: string[] },
+): Promise<void> {
+  const { concurrency, seconds } = o;
+  const dir = join(tmp, 'profiles');
+  const database = await createTestDatabase('sqlite');
+  const key = generateKey();
+  const port = await freePort();
+  const file = join(tmp, 'nunq-profile.yaml');
+  writeFileSync(file, JSON.stringify(oursConfig(port, database.url, upstream, key)), { mode: 0o600 });
+  const handle = await startOurs(file, port, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+  const pool = new Pool(handle.url, { connections: concurrency });
+  try {
+    const ids = await seedConnections(database.url, key, token, o.users);
+    const t: Target = {
+      name: 'ours (SQLite, profiled)',
+      serverPids: handle.pids,
+      requests: ids.map((id, n) => ({
+        path: `/api/v1/connections/${id}/proxy/items`,
+        headers: { authorization: `Bearer ${o.jwts[n]!}` },
+      })),
+      pool,
+      sent: 0,
+    };
+    await runRound(t, upstreamPid, concurrency, 600_000, t.requests.length);
+    await runRound(t, upstreamPid, concurrency, 2000);
+    const r = await runRound(t, upstreamPid, concurrency, seconds * 1000);
+    await handle.stop();
+    // The serving process is the busiest: its profile is the largest file.
+    const profiles = readdirSync(dir).map((f) => join(dir, f));
+    const largest = trimProfile(
+      profiles.sort((a, b) => statSync(b).size - statSync(a).size)[0]!,
+      seconds * 1e6,
+    );
+    out(
+      `\n## CPU profile of ours (SQLite, ${o.users.length} connections) over its last ${seconds} s round (start-up and shutdown cut off) ` +
+        `(${Math.round(rps(r))} req/s, ${Math.round(perRequest(r, 'server'))} µs CPU per request while profiled)\n\n` +
+        `${summarizeCpuProfile(largest, Number(option('top', '30')))}\n`,
+    );
+  } finally {
+    await pool.close();
+    await handle.stop().catch(() => {});
+    await database.drop();
+  }
+}
+
+/**
+ * Keeps the samples of the last `windowUs` before the profile's end, less the shutdown's
+ * half second: the measured round, without start-up, warm-up and shutdown. Returns a new file.
+ */
+function trimProfile(file: string, windowUs: number): string {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as {
+    endTime: number;
+    startTime: number;
+    samples: number[];
+    timeDeltas: number[];
   };
-  const summaries = new Map(targets.map((t) => [t.name, summarize(rounds.get(t.name)!)]));
+  const to = profile.endTime - 500_000;
+  const from = to - windowUs;
+  const samples: number[] = [];
+  const timeDeltas: number[] = [];
+  let t = profile.startTime;
+  profile.samples.forEach((sample, i) => {
+    t += profile.timeDeltas[i] ?? 0;
+    if (t >= from && t <= to) {
+      samples.push(sample);
+      timeDeltas.push(profile.timeDeltas[i] ?? 0);
+    }
+  });
+  const trimmed = `${file}.trimmed.cpuprofile`;
+  writeFileSync(trimmed, JSON.stringify({ ...profile, samples, timeDeltas }));
+  return trimmed;
+}
+
+/** The throughput/latency/CPU table and the per-cycle ratios of ours against the bare proxy. */
+function resultTables(targets: Target[], rounds: Map<string, RoundResult[]>, target: number): string {
+  const bare = rounds.get('bare node:http')!;
   const main = markdownTable(
-    ['target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'server CPU µs/request'],
+    [
+      'target',
+      'req/s',
+      'p50 ms',
+      'p99 ms',
+      'errors',
+      'server CPU µs/req',
+      'log reader µs/req',
+      'upstream µs/req',
+      'load generator µs/req',
+    ],
     targets.map((t) => {
-      const s = summaries.get(t.name)!;
-      return [t.name, Math.round(s.rps), s.p50.toFixed(1), s.p99.toFixed(1), s.errors, Math.round(s.cpuUs)];
-    }),
-    'lrrrrr',
-  );
-  const compared = targets.filter((t) => !t.name.startsWith('bare'));
-  const ratioRows = compared.flatMap((t) =>
-    (t.name.startsWith('diag') ? ['bare Fastify'] : ['bare node:http', 'bare Fastify']).map((bare) => {
-      const s = summaries.get(t.name)!;
-      const b = summaries.get(bare)!;
-      const rpsRatio = rounds.get(t.name)!.map((r, i) => rps(r) / rps(rounds.get(bare)![i]!));
+      const rs = rounds.get(t.name)!;
+      const all = Float64Array.from(rs.flatMap((r) => [...r.latencies])).sort();
+      const cpu = (part: keyof RoundResult['cpu']) => Math.round(median(rs.map((r) => perRequest(r, part))));
       return [
-        `${t.name} / ${bare}`,
-        `${paired(t.name, bare, rps)}${t.name.startsWith('ours') && median(rpsRatio) < PROXY_TARGET_RATIO ? ' ⚠' : ''}`,
-        `${(s.p50 / b.p50).toFixed(2)}×`,
-        `${(s.p99 / b.p99).toFixed(2)}×`,
-        paired(t.name, bare, cpuPerRequest),
+        t.name,
+        Math.round(median(rs.map(rps))),
+        percentile(all, 50).toFixed(1),
+        percentile(all, 99).toFixed(1),
+        rs.reduce((n, r) => n + r.errors, 0),
+        cpu('server'),
+        t.readerPid === undefined ? '–' : cpu('reader'),
+        cpu('upstream'),
+        cpu('loadgen'),
       ];
     }),
+    'lrrrrrrrr',
   );
+  const paired = (rs: RoundResult[], f: (r: RoundResult) => number) => {
+    const ratios = rs.map((r, i) => f(r) / f(bare[i]!));
+    return {
+      median: median(ratios),
+      text: `${median(ratios).toFixed(2)}× (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`,
+    };
+  };
+  const ratioRows = targets
+    .filter((t) => t.name.startsWith('ours'))
+    .map((t) => {
+      const rs = rounds.get(t.name)!;
+      const throughput = paired(rs, rps);
+      return [
+        `${t.name} / bare node:http`,
+        `${throughput.text}${throughput.median < target ? ' ⚠' : ''}`,
+        paired(rs, (r) => perRequest(r, 'server')).text,
+        paired(rs, (r) => perRequest(r, 'server') + perRequest(r, 'reader')).text,
+      ];
+    });
   const ratios = markdownTable(
-    ['ratio', 'req/s (target ≥ 0.90×)', 'p50', 'p99', 'server CPU per request'],
+    [
+      'ratio',
+      `req/s (target ≥ ${target.toFixed(2)}×)`,
+      'server CPU per request',
+      'server + log reader CPU per request',
+    ],
     ratioRows,
-    'lrrrr',
+    'lrrr',
   );
   return `${main}\n\n${ratios}`;
 }
 
 if (isMainModule(import.meta.url)) {
   const role = option('role', '');
-  if (role === 'ours') serveOurs();
-  else if (role === 'bare-http') serveBare('node:http');
-  else if (role === 'bare-fastify') serveBare('fastify');
-  else if (role === 'bare-fastify-outbound') serveBare('fastify+outbound');
+  if (role === 'upstream') serveUpstream();
+  else if (role === 'bare') serveBare();
   else await main();
 }

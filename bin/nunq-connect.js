@@ -1,4 +1,13 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/main.js';
+// `serve` needs V8 flags that only take effect at start-up: node is re-executed with them (see
+// src/cli/node-flags.ts); every other command runs here.
+import { fileURLToPath } from 'node:url';
+import { needsRelaunch, relaunchWithFlags } from '../dist/cli/node-flags.js';
 
-process.exitCode = await main(process.argv.slice(2));
+const argv = process.argv.slice(2);
+if (needsRelaunch(argv, process.execArgv, process.env)) {
+  await relaunchWithFlags(fileURLToPath(import.meta.url), argv);
+} else {
+  const { main } = await import('../dist/cli/main.js');
+  process.exitCode = await main(argv);
+}

@@ -29,7 +29,10 @@ export interface Io {
   err(text: string): void;
   env: Record<string, string | undefined>;
   cwd: string;
+  /** Whether stderr is a terminal (progress bars, plain messages). */
   isTTY: boolean;
+  /** Whether stdout is a terminal: `serve` logs pretty there, JSON lines otherwise. */
+  stdoutIsTTY?: boolean;
 }
 
 const processIo: Io = {
@@ -38,6 +41,7 @@ const processIo: Io = {
   env: process.env,
   cwd: process.cwd(),
   isTTY: process.stderr.isTTY === true,
+  stdoutIsTTY: process.stdout.isTTY === true,
 };
 
 /** Runs the CLI; returns the exit code. Known failures print one clear message, never a stack trace. */
