@@ -2,6 +2,8 @@ import type { ConnectionRow } from '../store/types.js';
 
 /** How long a read connection row serves the hot path before it is read again. */
 export const defaultConnectionCacheMs = 1_000;
+/** How long a row serves while the change feed reports every change (it is polled every 250 ms). */
+export const defaultFollowedCacheMs = 5 * 60_000;
 
 export interface ConnectionCacheOptions {
   /** Reads one row by id (whoever owns it); the cache checks the owner itself. */
@@ -11,6 +13,15 @@ export interface ConnectionCacheOptions {
   maxEntries?: number;
   /** Monotonic milliseconds; real time even under a test clock, since staleness is real time. */
   now?: () => number;
+  /**
+   * The change feed that evicts rows other instances changed (`connection-changes.ts`). While its
+   * polls keep succeeding, a row serves up to `maxAgeMs` instead of `ttlMs`.
+   */
+  feed?: { readonly lastSuccessfulPollStart: number };
+  /** How long a row serves while the feed is healthy. */
+  maxAgeMs?: number;
+  /** The feed counts as healthy while its latest successful poll started less than this ago. */
+  feedStaleMs?: number;
 }
 
 interface Entry {
@@ -23,7 +34,8 @@ interface Entry {
  * connection costs one database read per `ttlMs` instead of one per call, and concurrent misses
  * share one read. Only active rows with an access token are kept. This instance's own writes
  * (refresh, needs-reauth, Reconnect, Disconnect) evict the row at once; another instance's are
- * seen within `ttlMs` (a Disconnect there stops this instance's proxy within that time; the
+ * evicted by the change feed within one poll, or, while the feed's polls fail, seen within
+ * `ttlMs` (a Disconnect there stops this instance's proxy within about a second either way; the
  * provider has revoked the grant already where it can). A miss is never remembered, so a
  * connection made on another instance is usable at once. Nothing here is needed by another
  * instance: it only saves reads.
@@ -34,12 +46,26 @@ export class ConnectionCache {
   readonly #ttlMs: number;
   readonly #maxEntries: number;
   readonly #now: () => number;
+  readonly #feed: ConnectionCacheOptions['feed'];
+  readonly #maxAgeMs: number;
+  readonly #feedStaleMs: number;
 
   constructor(options: ConnectionCacheOptions) {
     this.#load = options.load;
     this.#ttlMs = options.ttlMs ?? defaultConnectionCacheMs;
     this.#maxEntries = options.maxEntries ?? 10_000;
     this.#now = options.now ?? (() => performance.now());
+    this.#feed = options.feed;
+    this.#maxAgeMs = options.maxAgeMs ?? defaultFollowedCacheMs;
+    this.#feedStaleMs = options.feedStaleMs ?? 1_000;
+  }
+
+  /** How long a row may serve now: long while the change feed is healthy, `ttlMs` otherwise. */
+  #servesFor(now: number): number {
+    const feed = this.#feed;
+    return feed !== undefined && now - feed.lastSuccessfulPollStart < this.#feedStaleMs
+      ? this.#maxAgeMs
+      : this.#ttlMs;
   }
 
   /** The user's connection; another user's is indistinguishable from a missing one. */
@@ -63,8 +89,9 @@ export class ConnectionCache {
    */
   sweep(): void {
     const now = this.#now();
+    const servesFor = this.#servesFor(now);
     for (const [id, entry] of this.#entries) {
-      if (now - entry.at < this.#ttlMs) break;
+      if (now - entry.at < servesFor) break;
       this.#entries.delete(id);
     }
   }
@@ -73,7 +100,7 @@ export class ConnectionCache {
     if (this.#ttlMs <= 0) return this.#load(connectionId);
     const now = this.#now();
     const hit = this.#entries.get(connectionId);
-    if (hit !== undefined && now - hit.at < this.#ttlMs) return hit.row;
+    if (hit !== undefined && now - hit.at < this.#servesFor(now)) return hit.row;
     this.sweep();
     const entry: Entry = { at: now, row: this.#load(connectionId) };
     if (hit !== undefined)

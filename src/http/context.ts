@@ -1,6 +1,7 @@
 import type { Config } from '../config/index.js';
 import type { AuthorizationFlow } from '../connections/authorization-flow.js';
 import type { ConnectionCache } from '../connections/connection-cache.js';
+import type { ConnectionChangeFeed } from '../connections/connection-changes.js';
 import type { RevocationQueue } from '../connections/revocations.js';
 import type { TokenService } from '../connections/token-service.js';
 import type { Keyring, Sealer } from '../crypto/index.js';
@@ -37,6 +38,8 @@ export interface AppContext {
   readonly connections: ConnectionRepository;
   /** Recently read rows for the proxy and the library (this instance only; evicted on its own writes). */
   readonly connectionCache: ConnectionCache;
+  /** Polled in the background; evicts rows other instances changed from `connectionCache`. */
+  readonly connectionChanges: ConnectionChangeFeed;
   readonly fetch: OutboundFetch;
   readonly providers: ProviderClients;
   readonly flow: AuthorizationFlow;

@@ -4,6 +4,7 @@ import type { Config } from '../config/index.js';
 import { AuthorizationFlow } from '../connections/authorization-flow.js';
 import { CircuitBreakers } from '../connections/circuit-breaker.js';
 import { ConnectionCache } from '../connections/connection-cache.js';
+import { ConnectionChangeFeed, pruneConnectionChanges } from '../connections/connection-changes.js';
 import { runDueRefreshes } from '../connections/refresh-scheduler.js';
 import { RevocationQueue } from '../connections/revocations.js';
 import { TokenService } from '../connections/token-service.js';
@@ -141,6 +142,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
         : startBackground(
             [
               { name: 'webhooks', everyMs: 1000, run: () => ctx.webhooks.deliverDue() },
+              { name: 'connection-changes', everyMs: 250, run: () => ctx.connectionChanges.poll() },
               { name: 'connection-cache', everyMs: 5000, run: async () => ctx.connectionCache.sweep() },
               { name: 'revocations', everyMs: 5000, run: () => ctx.revocations.retryDue() },
               {
@@ -159,6 +161,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
                     .execute();
                   await new SessionRepository(store.db).deleteExpired(clock.now());
                   await new UsedHandOffRepository(store.db).deleteExpired(clock.now());
+                  await pruneConnectionChanges(store.db, clock.now());
                 },
               },
               {
@@ -197,8 +200,14 @@ function buildContext(
   options: Pick<ServiceOptions, 'leaseMs' | 'circuitBreaker' | 'connectionCacheMs'>,
 ): AppContext {
   const connections = new ConnectionRepository(parts.store.db);
-  const connectionCache = new ConnectionCache({
+  // Evicts rows that other instances changed, so rows can serve for minutes (polled in the background).
+  const connectionChanges = new ConnectionChangeFeed({
+    db: parts.store.db,
+    onChange: (id) => connectionCache.invalidate(id),
+  });
+  const connectionCache: ConnectionCache = new ConnectionCache({
     load: (id) => connections.findById(id),
+    feed: connectionChanges,
     ...(options.connectionCacheMs === undefined ? {} : { ttlMs: options.connectionCacheMs }),
   });
   const sessions = new SessionService(
@@ -288,6 +297,7 @@ function buildContext(
     audit,
     connections,
     connectionCache,
+    connectionChanges,
   };
 }
 

@@ -204,10 +204,18 @@ export interface UsedHandOffsTable {
   expires_at: Millis;
 }
 
+/** Appended by database triggers when a connection changes or is deleted (migration 0009). */
+export interface ConnectionChangesTable {
+  seq: Generated<number>;
+  connection_id: string;
+  changed_at: Millis;
+}
+
 export interface Database {
   providers: ProvidersTable;
   integrations: IntegrationsTable;
   connections: ConnectionsTable;
+  connection_changes: ConnectionChangesTable;
   pending_authorizations: PendingAuthorizationsTable;
   oauth_clients: OAuthClientsTable;
   sessions: SessionsTable;
