@@ -3,6 +3,7 @@ import type { Store } from './database.js';
 import * as m0001 from './migrations/0001_initial.js';
 import * as m0002 from './migrations/0002_revocations_confirmations.js';
 import * as m0003 from './migrations/0003_retention_indexes.js';
+import * as m0005 from './migrations/0005_refresh_not_before.js';
 
 /** The ordered list of migrations; each receives the engine kind for the few dialect differences. */
 function migrationsFor(store: Store): Record<string, Migration> {
@@ -10,6 +11,7 @@ function migrationsFor(store: Store): Record<string, Migration> {
     '0001_initial': { up: (db) => m0001.up(db, store.kind) },
     '0002_revocations_confirmations': { up: (db) => m0002.up(db) },
     '0003_retention_indexes': { up: (db) => m0003.up(db) },
+    '0005_refresh_not_before': { up: (db) => m0005.up(db) },
   };
 }
 
