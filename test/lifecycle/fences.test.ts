@@ -70,9 +70,11 @@ describe.each(databaseKinds)('write fences under real races, on %s', (kind) => {
     expect(refresh.status).toBe(200);
     expect(refresh.accessToken).toBeTruthy();
     // The Reconnect's tokens stay; the refresh's answer (older grant, older read) was not written.
-    expect(await storedAccessToken(id)).toBe(reconnected.accessToken);
-    expect(await storedAccessToken(id)).not.toBe(refresh.accessToken);
-    expect(token.value).toBe(reconnected.accessToken);
+    // (Compared as booleans: a failure message must not print a token, even a test one.)
+    const stored = await storedAccessToken(id);
+    expect(stored === reconnected.accessToken, 'the stored token is the Reconnect’s').toBe(true);
+    expect(stored === refresh.accessToken, 'the stored token is the discarded refresh’s').toBe(false);
+    expect(token.value === reconnected.accessToken, 'the caller got the Reconnect’s token').toBe(true);
     expect(a.logs.some((l) => l.includes('refreshed tokens discarded'))).toBe(true);
     expect((await lc.connection(a, 'u-fence', id)).status).toBe('active');
   }, 30_000);
