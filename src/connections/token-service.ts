@@ -305,6 +305,25 @@ export class TokenService {
   }
 
   /**
+   * The token the caller can use without a refresh of its own, now that `row` is current: after a
+   * 401 only one other than the token the API refused (whatever the version says); otherwise the
+   * result of someone else's refresh or Reconnect (the version moved), or a token not yet due.
+   */
+  #servedMeanwhile(
+    row: ConnectionRow,
+    seen: ConnectionRow,
+    options: GetTokenOptions,
+  ): UsableToken | undefined {
+    if (options.rejectedToken !== undefined) {
+      if (row.access_token_sealed === null) return undefined;
+      const current = this.#usable(row);
+      return current.value === options.rejectedToken ? undefined : current;
+    }
+    if (row.version !== seen.version || (!options.force && this.#isFresh(row))) return this.#usable(row);
+    return undefined;
+  }
+
+  /**
    * While the provider's pause (`Retry-After`, throttling) lasts, nothing asks it for a token:
    * the current token if it still works, else 503 with the time left; a scheduled run skips.
    * Undefined when no pause is in force.
@@ -362,11 +381,8 @@ export class TokenService {
       await this.#sleep(40 + randomInt(40));
       const row = await this.#read(seen.id);
       this.#assertUsable(row);
-      if (row.version !== seen.version || (!options.force && this.#isFresh(row))) return this.#usable(row);
-      if (options.rejectedToken !== undefined && row.access_token_sealed !== null) {
-        const current = this.#usable(row);
-        if (current.value !== options.rejectedToken) return current;
-      }
+      const served = this.#servedMeanwhile(row, seen, options);
+      if (served !== undefined) return served;
       const paused = this.#duringPause(row, options, mode);
       if (paused !== undefined) return paused;
       // The holder (alive: it renews its lease) is on it; a token that still works is used meanwhile.
@@ -397,7 +413,8 @@ export class TokenService {
     try {
       this.#assertUsable(row);
       // Someone refreshed (or reconnected) between our read and our lease: use their result.
-      if (row.version !== seen.version) return this.#usable(row);
+      const served = this.#servedMeanwhile(row, seen, options);
+      if (served !== undefined) return served;
       // A scheduled refresh only runs while the row is still due (another instance may have
       // refreshed it after this instance selected its batch).
       if (
@@ -405,11 +422,6 @@ export class TokenService {
         (row.next_refresh_at === null || row.next_refresh_at > this.#d.clock.now())
       ) {
         throw new LeaseBusy();
-      }
-      if (!options.force && this.#isFresh(row)) return this.#usable(row);
-      if (options.rejectedToken !== undefined && row.access_token_sealed !== null) {
-        const current = this.#usable(row);
-        if (current.value !== options.rejectedToken) return current;
       }
       const paused = this.#duringPause(row, options, mode);
       if (paused !== undefined) return paused;
