@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import { inspect } from 'node:util';
 import { DecryptionError, type Sealer } from '../crypto/index.js';
 import { ProviderError } from '../oauth/errors.js';
+import type { OAuthClient } from '../oauth/oauth-client.js';
 import type { ProviderClients } from '../oauth/registry.js';
 import type { TokenSet } from '../oauth/token-set.js';
 import type { Logger } from '../observability/logger.js';
@@ -493,7 +494,7 @@ export class TokenService {
     let tokens: TokenSet;
     try {
       const refreshToken = this.#open(row, 'refresh_token_sealed');
-      const client = await this.#d.clients.forProvider(providerId);
+      const client = await this.#client(providerId);
       tokens = await client.refresh(refreshToken, client.scopesFor(integration.settings.scopes), {
         bodyTimeoutMs: this.#refreshTimeoutMs,
       });
@@ -617,6 +618,11 @@ export class TokenService {
 
   #integration(id: string): Promise<IntegrationRecord | undefined> {
     return this.#cachedRecord(`integration:${id}`, () => this.#d.catalog.getIntegration(id));
+  }
+
+  /** The provider's OAuth client (its factory re-reads the provider row on every call otherwise). */
+  #client(id: string): Promise<OAuthClient> {
+    return this.#cachedRecord(`client:${id}`, () => this.#d.clients.forProvider(id));
   }
 
   #provider(id: string): Promise<ProviderRecord | undefined> {
