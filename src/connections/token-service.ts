@@ -1,13 +1,9 @@
 import { randomInt } from 'node:crypto';
-import { inspect } from 'node:util';
 import { DecryptionError, type Sealer } from '../crypto/index.js';
-import { ProviderError } from '../oauth/errors.js';
-import type { OAuthClient } from '../oauth/oauth-client.js';
 import type { ProviderClients } from '../oauth/registry.js';
-import type { TokenSet } from '../oauth/token-set.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { CatalogRepository, IntegrationRecord, ProviderRecord } from '../store/repos/catalog.js';
+import type { CatalogRepository } from '../store/repos/catalog.js';
 import { ConnectionRepository } from '../store/repos/connections.js';
 import type { ConnectionRow } from '../store/types.js';
 import type { CircuitBreakers } from './circuit-breaker.js';
@@ -16,50 +12,14 @@ import {
   ConnectionNeedsReauthError,
   ConnectionNotFoundError,
   ConnectionUnreadableError,
-  ProviderMisconfiguredError,
   ProviderUnavailableError,
 } from './errors.js';
-import {
-  alertConfigError,
-  markNeedsReauth,
-  type OutcomeDeps,
-  reauthReason,
-  refreshBackoffMs,
-  resolveConfigAlert,
-} from './refresh-outcomes.js';
-import {
-  defaultRefreshMarginMs,
-  idleRefreshMs,
-  nextRefreshAt,
-  refreshDueAt,
-  refreshNotBefore,
-} from './refresh-policy.js';
+import { type HeldLease, type HeldRefreshContext, RecentCatalog, refreshHeld } from './provider-refresh.js';
+import type { OutcomeDeps } from './refresh-outcomes.js';
+import { defaultRefreshMarginMs, refreshDueAt } from './refresh-policy.js';
+import { UsableToken } from './usable-token.js';
 
-/** An access token ready to use. The value is private; logging or serialising it prints `[redacted]`. */
-export class UsableToken {
-  readonly #value: string;
-  constructor(
-    value: string,
-    readonly tokenType: string,
-    readonly expiresAt: number | null,
-    readonly connectionId: string,
-  ) {
-    this.#value = value;
-  }
-  get value(): string {
-    return this.#value;
-  }
-  /** The `Authorization` header value (always `Bearer`, the only type we send). */
-  get authorization(): string {
-    return `Bearer ${this.#value}`;
-  }
-  toJSON(): string {
-    return '[redacted]';
-  }
-  [inspect.custom](): string {
-    return '[UsableToken redacted]';
-  }
-}
+export { UsableToken };
 
 export interface TokenServiceDeps extends OutcomeDeps {
   catalog: CatalogRepository;
@@ -96,25 +56,15 @@ export interface GetTokenOptions {
   rejectedToken?: string;
 }
 
-type RefreshMode = 'on_demand' | 'scheduled';
+export type RefreshMode = 'on_demand' | 'scheduled';
 
 /** A row this instance's scheduler claimed (lease taken in a batch), with its provider. */
 export type ClaimedRow = ConnectionRow & { provider_id: string | null };
-
-/** The lease of one refresh while this instance holds it. */
-interface HeldLease {
-  /** Set once a write has released it (the fenced token write, or the failure record). */
-  released: boolean;
-  /** The holder before us let its lease run out: a refresh of theirs may have been interrupted. */
-  takenOver: boolean;
-}
 
 /** A caller that gives up waiting for another caller's refresh is told to come back after this long. */
 const busyRetryMs = 2_000;
 /** A caller whose token still works waits at most this long for a refresh, then uses its token. */
 const stillValidWaitMs = 2_000;
-/** Integration and provider records are re-read at most this often (each refresh needs both). */
-const catalogCacheMs = 2_000;
 
 /**
  * The one way to get a connection's access token (proxy, MCP gateway, in-process library).
@@ -136,7 +86,8 @@ export class TokenService {
   readonly #claimed = new Map<string, number>();
   /** Opened access tokens by the row object they came from (a cached row is opened once). */
   readonly #opened = new WeakMap<ConnectionRow, UsableToken>();
-  readonly #records = new Map<string, { at: number; value: Promise<unknown> }>();
+  /** What a refresh under the lease needs from this service (provider-refresh.ts). */
+  readonly #held: HeldRefreshContext;
   readonly #leaseMs: number;
   readonly #leaseWaitMs: number;
   readonly #refreshTimeoutMs: number;
@@ -151,6 +102,18 @@ export class TokenService {
     this.#refreshTimeoutMs = deps.refreshTimeoutMs ?? 5 * 60_000;
     this.#marginMs = deps.marginMs ?? defaultRefreshMarginMs;
     this.#sleep = deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.#held = {
+      d: deps,
+      repo: this.#repo,
+      catalog: new RecentCatalog(deps),
+      marginMs: this.#marginMs,
+      refreshTimeoutMs: this.#refreshTimeoutMs,
+      read: (id) => this.#read(id),
+      assertUsable: (row) => this.#assertUsable(row),
+      usable: (row) => this.#usable(row),
+      notExpired: (row) => this.#notExpired(row),
+      open: (row, field) => this.#open(row, field),
+    };
   }
 
   /** A valid access token for the connection, refreshing first when it is due. */
@@ -426,7 +389,7 @@ export class TokenService {
       }
       const paused = this.#duringPause(row, options, mode);
       if (paused !== undefined) return paused;
-      return await this.#refreshHeld(row, mode, options, lease);
+      return await refreshHeld(this.#held, row, mode, options, lease);
     } finally {
       heartbeat.stop();
       if (!lease.released) await this.#repo.releaseRefreshLease(row.id, this.#d.instanceId);
@@ -458,186 +421,6 @@ export class TokenService {
     const timer = setInterval(renew, Math.max(20, Math.floor(this.#leaseMs / 3)));
     timer.unref();
     return { stop: () => clearInterval(timer) };
-  }
-
-  async #refreshHeld(
-    row: ConnectionRow,
-    mode: RefreshMode,
-    options: GetTokenOptions,
-    lease: HeldLease,
-  ): Promise<UsableToken> {
-    const integration = await this.#integration(row.integration_id);
-    const providerId = integration?.providerId ?? null;
-    if (integration === undefined || providerId === null || !integration.enabled) {
-      throw new ProviderMisconfiguredError(row.id);
-    }
-    if (row.refresh_token_sealed === null) {
-      // Nothing to refresh with. Usable until the API rejects it or it expires; then the user must reconnect.
-      const rejected = options.rejectedToken !== undefined;
-      if (!rejected && this.#notExpired(row)) {
-        if (mode === 'scheduled')
-          await this.#repo.rescheduleRefresh(row.id, row.version, row.access_token_expires_at);
-        return this.#usable(row);
-      }
-      await markNeedsReauth(this.#d, row, 'no_refresh_token');
-      throw new ConnectionNeedsReauthError(row.id, row.integration_id, 'no_refresh_token');
-    }
-    if (!this.#d.breakers.allow(providerId)) {
-      this.#d.metrics.tokenRequests.inc({
-        provider: providerId,
-        grant: 'refresh_token',
-        outcome: 'circuit_open',
-      });
-      return this.#transient(row, lease, { retryAfterMs: undefined, throttled: false }, providerId);
-    }
-    // From here the breaker has let a call through: every path must tell it how the call went.
-    let tokens: TokenSet;
-    try {
-      const refreshToken = this.#open(row, 'refresh_token_sealed');
-      const client = await this.#client(providerId);
-      tokens = await client.refresh(refreshToken, client.scopesFor(integration.settings.scopes), {
-        bodyTimeoutMs: this.#refreshTimeoutMs,
-      });
-    } catch (error) {
-      if (!(error instanceof ProviderError)) {
-        this.#d.breakers.success(providerId); // not the provider's fault: do not hold its breaker open
-        throw error;
-      }
-      this.#d.metrics.tokenRequests.inc({
-        provider: providerId,
-        grant: 'refresh_token',
-        outcome: error.kind,
-      });
-      this.#d.logger.warn(
-        {
-          connection: row.id,
-          provider: providerId,
-          kind: error.kind,
-          providerError: error.providerError,
-          status: error.status,
-          throttled: error.throttled,
-        },
-        'refresh failed',
-      );
-      if (error.kind === 'reauth_required') {
-        this.#d.breakers.success(providerId);
-        // After an interrupted refresh the provider may already have rotated the token we hold
-        // (its answer died with the other instance): say so, operators can tell it apart.
-        const reason = `${reauthReason(error)}${lease.takenOver ? ':after_interrupted_refresh' : ''}`;
-        await markNeedsReauth(this.#d, row, reason);
-        throw new ConnectionNeedsReauthError(row.id, row.integration_id, reason);
-      }
-      if (error.kind === 'config_error' || error.kind === 'invalid_request') {
-        // Our client or this integration's request is wrong: an admin problem, not an outage.
-        this.#d.breakers.success(providerId);
-        await alertConfigError(this.#d, row, providerId, error);
-        if (this.#notExpired(row) && options.rejectedToken === undefined) return this.#usable(row);
-        throw new ProviderMisconfiguredError(row.id);
-      }
-      this.#d.breakers.failure(providerId, error.retryAfterMs);
-      return this.#transient(row, lease, error, providerId);
-    }
-    this.#d.breakers.success(providerId);
-    this.#d.metrics.tokenRequests.inc({ provider: providerId, grant: 'refresh_token', outcome: 'ok' });
-    if (row.refresh_failures > 0) await resolveConfigAlert(this.#d, providerId);
-    return this.#write(row, tokens, providerId, lease);
-  }
-
-  /**
-   * A transient failure (or the breaker holding calls back): the status stays active; the failure,
-   * the scheduler's backoff and the provider's pause (Retry-After, throttling) are recorded on the
-   * row for every instance; the current token is used if the API still takes it.
-   */
-  async #transient(
-    row: ConnectionRow,
-    lease: HeldLease,
-    failure: { retryAfterMs: number | undefined; throttled: boolean },
-    providerId: string,
-  ): Promise<UsableToken> {
-    const now = this.#d.clock.now();
-    const notBefore = refreshNotBefore(failure, now);
-    const failures = row.refresh_failures + 1;
-    await this.#repo.recordRefreshFailure(row.id, row.version, this.#d.instanceId, {
-      refreshFailures: failures,
-      nextRefreshAt: now + refreshBackoffMs(failures, notBefore === null ? undefined : notBefore - now),
-      notBefore,
-    });
-    lease.released = true;
-    if (this.#notExpired(row)) return this.#usable(row);
-    const retryAfterMs = notBefore === null ? this.#d.breakers.retryInMs(providerId) : notBefore - now;
-    throw new ProviderUnavailableError(row.id, retryAfterMs > 0 ? retryAfterMs : undefined);
-  }
-
-  /**
-   * Persists the new token set in one UPDATE fenced by version, which also releases the lease:
-   * the rotated refresh token lands with the access token or not at all. If the row was deleted
-   * or changed meanwhile nothing is written.
-   */
-  async #write(
-    row: ConnectionRow,
-    tokens: TokenSet,
-    providerId: string,
-    lease: HeldLease,
-  ): Promise<UsableToken> {
-    const now = this.#d.clock.now();
-    const seal = (value: string, field: string) =>
-      this.#d.sealer.seal(value, { table: 'connections', rowId: row.id, field });
-    const idleMs = idleRefreshMs(await this.#provider(providerId));
-    const written = await this.#repo.writeRefreshedTokens(
-      row.id,
-      row.version,
-      this.#d.instanceId,
-      {
-        access_token_sealed: seal(tokens.accessToken, 'access_token_sealed'),
-        // A provider that returns no refresh token keeps the old one valid (TokenSet carries it over).
-        ...(tokens.refreshToken === undefined
-          ? {}
-          : { refresh_token_sealed: seal(tokens.refreshToken, 'refresh_token_sealed') }),
-        ...(tokens.idToken === undefined ? {} : { id_token_sealed: seal(tokens.idToken, 'id_token_sealed') }),
-        token_type: tokens.tokenType,
-        access_token_expires_at: tokens.expiresAt,
-        ...(tokens.scopes === null ? {} : { scopes: JSON.stringify(tokens.scopes) }),
-        last_refreshed_at: now,
-        next_refresh_at: nextRefreshAt(tokens.expiresAt, now, { marginMs: this.#marginMs, idleMs }),
-      },
-      now,
-    );
-    if (!written) {
-      // Deleted, or changed by a Reconnect meanwhile: never resurrect, never overwrite newer tokens.
-      this.#d.logger.warn(
-        { connection: row.id },
-        'refreshed tokens discarded: the connection changed meanwhile',
-      );
-      const current = await this.#read(row.id);
-      this.#assertUsable(current);
-      return this.#usable(current);
-    }
-    lease.released = true;
-    return new UsableToken(tokens.accessToken, tokens.tokenType, tokens.expiresAt, row.id);
-  }
-
-  #integration(id: string): Promise<IntegrationRecord | undefined> {
-    return this.#cachedRecord(`integration:${id}`, () => this.#d.catalog.getIntegration(id));
-  }
-
-  /** The provider's OAuth client (its factory re-reads the provider row on every call otherwise). */
-  #client(id: string): Promise<OAuthClient> {
-    return this.#cachedRecord(`client:${id}`, () => this.#d.clients.forProvider(id));
-  }
-
-  #provider(id: string): Promise<ProviderRecord | undefined> {
-    return this.#cachedRecord(`provider:${id}`, () => this.#d.catalog.getProvider(id));
-  }
-
-  /** A catalog record, re-read at most every `catalogCacheMs` (a refresh storm needs the same few). */
-  #cachedRecord<T>(key: string, load: () => Promise<T>): Promise<T> {
-    const now = this.#d.clock.now();
-    const hit = this.#records.get(key);
-    if (hit !== undefined && now - hit.at < catalogCacheMs) return hit.value as Promise<T>;
-    const value = load();
-    this.#records.set(key, { at: now, value });
-    value.catch(() => this.#records.delete(key));
-    return value;
   }
 }
 
