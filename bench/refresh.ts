@@ -492,7 +492,11 @@ async function benchStorm(
     return {
       instances: o.instances,
       connections: o.connections,
-      providerCalls: (after.tokenRequests.refresh_token ?? 0) - (before.tokenRequests.refresh_token ?? 0),
+      // The provider also counted the baseline's grants between the slices.
+      providerCalls:
+        (after.tokenRequests.refresh_token ?? 0) -
+        (before.tokenRequests.refresh_token ?? 0) -
+        bareWindows.length * o.bareWindow,
       distinctRefreshed: await count((q) => q.where('last_refreshed_at', '>=', runStart)),
       failures: await count((q) =>
         q.where((eb) => eb.or([eb('status', '!=', 'active'), eb('refresh_failures', '>', 0)])),

@@ -35,6 +35,11 @@ export interface HeldLease {
   released: boolean;
   /** The holder before us let its lease run out: a refresh of theirs may have been interrupted. */
   takenOver: boolean;
+  /**
+   * Waits for a free token-request slot of the provider and returns its release: the scheduler
+   * bounds requests in flight per provider this way, while database work runs beside them.
+   */
+  providerSlot?: (() => Promise<() => void>) | undefined;
 }
 
 /** What a refresh under the lease needs from the token service. */
@@ -120,9 +125,14 @@ export async function refreshHeld(
   try {
     const refreshToken = ctx.open(row, 'refresh_token_sealed');
     const client = await ctx.catalog.client(providerId);
-    tokens = await client.refresh(refreshToken, client.scopesFor(integration.settings.scopes), {
-      bodyTimeoutMs: ctx.refreshTimeoutMs,
-    });
+    const releaseSlot = await lease.providerSlot?.();
+    try {
+      tokens = await client.refresh(refreshToken, client.scopesFor(integration.settings.scopes), {
+        bodyTimeoutMs: ctx.refreshTimeoutMs,
+      });
+    } finally {
+      releaseSlot?.();
+    }
   } catch (error) {
     if (!(error instanceof ProviderError)) {
       ctx.d.breakers.success(providerId); // not the provider's fault: do not hold its breaker open

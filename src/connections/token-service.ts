@@ -173,8 +173,11 @@ export class TokenService {
     return rows;
   }
 
-  /** Refreshes a row `claimDueRefreshes` returned, unless a caller here took it over meanwhile. */
-  async refreshClaimed(row: ClaimedRow): Promise<boolean> {
+  /**
+   * Refreshes a row `claimDueRefreshes` returned, unless a caller here took it over meanwhile.
+   * `providerSlot`, when given, is taken around the token request itself (see `HeldLease`).
+   */
+  async refreshClaimed(row: ClaimedRow, providerSlot?: () => Promise<() => void>): Promise<boolean> {
     const claimedAt = this.#claimed.get(row.id);
     // Taken over by an on-demand caller here, which refreshes (or refreshed) it.
     if (claimedAt === undefined || !this.#claimed.delete(row.id)) return false;
@@ -190,7 +193,9 @@ export class TokenService {
     ) {
       return false;
     }
-    return this.#skipped(this.#fly(row.id, () => this.#holding(row, row, 'scheduled', { force: true })));
+    return this.#skipped(
+      this.#fly(row.id, () => this.#holding(row, row, 'scheduled', { force: true }, providerSlot)),
+    );
   }
 
   async #skipped(flight: Promise<UsableToken>): Promise<boolean> {
@@ -368,10 +373,12 @@ export class TokenService {
     seen: ConnectionRow,
     mode: RefreshMode,
     options: GetTokenOptions,
+    providerSlot?: () => Promise<() => void>,
   ): Promise<UsableToken> {
     const lease: HeldLease = {
       released: false,
       takenOver: row.lease_taken_from !== null && row.lease_taken_from !== this.#d.instanceId,
+      providerSlot,
     };
     const heartbeat = this.#keepLease(row.id);
     try {
