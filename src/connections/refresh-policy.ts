@@ -49,3 +49,22 @@ export function idleRefreshMs(
   if (typeof seconds === 'number') return seconds * 1000;
   return provider?.type === 'entra' ? 7 * 24 * 60 * 60 * 1000 : null;
 }
+
+/** The pause after a throttling answer that named no `Retry-After` (Entra's AADSTS50196 names none). */
+export const defaultThrottlePauseMs = 30_000;
+/** The longest pause a provider's `Retry-After` may impose on a connection (a broken header must not park it for days). */
+export const maxProviderPauseMs = 15 * 60 * 1000;
+
+/**
+ * Until when no token request may be sent for a connection after a failed refresh: the provider's
+ * `Retry-After` when it gave one, a default pause when it throttled us without one, else null
+ * (no pause: transient failures without either are paced by the circuit breaker instead).
+ * @see RFC 9110 §10.2.3 (Retry-After), RFC 6585 §4 (429)
+ */
+export function refreshNotBefore(
+  failure: { retryAfterMs: number | undefined; throttled: boolean },
+  now: number,
+): number | null {
+  if (failure.retryAfterMs !== undefined) return now + Math.min(maxProviderPauseMs, failure.retryAfterMs);
+  return failure.throttled ? now + defaultThrottlePauseMs : null;
+}

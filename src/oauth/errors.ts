@@ -18,6 +18,12 @@ export class ProviderError extends Error {
   readonly providerErrorDescription: string | undefined;
   readonly status: number | undefined;
   readonly retryAfterMs: number | undefined;
+  /**
+   * The provider throttled us (HTTP 429, or a throttling code such as Entra's AADSTS50196 "request
+   * loop", which arrives as `invalid_grant`): always `transient`, and no token request for this
+   * connection should follow before `retryAfterMs` (or a default pause when it gave none).
+   */
+  readonly throttled: boolean;
 
   constructor(
     kind: FailureKind,
@@ -27,6 +33,7 @@ export class ProviderError extends Error {
       description?: string | undefined;
       status?: number | undefined;
       retryAfterMs?: number | undefined;
+      throttled?: boolean | undefined;
       cause?: unknown;
     } = {},
   ) {
@@ -36,6 +43,7 @@ export class ProviderError extends Error {
     this.providerErrorDescription = details.description;
     this.status = details.status;
     this.retryAfterMs = details.retryAfterMs;
+    this.throttled = details.throttled ?? false;
   }
 }
 
@@ -57,6 +65,8 @@ const entraConfig = new Set([
 ]);
 /** Entra AADSTS codes that are throttling or temporary service trouble. */
 const entraTransient = new Set([50196, 90033, 80001, 80002, 80005, 90006]);
+/** Of those, the ones that say we are sending too much (back off before asking again). */
+const entraThrottling = new Set([50196]);
 
 function entraCodes(description: string | undefined, body: unknown): number[] {
   const codes: number[] = [];
@@ -104,7 +114,10 @@ export function classifyTokenError(error: unknown, now = Date.now()): ProviderEr
     };
     const codes = entraCodes(description, error.cause);
     if (codes.some((c) => entraTransient.has(c)))
-      return new ProviderError('transient', 'provider throttled the request', details);
+      return new ProviderError('transient', 'provider throttled the request', {
+        ...details,
+        throttled: status === 429 || codes.some((c) => entraThrottling.has(c)),
+      });
     if (codes.some((c) => entraConfig.has(c)))
       return new ProviderError('config_error', 'provider rejected the client', details);
     if (codes.some((c) => entraReauth.has(c)))
@@ -115,7 +128,10 @@ export function classifyTokenError(error: unknown, now = Date.now()): ProviderEr
       providerError === 'temporarily_unavailable' ||
       providerError === 'server_error'
     ) {
-      return new ProviderError('transient', `provider unavailable (HTTP ${status})`, details);
+      return new ProviderError('transient', `provider unavailable (HTTP ${status})`, {
+        ...details,
+        throttled: status === 429,
+      });
     }
     switch (providerError) {
       case 'invalid_grant':
@@ -148,6 +164,7 @@ export function classifyTokenError(error: unknown, now = Date.now()): ProviderEr
         status,
         cause: error,
         retryAfterMs: retryAfter(headers, now),
+        throttled: status === 429,
       });
     }
     // A malformed answer (HTML, garbage JSON, no access_token) is the provider misbehaving: retry later.

@@ -127,10 +127,10 @@ export class OAuthClient {
     return typeof this.#o.as.revocation_endpoint === 'string';
   }
 
-  #requestOptions(extra: Record<string, string> = {}) {
+  #requestOptions(extra: Record<string, string> = {}, fetch: OutboundFetch = this.#o.fetch) {
     const params = { ...(this.#o.tokenParams ?? {}), ...extra };
     return {
-      [oauth.customFetch]: this.#o.fetch as typeof fetch,
+      [oauth.customFetch]: fetch as typeof globalThis.fetch,
       [oauth.allowInsecureRequests]: this.#o.allowHttp,
       ...(Object.keys(params).length === 0 ? {} : { additionalParameters: params }),
     };
@@ -203,17 +203,30 @@ export class OAuthClient {
     return this.#toTokenSet(result, req.requestedScopes, undefined, account);
   }
 
-  /** Uses a refresh token. @see RFC 6749 §6 */
-  async refresh(refreshToken: string, scopes: readonly string[]): Promise<TokenSet> {
+  /**
+   * Uses a refresh token. `bodyTimeoutMs` lets a slow answer take that long in all: a provider
+   * that rotates refresh tokens has already consumed the one presented when its answer starts,
+   * so giving up early loses the grant. @see RFC 6749 §6, RFC 9700 §4.14
+   */
+  async refresh(
+    refreshToken: string,
+    scopes: readonly string[],
+    options: { bodyTimeoutMs?: number } = {},
+  ): Promise<TokenSet> {
     let result: oauth.TokenEndpointResponse;
     try {
       const extra: Record<string, string> = this.#o.scopeOnRefresh ? { scope: scopes.join(' ') } : {};
+      const { bodyTimeoutMs } = options;
+      const fetch: OutboundFetch =
+        bodyTimeoutMs === undefined
+          ? this.#o.fetch
+          : (url, init) => this.#o.fetch(url, { ...init, bodyTimeoutMs });
       const response = await oauth.refreshTokenGrantRequest(
         this.#o.as,
         this.#o.client,
         this.#o.clientAuth,
         refreshToken,
-        this.#requestOptions(extra),
+        this.#requestOptions(extra, fetch),
       );
       result = await oauth.processRefreshTokenResponse(await this.#asFor(response), this.#o.client, response);
     } catch (error) {

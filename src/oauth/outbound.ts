@@ -9,7 +9,14 @@ export class OutboundBlockedError extends Error {
   readonly code = 'outbound_blocked';
 }
 
-export type OutboundFetch = (input: string | URL, init?: RequestInit) => Promise<Response>;
+export type OutboundFetch = (input: string | URL, init?: OutboundInit) => Promise<Response>;
+
+/**
+ * `RequestInit`, plus `bodyTimeoutMs`: how long the response body may take in all, for a call
+ * whose answer must be waited out (a token response the provider has already acted on).
+ * Without it, the body may pause `timeoutMs` between chunks.
+ */
+export type OutboundInit = RequestInit & { bodyTimeoutMs?: number };
 
 export interface OutboundPolicy {
   /** CIDRs of non-public targets that are allowed anyway (e.g. `127.0.0.1/32` in demo mode). */
@@ -138,9 +145,17 @@ export function createOutbound(policy: OutboundPolicy): { fetch: OutboundFetch; 
     headersTimeout: policy.timeoutMs,
     bodyTimeout: policy.timeoutMs,
   });
-  const fetch: OutboundFetch = async (input, init = {}) => {
+  // The same pool, with the idle body timeout lifted; the caller's deadline bounds the body instead.
+  const patientAgent = agent.compose(
+    (dispatch) => (opts, handler) => dispatch({ ...opts, bodyTimeout: 0 }, handler),
+  );
+  const fetch: OutboundFetch = async (input, { bodyTimeoutMs, ...init } = {}) => {
     const url = new URL(String(input));
     checkTarget(url);
+    if (bodyTimeoutMs !== undefined) {
+      const deadline = AbortSignal.timeout(policy.timeoutMs + bodyTimeoutMs);
+      init.signal = init.signal ? AbortSignal.any([init.signal, deadline]) : deadline;
+    }
     // The timeout covers connecting and waiting for the headers; a streaming body is then
     // bounded by undici's bodyTimeout (idle time between chunks), not by its total length.
     const headersTimeout = new AbortController();
@@ -156,7 +171,7 @@ export function createOutbound(policy: OutboundPolicy): { fetch: OutboundFetch; 
         ...(init as Parameters<typeof undiciFetch>[1]),
         redirect: 'manual',
         signal,
-        dispatcher: agent,
+        dispatcher: bodyTimeoutMs === undefined ? agent : patientAgent,
       });
       return response as unknown as Response;
     } finally {

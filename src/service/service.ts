@@ -53,9 +53,11 @@ export interface ServiceOptions {
   background?: boolean;
   /** How often the proactive refresh scheduler looks for due connections (default 5 s). */
   schedulerIntervalMs?: number;
-  /** Refresh lease length (default 30 s). */
+  /** Refresh lease length (default 30 s); its holder renews it while its token request runs. */
   leaseMs?: number;
-  /** Per-provider circuit breaker: consecutive transient failures before it opens, and for how long. */
+  /** How long a token request may take in all, its answer included, before it is given up (default 5 min). */
+  refreshTimeoutMs?: number;
+  /** Per-provider circuit breaker: consecutive transient failures before it opens, and how often it then lets a probe through. */
   circuitBreaker?: { threshold?: number; openMs?: number };
   /**
    * How long the proxy and the library reuse a connection row they read (default 1 s; 0 reads
@@ -197,7 +199,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
 function buildContext(
   config: Config,
   parts: Pick<AppContext, 'store' | 'keyring' | 'sealer' | 'logger' | 'clock' | 'catalog' | 'demo' | 'fetch'>,
-  options: Pick<ServiceOptions, 'leaseMs' | 'circuitBreaker' | 'connectionCacheMs'>,
+  options: Pick<ServiceOptions, 'leaseMs' | 'refreshTimeoutMs' | 'circuitBreaker' | 'connectionCacheMs'>,
 ): AppContext {
   const connections = new ConnectionRepository(parts.store.db);
   // Evicts rows that other instances changed, so rows can serve for minutes (polled in the background).
@@ -250,6 +252,7 @@ function buildContext(
     instanceId: randomUUID(),
     // A refresh lease must outlive the token request's timeout.
     leaseMs: options.leaseMs ?? Math.max(30_000, config.outbound.timeoutMs * 2),
+    ...(options.refreshTimeoutMs === undefined ? {} : { refreshTimeoutMs: options.refreshTimeoutMs }),
     cache: connectionCache,
   });
   const flow = new AuthorizationFlow({

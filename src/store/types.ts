@@ -60,6 +60,10 @@ export interface ConnectionsTable {
   /** Cross-instance refresh lease: holder and expiry; `version` fences writes. */
   lease_owner: string | null;
   lease_until: Millis | null;
+  /** The holder whose expired lease the current holder took over; null when it was free. */
+  lease_taken_from: string | null;
+  /** No token request before this time: the provider's Retry-After or throttling answer. */
+  refresh_not_before: Millis | null;
   version: number;
   created_at: Millis;
   updated_at: Millis;

@@ -22,6 +22,8 @@ const row = (over: Partial<ConnectionRow> = {}): ConnectionRow => ({
   refresh_failures: 0,
   lease_owner: null,
   lease_until: null,
+  lease_taken_from: null,
+  refresh_not_before: null,
   version: 0,
   created_at: 0,
   updated_at: 0,

@@ -97,13 +97,13 @@ describe.each(databaseKinds)('token endpoint faults are transient, on %s', (kind
   });
 
   const transient: Array<[string, TokenFault, number | undefined]> = [
-    ['429 with Retry-After (plain-text body)', { kind: 'status', status: 429, retryAfterSeconds: 7 }, 7],
+    ['429 with Retry-After (plain-text body)', { kind: 'status', status: 429, retryAfterSeconds: 2 }, 2],
     [
       '429 with Retry-After (JSON error body)',
-      { kind: 'status', status: 429, retryAfterSeconds: 9, body: { error: 'rate_limited' } },
-      9,
+      { kind: 'status', status: 429, retryAfterSeconds: 3, body: { error: 'rate_limited' } },
+      3,
     ],
-    ['503 with Retry-After (plain-text body)', { kind: 'status', status: 503, retryAfterSeconds: 5 }, 5],
+    ['503 with Retry-After (plain-text body)', { kind: 'status', status: 503, retryAfterSeconds: 2 }, 2],
     ['HTML garbage with 200', { kind: 'html' }, undefined],
     [
       'a JSON 200 without access_token',
@@ -113,17 +113,32 @@ describe.each(databaseKinds)('token endpoint faults are transient, on %s', (kind
   ];
 
   it.each(transient)(
-    '%s is transient: 503 provider_unavailable, status stays active',
+    '%s is transient: 503 provider_unavailable, status stays active, Retry-After honoured by every call',
     async (_, fault, retry) => {
       await waitUntilDue();
       lc.faults.set(fault);
       const before = lc.faults.count(fault.kind as Exclude<TokenFault['kind'], 'none'>);
+      const failedAt = Date.now();
       const r = await call();
       lc.faults.clear();
       // The provider really was asked, and answered badly.
       expect(lc.faults.count(fault.kind as Exclude<TokenFault['kind'], 'none'>)).toBe(before + 1);
       expectUnavailable(r);
-      if (retry !== undefined) expect(JSON.parse(r.body).retryAfterSeconds).toBe(retry);
+      if (retry !== undefined) {
+        expect(JSON.parse(r.body).retryAfterSeconds).toBe(retry);
+        // Within the window the provider said to keep away, on-demand calls answer 503 with the
+        // time left and send no token request at all (they used to retry within milliseconds).
+        const requestsBefore = lc.faults.seen.length;
+        const within: Awaited<ReturnType<typeof call>>[] = [];
+        while (within.length < 10 && Date.now() < failedAt + retry * 1000 - 300) within.push(await call());
+        expect(within.length).toBeGreaterThanOrEqual(5);
+        for (const w of within) {
+          expectUnavailable(w);
+          expect(JSON.parse(w.body).retryAfterSeconds).toBeLessThanOrEqual(retry);
+        }
+        expect(lc.faults.seen.length, 'token requests within the Retry-After window').toBe(requestsBefore);
+        await sleep(Math.max(0, failedAt + retry * 1000 + 100 - Date.now()));
+      }
       const c = await lc.connection(svc, 'u-alice', id);
       expect(c.status).toBe('active');
       expect(c.statusReason).toBeNull();
@@ -133,6 +148,43 @@ describe.each(databaseKinds)('token endpoint faults are transient, on %s', (kind
       expect([...statusesSeen]).toEqual(['active']);
     },
   );
+
+  it('Entra throttling (AADSTS50196 as invalid_grant, no Retry-After): a pause every instance honours, never needs_reauth', async () => {
+    const other = await lc.startService({ background: false });
+    await waitUntilDue();
+    lc.faults.set({
+      kind: 'status',
+      status: 400,
+      body: {
+        error: 'invalid_grant',
+        error_description:
+          'AADSTS50196: The server terminated an operation because it encountered a client request loop.',
+        error_codes: [50196],
+      },
+    });
+    const before = lc.faults.seen.length;
+    const r = await call();
+    expectUnavailable(r);
+    expect(lc.faults.seen.length).toBe(before + 1);
+    // The fault stays on: any further token request would show in `seen`.
+    const others: Array<{ status: number; body: string }> = [];
+    for (let i = 0; i < 10; i++) {
+      others.push(await call());
+      const o = await other.api('u-alice', proxyPath(id));
+      others.push({ status: o.status, body: await o.text() });
+    }
+    lc.faults.clear();
+    for (const o of others) {
+      expect(o.status, o.body).toBe(503);
+      const problem = JSON.parse(o.body);
+      expect(problem.code).toBe('provider_unavailable');
+      expect(problem.retryAfterSeconds).toBeGreaterThan(20);
+    }
+    expect(lc.faults.seen.length, 'token requests during the throttling pause').toBe(before + 1);
+    const c = await lc.connection(svc, 'u-alice', id);
+    expect(c.status).toBe('active');
+    expect(c.statusReason).toBeNull();
+  });
 
   it('told nobody to reconnect', async () => {
     const notifications = (await (await svc.api('u-alice', '/api/v1/notifications')).json()) as unknown[];

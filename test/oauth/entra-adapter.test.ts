@@ -162,9 +162,15 @@ describe.each(databaseKinds)('Entra adapter against the Entra-shaped server on %
       error: 'temporarily_unavailable',
       description:
         'AADSTS50196: The server terminated an operation because it encountered a client request loop.',
+      headers: { 'retry-after': '1' },
     });
     await svc.service.ctx.tokens.getAccessToken(c.id, { force: true });
     expect((await (await svc.api('u1', `/api/v1/connections/${c.id}`)).json()).status).toBe('active');
+    // Throttled: nothing asks Entra again before the pause it named has passed.
+    const throttled = entra.counters.tokenRequests.refresh_token;
+    await svc.service.ctx.tokens.getAccessToken(c.id, { force: true });
+    expect(entra.counters.tokenRequests.refresh_token).toBe(throttled);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
     entra.revokeAll();
     await expect(svc.service.ctx.tokens.getAccessToken(c.id, { force: true })).rejects.toMatchObject({
       code: 'connection_needs_reauth',

@@ -3,8 +3,10 @@
  * a Koa middleware for `provider.use(...)`, which oidc-provider places in front of its own routes.
  * Nothing about the network is faked: the service talks to the real provider over loopback, and
  * the provider itself answers 503, 429 with Retry-After, HTML garbage, a token response without
- * `access_token`, takes its time before handling the request, or handles it and answers late.
+ * `access_token`, takes its time before handling the request, or handles it and answers late
+ * (the whole answer, or only its body after the headers went out).
  */
+import { PassThrough } from 'node:stream';
 
 /** What the token endpoint does with the next requests. */
 export type TokenFault =
@@ -15,7 +17,12 @@ export type TokenFault =
   /** Waits `ms` before oidc-provider handles the request (it then handles it as usual). */
   | { kind: 'slow'; ms: number }
   /** oidc-provider handles the request at once (rotating the refresh token), the answer leaves `ms` later. */
-  | { kind: 'slowAnswer'; ms: number };
+  | { kind: 'slowAnswer'; ms: number }
+  /**
+   * oidc-provider handles the request at once (rotating the refresh token); the status, the
+   * headers and the body's first byte (JSON whitespace) leave at once, the rest of the body `ms` later.
+   */
+  | { kind: 'slowBody'; ms: number };
 
 /** One request that reached the token endpoint. */
 export interface TokenRequestSeen {
@@ -75,6 +82,15 @@ export function createTokenFaults(tokenPath = '/token'): TokenFaults {
         await next();
         await sleep(current.ms);
         return;
+      case 'slowBody': {
+        await next();
+        const body = typeof ctx.body === 'string' ? ctx.body : JSON.stringify(ctx.body);
+        const stream = new PassThrough();
+        stream.write(' ');
+        setTimeout(() => stream.end(body), current.ms);
+        ctx.body = stream;
+        return;
+      }
       case 'status':
         ctx.status = current.status;
         if (current.retryAfterSeconds !== undefined)

@@ -54,6 +54,8 @@ export interface LifecycleOptions {
   extraIntegrations?: unknown[];
   /** Configure the webhook receiver as the service's webhook endpoint (default true). */
   webhooks?: boolean;
+  /** Access token lifetime at the provider (default `accessTokenTtlSeconds`, 3 s). */
+  accessTokenTtlSeconds?: number;
 }
 
 export interface Lifecycle {
@@ -112,7 +114,7 @@ export async function startLifecycle(options: LifecycleOptions): Promise<Lifecyc
         token_endpoint_auth_method: 'client_secret_basic',
       },
     ],
-    accessTokenTtlSeconds,
+    accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? accessTokenTtlSeconds,
     rotateRefreshToken: true,
     resource: { url: `http://127.0.0.1:${apiPort}/`, scopes: ['items:read'] },
     accounts: { alice: { name: 'Alice Example', email: 'alice@example.com' } },

@@ -1,5 +1,5 @@
-import type { Kysely } from 'kysely';
-import type { ConnectionRow, ConnectionStatus, Database } from '../types.js';
+import { type Kysely, sql } from 'kysely';
+import type { ConnectionRow, ConnectionStatus, ConnectionsTable, Database, Millis } from '../types.js';
 
 /** The public view of a connection: everything but its tokens. */
 export interface ConnectionView {
@@ -37,7 +37,29 @@ export function toConnectionView(row: ConnectionRow): ConnectionView {
   };
 }
 
-/** Connection rows. Every read is scoped to its owner unless the method says otherwise. */
+/** The token columns a refresh writes (sealed already); columns left out keep their value. */
+export type RefreshedTokenColumns = Pick<
+  ConnectionsTable,
+  'access_token_sealed' | 'token_type' | 'access_token_expires_at' | 'last_refreshed_at' | 'next_refresh_at'
+> &
+  Partial<Pick<ConnectionsTable, 'refresh_token_sealed' | 'id_token_sealed' | 'scopes'>>;
+
+/** What a failed refresh leaves on the row: its failure count, the scheduler's next try, the provider's not-before. */
+export interface RefreshFailureColumns {
+  refreshFailures: number;
+  nextRefreshAt: Millis | null;
+  notBefore: Millis | null;
+}
+
+/**
+ * Connection rows. Every read is scoped to its owner unless the method says otherwise.
+ *
+ * The refresh lease lives here too (`tryAcquireRefreshLease` … `releaseRefreshLease`): at most one
+ * holder per connection across instances, taken by one conditional UPDATE, kept alive by its
+ * holder while its token request runs, and released by the same fenced UPDATE that writes the
+ * refreshed tokens. Writes after a refresh are fenced by `version`: a row changed meanwhile
+ * (refreshed elsewhere, reconnected, deleted) is never overwritten. @see RFC 9700 §4.14
+ */
 export class ConnectionRepository {
   readonly #db: Kysely<Database>;
   constructor(db: Kysely<Database>) {
@@ -88,4 +110,174 @@ export class ConnectionRepository {
       .execute();
     return rows.map((r) => ({ ...r, count: Number(r.count) }));
   }
+
+  /**
+   * Takes the refresh lease of `id` if it is free or has run out, in one UPDATE … RETURNING:
+   * the row as it is now, whose `lease_taken_from` names the holder whose lease ran out
+   * (null when it was free). Undefined when another holder's lease still runs (or no row).
+   */
+  async tryAcquireRefreshLease(
+    id: string,
+    owner: string,
+    now: Millis,
+    leaseMs: number,
+  ): Promise<ConnectionRow | undefined> {
+    return this.#db
+      .updateTable('connections')
+      .set((eb) => ({
+        lease_owner: owner,
+        lease_until: now + leaseMs,
+        // The right-hand side reads the row as it was: who held the lease before us.
+        lease_taken_from: eb.ref('lease_owner'),
+      }))
+      .where('id', '=', id)
+      .where((eb) => eb.or([eb('lease_owner', 'is', null), eb('lease_until', '<', now)]))
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  /**
+   * Claims the refresh lease of up to `limit` due, active connections of enabled integrations at
+   * once (the scheduler's batch), oldest due first: one statement instead of a read and a lease
+   * per row. Rows another instance holds are skipped. Returns the claimed rows with their provider.
+   */
+  async claimDueRefreshes(
+    owner: string,
+    now: Millis,
+    leaseMs: number,
+    limit: number,
+  ): Promise<Array<ConnectionRow & { provider_id: string | null }>> {
+    const leaseFree = sql<boolean>`(lease_owner is null or lease_until < ${now})`;
+    const due = this.#db
+      .selectFrom('connections')
+      .innerJoin('integrations', 'integrations.id', 'connections.integration_id')
+      .select('connections.id')
+      .where('connections.next_refresh_at', '<=', now)
+      .where('connections.status', '=', 'active')
+      .where('integrations.enabled', '=', 1)
+      .where((eb) =>
+        eb.or([eb('connections.lease_until', 'is', null), eb('connections.lease_until', '<', now)]),
+      )
+      .orderBy('connections.next_refresh_at')
+      .limit(limit);
+    const claimed = await this.#db
+      .updateTable('connections')
+      .set((eb) => ({
+        lease_owner: owner,
+        lease_until: now + leaseMs,
+        lease_taken_from: eb.ref('lease_owner'),
+      }))
+      .where('id', 'in', due)
+      // Checked again on the row itself: PostgreSQL re-evaluates these on a row another
+      // instance claimed between the subquery and the update, and skips it.
+      .where(leaseFree)
+      .where('status', '=', 'active')
+      .where('next_refresh_at', '<=', now)
+      .returningAll()
+      .execute();
+    if (claimed.length === 0) return [];
+    const providers = await this.#db
+      .selectFrom('integrations')
+      .select(['id', 'provider_id'])
+      .where('id', 'in', [...new Set(claimed.map((r) => r.integration_id))])
+      .execute();
+    const providerOf = new Map(providers.map((p) => [p.id, p.provider_id]));
+    return claimed
+      .map((r) => ({ ...r, provider_id: providerOf.get(r.integration_id) ?? null }))
+      .sort((a, b) => (a.next_refresh_at ?? 0) - (b.next_refresh_at ?? 0));
+  }
+
+  /** Keeps the holder's lease alive while its token request runs; false when it is no longer the holder. */
+  async renewRefreshLease(id: string, owner: string, until: Millis): Promise<boolean> {
+    const r = await this.#db
+      .updateTable('connections')
+      .set({ lease_until: until })
+      .where('id', '=', id)
+      .where('lease_owner', '=', owner)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
+  /** Releases the lease if `owner` still holds it. */
+  async releaseRefreshLease(id: string, owner: string): Promise<void> {
+    await this.#db
+      .updateTable('connections')
+      .set({ lease_owner: null, lease_until: null, lease_taken_from: null })
+      .where('id', '=', id)
+      .where('lease_owner', '=', owner)
+      .execute();
+  }
+
+  /**
+   * Writes refreshed tokens, fenced by the version the refresh read (a rotated refresh token
+   * lands with its access token or not at all), clears failures and the provider's not-before,
+   * bumps the version, and releases `owner`'s lease in the same statement. False when the row
+   * changed or vanished meanwhile: nothing is written then.
+   */
+  async writeRefreshedTokens(
+    id: string,
+    version: number,
+    owner: string,
+    columns: RefreshedTokenColumns,
+    now: Millis,
+  ): Promise<boolean> {
+    const r = await this.#db
+      .updateTable('connections')
+      .set({
+        ...columns,
+        refresh_failures: 0,
+        refresh_not_before: null,
+        version: version + 1,
+        updated_at: now,
+        ...releasedBy(owner),
+      })
+      .where('id', '=', id)
+      .where('version', '=', version)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
+  /**
+   * Records a failed refresh (transient or configuration) on the row it was read as, and releases
+   * `owner`'s lease: failure count, the scheduler's next try, and the not-before every refresh
+   * path honours.
+   */
+  async recordRefreshFailure(
+    id: string,
+    version: number,
+    owner: string,
+    failure: RefreshFailureColumns,
+  ): Promise<void> {
+    await this.#db
+      .updateTable('connections')
+      .set({
+        refresh_failures: failure.refreshFailures,
+        next_refresh_at: failure.nextRefreshAt,
+        refresh_not_before: failure.notBefore,
+        ...releasedBy(owner),
+      })
+      .where('id', '=', id)
+      .where('version', '=', version)
+      .execute();
+  }
+
+  /** Moves the scheduler's next look at the row (fenced by version), e.g. to a token's expiry. */
+  async rescheduleRefresh(id: string, version: number, at: Millis | null): Promise<void> {
+    await this.#db
+      .updateTable('connections')
+      .set({ next_refresh_at: at })
+      .where('id', '=', id)
+      .where('version', '=', version)
+      .execute();
+  }
+}
+
+/** Column values that release the lease only if `owner` holds it (a taker's lease stays). */
+function releasedBy(owner: string) {
+  const mine = sql<boolean>`lease_owner = ${owner}`;
+  return {
+    lease_owner: sql<string | null>`case when ${mine} then null else lease_owner end`,
+    lease_until: sql<Millis | null>`case when ${mine} then null else lease_until end`,
+    lease_taken_from: sql<string | null>`case when ${mine} then null else lease_taken_from end`,
+  };
 }
