@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import * as oauth from 'oauth4webapi';
 import type { Sealer } from '../crypto/index.js';
 import { Problem } from '../http/problem.js';
+import { isSameBrowser } from '../identity/browser-binding.js';
 import type { AuditLog } from '../notify/audit.js';
 import type { Notifications } from '../notify/notifications.js';
 import type { Webhooks } from '../notify/webhooks.js';
@@ -14,7 +15,8 @@ import {
   AuthorizationResponseInvalidError,
 } from '../oauth/oauth-client.js';
 import type { ProviderClients } from '../oauth/registry.js';
-import { TokenSet } from '../oauth/token-set.js';
+import type { TokenSet } from '../oauth/token-set.js';
+import type { Logger } from '../observability/logger.js';
 import type { Store } from '../store/database.js';
 import type { CatalogRepository } from '../store/repos/catalog.js';
 import type { PendingAuthorizationRepository } from '../store/repos/pending-authorizations.js';
@@ -22,12 +24,16 @@ import type { Database } from '../store/types.js';
 import type { Clock } from '../support/clock.js';
 import { sha256Hex } from '../support/hash.js';
 import type { ConnectionCache } from './connection-cache.js';
+import { openParkedTokens, parkTokens, revokeDeclined } from './parked-tokens.js';
 import { idleRefreshMs, nextRefreshAt } from './refresh-policy.js';
+import type { RevocationQueue } from './revocations.js';
 
 /** A pending authorization lives this long: the user has 10 minutes to sign in. */
 export const authorizationTtlMs = 10 * 60 * 1000;
 
 export const callbackPath = '/oauth/callback';
+/** Where the callback sends a flow that this browser did not start, to be confirmed or cancelled. */
+export const parkedFlowPath = '/oauth/confirm';
 
 /** The callback could not be tied to a pending authorization of this user; nothing was changed. */
 export class CallbackRejectedError extends Error {
@@ -46,6 +52,13 @@ export type CompletedOutcome =
       integrationId: string;
       returnTo: string;
     }
+  | {
+      /** Finished in a browser that did not start the flow: the tokens wait, sealed, for a click. */
+      outcome: 'confirm_browser';
+      confirmationId: string;
+      integrationId: string;
+      returnTo: string;
+    }
   | { outcome: 'denied' | 'failed'; integrationId: string; returnTo: string; reason: string };
 
 export interface AuthorizationFlowDeps {
@@ -61,17 +74,9 @@ export interface AuthorizationFlowDeps {
   publicUrl: string;
   /** The hot path's row cache, evicted when a Reconnect replaces a connection's tokens. */
   cache?: ConnectionCache;
-}
-
-/** A token set as sealed while it waits for a confirmation. */
-interface SerializedTokens {
-  accessToken: string;
-  refreshToken?: string | undefined;
-  idToken?: string | undefined;
-  tokenType: string;
-  expiresAt: number | null;
-  scopes: string[] | null;
-  account: TokenSet['account'];
+  /** Retries the revocation of declined tokens that failed transiently. */
+  revocations?: RevocationQueue;
+  logger?: Logger;
 }
 
 const sha256 = sha256Hex;
@@ -95,13 +100,16 @@ export class AuthorizationFlow {
   /**
    * Starts a flow for `userId` on an integration (a Reconnect when `connectionId` is given):
    * stores the pending authorization (state hash, sealed PKCE verifier, nonce, expected
-   * issuer, return_to) and returns the provider's authorization URL.
+   * issuer, return_to, and the starting browser's binding: null when started with a bearer
+   * token) and returns the provider's authorization URL.
    */
   async start(input: {
     userId: string;
     integrationId: string;
     returnTo: string;
     connectionId?: string;
+    /** `browserBindingOf` the session that started it; only that browser finishes without a click. */
+    browserBinding?: string | null | undefined;
   }): Promise<URL> {
     const integration = await this.#d.catalog.getIntegration(input.integrationId);
     if (integration === undefined) {
@@ -167,6 +175,7 @@ export class AuthorizationFlow {
       created_at: now,
       expires_at: now + authorizationTtlMs,
       consumed_at: null,
+      browser_binding: input.browserBinding ?? null,
     });
     return url;
   }
@@ -174,9 +183,16 @@ export class AuthorizationFlow {
   /**
    * Finishes a flow from the callback URL: consumes the state (single use, this user's, unexpired),
    * validates the response (state, iss, error), exchanges the code, and creates the connection or
-   * replaces the tokens of the same one, all or nothing.
+   * replaces the tokens of the same one, all or nothing. When this browser did not start the flow
+   * (started with a bearer, or in another browser or session), nothing is stored: the tokens are
+   * parked sealed for 10 minutes and the user is asked (a login CSRF cannot finish a flow).
    */
-  async complete(input: { userId: string; callbackUrl: URL }): Promise<CompletedOutcome> {
+  async complete(input: {
+    userId: string;
+    callbackUrl: URL;
+    /** `browserBindingOf` the callback's session; undefined without one. */
+    browserBinding?: string | undefined;
+  }): Promise<CompletedOutcome> {
     const state = input.callbackUrl.searchParams.get('state');
     if (state === null || state.length === 0 || state.length > 200)
       throw new CallbackRejectedError('missing_state');
@@ -227,8 +243,107 @@ export class AuthorizationFlow {
       if (error instanceof Problem) return failed(error.code);
       throw error;
     }
+    if (!isSameBrowser(p.browser_binding, input.browserBinding)) {
+      const now = this.#d.clock.now();
+      const confirmationId = await parkTokens(this.#d.store.db, this.#d.sealer, {
+        kind: p.connection_id === null ? 'connect' : 'reconnect',
+        userId: input.userId,
+        connectionId: p.connection_id ?? '',
+        integrationId: integration.id,
+        tokens,
+        returnTo: p.return_to,
+        browserBinding: input.browserBinding ?? null,
+        now,
+        expiresAt: now + authorizationTtlMs,
+      });
+      await this.#d.audit.record({
+        actor: input.userId,
+        action: 'authorization.parked',
+        targetType: 'integration',
+        targetId: integration.id,
+        data: { reason: p.browser_binding === null ? 'started_with_bearer' : 'other_browser' },
+      });
+      return {
+        outcome: 'confirm_browser',
+        confirmationId,
+        integrationId: integration.id,
+        returnTo: p.return_to,
+      };
+    }
     const saved = await this.#save(input.userId, integration.id, p.connection_id, tokens, p.return_to, false);
     return { ...saved, integrationId: integration.id, returnTo: p.return_to };
+  }
+
+  /**
+   * A flow parked because it finished in a browser that did not start it, for its page (no
+   * tokens): only its user, in the browser that received the callback, and only unexpired.
+   */
+  async parkedFlow(userId: string, id: string, browserBinding: string | undefined) {
+    const row = await this.#parked(userId, id, browserBinding);
+    if (row === undefined) return undefined;
+    return {
+      id: row.id,
+      integrationId: row.integration_id,
+      reconnect: row.kind === 'reconnect',
+      account: JSON.parse(row.account) as TokenSet['account'],
+    };
+  }
+
+  /**
+   * Answers a parked flow: `connect` stores its tokens as the flow would have (a Reconnect that
+   * signed in as another account still asks about that); `cancel` discards them and revokes them
+   * at the provider where it can. Either way the parked row goes first, so it is answered once.
+   */
+  async resolveParkedFlow(
+    userId: string,
+    id: string,
+    browserBinding: string | undefined,
+    decision: 'connect' | 'cancel',
+  ): Promise<CompletedOutcome | undefined> {
+    const row = await this.#parked(userId, id, browserBinding);
+    if (row === undefined) return undefined;
+    const deleted = await this.#d.store.db
+      .deleteFrom('pending_confirmations')
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (Number(deleted.numDeletedRows) !== 1) return undefined; // answered concurrently
+    const tokens = openParkedTokens(this.#d.sealer, row);
+    if (decision === 'cancel') {
+      const integration = await this.#d.catalog.getIntegration(row.integration_id);
+      const revocation =
+        integration?.providerId == null
+          ? 'unsupported'
+          : await revokeDeclined(this.#d, integration.providerId, row.id, tokens);
+      await this.#d.audit.record({
+        actor: userId,
+        action: 'authorization.cancelled',
+        targetType: 'integration',
+        targetId: row.integration_id,
+        data: { revocation },
+      });
+      return {
+        outcome: 'failed',
+        integrationId: row.integration_id,
+        returnTo: row.return_to,
+        reason: 'cancelled',
+      };
+    }
+    const reconnectId = row.kind === 'reconnect' ? row.connection_id : null;
+    const saved = await this.#save(userId, row.integration_id, reconnectId, tokens, row.return_to, false);
+    return { ...saved, integrationId: row.integration_id, returnTo: row.return_to };
+  }
+
+  async #parked(userId: string, id: string, browserBinding: string | undefined) {
+    const row = await this.#d.store.db
+      .selectFrom('pending_confirmations')
+      .selectAll()
+      .where('id', '=', id)
+      .where('user_id', '=', userId)
+      .where('kind', 'in', ['connect', 'reconnect'])
+      .where('expires_at', '>', this.#d.clock.now())
+      .executeTakeFirst();
+    // Only the browser the provider sent back may answer: not the flow's starter elsewhere.
+    return row !== undefined && isSameBrowser(row.browser_binding, browserBinding) ? row : undefined;
   }
 
   /** The replacement waiting for confirmation, for the confirm page (no tokens). */
@@ -238,6 +353,7 @@ export class AuthorizationFlow {
       .select(['id', 'connection_id', 'integration_id', 'account', 'return_to'])
       .where('id', '=', id)
       .where('user_id', '=', userId)
+      .where('kind', '=', 'account')
       .where('expires_at', '>', this.#d.clock.now())
       .executeTakeFirst();
     if (row === undefined) return undefined;
@@ -275,6 +391,7 @@ export class AuthorizationFlow {
       .selectAll()
       .where('id', '=', id)
       .where('user_id', '=', userId)
+      .where('kind', '=', 'account')
       .where('expires_at', '>', this.#d.clock.now())
       .executeTakeFirst();
     if (row === undefined) return undefined;
@@ -291,14 +408,7 @@ export class AuthorizationFlow {
         reason: 'kept_account',
       };
     }
-    const t = JSON.parse(
-      this.#d.sealer.open(row.tokens_sealed, {
-        table: 'pending_confirmations',
-        rowId: id,
-        field: 'tokens_sealed',
-      }),
-    ) as SerializedTokens;
-    const tokens = new TokenSet(t);
+    const tokens = openParkedTokens(this.#d.sealer, row);
     const saved = await this.#save(
       userId,
       row.integration_id,
@@ -371,34 +481,17 @@ export class AuthorizationFlow {
       if (!confirmed && existing?.account_id != null && tokens.account.id !== existing.account_id) {
         // Signed in as someone else, or as someone the provider did not name (no ID token, a
         // failed userinfo): keep the new tokens aside (sealed) and ask before replacing.
-        const confirmationId = randomUUID();
-        const serialized: SerializedTokens = {
-          accessToken: tokens.accessToken,
-          refreshToken: tokens.refreshToken,
-          idToken: tokens.idToken,
-          tokenType: tokens.tokenType,
-          expiresAt: tokens.expiresAt,
-          scopes: tokens.scopes,
-          account: tokens.account,
-        };
-        await trx
-          .insertInto('pending_confirmations')
-          .values({
-            id: confirmationId,
-            user_id: userId,
-            connection_id: id,
-            integration_id: integrationId,
-            account: JSON.stringify(tokens.account),
-            tokens_sealed: this.#d.sealer.seal(JSON.stringify(serialized), {
-              table: 'pending_confirmations',
-              rowId: confirmationId,
-              field: 'tokens_sealed',
-            }),
-            return_to: returnTo,
-            created_at: now,
-            expires_at: now + authorizationTtlMs,
-          })
-          .execute();
+        const confirmationId = await parkTokens(trx as unknown as Kysely<Database>, this.#d.sealer, {
+          kind: 'account',
+          userId,
+          connectionId: id,
+          integrationId,
+          tokens,
+          returnTo,
+          browserBinding: null,
+          now,
+          expiresAt: now + authorizationTtlMs,
+        });
         return { outcome: 'confirm' as const, confirmationId, connectionId: id };
       }
       const values = {

@@ -16,6 +16,7 @@ import { registerAdminRoutes } from '../http/routes/admin.js';
 import { registerConnectRoutes } from '../http/routes/connect.js';
 import { registerConnectionRoutes } from '../http/routes/connections.js';
 import { registerNotificationRoutes } from '../http/routes/notifications.js';
+import { registerParkedFlowRoutes } from '../http/routes/parked-flow.js';
 import { SessionHandOff } from '../identity/hand-off.js';
 import { createJwtVerifier } from '../identity/jwt.js';
 import { SessionService } from '../identity/session-service.js';
@@ -121,6 +122,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
     await ctx.webhooks.syncFromConfig(config.webhooks);
     const app = await buildApp(ctx, [
       registerConnectRoutes,
+      registerParkedFlowRoutes,
       registerConnectionRoutes,
       registerNotificationRoutes,
       registerAdminRoutes,
@@ -243,6 +245,14 @@ function buildContext(
     leaseMs: options.leaseMs ?? Math.max(30_000, config.outbound.timeoutMs * 2),
     cache: connectionCache,
   });
+  const revocations = new RevocationQueue({
+    store: parts.store,
+    sealer: parts.sealer,
+    clients: providers,
+    clock: parts.clock,
+    logger: parts.logger,
+    leaseMs: Math.max(60_000, config.outbound.timeoutMs * 3),
+  });
   const flow = new AuthorizationFlow({
     store: parts.store,
     catalog: parts.catalog,
@@ -255,6 +265,8 @@ function buildContext(
     clock: parts.clock,
     publicUrl: config.server.publicUrl,
     cache: connectionCache,
+    revocations,
+    logger: parts.logger,
   });
   return {
     ...parts,
@@ -262,14 +274,7 @@ function buildContext(
     webhooks,
     notifications,
     tokens,
-    revocations: new RevocationQueue({
-      store: parts.store,
-      sealer: parts.sealer,
-      clients: providers,
-      clock: parts.clock,
-      logger: parts.logger,
-      leaseMs: Math.max(60_000, config.outbound.timeoutMs * 3),
-    }),
+    revocations,
     flow,
     config,
     metrics,

@@ -5,6 +5,7 @@ import * as m0002 from './migrations/0002_revocations_confirmations.js';
 import * as m0003 from './migrations/0003_retention_indexes.js';
 import * as m0004 from './migrations/0004_used_hand_offs.js';
 import * as m0007 from './migrations/0007_admin_audience.js';
+import * as m0008 from './migrations/0008_browser_binding.js';
 
 /** The ordered list of migrations; each receives the engine kind for the few dialect differences. */
 function migrationsFor(store: Store): Record<string, Migration> {
@@ -14,6 +15,7 @@ function migrationsFor(store: Store): Record<string, Migration> {
     '0003_retention_indexes': { up: (db) => m0003.up(db) },
     '0004_used_hand_offs': { up: (db) => m0004.up(db) },
     '0007_admin_audience': { up: (db) => m0007.up(db) },
+    '0008_browser_binding': { up: (db) => m0008.up(db) },
   };
 }
 
