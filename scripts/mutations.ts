@@ -96,7 +96,7 @@ export const mutations: Mutation[] = [
   },
   {
     id: 'parked-flow-browser',
-    file: 'src/connections/authorization-flow.ts',
+    file: 'src/connections/flow-confirmations.ts',
     search:
       '    return row !== undefined && isSameBrowser(row.browser_binding, browserBinding) ? row : undefined;',
     replace: '    return row;',
@@ -457,7 +457,7 @@ export const mutations: Mutation[] = [
   },
   {
     id: 'reconnect-write',
-    file: 'src/connections/authorization-flow.ts',
+    file: 'src/connections/save-connection.ts',
     search: '.set({ ...values, version: existing.version + 1 })',
     replace: '.set({ updated_at: now, version: existing.version + 1 })',
     description: 'Reconnect keeps the old tokens (writes only its bookkeeping)',

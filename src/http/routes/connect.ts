@@ -110,7 +110,7 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
     if (request.identity === undefined) return signInRedirect(ctx, request, reply);
     const identity = requireUser(request, publicUrl);
     const { confirmationId } = parseInput(confirmParams, request.params, 'path');
-    const pending = await ctx.flow.pendingConfirmation(identity.userId, confirmationId);
+    const pending = await ctx.flow.confirmations.pendingAccount(identity.userId, confirmationId);
     if (pending === undefined) {
       return errorPage(reply, 404, 'Nothing to confirm', 'This request expired or was already answered.');
     }
@@ -144,7 +144,7 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
     const identity = requireUser(request, publicUrl);
     const { confirmationId } = parseInput(confirmParams, request.params, 'path');
     const { decision } = parseInput(confirmForm, request.body ?? {}, 'form');
-    const result = await ctx.flow.resolveConfirmation(identity.userId, confirmationId, decision);
+    const result = await ctx.flow.confirmations.resolveAccount(identity.userId, confirmationId, decision);
     if (result === undefined) {
       return errorPage(reply, 404, 'Nothing to confirm', 'This request expired or was already answered.');
     }

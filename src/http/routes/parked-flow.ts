@@ -24,7 +24,7 @@ export function registerParkedFlowRoutes(app: FastifyInstance, ctx: AppContext):
     if (request.identity === undefined) return signInRedirect(ctx, request, reply);
     const identity = requireUser(request, publicUrl);
     const { id } = parseInput(params, request.params, 'path');
-    const parked = await ctx.flow.parkedFlow(identity.userId, id, identity.browserBinding);
+    const parked = await ctx.flow.confirmations.parked(identity.userId, id, identity.browserBinding);
     if (parked === undefined) return errorPage(reply, 404, 'Nothing to confirm', gone);
     const integration = await ctx.catalog.getIntegration(parked.integrationId);
     return reply.type('text/html; charset=utf-8').send(
@@ -42,7 +42,12 @@ export function registerParkedFlowRoutes(app: FastifyInstance, ctx: AppContext):
     const identity = requireUser(request, publicUrl);
     const { id } = parseInput(params, request.params, 'path');
     const { decision } = parseInput(form, request.body ?? {}, 'form');
-    const result = await ctx.flow.resolveParkedFlow(identity.userId, id, identity.browserBinding, decision);
+    const result = await ctx.flow.confirmations.resolveParked(
+      identity.userId,
+      id,
+      identity.browserBinding,
+      decision,
+    );
     if (result === undefined) return errorPage(reply, 404, 'Nothing to confirm', gone);
     request.log.info({ outcome: result.outcome, integration: result.integrationId }, 'parked flow answered');
     if (result.outcome === 'confirm') {
