@@ -209,6 +209,26 @@ describe.each(databaseKinds)('flows bound to the browser that started them, on %
     expect(new URL((await ua.answerParked(answer)).location!).searchParams.get('outcome')).toBe('connected');
   });
 
+  it('bad input on the confirmation routes is a 400 problem and changes nothing', async () => {
+    const userId = 'u-bad-input';
+    const ua = await signedInAgent(svc, userId);
+    const answer = await finishIn(ua, await startWithBearer(userId));
+    const page = await ua.get(answer.location!);
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(page.body)![1]!;
+    for (const [path, decision] of [
+      ['/oauth/confirm/not-a-uuid', 'connect'],
+      [new URL(answer.location!).pathname, 'replace'],
+      [new URL(answer.location!).pathname, ''],
+    ] as const) {
+      const r = await ua.post(`${svc.url}${path}`, { decision, _csrf: csrf });
+      expect(r.status, `${path} ${decision}`).toBe(400);
+      expect(r.headers.get('content-type')).toContain('application/problem+json');
+    }
+    expect((await ua.get(`${svc.url}/oauth/confirm/not-a-uuid`)).status).toBe(400);
+    expect(await connectionsOf(userId)).toEqual([]);
+    expect(await parkedOf(userId)).toHaveLength(1);
+  });
+
   it('Cancel discards the parked tokens and revokes them at the provider', async () => {
     const userId = 'u-cancel';
     const ua = await signedInAgent(svc, userId);
