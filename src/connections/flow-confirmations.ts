@@ -66,8 +66,9 @@ export class FlowConfirmations {
       .executeTakeFirst();
     if (Number(deleted.numDeletedRows) !== 1) return undefined; // answered concurrently
     const tokens = openParkedTokens(this.#d.sealer, row);
-    if (decision === 'cancel') {
-      const integration = await this.#d.catalog.getIntegration(row.integration_id);
+    const integration = await this.#d.catalog.getIntegration(row.integration_id);
+    const usable = integration?.enabled === true && integration.providerId !== null;
+    if (decision === 'cancel' || !usable) {
       const revocation =
         integration?.providerId == null
           ? 'unsupported'
@@ -77,13 +78,13 @@ export class FlowConfirmations {
         action: 'authorization.cancelled',
         targetType: 'integration',
         targetId: row.integration_id,
-        data: { revocation },
+        data: { revocation, ...(usable ? {} : { reason: 'integration_unavailable' }) },
       });
       return {
         outcome: 'failed',
         integrationId: row.integration_id,
         returnTo: row.return_to,
-        reason: 'cancelled',
+        reason: usable ? 'cancelled' : 'integration_unavailable',
       };
     }
     const reconnectId = row.kind === 'reconnect' ? row.connection_id : null;
