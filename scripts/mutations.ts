@@ -86,6 +86,24 @@ export const mutations: Mutation[] = [
     tests: connectFlow,
   },
   {
+    id: 'flow-browser-binding',
+    file: 'src/connections/authorization-flow.ts',
+    search: '    if (!isSameBrowser(p.browser_binding, input.browserBinding)) {',
+    replace: '    if (false) {',
+    description:
+      'a flow finishes silently in a browser that did not start it (login CSRF chains into finishing a flow)',
+    tests: ['test/connections/browser-binding.test.ts'],
+  },
+  {
+    id: 'parked-flow-browser',
+    file: 'src/connections/flow-confirmations.ts',
+    search:
+      '    return row !== undefined && isSameBrowser(row.browser_binding, browserBinding) ? row : undefined;',
+    replace: '    return row;',
+    description: 'a parked flow can be confirmed by a bearer or another session of its user',
+    tests: ['test/connections/browser-binding.test.ts'],
+  },
+  {
     id: 'pkce-s256',
     file: 'src/oauth/oauth-client.ts',
     search: "params.set('code_challenge_method', 'S256');",
@@ -439,7 +457,7 @@ export const mutations: Mutation[] = [
   },
   {
     id: 'reconnect-write',
-    file: 'src/connections/authorization-flow.ts',
+    file: 'src/connections/save-connection.ts',
     search: '.set({ ...values, version: existing.version + 1 })',
     replace: '.set({ updated_at: now, version: existing.version + 1 })',
     description: 'Reconnect keeps the old tokens (writes only its bookkeeping)',

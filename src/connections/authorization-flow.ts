@@ -1,8 +1,8 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import { randomBytes } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import type { Sealer } from '../crypto/index.js';
 import { Problem } from '../http/problem.js';
+import { isSameBrowser } from '../identity/browser-binding.js';
 import type { AuditLog } from '../notify/audit.js';
 import type { Notifications } from '../notify/notifications.js';
 import type { Webhooks } from '../notify/webhooks.js';
@@ -14,20 +14,25 @@ import {
   AuthorizationResponseInvalidError,
 } from '../oauth/oauth-client.js';
 import type { ProviderClients } from '../oauth/registry.js';
-import { TokenSet } from '../oauth/token-set.js';
+import type { TokenSet } from '../oauth/token-set.js';
+import type { Logger } from '../observability/logger.js';
 import type { Store } from '../store/database.js';
 import type { CatalogRepository } from '../store/repos/catalog.js';
 import type { PendingAuthorizationRepository } from '../store/repos/pending-authorizations.js';
-import type { Database } from '../store/types.js';
 import type { Clock } from '../support/clock.js';
 import { sha256Hex } from '../support/hash.js';
 import type { ConnectionCache } from './connection-cache.js';
-import { idleRefreshMs, nextRefreshAt } from './refresh-policy.js';
+import { FlowConfirmations } from './flow-confirmations.js';
+import { parkTokens } from './parked-tokens.js';
+import type { RevocationQueue } from './revocations.js';
+import { saveConnection } from './save-connection.js';
 
 /** A pending authorization lives this long: the user has 10 minutes to sign in. */
 export const authorizationTtlMs = 10 * 60 * 1000;
 
 export const callbackPath = '/oauth/callback';
+/** Where the callback sends a flow that this browser did not start, to be confirmed or cancelled. */
+export const parkedFlowPath = '/oauth/confirm';
 
 /** The callback could not be tied to a pending authorization of this user; nothing was changed. */
 export class CallbackRejectedError extends Error {
@@ -46,6 +51,13 @@ export type CompletedOutcome =
       integrationId: string;
       returnTo: string;
     }
+  | {
+      /** Finished in a browser that did not start the flow: the tokens wait, sealed, for a click. */
+      outcome: 'confirm_browser';
+      confirmationId: string;
+      integrationId: string;
+      returnTo: string;
+    }
   | { outcome: 'denied' | 'failed'; integrationId: string; returnTo: string; reason: string };
 
 export interface AuthorizationFlowDeps {
@@ -61,17 +73,9 @@ export interface AuthorizationFlowDeps {
   publicUrl: string;
   /** The hot path's row cache, evicted when a Reconnect replaces a connection's tokens. */
   cache?: ConnectionCache;
-}
-
-/** A token set as sealed while it waits for a confirmation. */
-interface SerializedTokens {
-  accessToken: string;
-  refreshToken?: string | undefined;
-  idToken?: string | undefined;
-  tokenType: string;
-  expiresAt: number | null;
-  scopes: string[] | null;
-  account: TokenSet['account'];
+  /** Retries the revocation of declined tokens that failed transiently. */
+  revocations?: RevocationQueue;
+  logger?: Logger;
 }
 
 const sha256 = sha256Hex;
@@ -84,8 +88,12 @@ const sha256 = sha256Hex;
 export class AuthorizationFlow {
   readonly #d: AuthorizationFlowDeps;
 
+  /** The answers to parked flows and to "replace the connected account?". */
+  readonly confirmations: FlowConfirmations;
+
   constructor(deps: AuthorizationFlowDeps) {
     this.#d = deps;
+    this.confirmations = new FlowConfirmations(deps);
   }
 
   get redirectUri(): string {
@@ -95,13 +103,16 @@ export class AuthorizationFlow {
   /**
    * Starts a flow for `userId` on an integration (a Reconnect when `connectionId` is given):
    * stores the pending authorization (state hash, sealed PKCE verifier, nonce, expected
-   * issuer, return_to) and returns the provider's authorization URL.
+   * issuer, return_to, and the starting browser's binding: null when started with a bearer
+   * token) and returns the provider's authorization URL.
    */
   async start(input: {
     userId: string;
     integrationId: string;
     returnTo: string;
     connectionId?: string;
+    /** `browserBindingOf` the session that started it; only that browser finishes without a click. */
+    browserBinding?: string | null | undefined;
   }): Promise<URL> {
     const integration = await this.#d.catalog.getIntegration(input.integrationId);
     if (integration === undefined) {
@@ -167,6 +178,7 @@ export class AuthorizationFlow {
       created_at: now,
       expires_at: now + authorizationTtlMs,
       consumed_at: null,
+      browser_binding: input.browserBinding ?? null,
     });
     return url;
   }
@@ -174,9 +186,16 @@ export class AuthorizationFlow {
   /**
    * Finishes a flow from the callback URL: consumes the state (single use, this user's, unexpired),
    * validates the response (state, iss, error), exchanges the code, and creates the connection or
-   * replaces the tokens of the same one, all or nothing.
+   * replaces the tokens of the same one, all or nothing. When this browser did not start the flow
+   * (started with a bearer, or in another browser or session), nothing is stored: the tokens are
+   * parked sealed for 10 minutes and the user is asked (a login CSRF cannot finish a flow).
    */
-  async complete(input: { userId: string; callbackUrl: URL }): Promise<CompletedOutcome> {
+  async complete(input: {
+    userId: string;
+    callbackUrl: URL;
+    /** `browserBindingOf` the callback's session; undefined without one. */
+    browserBinding?: string | undefined;
+  }): Promise<CompletedOutcome> {
     const state = input.callbackUrl.searchParams.get('state');
     if (state === null || state.length === 0 || state.length > 200)
       throw new CallbackRejectedError('missing_state');
@@ -227,96 +246,43 @@ export class AuthorizationFlow {
       if (error instanceof Problem) return failed(error.code);
       throw error;
     }
-    const saved = await this.#save(input.userId, integration.id, p.connection_id, tokens, p.return_to, false);
-    return { ...saved, integrationId: integration.id, returnTo: p.return_to };
-  }
-
-  /** The replacement waiting for confirmation, for the confirm page (no tokens). */
-  async pendingConfirmation(userId: string, id: string) {
-    const row = await this.#d.store.db
-      .selectFrom('pending_confirmations')
-      .select(['id', 'connection_id', 'integration_id', 'account', 'return_to'])
-      .where('id', '=', id)
-      .where('user_id', '=', userId)
-      .where('expires_at', '>', this.#d.clock.now())
-      .executeTakeFirst();
-    if (row === undefined) return undefined;
-    const current = await this.#d.store.db
-      .selectFrom('connections')
-      .select(['account_id', 'account_name', 'account_email'])
-      .where('id', '=', row.connection_id)
-      .where('user_id', '=', userId)
-      .executeTakeFirst();
-    return {
-      id: row.id,
-      connectionId: row.connection_id,
-      integrationId: row.integration_id,
-      returnTo: row.return_to,
-      newAccount: JSON.parse(row.account) as TokenSet['account'],
-      currentAccount: {
-        ...(current?.account_id ? { id: current.account_id } : {}),
-        ...(current?.account_name ? { name: current.account_name } : {}),
-        ...(current?.account_email ? { email: current.account_email } : {}),
-      },
-    };
-  }
-
-  /**
-   * Answers a pending "different account" confirmation: `replace` stores the new tokens on the
-   * same connection id; `keep` discards them. Either way the pending row (and its sealed tokens) goes.
-   */
-  async resolveConfirmation(
-    userId: string,
-    id: string,
-    decision: 'replace' | 'keep',
-  ): Promise<CompletedOutcome | undefined> {
-    const row = await this.#d.store.db
-      .selectFrom('pending_confirmations')
-      .selectAll()
-      .where('id', '=', id)
-      .where('user_id', '=', userId)
-      .where('expires_at', '>', this.#d.clock.now())
-      .executeTakeFirst();
-    if (row === undefined) return undefined;
-    const deleted = await this.#d.store.db
-      .deleteFrom('pending_confirmations')
-      .where('id', '=', id)
-      .executeTakeFirst();
-    if (Number(deleted.numDeletedRows) !== 1) return undefined; // answered concurrently
-    if (decision === 'keep') {
+    if (!isSameBrowser(p.browser_binding, input.browserBinding)) {
+      const now = this.#d.clock.now();
+      const confirmationId = await parkTokens(this.#d.store.db, this.#d.sealer, {
+        kind: p.connection_id === null ? 'connect' : 'reconnect',
+        userId: input.userId,
+        connectionId: p.connection_id ?? '',
+        integrationId: integration.id,
+        tokens,
+        returnTo: p.return_to,
+        browserBinding: input.browserBinding ?? null,
+        now,
+        expiresAt: now + authorizationTtlMs,
+      });
+      await this.#d.audit.record({
+        actor: input.userId,
+        action: 'authorization.parked',
+        targetType: 'integration',
+        targetId: integration.id,
+        data: { reason: p.browser_binding === null ? 'started_with_bearer' : 'other_browser' },
+      });
       return {
-        outcome: 'failed',
-        integrationId: row.integration_id,
-        returnTo: row.return_to,
-        reason: 'kept_account',
+        outcome: 'confirm_browser',
+        confirmationId,
+        integrationId: integration.id,
+        returnTo: p.return_to,
       };
     }
-    const t = JSON.parse(
-      this.#d.sealer.open(row.tokens_sealed, {
-        table: 'pending_confirmations',
-        rowId: id,
-        field: 'tokens_sealed',
-      }),
-    ) as SerializedTokens;
-    const tokens = new TokenSet(t);
-    const saved = await this.#save(
-      userId,
-      row.integration_id,
-      row.connection_id,
+    const saved = await saveConnection(
+      this.#d,
+      input.userId,
+      integration.id,
+      p.connection_id,
       tokens,
-      row.return_to,
-      true,
+      p.return_to,
+      false,
     );
-    return { ...saved, integrationId: row.integration_id, returnTo: row.return_to };
-  }
-
-  /** How often an idle grant of this integration's provider is refreshed to keep it alive (null: never). */
-  async #idleRefreshMs(integrationId: string): Promise<number | null> {
-    const integration = await this.#d.catalog.getIntegration(integrationId);
-    const provider = integration?.providerId
-      ? await this.#d.catalog.getProvider(integration.providerId)
-      : undefined;
-    return idleRefreshMs(provider);
+    return { ...saved, integrationId: integration.id, returnTo: p.return_to };
   }
 
   async #client(providerId: string) {
@@ -343,160 +309,6 @@ export class AuthorizationFlow {
       },
     });
   }
-
-  /** Creates the connection or replaces the tokens of the existing one, with audit and webhook, in one transaction. */
-  async #save(
-    userId: string,
-    integrationId: string,
-    reconnectId: string | null,
-    tokens: TokenSet,
-    returnTo: string,
-    confirmed: boolean,
-    attempt = 1,
-  ): Promise<
-    | { outcome: 'connected' | 'reconnected'; connectionId: string }
-    | { outcome: 'confirm'; confirmationId: string; connectionId: string }
-  > {
-    const now = this.#d.clock.now();
-    // Read before the transaction: on SQLite a query outside `trx` while it is open would deadlock.
-    const idleMs = await this.#idleRefreshMs(integrationId);
-    const saving = this.#d.store.db.transaction().execute(async (trx) => {
-      const existing = await trx
-        .selectFrom('connections')
-        .select(['id', 'version', 'account_id'])
-        .where('user_id', '=', userId)
-        .where(reconnectId === null ? 'integration_id' : 'id', '=', reconnectId ?? integrationId)
-        .executeTakeFirst();
-      const id = existing?.id ?? randomUUID();
-      if (!confirmed && existing?.account_id != null && tokens.account.id !== existing.account_id) {
-        // Signed in as someone else, or as someone the provider did not name (no ID token, a
-        // failed userinfo): keep the new tokens aside (sealed) and ask before replacing.
-        const confirmationId = randomUUID();
-        const serialized: SerializedTokens = {
-          accessToken: tokens.accessToken,
-          refreshToken: tokens.refreshToken,
-          idToken: tokens.idToken,
-          tokenType: tokens.tokenType,
-          expiresAt: tokens.expiresAt,
-          scopes: tokens.scopes,
-          account: tokens.account,
-        };
-        await trx
-          .insertInto('pending_confirmations')
-          .values({
-            id: confirmationId,
-            user_id: userId,
-            connection_id: id,
-            integration_id: integrationId,
-            account: JSON.stringify(tokens.account),
-            tokens_sealed: this.#d.sealer.seal(JSON.stringify(serialized), {
-              table: 'pending_confirmations',
-              rowId: confirmationId,
-              field: 'tokens_sealed',
-            }),
-            return_to: returnTo,
-            created_at: now,
-            expires_at: now + authorizationTtlMs,
-          })
-          .execute();
-        return { outcome: 'confirm' as const, confirmationId, connectionId: id };
-      }
-      const values = {
-        status: 'active' as const,
-        status_reason: null,
-        account_id: tokens.account.id ?? null,
-        account_name: tokens.account.name ?? null,
-        account_email: tokens.account.email ?? null,
-        scopes: JSON.stringify(tokens.scopes ?? []),
-        ...this.#sealTokens(id, tokens),
-        token_type: tokens.tokenType,
-        access_token_expires_at: tokens.expiresAt,
-        last_refreshed_at: now,
-        next_refresh_at: nextRefreshAt(tokens.expiresAt, now, { idleMs }),
-        refresh_failures: 0,
-        lease_owner: null,
-        lease_until: null,
-        updated_at: now,
-      };
-      if (existing === undefined) {
-        await trx
-          .insertInto('connections')
-          .values({
-            id,
-            user_id: userId,
-            integration_id: integrationId,
-            ...values,
-            version: 0,
-            created_at: now,
-          })
-          .execute();
-      } else {
-        const written = await trx
-          .updateTable('connections')
-          .set({ ...values, version: existing.version + 1 })
-          .where('id', '=', id)
-          .where('version', '=', existing.version)
-          .executeTakeFirst();
-        if (Number(written.numUpdatedRows) !== 1) throw new StaleConnectionError();
-      }
-      const outcome: 'connected' | 'reconnected' = existing === undefined ? 'connected' : 'reconnected';
-      const db = trx as unknown as Kysely<Database>;
-      await this.#d.notifications.resolveForConnection(db, id);
-      await this.#d.notifications.publish(db, userId, 'connection.status', {
-        connectionId: id,
-        integration: integrationId,
-        status: 'active',
-      });
-      const event = outcome === 'connected' ? 'connection.created' : 'connection.reconnected';
-      await this.#d.audit.record(
-        {
-          actor: userId,
-          action: event,
-          targetType: 'connection',
-          targetId: id,
-          data: { integration: integrationId, account: tokens.account.id ?? null },
-        },
-        trx,
-      );
-      await this.#d.webhooks.enqueue(db, event, {
-        connectionId: id,
-        userId,
-        integration: integrationId,
-      });
-      return { outcome, connectionId: id };
-    });
-    let saved: Awaited<typeof saving>;
-    try {
-      saved = await saving;
-    } catch (error) {
-      // A refresh committed between our read and our fenced write (PostgreSQL, read committed):
-      // nothing was written; save again over the fresh row, so the new tokens are never lost
-      // and the version always moves forward.
-      if (error instanceof StaleConnectionError && attempt < 5) {
-        return this.#save(userId, integrationId, reconnectId, tokens, returnTo, confirmed, attempt + 1);
-      }
-      throw error;
-    }
-    this.#d.cache?.invalidate(saved.connectionId);
-    return saved;
-  }
-
-  #sealTokens(connectionId: string, tokens: TokenSet) {
-    const seal = (value: string | undefined, field: string) =>
-      value === undefined
-        ? null
-        : this.#d.sealer.seal(value, { table: 'connections', rowId: connectionId, field });
-    return {
-      access_token_sealed: seal(tokens.accessToken, 'access_token_sealed'),
-      refresh_token_sealed: seal(tokens.refreshToken, 'refresh_token_sealed'),
-      id_token_sealed: seal(tokens.idToken, 'id_token_sealed'),
-    };
-  }
-}
-
-/** The connection changed between the Reconnect's read and its fenced write (rolls the transaction back). */
-class StaleConnectionError extends Error {
-  readonly code = 'stale_connection';
 }
 
 /** Maps a provider failure at flow start to a problem the user can act on (never upstream text). */

@@ -32,14 +32,3 @@ export class ProviderMisconfiguredError extends Error {
 export class ConnectionNotFoundError extends Error {
   readonly code = 'connection_not_found';
 }
-
-/** A sealed token of this connection does not open (tampered, moved, or its key was removed). */
-export class ConnectionUnreadableError extends Error {
-  readonly code = 'decrypt_failed';
-  constructor(
-    readonly connectionId: string,
-    readonly integrationId: string,
-  ) {
-    super(`connection ${connectionId} has a sealed token that does not open`);
-  }
-}

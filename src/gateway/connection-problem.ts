@@ -1,7 +1,6 @@
 import {
   ConnectionNeedsReauthError,
   ConnectionNotFoundError,
-  ConnectionUnreadableError,
   ProviderMisconfiguredError,
   ProviderUnavailableError,
 } from '../connections/errors.js';
@@ -47,18 +46,6 @@ export function connectionProblem(error: unknown, row: ConnectionRow, publicUrl:
       'provider_misconfigured',
       'Bad Gateway',
       'The provider rejects this service; an administrator has been told.',
-    );
-  }
-  if (error instanceof ConnectionUnreadableError) {
-    return new Problem(
-      500,
-      'decrypt_failed',
-      'Internal Server Error',
-      "This connection's stored credentials cannot be read; reconnect it.",
-      {
-        connectionId: row.id,
-        reconnectUrl: `${publicUrl}/connect/${row.integration_id}`,
-      },
     );
   }
   if (error instanceof ConnectionNotFoundError) {

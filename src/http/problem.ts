@@ -24,7 +24,6 @@ export type ProblemCode =
   | 'provider_unavailable'
   | 'provider_misconfigured'
   | 'upstream_error'
-  | 'decrypt_failed'
   | 'internal_error'
   | 'service_unavailable';
 

@@ -6,6 +6,8 @@ export interface Identity {
   /** `session`: a browser cookie (state changes need the CSRF token); `bearer`: an API token. */
   readonly via: 'session' | 'bearer';
   readonly csrfToken: string | null;
+  /** Sessions only: ties a flow to this browser (`browserBindingOf` the cookie); never sent anywhere. */
+  readonly browserBinding?: string;
 }
 
 /** User ids are opaque strings from the platform; bounded so they stay safe in URLs, logs and keys. */

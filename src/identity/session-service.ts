@@ -2,6 +2,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { SessionRepository } from '../store/repos/sessions.js';
 import type { Clock } from '../support/clock.js';
 import { sha256Hex } from '../support/hash.js';
+import { browserBindingOf } from './browser-binding.js';
 import { type Identity, isAdmin } from './identity.js';
 
 export const sessionCookieName = (secure: boolean): string =>
@@ -66,6 +67,7 @@ export class SessionService {
       role: isAdmin(s.userId, s.role, this.#admins) ? 'admin' : 'user',
       via: 'session',
       csrfToken: s.csrfToken,
+      browserBinding: browserBindingOf(cookie),
     };
   }
 

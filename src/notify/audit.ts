@@ -11,6 +11,8 @@ export type AuditAction =
   | 'connection.deleted'
   | 'connection.revocation_failed'
   | 'authorization.failed'
+  | 'authorization.parked'
+  | 'authorization.cancelled'
   | 'secret.decrypt_failed'
   | 'keys.rotated'
   | 'provider.config_error'

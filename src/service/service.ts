@@ -17,6 +17,7 @@ import { registerAdminRoutes } from '../http/routes/admin.js';
 import { registerConnectRoutes } from '../http/routes/connect.js';
 import { registerConnectionRoutes } from '../http/routes/connections.js';
 import { registerNotificationRoutes } from '../http/routes/notifications.js';
+import { registerParkedFlowRoutes } from '../http/routes/parked-flow.js';
 import { SessionHandOff } from '../identity/hand-off.js';
 import { createJwtVerifier } from '../identity/jwt.js';
 import { SessionService } from '../identity/session-service.js';
@@ -124,6 +125,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
     await ctx.webhooks.syncFromConfig(config.webhooks);
     const app = await buildApp(ctx, [
       registerConnectRoutes,
+      registerParkedFlowRoutes,
       registerConnectionRoutes,
       registerNotificationRoutes,
       registerAdminRoutes,
@@ -255,6 +257,14 @@ function buildContext(
     ...(options.refreshTimeoutMs === undefined ? {} : { refreshTimeoutMs: options.refreshTimeoutMs }),
     cache: connectionCache,
   });
+  const revocations = new RevocationQueue({
+    store: parts.store,
+    sealer: parts.sealer,
+    clients: providers,
+    clock: parts.clock,
+    logger: parts.logger,
+    leaseMs: Math.max(60_000, config.outbound.timeoutMs * 3),
+  });
   const flow = new AuthorizationFlow({
     store: parts.store,
     catalog: parts.catalog,
@@ -267,6 +277,8 @@ function buildContext(
     clock: parts.clock,
     publicUrl: config.server.publicUrl,
     cache: connectionCache,
+    revocations,
+    logger: parts.logger,
   });
   return {
     ...parts,
@@ -274,14 +286,7 @@ function buildContext(
     webhooks,
     notifications,
     tokens,
-    revocations: new RevocationQueue({
-      store: parts.store,
-      sealer: parts.sealer,
-      clients: providers,
-      clock: parts.clock,
-      logger: parts.logger,
-      leaseMs: Math.max(60_000, config.outbound.timeoutMs * 3),
-    }),
+    revocations,
     flow,
     config,
     metrics,

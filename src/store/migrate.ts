@@ -6,6 +6,7 @@ import * as m0003 from './migrations/0003_retention_indexes.js';
 import * as m0004 from './migrations/0004_used_hand_offs.js';
 import * as m0005 from './migrations/0005_refresh_not_before.js';
 import * as m0007 from './migrations/0007_admin_audience.js';
+import * as m0008 from './migrations/0008_browser_binding.js';
 import * as m0009 from './migrations/0009_connection_changes.js';
 
 /** The ordered list of migrations; each receives the engine kind for the few dialect differences. */
@@ -17,6 +18,7 @@ function migrationsFor(store: Store): Record<string, Migration> {
     '0004_used_hand_offs': { up: (db) => m0004.up(db) },
     '0005_refresh_not_before': { up: (db) => m0005.up(db) },
     '0007_admin_audience': { up: (db) => m0007.up(db) },
+    '0008_browser_binding': { up: (db) => m0008.up(db) },
     '0009_connection_changes': { up: (db) => m0009.up(db, store.kind) },
   };
 }

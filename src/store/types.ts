@@ -84,6 +84,8 @@ export interface PendingAuthorizationsTable {
   created_at: Millis;
   expires_at: Millis;
   consumed_at: Millis | null;
+  /** Derived from the session of the browser that started the flow; null when started with a bearer. */
+  browser_binding: string | null;
 }
 
 /** OAuth clients obtained by dynamic registration (RFC 7591), keyed by issuer and redirect URI. */
@@ -189,6 +191,13 @@ export interface RevocationsTable {
 export interface PendingConfirmationsTable {
   id: string;
   user_id: string;
+  /**
+   * Why it waits: `account`, a Reconnect signed in as another account; `connect` / `reconnect`,
+   * a flow finished in a browser that did not start it (for `connect`, `connection_id` is unused).
+   */
+  kind: ColumnType<'account' | 'connect' | 'reconnect', 'account' | 'connect' | 'reconnect' | undefined>;
+  /** For `connect` / `reconnect`: derived from the session that may answer (the callback's browser). */
+  browser_binding: ColumnType<string | null, string | null | undefined>;
   connection_id: string;
   integration_id: string;
   /** JSON of the new account (id, name, email). */

@@ -257,7 +257,8 @@ describe.each(databaseKinds)('connect flow against oidc-provider on %s', (kind) 
     const { authorizationUrl } = await r.json();
     const ua = await browserFor('u-api');
     const callback = await ua.signInAtOidcProvider(authorizationUrl, 'api-user');
-    const done = await ua.get(callback.href);
+    // Started with a bearer, not in this browser: one confirmation on our page, then connected.
+    const done = await ua.answerParked(await ua.get(callback.href));
     const back = new URL(done.headers.get('location')!, svc.url);
     expect(back.pathname).toBe('/done');
     expect(back.searchParams.get('outcome')).toBe('connected');
@@ -304,7 +305,7 @@ describe.each(databaseKinds)('connect flow against oidc-provider on %s', (kind) 
     expect(r.status).toBe(201);
     const ua = await browserFor('u-alice');
     const callback = await ua.signInAtOidcProvider((await r.json()).authorizationUrl, 'alice');
-    const done = await ua.get(callback.href);
+    const done = await ua.answerParked(await ua.get(callback.href));
     const back = new URL(done.headers.get('location')!, svc.url);
     expect(back.searchParams.get('outcome')).toBe('reconnected');
     expect(back.searchParams.get('connection')).toBe(before.id);

@@ -257,10 +257,8 @@ describe.each(databaseKinds)('oauth2 provider with userinfoEndpoint on %s', (kin
     mode = 'github';
     const { connectionId } = await connect('u-re', 'alice');
     const reconnect = async (login: string) => {
-      const r = await svc.api('u-re', `/api/v1/connections/${connectionId}/reconnect`, { method: 'POST' });
-      expect(r.status).toBe(201);
-      const { authorizationUrl } = (await r.json()) as { authorizationUrl: string };
       const ua = await browserFor('u-re'); // a fresh browser: the provider asks who signs in
+      const authorizationUrl = await ua.startReconnect(svc.url, connectionId);
       const done = await ua.get((await ua.signInAtOidcProvider(authorizationUrl, login)).href);
       return { ua, location: done.headers.get('location')! };
     };

@@ -25,6 +25,7 @@ import {
 } from '../support/browser.js';
 import { createTestDatabase, databaseKinds, type TestDatabase } from '../support/databases.js';
 import { freePort, startTestService, type TestService } from '../support/service.js';
+import { signedInAgent } from '../support/user-agent.js';
 
 const integration = 'items';
 /** The victim's account at the provider. */
@@ -250,6 +251,71 @@ describe.each(databaseKinds)(
       expect(await page.getByTestId('confirm-user').textContent()).toContain('colleague');
       expect(authorizationRequests).toBe(before);
     });
+
+    const parkedOf = (userId: string) =>
+      svc.service.ctx.store.db
+        .selectFrom('pending_confirmations')
+        .select('id')
+        .where('user_id', '=', userId)
+        .execute();
+
+    /** The attacker's own flow: started with their bearer (`api`), or in their own browser (`browser`). */
+    async function attackerFlow(startedWith: 'api' | 'browser'): Promise<string> {
+      if (startedWith === 'browser') {
+        const ua = await signedInAgent(svc, attackerUser);
+        return (await ua.startConnect(svc.url, integration)).href;
+      }
+      const r = await svc.api(attackerUser, '/api/v1/connections', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ integration }),
+      });
+      expect(r.status).toBe(201);
+      return ((await r.json()) as { authorizationUrl: string }).authorizationUrl;
+    }
+
+    it.each(['api', 'browser'] as const)(
+      'two navigations (the hand-off, then the provider URL of the attacker’s flow started in the %s) end on our page naming the attacker; Cancel leaves nothing',
+      async (startedWith) => {
+        const page = await victimBrowser(true);
+        const authorizationUrl = await attackerFlow(startedWith);
+        const before = authorizationRequests;
+
+        // First navigation: the hand-off signs the session-less browser in as the attacker.
+        await page.goto(attacker.url(await handOff(attackerUser, '/')));
+        await page.waitForURL((url) => url.origin === svc.url);
+        expect(await sessionUser(page)).toBe(attackerUser);
+        // Second navigation: the provider's authorization URL of the attacker's own flow.
+        await page.goto(attacker.url(authorizationUrl));
+        await page.waitForURL((url) => url.origin === svc.url && url.pathname.startsWith('/oauth/confirm/'));
+        // The provider did approve silently and our callback did run...
+        expect(authorizationRequests).toBe(before + 1);
+        expect(network.requests.some((u) => u.startsWith(`${svc.url}/oauth/callback?`))).toBe(true);
+        // ...but nothing was stored: our page names who the connection would belong to.
+        expect(await connectionsOf(attackerUser)).toEqual([]);
+        expect(await parkedOf(attackerUser)).toHaveLength(1);
+        expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Finish connecting Items?');
+        expect(await page.getByTestId('parked-user').textContent()).toContain(attackerUser);
+        expect(await page.getByTestId('parked-account').textContent()).toContain('Victor Victim');
+        expect(await page.getByTestId('parked-connect').count()).toBe(1);
+        expect(await page.content()).not.toMatch(/[?&]code=|access_token|refresh_token/);
+        expect(await accessibilityFacts(page)).toMatchObject({
+          lang: 'en',
+          mainLandmarks: 1,
+          unnamedControls: [],
+        });
+        const shown = network.responses.filter((r) => r.url.startsWith(`${svc.url}/oauth/confirm/`));
+        expect(shown.at(-1)?.headers['x-frame-options']).toBe('DENY');
+
+        // Cancel: the parked tokens are gone and nothing was connected, for anyone.
+        const post = await submitForm(page, page.getByTestId('parked-cancel'), svc.url);
+        expect(post.status, post.detail).toBe(303);
+        await page.waitForURL((url) => url.origin === svc.url && url.pathname === '/');
+        expect(new URL(page.url()).searchParams.get('outcome')).toBe('cancelled');
+        expect(await connectionsOf(attackerUser)).toEqual([]);
+        expect(await parkedOf(attackerUser)).toEqual([]);
+      },
+    );
 
     it('a link to /connect (e.g. a reconnectUrl) connects after a click on the confirmation page', async () => {
       const page = await victimBrowser(false);

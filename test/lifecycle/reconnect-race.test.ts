@@ -35,10 +35,8 @@ describe('Reconnect while a refresh commits, on postgres', () => {
     const db = svc.service.ctx.store.db;
 
     // The user reconnects; the provider redirects back, but the callback is not yet delivered.
-    const started = await svc.api(userId, `/api/v1/connections/${id}/reconnect`, { method: 'POST' });
-    expect(started.status).toBe(201);
-    const { authorizationUrl } = (await started.json()) as { authorizationUrl: string };
     const ua = await signedInAgent(svc, userId);
+    const authorizationUrl = await ua.startReconnect(svc.url, id);
     const callback = await ua.signInAtOidcProvider(authorizationUrl, 'alice');
 
     const other = new pg.Client({ connectionString: lc.database.url });

@@ -59,16 +59,10 @@ describe.each(databaseKinds)(
       await database?.drop();
     });
 
-    /** Starts a flow through the API (as the platform does), signs in at Entra, delivers the callback. */
+    /** Starts a flow in the browser (its Connect button), signs in at Entra, delivers the callback. */
     async function connectAs(userId: string, login: string) {
-      const started = await svc.api(userId, '/api/v1/connections', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ integration: 'bc' }),
-      });
-      expect(started.status).toBe(201);
-      const { authorizationUrl } = (await started.json()) as { authorizationUrl: string };
       const ua = await signedInAgent(svc, userId);
+      const authorizationUrl = await ua.startConnect(svc.url, 'bc');
       const callback = await ua.signInAtEntra(authorizationUrl, login);
       const done = await ua.get(callback.href);
       expect(done.status).toBe(302);

@@ -249,10 +249,10 @@ export async function startLifecycle(options: LifecycleOptions): Promise<Lifecyc
       return id;
     },
     async reconnect(svc, userId, connectionId, login = 'alice') {
-      const r = await svc.api(userId, `/api/v1/connections/${connectionId}/reconnect`, { method: 'POST' });
-      if (r.status !== 201) throw new Error(`reconnect: HTTP ${r.status}`);
-      const { authorizationUrl } = (await r.json()) as { authorizationUrl: string };
+      // The Integrations page's Reconnect button: a flow started in this browser finishes here
+      // without a confirmation (one started through the API would ask once more).
       const ua = await signedInAgent(svc, userId);
+      const authorizationUrl = await ua.startReconnect(svc.url, connectionId);
       const callback = await ua.signInAtOidcProvider(authorizationUrl, login);
       const done = await ua.get(callback.href);
       const back = new URL(done.headers.get('location') ?? '/', svc.url);

@@ -134,6 +134,40 @@ export class UserAgent {
     return new URL(answer.location);
   }
 
+  /**
+   * Reconnects as a person does: clicks the Integrations page's Reconnect button of
+   * `connectionId` (a form POST with the CSRF token); returns the provider's authorization URL.
+   */
+  async startReconnect(serviceUrl: string, connectionId: string): Promise<URL> {
+    const page = await this.get(`${serviceUrl}/`);
+    if (page.status !== 200) throw unexpectedPage(page, 'the Integrations page');
+    const form = parseForm(page, (action) => action.pathname === `/connections/${connectionId}/reconnect`);
+    const answer = await this.post(form.action, form.fields);
+    if (answer.status !== 303 || answer.location === undefined) {
+      throw unexpectedPage(answer, "a redirect to the provider's sign-in");
+    }
+    return new URL(answer.location);
+  }
+
+  /**
+   * Answers the page a flow lands on when it finished in a browser that did not start it (one
+   * started through the API): `callbackAnswer` is the callback's redirect to `/oauth/confirm/:id`;
+   * opens that page and clicks Connect (or Cancel). Returns the POST's answer (a 303).
+   */
+  async answerParked(
+    callbackAnswer: UserAgentResponse,
+    decision: 'connect' | 'cancel' = 'connect',
+  ): Promise<UserAgentResponse> {
+    const target = callbackAnswer.location === undefined ? undefined : new URL(callbackAnswer.location);
+    if (target === undefined || !target.pathname.startsWith('/oauth/confirm/')) {
+      throw unexpectedPage(callbackAnswer, 'a redirect to the confirmation of a flow started elsewhere');
+    }
+    const page = await this.get(target);
+    if (page.status !== 200) throw unexpectedPage(page, 'the confirmation of a flow started elsewhere');
+    const form = parseForm(page, (action) => action.pathname === target.pathname);
+    return this.post(form.action, { ...form.fields, decision });
+  }
+
   async #submit(form: ParsedForm, options: FollowOptions): Promise<FollowResult> {
     const response =
       form.method === 'get'

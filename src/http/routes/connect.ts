@@ -4,6 +4,7 @@ import {
   CallbackRejectedError,
   type CompletedOutcome,
   callbackPath,
+  parkedFlowPath,
 } from '../../connections/authorization-flow.js';
 import { html } from '../../ui/html.js';
 import { layout } from '../../ui/layout.js';
@@ -25,7 +26,7 @@ const connectForm = z.strictObject({ return_to: z.string().optional(), _csrf: z.
  */
 export function withOutcome(
   returnTo: string,
-  outcome: Exclude<CompletedOutcome['outcome'], 'confirm'> | 'disconnected',
+  outcome: Exclude<CompletedOutcome['outcome'], 'confirm' | 'confirm_browser'> | 'disconnected' | 'cancelled',
   connectionId?: string,
   failure?: { reason: 'wrong_tenant'; integration: string },
 ): string {
@@ -97,6 +98,7 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
       integrationId,
       returnTo,
       ...(existing === undefined ? {} : { connectionId: existing.id }),
+      browserBinding: identity.browserBinding ?? null,
     });
     return reply.redirect(url.href, 303);
   });
@@ -108,7 +110,7 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
     if (request.identity === undefined) return signInRedirect(ctx, request, reply);
     const identity = requireUser(request, publicUrl);
     const { confirmationId } = parseInput(confirmParams, request.params, 'path');
-    const pending = await ctx.flow.pendingConfirmation(identity.userId, confirmationId);
+    const pending = await ctx.flow.confirmations.pendingAccount(identity.userId, confirmationId);
     if (pending === undefined) {
       return errorPage(reply, 404, 'Nothing to confirm', 'This request expired or was already answered.');
     }
@@ -142,11 +144,13 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
     const identity = requireUser(request, publicUrl);
     const { confirmationId } = parseInput(confirmParams, request.params, 'path');
     const { decision } = parseInput(confirmForm, request.body ?? {}, 'form');
-    const result = await ctx.flow.resolveConfirmation(identity.userId, confirmationId, decision);
+    const result = await ctx.flow.confirmations.resolveAccount(identity.userId, confirmationId, decision);
     if (result === undefined) {
       return errorPage(reply, 404, 'Nothing to confirm', 'This request expired or was already answered.');
     }
-    if (result.outcome === 'confirm') throw new Error('unreachable: a confirmed save never asks again');
+    if (result.outcome === 'confirm' || result.outcome === 'confirm_browser') {
+      throw new Error('unreachable: a confirmed save never asks again');
+    }
     if (!('connectionId' in result)) return reply.redirect(result.returnTo, 303);
     return reply.redirect(withOutcome(result.returnTo, result.outcome, result.connectionId), 303);
   });
@@ -163,13 +167,20 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
     const identity = request.identity;
     const callbackUrl = new URL(request.url, publicUrl);
     try {
-      const result = await ctx.flow.complete({ userId: identity.userId, callbackUrl });
+      const result = await ctx.flow.complete({
+        userId: identity.userId,
+        callbackUrl,
+        browserBinding: identity.browserBinding,
+      });
       request.log.info(
         { outcome: result.outcome, integration: result.integrationId },
         'authorization finished',
       );
       if (result.outcome === 'confirm') {
         return reply.redirect(`/connections/${result.connectionId}/confirm/${result.confirmationId}`, 302);
+      }
+      if (result.outcome === 'confirm_browser') {
+        return reply.redirect(`${parkedFlowPath}/${result.confirmationId}`, 302);
       }
       return reply.redirect(
         withOutcome(
@@ -192,7 +203,8 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
   });
 }
 
-function errorPage(reply: FastifyReply, status: number, title: string, text: string): FastifyReply {
+/** Shows an HTML page saying nothing was changed (a refused callback or confirmation). */
+export function errorPage(reply: FastifyReply, status: number, title: string, text: string): FastifyReply {
   return reply
     .code(status)
     .type('text/html; charset=utf-8')

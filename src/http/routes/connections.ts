@@ -63,6 +63,8 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: AppContext):
       integrationId: body.integration,
       returnTo,
       ...(existing === undefined ? {} : { connectionId: existing.id }),
+      // A browser's own API call (session cookie + CSRF token) is bound to it; a bearer's is not.
+      browserBinding: identity.browserBinding ?? null,
     });
     return reply.code(201).send({ authorizationUrl: url.href });
   });
@@ -76,6 +78,7 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: AppContext):
       integrationId: row.integration_id,
       returnTo: parseReturnTo(body?.returnTo, publicUrl),
       connectionId: row.id,
+      browserBinding: identity.browserBinding ?? null,
     });
     return reply.code(201).send({ authorizationUrl: url.href });
   });
@@ -96,6 +99,7 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: AppContext):
       integrationId: row.integration_id,
       returnTo: '/',
       connectionId: row.id,
+      browserBinding: identity.browserBinding ?? null,
     });
     return reply.redirect(url.href, 303);
   });

@@ -11,6 +11,7 @@ export const flashMessages = {
   connected: { kind: 'success', text: 'Connected.' },
   reconnected: { kind: 'success', text: 'Reconnected.' },
   disconnected: { kind: 'info', text: 'Disconnected.' },
+  cancelled: { kind: 'info', text: 'Cancelled. Nothing was connected.' },
   denied: { kind: 'error', text: 'You did not grant access, so nothing was connected. You can try again.' },
   failed: {
     kind: 'error',
