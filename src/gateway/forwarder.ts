@@ -74,10 +74,19 @@ export async function forward(
   headers.authorization = token.authorization;
   let upstream = await sendOrFail(send, target, options);
   if (upstream.statusCode === 401 && !(body instanceof Readable)) {
-    await upstream.body.dump();
-    token = await tokenFor(token);
-    headers.authorization = token.authorization;
-    upstream = await sendOrFail(send, target, options);
+    const refused = upstream;
+    const fresh = await tokenFor(token).catch((error: unknown) => {
+      refused.body.dump().catch(() => {});
+      throw error;
+    });
+    // The same token again (nothing to refresh with, and it has not expired): the 401 is the
+    // API's answer to this caller, not a stale token; asking again would only repeat it.
+    if (fresh.authorization !== token.authorization) {
+      await refused.body.dump();
+      token = fresh;
+      headers.authorization = token.authorization;
+      upstream = await sendOrFail(send, target, options);
+    }
   }
   const answer = callerResponseHeaders(upstream.headers);
   if (upstream.statusCode === 204 || upstream.statusCode === 304) {

@@ -67,6 +67,22 @@ describe('the forwarder', () => {
     expect(t.asked).toEqual([undefined, 't1']);
   });
 
+  it('passes a 401 through without asking again when the token service hands out the same token', async () => {
+    const { send, sent } = fakeSend([
+      { status: 401, headers: { 'www-authenticate': 'Bearer error="insufficient_scope"' } },
+    ]);
+    const asked: Array<string | undefined> = [];
+    const same = async (rejected?: ForwardToken) => {
+      asked.push(rejected?.value);
+      return { value: 't1', authorization: 'Bearer t1' };
+    };
+    const r = await forward(send, { target, method: 'GET', headers: {} }, same);
+    expect(r.statusCode).toBe(401);
+    expect(r.headers['www-authenticate']).toBe('Bearer error="insufficient_scope"');
+    expect(sent).toHaveLength(1);
+    expect(asked).toEqual([undefined, 't1']);
+  });
+
   it('does not retry a streamed body', async () => {
     const { send, sent } = fakeSend([{ status: 401 }]);
     const t = tokens();
