@@ -17,7 +17,7 @@ import type { ProviderClients } from '../oauth/registry.js';
 import type { TokenSet } from '../oauth/token-set.js';
 import type { Logger } from '../observability/logger.js';
 import type { Store } from '../store/database.js';
-import type { CatalogRepository } from '../store/repos/catalog.js';
+import type { CatalogRepository, IntegrationRecord } from '../store/repos/catalog.js';
 import type { PendingAuthorizationRepository } from '../store/repos/pending-authorizations.js';
 import type { Clock } from '../support/clock.js';
 import { sha256Hex } from '../support/hash.js';
@@ -114,23 +114,7 @@ export class AuthorizationFlow {
     /** `browserBindingOf` the session that started it; only that browser finishes without a click. */
     browserBinding?: string | null | undefined;
   }): Promise<URL> {
-    const integration = await this.#d.catalog.getIntegration(input.integrationId);
-    if (integration === undefined) {
-      throw new Problem(
-        404,
-        'integration_not_found',
-        'Not Found',
-        `There is no integration "${input.integrationId}".`,
-      );
-    }
-    if (!integration.enabled) {
-      throw new Problem(
-        409,
-        'integration_disabled',
-        'Conflict',
-        `The integration "${integration.name}" is disabled.`,
-      );
-    }
+    const integration = await offeredIntegration(this.#d.catalog, input.integrationId);
     if (integration.kind !== 'oauth' || integration.providerId === null) {
       throw new Problem(
         501,
@@ -330,4 +314,29 @@ function providerProblem(error: unknown): Problem {
         );
   }
   throw error;
+}
+
+/** The integration users may connect now: 404 when there is none, 409 when an admin disabled it. */
+export async function offeredIntegration(
+  catalog: Pick<CatalogRepository, 'getIntegration'>,
+  integrationId: string,
+): Promise<IntegrationRecord> {
+  const integration = await catalog.getIntegration(integrationId);
+  if (integration === undefined) {
+    throw new Problem(
+      404,
+      'integration_not_found',
+      'Not Found',
+      `There is no integration "${integrationId}".`,
+    );
+  }
+  if (!integration.enabled) {
+    throw new Problem(
+      409,
+      'integration_disabled',
+      'Conflict',
+      `The integration "${integration.name}" is disabled.`,
+    );
+  }
+  return integration;
 }

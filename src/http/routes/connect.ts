@@ -4,6 +4,7 @@ import {
   CallbackRejectedError,
   type CompletedOutcome,
   callbackPath,
+  offeredIntegration,
   parkedFlowPath,
 } from '../../connections/authorization-flow.js';
 import { html } from '../../ui/html.js';
@@ -11,7 +12,6 @@ import { layout } from '../../ui/layout.js';
 import { connectConfirmPage } from '../../ui/pages/connect-confirm.js';
 import { requireUser } from '../auth.js';
 import type { AppContext } from '../context.js';
-import { Problem } from '../problem.js';
 import { parseReturnTo } from '../return-to.js';
 import { parseInput } from '../validate.js';
 import { signInRedirect } from './pages.js';
@@ -64,23 +64,7 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
     const { integrationId } = parseInput(integrationParams, request.params, 'path');
     const { return_to } = parseInput(connectQuery, request.query, 'query');
     const returnTo = parseReturnTo(return_to, publicUrl);
-    const integration = await ctx.catalog.getIntegration(integrationId);
-    if (integration === undefined) {
-      throw new Problem(
-        404,
-        'integration_not_found',
-        'Not Found',
-        `There is no integration "${integrationId}".`,
-      );
-    }
-    if (!integration.enabled) {
-      throw new Problem(
-        409,
-        'integration_disabled',
-        'Conflict',
-        `The integration "${integration.name}" is disabled.`,
-      );
-    }
+    const integration = await offeredIntegration(ctx.catalog, integrationId);
     const existing = await ctx.connections.findByUserAndIntegration(identity.userId, integrationId);
     return reply
       .type('text/html; charset=utf-8')
