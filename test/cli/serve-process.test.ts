@@ -27,6 +27,7 @@ function run(args: string[], options: { env?: Record<string, string | undefined>
   const env: Record<string, string | undefined> = { ...process.env, ...options.env };
   delete env.LOG_LEVEL;
   delete env.LOG_FORMAT;
+  for (const [key, value] of Object.entries(env)) if (value === undefined) delete env[key]; // unset
   const child = spawn(process.execPath, [...tsx, ...args], {
     cwd: options.cwd ?? root,
     env,
@@ -230,7 +231,7 @@ describe('serve: demo mode and a terminal', () => {
     try {
       const p = run([cliEntry, 'serve'], {
         cwd: demoDir,
-        env: { PORT: String(demoPort), NUNQ_CONFIG: '' },
+        env: { PORT: String(demoPort), NUNQ_CONFIG: undefined },
       });
       await waitFor(() => p.stdout().includes('nunq-connect serving'));
       p.child.kill('SIGTERM');
