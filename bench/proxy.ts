@@ -12,8 +12,8 @@
  *
  * Ours runs on SQLite and on PostgreSQL, each on a fresh database; connections are seeded in the
  * database with the service's own sealer (`--connections N`: N users with one connection each,
- * requests spread over them in turn, so with N = 5000 nearly every request misses the 1 s row
- * cache). The service is built first (`tsc -p tsconfig.build.json`, `--no-build` skips it).
+ * requests spread over them in turn: 5,000 rows and tokens in the per-instance row cache, which
+ * the database's change feed keeps current, instead of one). The service is built first (`tsc -p tsconfig.build.json`, `--no-build` skips it).
  *
  * Run: `node --import tsx bench/proxy.ts [--seconds 10] [--cycles 3] [--concurrency 64]
  *       [--warmup-seconds 2] [--connections 1] [--only sqlite|postgres] [--no-build]
@@ -380,8 +380,8 @@ async function main(): Promise<void> {
     `${concurrency} requests in flight (undici Pool, ${concurrency} connections), ${seconds} s per round, ` +
       `${cycles} cycles over the targets in rotating order, after a ${warmupSeconds} s warm-up each. ` +
       (spread === 1
-        ? 'Ours: one connection (hot: its row read from the database once a second). '
-        : `Ours: ${spread} connections of ${spread} users, requests spread over them in turn (cold row cache). `) +
+        ? 'Ours: one connection (hot). '
+        : `Ours: ${spread} connections of ${spread} users, requests spread over them in turn (5,000 cached rows, each used once per 5,000 requests). `) +
       `Ours is \`node ${oursFlags.length === 0 ? '' : `${oursFlags.join(' ')} `}bin/nunq-connect.js serve --config FILE\`` +
       `${oursFlags.length === 0 ? ' (no node flags of ours; the bin sets its own)' : ' (EXPERIMENT: node flags given)'}, ` +
       'logging at its default level into a pipe drained by `wc -lc`; the bare proxy runs with ' +
