@@ -406,13 +406,13 @@ export const mutations: Mutation[] = [
   // --- refresh and connection state
   {
     id: 'refresh-version-fence',
-    file: 'src/connections/token-service.ts',
+    file: 'src/store/repos/connections.ts',
     search:
-      "      .where('id', '=', row.id)\n      .where('version', '=', row.version)\n      .executeTakeFirst();\n    if (Number(r.numUpdatedRows) !== 1) {",
+      "      .where('id', '=', id)\n      .where('version', '=', version)\n      .executeTakeFirst();\n    return Number(r.numUpdatedRows) === 1;",
     replace:
-      "      .where('id', '=', row.id)\n      .executeTakeFirst();\n    if (Number(r.numUpdatedRows) !== 1) {",
+      "      .where('id', '=', id)\n      .executeTakeFirst();\n    return Number(r.numUpdatedRows) === 1;",
     description: 'a refresh writes over a newer version (a Reconnect or a later refresh)',
-    tests: ['test/lifecycle/concurrency.test.ts'],
+    tests: ['test/lifecycle/fences.test.ts'],
   },
   {
     id: 'needs-reauth-once',
@@ -421,7 +421,7 @@ export const mutations: Mutation[] = [
       '    if (Number(r.numUpdatedRows) !== 1) return false;\n    const db = trx as unknown as Kysely<Database>;',
     replace: '    const db = trx as unknown as Kysely<Database>;',
     description: 'needs_reauth is announced again by every instance that sees the failure',
-    tests: ['test/lifecycle/needs-reauth.test.ts'],
+    tests: ['test/lifecycle/fences.test.ts'],
   },
   {
     id: 'user-isolation-cache',
