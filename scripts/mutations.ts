@@ -424,6 +424,22 @@ export const mutations: Mutation[] = [
     tests: ['test/lifecycle/fences.test.ts'],
   },
   {
+    id: 'change-feed-gaps',
+    file: 'src/connections/connection-changes.ts',
+    search: '    seen += await this.#fillGaps(started);\n',
+    replace: '',
+    description: 'a change committed after a later one (PostgreSQL) never evicts the cached row',
+    tests: ['test/connections/connection-changes.test.ts'],
+  },
+  {
+    id: 'change-feed-dead',
+    file: 'src/connections/connection-cache.ts',
+    search: 'now - feed.lastSuccessfulPollStart < this.#feedStaleMs',
+    replace: 'true',
+    description: 'cached rows keep serving for minutes after the change feed stopped polling',
+    tests: ['test/connections/connection-changes.test.ts'],
+  },
+  {
     id: 'user-isolation-cache',
     file: 'src/connections/connection-cache.ts',
     search: 'return row?.user_id === userId ? row : undefined;',
