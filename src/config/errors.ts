@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { valueAt } from '../support/value-at.js';
 
 /** One problem in a configuration: where (`providers[1].clientSecret`) and what, never the value. */
 export interface ConfigIssue {
@@ -194,14 +195,4 @@ function kindOf(value: unknown): string {
 /** Allowed values, from the schema (never from the input). */
 function listValues(values: readonly unknown[]): string {
   return values.map((v) => JSON.stringify(v)).join(', ');
-}
-
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
-  let current = root;
-  for (const key of path) {
-    if (current === null || typeof current !== 'object') return undefined;
-    if (!Object.hasOwn(current, key)) return undefined;
-    current = (current as Record<PropertyKey, unknown>)[key];
-  }
-  return current;
 }

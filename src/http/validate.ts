@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { valueAt } from '../support/value-at.js';
 import { Problem } from './problem.js';
 
 /** An integration id in a request: the config's slug rule, with a message that says it. */
@@ -116,14 +117,4 @@ function kindOf(value: unknown): string {
 /** An unknown field's name, shown only when it is short and plain (it is the caller's text). */
 function showKey(key: string): string {
   return /^[A-Za-z0-9_.-]{1,64}$/.test(key) ? key : '(a field name not shown)';
-}
-
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
-  let current = root;
-  for (const key of path) {
-    if (current === null || typeof current !== 'object') return undefined;
-    if (!Object.hasOwn(current, key)) return undefined;
-    current = (current as Record<PropertyKey, unknown>)[key];
-  }
-  return current;
 }
