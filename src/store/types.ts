@@ -86,6 +86,10 @@ export interface PendingAuthorizationsTable {
   consumed_at: Millis | null;
   /** Derived from the session of the browser that started the flow; null when started with a bearer. */
   browser_binding: string | null;
+  /** JSON array of the scopes asked for, when not the integration's defaults (MCP step-up). */
+  scopes: string | null;
+  /** The gateway's URL elicitation this flow answers, marked complete on success. */
+  elicitation_id: string | null;
 }
 
 /** OAuth clients obtained by dynamic registration (RFC 7591), keyed by issuer and redirect URI. */
