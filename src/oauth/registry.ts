@@ -28,7 +28,9 @@ const mcpKeyPrefix = 'mcp:';
  * server, whose client is its own (provider ids are slugs, so the two never collide). Breakers,
  * metrics and the revocation queue use the same key.
  */
-export function clientKeyOf(integration: Pick<IntegrationRecord, 'id' | 'kind' | 'providerId'>): string | null {
+export function clientKeyOf(
+  integration: Pick<IntegrationRecord, 'id' | 'kind' | 'providerId'>,
+): string | null {
   return integration.kind === 'mcp' ? `${mcpKeyPrefix}${integration.id}` : integration.providerId;
 }
 

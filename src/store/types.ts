@@ -105,6 +105,17 @@ export interface OAuthClientsTable {
   expires_at: Millis | null;
 }
 
+/** The last discovery of each MCP server: what it found, or the problem that stopped it. */
+export interface McpDiscoveryTable {
+  integration_id: string;
+  ok: number;
+  /** A readable sentence naming what is wrong (never a token); null when ok. */
+  problem: string | null;
+  /** JSON: resource, issuer, registration method, scopes (what was found before any problem). */
+  summary: string;
+  checked_at: Millis;
+}
+
 export interface SessionsTable {
   /** SHA-256 (hex) of the session cookie value. */
   id_hash: string;
@@ -244,6 +255,7 @@ export interface Database {
   revocations: RevocationsTable;
   pending_confirmations: PendingConfirmationsTable;
   used_hand_offs: UsedHandOffsTable;
+  mcp_discovery: McpDiscoveryTable;
 }
 
 export type ConnectionRow = Selectable<ConnectionsTable>;
