@@ -76,6 +76,15 @@ export interface AuthorizationFlowDeps {
   /** Retries the revocation of declined tokens that failed transiently. */
   revocations?: RevocationQueue;
   logger?: Logger;
+  /** The MCP gateway's URL elicitations: a flow that answers one marks it complete on success. */
+  elicitations?: ElicitationLedger;
+}
+
+/** What the flow needs of the MCP gateway's URL elicitations (`/connect/:id?elicitation=…`). */
+export interface ElicitationLedger {
+  /** This user's unexpired elicitation, with the scopes it asks for (null: the integration's). */
+  find(id: string, userId: string): Promise<{ integrationId: string; scopes: string[] | null } | undefined>;
+  complete(id: string): Promise<void>;
 }
 
 const sha256 = sha256Hex;
@@ -98,6 +107,11 @@ export class AuthorizationFlow {
 
   get redirectUri(): string {
     return `${this.#d.publicUrl}${callbackPath}`;
+  }
+
+  /** The MCP gateway's elicitations, when the gateway is wired (the Connect page looks them up). */
+  get elicitations(): ElicitationLedger | undefined {
+    return this.#d.elicitations;
   }
 
   /**
@@ -267,6 +281,9 @@ export class AuthorizationFlow {
       p.return_to,
       false,
     );
+    if (saved.outcome !== 'confirm' && p.elicitation_id !== null) {
+      await this.#d.elicitations?.complete(p.elicitation_id);
+    }
     return { ...saved, integrationId: integration.id, returnTo: p.return_to };
   }
 
