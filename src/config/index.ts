@@ -20,6 +20,7 @@ export {
   type EntraProviderConfig,
   type IntegrationConfig,
   type JwtConfig,
+  type McpConfig,
   type McpServerConfig,
   type OAuth2ProviderConfig,
   type OidcProviderConfig,

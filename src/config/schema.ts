@@ -460,8 +460,12 @@ const providerSchema = z
 // ---------------------------------------------------------------------------------------------
 // integrations and MCP servers
 
+/** An integration id: a slug without `__`, which separates it from a tool name on `/mcp`. */
+const integrationId = () =>
+  slug().refine((s) => !s.includes('__'), 'must not contain "__" (it separates ids from tool names on /mcp)');
+
 const integrationSchema = z.strictObject({
-  id: slug(),
+  id: integrationId(),
   name: nonEmpty(),
   description: z.string().optional(),
   provider: nonEmpty(),
@@ -472,15 +476,23 @@ const integrationSchema = z.strictObject({
   authorizationParams: extraParams(reservedAuthorizationParams).optional(),
 });
 
+/** Client authentication at an MCP server's token endpoint (private_key_jwt is for providers). */
+const mcpClientAuthMethods = ['client_secret_basic', 'client_secret_post', 'none'] as const;
+
 const mcpServerSchema = z
   .strictObject({
-    id: slug(),
+    id: integrationId(),
     name: nonEmpty(),
     description: z.string().optional(),
     url: httpUrl({ query: true }),
     scopes: scopeList().optional(),
     clientId: nonEmpty().optional(),
     clientSecret: nonEmpty().optional(),
+    clientAuthMethod: z.enum(mcpClientAuthMethods).optional(),
+    /** For authorization servers that support S256 without listing it in their metadata. */
+    pkce: z.literal('assume-s256').optional(),
+    /** For authorization servers that refuse RFC 8707 `resource` (Entra-protected servers). */
+    resource: z.literal('omit').optional(),
     enabled: boolean().default(true),
     // A plain refine, not z.custom: z.custom's issue aborts the parse, which would skip the
     // cross-field checks and hide other problems.
@@ -493,10 +505,31 @@ const mcpServerSchema = z
       .optional(),
   })
   .superRefine((server, ctx) => {
-    if (isRecord(server) && server.clientSecret !== undefined && server.clientId === undefined) {
+    if (!isRecord(server)) return;
+    if (server.clientSecret !== undefined && server.clientId === undefined) {
       ctx.addIssue({ code: 'custom', path: ['clientSecret'], message: 'requires clientId' });
     }
+    if (server.clientAuthMethod !== undefined && server.clientId === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['clientAuthMethod'], message: 'requires clientId' });
+    }
+    const secretMethod =
+      server.clientAuthMethod === 'client_secret_basic' || server.clientAuthMethod === 'client_secret_post';
+    if (secretMethod && server.clientSecret === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['clientSecret'],
+        message: `required when clientAuthMethod is ${server.clientAuthMethod}`,
+      });
+    }
   }, always);
+
+/** Settings shared by all MCP servers. */
+const mcpSchema = z.strictObject({
+  /** Where our Client ID Metadata Document is hosted, when not at {publicUrl}/oauth/client-metadata.json. */
+  clientMetadataUrl: httpUrl()
+    .refine((s) => s.startsWith('https://'), 'must be an https URL (it is the client_id)')
+    .optional(),
+});
 
 // ---------------------------------------------------------------------------------------------
 // the whole file
@@ -576,6 +609,7 @@ export const configSchema = z
     providers: z.array(providerSchema).default([]),
     integrations: z.array(integrationSchema).default([]),
     mcpServers: z.array(mcpServerSchema).default([]),
+    mcp: mcpSchema.prefault({}),
     retention: retentionSchema.optional(),
     metrics: metricsSchema.prefault({}),
   })
@@ -595,3 +629,4 @@ export type OidcProviderConfig = Extract<ProviderConfig, { type: 'oidc' }>;
 export type OAuth2ProviderConfig = Extract<ProviderConfig, { type: 'oauth2' }>;
 export type IntegrationConfig = Config['integrations'][number];
 export type McpServerConfig = Config['mcpServers'][number];
+export type McpConfig = Config['mcp'];

@@ -13,7 +13,7 @@ import {
   AuthorizationDeniedError,
   AuthorizationResponseInvalidError,
 } from '../oauth/oauth-client.js';
-import type { ProviderClients } from '../oauth/registry.js';
+import { clientKeyOf, type ProviderClients } from '../oauth/registry.js';
 import type { TokenSet } from '../oauth/token-set.js';
 import type { Logger } from '../observability/logger.js';
 import type { Store } from '../store/database.js';
@@ -76,6 +76,15 @@ export interface AuthorizationFlowDeps {
   /** Retries the revocation of declined tokens that failed transiently. */
   revocations?: RevocationQueue;
   logger?: Logger;
+  /** The MCP gateway's URL elicitations: a flow that answers one marks it complete on success. */
+  elicitations?: ElicitationLedger;
+}
+
+/** What the flow needs of the MCP gateway's URL elicitations (`/connect/:id?elicitation=…`). */
+export interface ElicitationLedger {
+  /** This user's unexpired elicitation, with the scopes it asks for (null: the integration's). */
+  find(id: string, userId: string): Promise<{ integrationId: string; scopes: string[] | null } | undefined>;
+  complete(id: string): Promise<void>;
 }
 
 const sha256 = sha256Hex;
@@ -100,6 +109,11 @@ export class AuthorizationFlow {
     return `${this.#d.publicUrl}${callbackPath}`;
   }
 
+  /** The MCP gateway's elicitations, when the gateway is wired (the Connect page looks them up). */
+  get elicitations(): ElicitationLedger | undefined {
+    return this.#d.elicitations;
+  }
+
   /**
    * Starts a flow for `userId` on an integration (a Reconnect when `connectionId` is given):
    * stores the pending authorization (state hash, sealed PKCE verifier, nonce, expected
@@ -113,20 +127,16 @@ export class AuthorizationFlow {
     connectionId?: string;
     /** `browserBindingOf` the session that started it; only that browser finishes without a click. */
     browserBinding?: string | null | undefined;
+    /** Scopes to ask for instead of the integration's (an MCP server's step-up). */
+    scopes?: readonly string[] | undefined;
+    /** The gateway's URL elicitation this flow answers (marked complete on success). */
+    elicitationId?: string | undefined;
   }): Promise<URL> {
     const integration = await offeredIntegration(this.#d.catalog, input.integrationId);
-    if (integration.kind !== 'oauth' || integration.providerId === null) {
-      throw new Problem(
-        501,
-        'integration_not_found',
-        'Not Implemented',
-        'Connecting MCP servers is not available yet.',
-      );
-    }
-    const client = await this.#client(integration.providerId);
+    const client = await this.#client(integration);
     let scopes: string[];
     try {
-      scopes = client.scopesFor(integration.settings.scopes);
+      scopes = client.scopesFor(input.scopes ?? integration.settings.scopes);
     } catch (error) {
       throw providerProblem(error);
     }
@@ -163,6 +173,8 @@ export class AuthorizationFlow {
       expires_at: now + authorizationTtlMs,
       consumed_at: null,
       browser_binding: input.browserBinding ?? null,
+      scopes: input.scopes === undefined ? null : JSON.stringify(scopes),
+      elicitation_id: input.elicitationId ?? null,
     });
     return url;
   }
@@ -194,7 +206,7 @@ export class AuthorizationFlow {
       returnTo: p.return_to,
       reason,
     });
-    if (integration === undefined || integration.providerId === null || !integration.enabled) {
+    if (integration === undefined || clientKeyOf(integration) === null || !integration.enabled) {
       return failed('integration_unavailable');
     }
     const codeVerifier = this.#d.sealer.open(p.code_verifier_sealed, {
@@ -204,14 +216,17 @@ export class AuthorizationFlow {
     });
     let tokens: TokenSet;
     try {
-      const client = await this.#client(integration.providerId);
+      const client = await this.#client(integration);
       tokens = await client.exchangeCode({
         callbackUrl: input.callbackUrl,
         state,
         redirectUri: p.redirect_uri,
         codeVerifier,
         nonce: p.nonce,
-        requestedScopes: client.scopesFor(integration.settings.scopes),
+        requestedScopes:
+          p.scopes === null
+            ? client.scopesFor(integration.settings.scopes)
+            : (JSON.parse(p.scopes) as string[]),
       });
     } catch (error) {
       await this.#auditFailure(input.userId, p.integration_id, error);
@@ -266,12 +281,15 @@ export class AuthorizationFlow {
       p.return_to,
       false,
     );
+    if (saved.outcome !== 'confirm' && p.elicitation_id !== null) {
+      await this.#d.elicitations?.complete(p.elicitation_id);
+    }
     return { ...saved, integrationId: integration.id, returnTo: p.return_to };
   }
 
-  async #client(providerId: string) {
+  async #client(integration: IntegrationRecord) {
     try {
-      return await this.#d.clients.forProvider(providerId);
+      return await this.#d.clients.forIntegration(integration);
     } catch (error) {
       throw providerProblem(error);
     }

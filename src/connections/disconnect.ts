@@ -5,7 +5,7 @@ import type { AuditLog } from '../notify/audit.js';
 import type { Notifications } from '../notify/notifications.js';
 import type { Webhooks } from '../notify/webhooks.js';
 import { ProviderError } from '../oauth/errors.js';
-import type { ProviderClients } from '../oauth/registry.js';
+import { clientKeyOf, type ProviderClients } from '../oauth/registry.js';
 import type { Logger } from '../observability/logger.js';
 import type { Store } from '../store/database.js';
 import type { CatalogRepository } from '../store/repos/catalog.js';
@@ -142,7 +142,8 @@ async function deleteRevoked(
 
 async function revoke(d: DisconnectDeps, row: ConnectionRow): Promise<RevocationOutcome> {
   const integration = await d.catalog.getIntegration(row.integration_id);
-  if (integration?.providerId == null) return 'unsupported';
+  const clientKey = integration === undefined ? null : clientKeyOf(integration);
+  if (clientKey === null) return 'unsupported';
   const open = (value: string | null, field: string) => {
     if (value === null) return undefined;
     try {
@@ -155,7 +156,7 @@ async function revoke(d: DisconnectDeps, row: ConnectionRow): Promise<Revocation
   const accessToken = open(row.access_token_sealed, 'access_token_sealed');
   if (refreshToken === undefined && accessToken === undefined) return 'nothing_to_revoke';
   try {
-    const client = await d.clients.forProvider(integration.providerId);
+    const client = await d.clients.forKey(clientKey);
     if (!client.supportsRevocation) return 'unsupported';
     // Revoking the refresh token ends the grant and, per RFC 7009 §2.1, should revoke its access
     // tokens too; the access token is revoked alone only when there is no refresh token.
@@ -175,7 +176,7 @@ async function revoke(d: DisconnectDeps, row: ConnectionRow): Promise<Revocation
     if (reason === 'transient' || reason === 'error') {
       // The provider hiccuped: retry in the background; the user is never blocked.
       await d.revocations.enqueue({
-        providerId: integration.providerId,
+        providerId: clientKey,
         connectionId: row.id,
         token: (refreshToken ?? accessToken)!,
         hint: refreshToken !== undefined ? 'refresh_token' : 'access_token',

@@ -1,7 +1,7 @@
 import type { Sealer } from '../crypto/index.js';
 import { isSameBrowser } from '../identity/browser-binding.js';
 import type { AuditLog } from '../notify/audit.js';
-import type { ProviderClients } from '../oauth/registry.js';
+import { clientKeyOf, type ProviderClients } from '../oauth/registry.js';
 import type { TokenSet } from '../oauth/token-set.js';
 import type { Logger } from '../observability/logger.js';
 import type { CatalogRepository } from '../store/repos/catalog.js';
@@ -67,12 +67,11 @@ export class FlowConfirmations {
     if (Number(deleted.numDeletedRows) !== 1) return undefined; // answered concurrently
     const tokens = openParkedTokens(this.#d.sealer, row);
     const integration = await this.#d.catalog.getIntegration(row.integration_id);
-    const usable = integration?.enabled === true && integration.providerId !== null;
+    const clientKey = integration === undefined ? null : clientKeyOf(integration);
+    const usable = integration?.enabled === true && clientKey !== null;
     if (decision === 'cancel' || !usable) {
       const revocation =
-        integration?.providerId == null
-          ? 'unsupported'
-          : await revokeDeclined(this.#d, integration.providerId, row.id, tokens);
+        clientKey === null ? 'unsupported' : await revokeDeclined(this.#d, clientKey, row.id, tokens);
       await this.#d.audit.record({
         actor: userId,
         action: 'authorization.cancelled',

@@ -95,7 +95,7 @@ export async function revokeDeclined(
   const token = tokens.refreshToken ?? tokens.accessToken;
   const hint = tokens.refreshToken !== undefined ? 'refresh_token' : 'access_token';
   try {
-    const client = await d.clients.forProvider(providerId);
+    const client = await d.clients.forKey(providerId);
     if (!client.supportsRevocation) return 'unsupported';
     await client.revoke(token, hint);
     return 'revoked';

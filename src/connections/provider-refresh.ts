@@ -1,6 +1,6 @@
 import { ProviderError } from '../oauth/errors.js';
 import type { OAuthClient } from '../oauth/oauth-client.js';
-import type { ProviderClients } from '../oauth/registry.js';
+import { clientKeyOf, type ProviderClients } from '../oauth/registry.js';
 import type { TokenSet } from '../oauth/token-set.js';
 import type { CatalogRepository, IntegrationRecord, ProviderRecord } from '../store/repos/catalog.js';
 import type { ConnectionRepository } from '../store/repos/connections.js';
@@ -68,9 +68,9 @@ export class RecentCatalog {
     return this.#cached(`integration:${id}`, () => this.deps.catalog.getIntegration(id));
   }
 
-  /** The provider's OAuth client (its factory re-reads the provider row on every call otherwise). */
+  /** The OAuth client for a registry key (its factory re-reads the catalog on every call otherwise). */
   client(id: string): Promise<OAuthClient> {
-    return this.#cached(`client:${id}`, () => this.deps.clients.forProvider(id));
+    return this.#cached(`client:${id}`, () => this.deps.clients.forKey(id));
   }
 
   provider(id: string): Promise<ProviderRecord | undefined> {
@@ -97,7 +97,7 @@ export async function refreshHeld(
   lease: HeldLease,
 ): Promise<UsableToken> {
   const integration = await ctx.catalog.integration(row.integration_id);
-  const providerId = integration?.providerId ?? null;
+  const providerId = integration === undefined ? null : clientKeyOf(integration);
   if (integration === undefined || providerId === null || !integration.enabled) {
     throw new ProviderMisconfiguredError(row.id);
   }

@@ -17,6 +17,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { Store } from '../store/database.js';
 import type { CatalogRepository } from '../store/repos/catalog.js';
 import type { ConnectionRepository } from '../store/repos/connections.js';
+import type { McpDiscoveryRepository } from '../store/repos/mcp-discovery.js';
 import type { Clock } from '../support/clock.js';
 import type { Authenticator } from './auth.js';
 
@@ -40,6 +41,8 @@ export interface AppContext {
   readonly connectionCache: ConnectionCache;
   /** Polled in the background; evicts rows other instances changed from `connectionCache`. */
   readonly connectionChanges: ConnectionChangeFeed;
+  /** What the last discovery of each MCP server found (shown on the Integrations and admin pages). */
+  readonly mcpDiscovery: McpDiscoveryRepository;
   readonly fetch: OutboundFetch;
   readonly providers: ProviderClients;
   readonly flow: AuthorizationFlow;

@@ -1,4 +1,4 @@
-import type { CatalogRepository } from '../store/repos/catalog.js';
+import type { CatalogRepository, ClientCredentials, IntegrationRecord } from '../store/repos/catalog.js';
 import type { Clock } from '../support/clock.js';
 import { ProviderError } from './errors.js';
 import type { OAuthClient } from './oauth-client.js';
@@ -15,8 +15,27 @@ const factories: Record<string, ProviderFactory> = {
   entra: createEntraClient,
 };
 
+/** Builds the OAuth client of one MCP server integration (discovery, then client identity). */
+export type McpClientFactory = (
+  integration: IntegrationRecord,
+  credentials: ClientCredentials,
+) => Promise<OAuthClient>;
+
+const mcpKeyPrefix = 'mcp:';
+
 /**
- * Gives the OAuth client of a provider, built on first use and cached for `ttlMs` (discovery
+ * The registry key of an integration's OAuth client: its provider's id, or `mcp:<id>` for an MCP
+ * server, whose client is its own (provider ids are slugs, so the two never collide). Breakers,
+ * metrics and the revocation queue use the same key.
+ */
+export function clientKeyOf(
+  integration: Pick<IntegrationRecord, 'id' | 'kind' | 'providerId'>,
+): string | null {
+  return integration.kind === 'mcp' ? `${mcpKeyPrefix}${integration.id}` : integration.providerId;
+}
+
+/**
+ * Gives the OAuth client of a provider or an MCP server, built on first use and cached for `ttlMs` (discovery
  * metadata changes rarely; a provider edited by an admin is rebuilt because the cache key
  * includes its `updatedAt`). A cache miss costs one discovery request; nothing here is shared
  * state another instance needs.
@@ -29,6 +48,7 @@ export class ProviderClients {
     policy: OutboundPolicy;
     clock: Clock;
     ttlMs: number;
+    mcp?: McpClientFactory;
   };
 
   constructor(deps: {
@@ -37,8 +57,42 @@ export class ProviderClients {
     policy: OutboundPolicy;
     clock: Clock;
     ttlMs?: number;
+    /** Absent: MCP servers cannot be connected (a config_error names why). */
+    mcp?: McpClientFactory;
   }) {
     this.#deps = { ...deps, ttlMs: deps.ttlMs ?? 60 * 60 * 1000 };
+  }
+
+  /** The client for a registry key ({@link clientKeyOf}): a provider id or `mcp:<integration id>`. */
+  async forKey(key: string): Promise<OAuthClient> {
+    if (!key.startsWith(mcpKeyPrefix)) return this.forProvider(key);
+    const id = key.slice(mcpKeyPrefix.length);
+    const integration = await this.#deps.catalog.getIntegration(id);
+    if (integration === undefined || integration.kind !== 'mcp' || !integration.enabled) {
+      throw new ProviderError('config_error', `MCP server ${id} is not configured or disabled`);
+    }
+    return this.forIntegration(integration);
+  }
+
+  /** The client an integration's flows and refreshes use. */
+  async forIntegration(integration: IntegrationRecord): Promise<OAuthClient> {
+    if (integration.kind !== 'mcp') {
+      if (integration.providerId === null) {
+        throw new ProviderError('config_error', `integration ${integration.id} has no provider`);
+      }
+      return this.forProvider(integration.providerId);
+    }
+    const factory = this.#deps.mcp;
+    if (factory === undefined) throw new ProviderError('config_error', 'MCP servers are not enabled');
+    const { catalog } = this.#deps;
+    return this.#cached(`${mcpKeyPrefix}${integration.id}`, integration.updatedAt, async () =>
+      factory(integration, await catalog.integrationCredentials(integration.id)),
+    );
+  }
+
+  /** Forgets an MCP server's client so the next use discovers again (its metadata changed). */
+  forget(key: string): void {
+    for (const k of this.#cache.keys()) if (k.startsWith(`${key}@`)) this.#cache.delete(k);
   }
 
   async forProvider(providerId: string): Promise<OAuthClient> {
@@ -47,24 +101,30 @@ export class ProviderClients {
     if (provider === undefined || !provider.enabled) {
       throw new ProviderError('config_error', `provider ${providerId} is not configured or disabled`);
     }
-    const key = `${provider.id}@${provider.updatedAt}`;
-    const cached = this.#cache.get(key);
-    if (cached !== undefined && clock.now() - cached.at < this.#deps.ttlMs) return cached.client;
     const factory = factories[provider.type];
     if (factory === undefined)
       throw new ProviderError('config_error', `provider type ${provider.type} is unknown`);
-    const client = (async () =>
+    return this.#cached(provider.id, provider.updatedAt, async () =>
       factory({
         provider,
         credentials: await catalog.providerCredentials(provider.id),
         fetch: this.#deps.fetch,
         policy: this.#deps.policy,
         clock,
-      }))();
-    for (const k of this.#cache.keys()) if (k.startsWith(`${provider.id}@`)) this.#cache.delete(k);
-    this.#cache.set(key, { at: clock.now(), client });
+      }),
+    );
+  }
+
+  #cached(key: string, updatedAt: number, build: () => Promise<OAuthClient>): Promise<OAuthClient> {
+    const { clock } = this.#deps;
+    const versioned = `${key}@${updatedAt}`;
+    const cached = this.#cache.get(versioned);
+    if (cached !== undefined && clock.now() - cached.at < this.#deps.ttlMs) return cached.client;
+    const client = build();
+    this.forget(key);
+    this.#cache.set(versioned, { at: clock.now(), client });
     // A failed build (provider down during discovery) must not stay cached.
-    client.catch(() => this.#cache.delete(key));
+    client.catch(() => this.#cache.delete(versioned));
     return client;
   }
 }

@@ -47,7 +47,11 @@ export async function syncCatalogFromConfig(
       settings: {
         scopes: [...(m.scopes ?? [])],
         url: m.url,
+        ...(m.description === undefined ? {} : { description: m.description }),
         ...(m.clientId === undefined ? {} : { clientId: m.clientId }),
+        ...(m.clientAuthMethod === undefined ? {} : { clientAuthMethod: m.clientAuthMethod }),
+        ...(m.pkce === undefined ? {} : { pkce: m.pkce }),
+        ...(m.resource === undefined ? {} : { resource: m.resource }),
       },
       credentials: m.clientSecret === undefined ? null : { clientSecret: m.clientSecret },
       source: 'config' as const,

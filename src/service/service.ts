@@ -32,6 +32,7 @@ import { openStore, type Store, waitForStore } from '../store/database.js';
 import { migrateToLatest } from '../store/migrate.js';
 import { CatalogRepository } from '../store/repos/catalog.js';
 import { ConnectionRepository } from '../store/repos/connections.js';
+import { McpDiscoveryRepository } from '../store/repos/mcp-discovery.js';
 import { PendingAuthorizationRepository } from '../store/repos/pending-authorizations.js';
 import { SessionRepository } from '../store/repos/sessions.js';
 import { UsedHandOffRepository } from '../store/repos/used-hand-offs.js';
@@ -204,6 +205,7 @@ function buildContext(
   options: Pick<ServiceOptions, 'leaseMs' | 'refreshTimeoutMs' | 'circuitBreaker' | 'connectionCacheMs'>,
 ): AppContext {
   const connections = new ConnectionRepository(parts.store.db);
+  const mcpDiscovery = new McpDiscoveryRepository(parts.store.db);
   // Evicts rows that other instances changed, so rows can serve for minutes (polled in the background).
   const connectionChanges = new ConnectionChangeFeed({
     db: parts.store.db,
@@ -306,6 +308,7 @@ function buildContext(
     connections,
     connectionCache,
     connectionChanges,
+    mcpDiscovery,
   };
 }
 

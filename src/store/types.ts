@@ -86,6 +86,10 @@ export interface PendingAuthorizationsTable {
   consumed_at: Millis | null;
   /** Derived from the session of the browser that started the flow; null when started with a bearer. */
   browser_binding: string | null;
+  /** JSON array of the scopes asked for, when not the integration's defaults (MCP step-up). */
+  scopes: string | null;
+  /** The gateway's URL elicitation this flow answers, marked complete on success. */
+  elicitation_id: string | null;
 }
 
 /** OAuth clients obtained by dynamic registration (RFC 7591), keyed by issuer and redirect URI. */
@@ -99,6 +103,17 @@ export interface OAuthClientsTable {
   metadata: string;
   created_at: Millis;
   expires_at: Millis | null;
+}
+
+/** The last discovery of each MCP server: what it found, or the problem that stopped it. */
+export interface McpDiscoveryTable {
+  integration_id: string;
+  ok: number;
+  /** A readable sentence naming what is wrong (never a token); null when ok. */
+  problem: string | null;
+  /** JSON: resource, issuer, registration method, scopes (what was found before any problem). */
+  summary: string;
+  checked_at: Millis;
 }
 
 export interface SessionsTable {
@@ -240,6 +255,7 @@ export interface Database {
   revocations: RevocationsTable;
   pending_confirmations: PendingConfirmationsTable;
   used_hand_offs: UsedHandOffsTable;
+  mcp_discovery: McpDiscoveryTable;
 }
 
 export type ConnectionRow = Selectable<ConnectionsTable>;

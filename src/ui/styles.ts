@@ -31,5 +31,6 @@ label{display:block;font-weight:600;margin:.75rem 0 .25rem}input[type=text]{font
 .narrow{max-width:440px}.check{display:flex;gap:.5rem;align-items:center;font-weight:400}
 table{width:100%;border-collapse:collapse;background:#fff;border:1px solid var(--line);border-radius:var(--radius);overflow:hidden}
 th,td{text-align:left;padding:.5rem .75rem;border-bottom:1px solid var(--line);font-size:.92rem}th{background:#f0f2f5}
+.problem{background:var(--warn-bg);color:var(--warn);border-radius:var(--radius);padding:.5rem .75rem;font-size:.9em;margin:.5rem 0}
 .muted{color:var(--muted)}code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em}
 `;

@@ -44,7 +44,7 @@ describe.each(databaseKinds)('revocation claims with two workers on %s', (kind) 
         return true;
       },
     };
-    const clients = { forProvider: async () => client } as unknown as ProviderClients;
+    const clients = { forKey: async () => client } as unknown as ProviderClients;
     return new RevocationQueue({
       store,
       sealer: new Sealer(keyring),

@@ -17,8 +17,14 @@ import { parseInput } from '../validate.js';
 import { signInRedirect } from './pages.js';
 
 const integrationParams = z.strictObject({ integrationId: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/) });
-const connectQuery = z.object({ return_to: z.string().optional() });
-const connectForm = z.strictObject({ return_to: z.string().optional(), _csrf: z.string().optional() });
+/** An elicitation id of the MCP gateway: 32 random bytes, base64url. */
+const elicitationId = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be an elicitation id');
+const connectQuery = z.object({ return_to: z.string().optional(), elicitation: elicitationId.optional() });
+const connectForm = z.strictObject({
+  return_to: z.string().optional(),
+  elicitation: elicitationId.optional(),
+  _csrf: z.string().optional(),
+});
 
 /**
  * Appends the outcome of a flow to the `return_to` path: `?outcome=connected&connection=<id>`;
@@ -62,13 +68,30 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
     if (request.identity === undefined) return signInRedirect(ctx, request, reply);
     const identity = requireUser(request, publicUrl);
     const { integrationId } = parseInput(integrationParams, request.params, 'path');
-    const { return_to } = parseInput(connectQuery, request.query, 'query');
+    const { return_to, elicitation } = parseInput(connectQuery, request.query, 'query');
     const returnTo = parseReturnTo(return_to, publicUrl);
     const integration = await offeredIntegration(ctx.catalog, integrationId);
+    if (
+      elicitation !== undefined &&
+      (await findElicitation(ctx, elicitation, identity.userId, integrationId)) === undefined
+    ) {
+      return errorPage(
+        reply,
+        404,
+        'This link expired',
+        'This request to connect expired or belongs to someone else. Ask the agent again.',
+      );
+    }
     const existing = await ctx.connections.findByUserAndIntegration(identity.userId, integrationId);
-    return reply
-      .type('text/html; charset=utf-8')
-      .send(connectConfirmPage({ identity, integration, reconnect: existing !== undefined, returnTo }).value);
+    return reply.type('text/html; charset=utf-8').send(
+      connectConfirmPage({
+        identity,
+        integration,
+        reconnect: existing !== undefined,
+        returnTo,
+        elicitation,
+      }).value,
+    );
   });
 
   app.post('/connect/:integrationId', async (request, reply) => {
@@ -76,6 +99,18 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
     const { integrationId } = parseInput(integrationParams, request.params, 'path');
     const form = parseInput(connectForm, request.body ?? {}, 'form');
     const returnTo = parseReturnTo(form.return_to, publicUrl);
+    const elicitation =
+      form.elicitation === undefined
+        ? undefined
+        : await findElicitation(ctx, form.elicitation, identity.userId, integrationId);
+    if (form.elicitation !== undefined && elicitation === undefined) {
+      return errorPage(
+        reply,
+        404,
+        'This link expired',
+        'This request to connect expired or belongs to someone else. Ask the agent again.',
+      );
+    }
     const existing = await ctx.connections.findByUserAndIntegration(identity.userId, integrationId);
     const url = await ctx.flow.start({
       userId: identity.userId,
@@ -83,6 +118,12 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
       returnTo,
       ...(existing === undefined ? {} : { connectionId: existing.id }),
       browserBinding: identity.browserBinding ?? null,
+      ...(elicitation === undefined
+        ? {}
+        : {
+            elicitationId: form.elicitation,
+            ...(elicitation.scopes === null ? {} : { scopes: elicitation.scopes }),
+          }),
     });
     return reply.redirect(url.href, 303);
   });
@@ -185,6 +226,12 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
       throw error;
     }
   });
+}
+
+/** The user's unexpired elicitation for this integration; another user's or integration's is absent. */
+async function findElicitation(ctx: AppContext, id: string, userId: string, integrationId: string) {
+  const found = await ctx.flow.elicitations?.find(id, userId);
+  return found?.integrationId === integrationId ? found : undefined;
 }
 
 /** Shows an HTML page saying nothing was changed (a refused callback or confirmation). */

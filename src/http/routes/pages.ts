@@ -86,9 +86,10 @@ export function registerPageRoutes(app: FastifyInstance, ctx: AppContext): void 
   app.get('/', async (request, reply) => {
     const identity: Identity | undefined = request.identity;
     if (identity === undefined) return signInRedirect(ctx, request, reply);
-    const [integrations, open] = await Promise.all([
+    const [integrations, open, discovery] = await Promise.all([
       listUserIntegrations(ctx.catalog, ctx.connections, identity.userId),
       ctx.notifications.list(identity.userId, { unresolvedOnly: true }),
+      ctx.mcpDiscovery.list(),
     ]);
     const names = new Map(integrations.map((i) => [i.id, i.name]));
     const notifications = open
@@ -105,6 +106,11 @@ export function registerPageRoutes(app: FastifyInstance, ctx: AppContext): void 
         identity,
         integrations,
         notifications,
+        problems: new Map(
+          [...discovery.values()].flatMap((d) =>
+            d.problem === undefined ? [] : [[d.integrationId, d.problem]],
+          ),
+        ),
         flash: (await wrongTenantFlash(ctx, request)) ?? flashFrom(request),
       }).value,
     );

@@ -36,9 +36,12 @@ export interface IntegrationSettings {
   description?: string;
   api?: { baseUrl: string };
   authorizationParams?: Record<string, string>;
-  /** MCP servers: the server URL and an optional pre-registered client id. */
+  /** MCP servers: the server URL and an optional pre-registered client (secret sealed apart). */
   url?: string;
   clientId?: string;
+  clientAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'none';
+  pkce?: 'assume-s256';
+  resource?: 'omit';
 }
 
 export interface ProviderInput {

@@ -14,6 +14,8 @@ export function connectConfirmPage(options: {
   /** True when the user already has a connection for it (the button reconnects it). */
   reconnect: boolean;
   returnTo: string;
+  /** The MCP gateway's elicitation this Connect answers (opaque; carried to the POST). */
+  elicitation?: string | undefined;
 }): SafeHtml {
   const { identity, integration } = options;
   const verb = options.reconnect ? 'Reconnect' : 'Connect';
@@ -28,6 +30,7 @@ export function connectConfirmPage(options: {
 <form method="post" action="/connect/${integration.id}" class="inline">
   <input type="hidden" name="_csrf" value="${identity.csrfToken ?? ''}">
   <input type="hidden" name="return_to" value="${options.returnTo}">
+  ${options.elicitation === undefined ? '' : html`<input type="hidden" name="elicitation" value="${options.elicitation}">`}
   <button type="submit" data-testid="confirm-connect">${verb}</button>
 </form>
 <a class="button secondary" href="/" data-testid="confirm-cancel">Cancel</a>

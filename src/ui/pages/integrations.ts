@@ -25,6 +25,8 @@ export function integrationsPage(options: {
   identity: Identity;
   integrations: UserIntegration[];
   notifications: NotificationItem[];
+  /** An MCP server's last discovery problem, by integration id: shown on its card as is. */
+  problems?: ReadonlyMap<string, string>;
   flash?: PageOptions['flash'];
 }): SafeHtml {
   const { identity, integrations, notifications } = options;
@@ -44,12 +46,12 @@ ${notifications.map(
 <p class="lede">Connect the tools nunq may use on your behalf. Your sign-in stays with the provider; nunq keeps its tokens encrypted and never shows them.</p>
 ${integrations.length === 0 ? html`<p class="muted">No integrations are configured yet. An administrator adds them.</p>` : ''}
 <ul class="grid" aria-label="Integrations">
-${integrations.map((i) => card(i, csrf))}
+${integrations.map((i) => card(i, csrf, options.problems?.get(i.id)))}
 </ul>`,
   });
 }
 
-function card(i: UserIntegration, csrf: string): SafeHtml {
+function card(i: UserIntegration, csrf: string, problem: string | undefined): SafeHtml {
   const who = i.account?.name ?? i.account?.email ?? i.account?.id;
   const label = i.status === 'active' && who ? `Connected as ${who}` : statusText[i.status];
   return html`<li class="card" data-testid="integration-${i.id}" aria-labelledby="int-${i.id}">
@@ -57,6 +59,7 @@ function card(i: UserIntegration, csrf: string): SafeHtml {
   <h3 id="int-${i.id}">${i.name}</h3>
   ${i.description ? html`<p>${i.description}</p>` : ''}
   <span class="status status-${i.status}" data-testid="status-${i.id}">${label}</span>
+  ${problem ? html`<p class="problem" role="note" data-testid="problem-${i.id}">This server cannot be connected right now: ${problem}</p>` : ''}
   <div class="actions">
   ${
     i.status === 'not_connected'
