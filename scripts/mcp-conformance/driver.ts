@@ -221,8 +221,116 @@ function urlsToActOn(error: unknown): string[] | undefined {
   return urls;
 }
 
-/** Runs one scenario end to end; resolves when both calls succeeded, throws saying what did not. */
-export async function drive(serverUrl: string, context: ScenarioContext): Promise<void> {
+/**
+ * The person behind the agent: acts on the URLs the gateway hands out, at most
+ * `maxUrlsPerRequest` for one request.
+ */
+class Person {
+  #urlsThisRequest = 0;
+
+  constructor(
+    private readonly ua: UserAgent,
+    private readonly serviceUrl: string,
+  ) {}
+
+  /** A new request of the agent: the count starts again. */
+  newRequest(): void {
+    this.#urlsThisRequest = 0;
+  }
+
+  async act(url: string): Promise<void> {
+    this.#urlsThisRequest += 1;
+    if (this.#urlsThisRequest > maxUrlsPerRequest) {
+      throw new Error(
+        `the gateway asked for a ${this.#urlsThisRequest}th authorization for one request; giving up`,
+      );
+    }
+    const outcome = await actOnUrl(this.ua, this.serviceUrl, url);
+    log(`  acted on ${shown(url)}: ${outcome}`);
+  }
+}
+
+/**
+ * The scenario's calls: an MCP SDK client holding only the JWT lists and calls `test-tool`
+ * through `/mcp/:integrationId`, acting on every URL the gateway asks the person to open.
+ */
+export async function callThroughGateway({ serviceUrl, ua, jwt }: DriverSession): Promise<void> {
+  const person = new Person(ua, serviceUrl);
+  const client = new Client(
+    { name: 'nunq-conformance-driver', version: '1.0.0' },
+    { capabilities: { elicitation: { url: {} } } },
+  );
+  // A gateway may also ask with a URL-mode elicitation request instead of the -32042 error.
+  client.setRequestHandler(ElicitRequestSchema, async (request) => {
+    if (request.params.mode !== 'url') return { action: 'decline' };
+    await person.act(request.params.url);
+    return { action: 'accept' };
+  });
+  const endpoint = new URL(`${serviceUrl}/mcp/${conformanceIntegration}`);
+  const transport = new StreamableHTTPClientTransport(endpoint, {
+    requestInit: { headers: { authorization: `Bearer ${jwt}` } },
+  });
+  await client.connect(transport);
+  log('initialize: ok');
+  try {
+    await listAndCall(client, person);
+  } finally {
+    await client.close();
+  }
+}
+
+/** `tools/list` must show `test-tool`; `tools/call test-tool` must answer `test`. */
+async function listAndCall(client: Client, person: Person): Promise<void> {
+  // Retries `request` after acting on each URL the gateway answers -32042 with.
+  const withUserActions = async <T>(what: string, request: () => Promise<T>): Promise<T> => {
+    person.newRequest();
+    for (;;) {
+      try {
+        return await request();
+      } catch (error) {
+        const urls = urlsToActOn(error);
+        if (urls === undefined) throw new Error(`${what}: ${error instanceof Error ? error.message : error}`);
+        log(`${what}: -32042, ${urls.length} URL(s) to act on`);
+        for (const url of urls) await person.act(url);
+      }
+    }
+  };
+
+  const listed = await withUserActions('tools/list', () => client.listTools());
+  const names = listed.tools.map((t) => t.name);
+  if (!names.includes('test-tool')) throw new Error(`tools/list: no test-tool in [${names.join(', ')}]`);
+  log(`tools/list: ${names.join(', ')}`);
+
+  const called = (await withUserActions('tools/call', () =>
+    client.callTool({ name: 'test-tool', arguments: {} }),
+  )) as CallToolResult;
+  const text = called.content
+    .map((c) => (c.type === 'text' ? c.text : `[${c.type}]`))
+    .join(' ')
+    .slice(0, 400);
+  if (called.isError) throw new Error(`tools/call: error result: ${text}`);
+  if (text !== 'test') throw new Error(`tools/call: expected "test", got "${text}"`);
+  log('tools/call: test');
+}
+
+/** A running service with a signed-in person: what the steps of a scenario act with. */
+export interface DriverSession {
+  serviceUrl: string;
+  /** The person's cookie agent, signed in. */
+  ua: UserAgent;
+  /** The nunq JWT of the same user: all the MCP client holds. */
+  jwt: string;
+}
+
+/**
+ * Runs one scenario: starts the service for `serverUrl`, signs a person in, runs `steps`
+ * (default: `callThroughGateway`), stops the service. Throws saying what did not work.
+ */
+export async function drive(
+  serverUrl: string,
+  context: ScenarioContext,
+  steps: (session: DriverSession) => Promise<void> = callThroughGateway,
+): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'nunq-conformance-'));
   let service: ServiceProcess | undefined;
   const abort = () => {
@@ -252,69 +360,7 @@ export async function drive(serverUrl: string, context: ScenarioContext): Promis
     const signIn = await ua.follow(`${service.url}/session?token=${jwt}&return_to=/`, { maxHops: 1 });
     if (signIn.response.status !== 200) throw new Error(`sign-in hand-off: HTTP ${signIn.response.status}`);
 
-    let urlsThisRequest = 0;
-    const act = async (url: string) => {
-      urlsThisRequest += 1;
-      if (urlsThisRequest > maxUrlsPerRequest) {
-        throw new Error(
-          `the gateway asked for a ${urlsThisRequest}th authorization for one request; giving up`,
-        );
-      }
-      const outcome = await actOnUrl(ua, service!.url, url);
-      log(`  acted on ${shown(url)}: ${outcome}`);
-    };
-
-    const client = new Client(
-      { name: 'nunq-conformance-driver', version: '1.0.0' },
-      { capabilities: { elicitation: { url: {} } } },
-    );
-    // A gateway may also ask with a URL-mode elicitation request instead of the -32042 error.
-    client.setRequestHandler(ElicitRequestSchema, async (request) => {
-      if (request.params.mode !== 'url') return { action: 'decline' };
-      await act(request.params.url);
-      return { action: 'accept' };
-    });
-    const transport = new StreamableHTTPClientTransport(
-      new URL(`${service.url}/mcp/${conformanceIntegration}`),
-      {
-        requestInit: { headers: { authorization: `Bearer ${jwt}` } },
-      },
-    );
-    await client.connect(transport);
-    log('initialize: ok');
-
-    // Retries `request` after acting on each URL the gateway answers -32042 with.
-    const withUserActions = async <T>(what: string, request: () => Promise<T>): Promise<T> => {
-      urlsThisRequest = 0;
-      for (;;) {
-        try {
-          return await request();
-        } catch (error) {
-          const urls = urlsToActOn(error);
-          if (urls === undefined)
-            throw new Error(`${what}: ${error instanceof Error ? error.message : error}`);
-          log(`${what}: -32042, ${urls.length} URL(s) to act on`);
-          for (const url of urls) await act(url);
-        }
-      }
-    };
-
-    const listed = await withUserActions('tools/list', () => client.listTools());
-    const names = listed.tools.map((t) => t.name);
-    if (!names.includes('test-tool')) throw new Error(`tools/list: no test-tool in [${names.join(', ')}]`);
-    log(`tools/list: ${names.join(', ')}`);
-
-    const called = (await withUserActions('tools/call', () =>
-      client.callTool({ name: 'test-tool', arguments: {} }),
-    )) as CallToolResult;
-    const text = called.content
-      .map((c) => (c.type === 'text' ? c.text : `[${c.type}]`))
-      .join(' ')
-      .slice(0, 400);
-    if (called.isError) throw new Error(`tools/call: error result: ${text}`);
-    if (text !== 'test') throw new Error(`tools/call: expected "test", got "${text}"`);
-    log('tools/call: test');
-    await client.close();
+    await steps({ serviceUrl: service.url, ua, jwt });
   } finally {
     process.off('SIGTERM', abort);
     process.off('SIGINT', abort);
