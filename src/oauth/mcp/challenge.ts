@@ -26,7 +26,10 @@ export async function parseMcpChallenge(header: string): Promise<McpChallenge> {
   const bearer = challenges.find((c) => c.scheme === 'bearer');
   if (bearer === undefined) {
     const schemes = challenges.map((c) => c.scheme).join(', ');
-    throw new McpDiscoveryError('challenge_malformed', `the WWW-Authenticate header offers no Bearer challenge (${schemes})`);
+    throw new McpDiscoveryError(
+      'challenge_malformed',
+      `the WWW-Authenticate header offers no Bearer challenge (${schemes})`,
+    );
   }
   const { resource_metadata: resourceMetadata, scope, error } = bearer.parameters;
   if (resourceMetadata !== undefined && !URL.canParse(resourceMetadata)) {

@@ -1,6 +1,6 @@
 import * as oauth from 'oauth4webapi';
-import type { McpRegistration, McpRegistrations } from '../../store/repos/mcp-registrations.js';
 import type { ClientCredentials } from '../../store/repos/catalog.js';
+import type { McpRegistration, McpRegistrations } from '../../store/repos/mcp-registrations.js';
 import type { Clock } from '../../support/clock.js';
 import { buildClientAuth, type ClientAuthMethod } from '../client-auth.js';
 import { safeErrorCode } from '../error-code.js';
@@ -127,7 +127,9 @@ export function isRegistrationRejected(error: unknown): boolean {
  * list is `client_secret_basic` alone), a secret over none, basic over post.
  * @see RFC 8414 §2 `token_endpoint_auth_methods_supported`
  */
-export function chooseAuthMethod(as: oauth.AuthorizationServer): 'client_secret_basic' | 'client_secret_post' | 'none' {
+export function chooseAuthMethod(
+  as: oauth.AuthorizationServer,
+): 'client_secret_basic' | 'client_secret_post' | 'none' {
   const listed = as.token_endpoint_auth_methods_supported ?? ['client_secret_basic'];
   for (const method of ['client_secret_basic', 'client_secret_post', 'none'] as const) {
     if (listed.includes(method)) return method;
@@ -167,7 +169,11 @@ async function register(
   method: ClientAuthMethod,
 ): Promise<oauth.OmitSymbolProperties<oauth.Client>> {
   const { as } = input;
-  const fetch = limitedFetch(input, { ...metadataLimits, maxRedirects: 0, timeoutMs: input.policy.timeoutMs });
+  const fetch = limitedFetch(input, {
+    ...metadataLimits,
+    maxRedirects: 0,
+    timeoutMs: input.policy.timeoutMs,
+  });
   try {
     const response = await oauth.dynamicClientRegistrationRequest(
       as,
@@ -189,7 +195,10 @@ async function register(
     throw new McpDiscoveryError(
       'registration_failed',
       `dynamic client registration at ${as.registration_endpoint} was refused or answered nonsense${said}`,
-      { url: as.registration_endpoint, status: error instanceof oauth.ResponseBodyError ? error.status : undefined },
+      {
+        url: as.registration_endpoint,
+        status: error instanceof oauth.ResponseBodyError ? error.status : undefined,
+      },
     );
   }
 }

@@ -240,7 +240,8 @@ async function findAuthorizationServerMetadata(
     try {
       as = await oauth.processDiscoveryResponse(issuer, response);
     } catch (error) {
-      if (error instanceof oauth.OperationProcessingError && error.code === oauth.RESPONSE_IS_NOT_JSON) continue;
+      if (error instanceof oauth.OperationProcessingError && error.code === oauth.RESPONSE_IS_NOT_JSON)
+        continue;
       if (error instanceof oauth.OperationProcessingError && error.code === oauth.JSON_ATTRIBUTE_COMPARISON) {
         throw new McpDiscoveryError(
           'issuer_mismatch',
@@ -248,10 +249,14 @@ async function findAuthorizationServerMetadata(
           { url, cause: error },
         );
       }
-      throw new McpDiscoveryError('metadata_invalid', `the metadata at ${url.href} is invalid (no issuer, or no JSON object)`, {
-        url,
-        cause: error,
-      });
+      throw new McpDiscoveryError(
+        'metadata_invalid',
+        `the metadata at ${url.href} is invalid (no issuer, or no JSON object)`,
+        {
+          url,
+          cause: error,
+        },
+      );
     }
     return { as: validateAuthorizationServer(as, url, policy), url: url.href };
   }

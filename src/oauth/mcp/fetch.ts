@@ -44,9 +44,13 @@ export function checkUrl(url: URL, policy: OutboundPolicy, what: string): void {
   }
   const host = url.hostname.replace(/^\[|\]$/g, '');
   if (isIP(host) !== 0 && !isAddressAllowed(host, parseAllowList(policy.allow))) {
-    throw new McpDiscoveryError('address_refused', `${what} (${url.href}) points at ${host}, refused by policy`, {
-      url,
-    });
+    throw new McpDiscoveryError(
+      'address_refused',
+      `${what} (${url.href}) points at ${host}, refused by policy`,
+      {
+        url,
+      },
+    );
   }
   if (url.protocol === 'http:' && !isLoopbackHttpAllowed(url, policy)) {
     throw new McpDiscoveryError('url_refused', `${what} (${url.href}) must use https`, { url });
@@ -100,7 +104,10 @@ export function limitedFetch(
       }
       // As browsers do: 303, and 301/302 after a POST, continue as a GET without a body.
       const method = (request.method ?? 'GET').toUpperCase();
-      if (response.status === 303 || (method === 'POST' && response.status !== 307 && response.status !== 308)) {
+      if (
+        response.status === 303 ||
+        (method === 'POST' && response.status !== 307 && response.status !== 308)
+      ) {
         request.method = 'GET';
         delete request.body;
       }
@@ -135,7 +142,10 @@ function failure(error: unknown, url: URL, deadline: AbortSignal | undefined): u
     return new McpDiscoveryError('timeout', `${url.href} did not answer in time`, { url, cause: error });
   }
   if (error instanceof Error && error.name === 'AbortError') return error;
-  return new McpDiscoveryError('server_unreachable', `${url.href} could not be reached`, { url, cause: error });
+  return new McpDiscoveryError('server_unreachable', `${url.href} could not be reached`, {
+    url,
+    cause: error,
+  });
 }
 
 async function discard(response: Response): Promise<Response> {
@@ -151,10 +161,14 @@ async function buffer(
   deadline: AbortSignal | undefined,
 ): Promise<Response> {
   const tooLarge = () =>
-    new McpDiscoveryError('response_too_large', `${url.href} answered more than ${limits.maxBodyBytes} bytes`, {
-      url,
-      status: response.status,
-    });
+    new McpDiscoveryError(
+      'response_too_large',
+      `${url.href} answered more than ${limits.maxBodyBytes} bytes`,
+      {
+        url,
+        status: response.status,
+      },
+    );
   const announced = Number(response.headers.get('content-length') ?? Number.NaN);
   if (announced > limits.maxBodyBytes) {
     await response.body?.cancel().catch(() => {});

@@ -1,5 +1,5 @@
-import type { McpRegistrations } from '../../store/repos/mcp-registrations.js';
 import type { ClientCredentials } from '../../store/repos/catalog.js';
+import type { McpRegistrations } from '../../store/repos/mcp-registrations.js';
 import type { Clock } from '../../support/clock.js';
 import type { ClientAuthMethod } from '../client-auth.js';
 import { type RegistrationMethod, resolveClientIdentity } from '../mcp/client-identity.js';
@@ -56,8 +56,7 @@ export interface McpClient {
  */
 export async function createMcpClient(input: McpClientInput): Promise<McpClient> {
   const { settings, policy } = input;
-  const discovery =
-    input.discovery ?? (await discoverMcpAuthorization(new URL(settings.url), input));
+  const discovery = input.discovery ?? (await discoverMcpAuthorization(new URL(settings.url), input));
   const as = discovery.authorizationServer;
   requirePkceS256(as.code_challenge_methods_supported, as.issuer, settings.pkce);
   const identity = await resolveClientIdentity({
@@ -67,7 +66,9 @@ export async function createMcpClient(input: McpClientInput): Promise<McpClient>
       : {
           configured: {
             clientId: settings.clientId,
-            ...(settings.clientAuthMethod === undefined ? {} : { clientAuthMethod: settings.clientAuthMethod }),
+            ...(settings.clientAuthMethod === undefined
+              ? {}
+              : { clientAuthMethod: settings.clientAuthMethod }),
           },
           credentials: input.credentials,
         }),
@@ -126,7 +127,8 @@ export function requirePkceS256(
  * @see MCP authorization (2025-11-25) "Scope Selection Strategy"
  */
 export function mcpScopes(configured: readonly string[], discovery: McpAuthorization): string[] {
-  const base = configured.length > 0 ? configured : (discovery.challengeScopes ?? discovery.scopesSupported ?? []);
+  const base =
+    configured.length > 0 ? configured : (discovery.challengeScopes ?? discovery.scopesSupported ?? []);
   const scopes = [...new Set(base)];
   const listed = discovery.authorizationServer.scopes_supported;
   if (Array.isArray(listed) && listed.includes('offline_access') && !scopes.includes('offline_access')) {

@@ -88,7 +88,10 @@ export class McpRegistrations {
    * server rejects (`invalid_client`, a refused redirect URI) or whose secret expired. The caller
    * redoes a registration at most once per failure.
    */
-  async dropRegistration(issuer: string, options: { redirectUri?: string; clientId?: string } = {}): Promise<number> {
+  async dropRegistration(
+    issuer: string,
+    options: { redirectUri?: string; clientId?: string } = {},
+  ): Promise<number> {
     let query = this.#db.deleteFrom('mcp_registrations').where('issuer', '=', issuer);
     if (options.redirectUri !== undefined) query = query.where('redirect_uri', '=', options.redirectUri);
     if (options.clientId !== undefined) query = query.where('client_id', '=', options.clientId);
