@@ -372,6 +372,15 @@ describe('MCP authorization discovery', () => {
     for (const t of timers) clearInterval(t);
   });
 
+  it('calls metadata that is down for now transient, never a reason to fall back to 2025-03-26', async () => {
+    await start();
+    rs.route('/mcp', unauthorized('Bearer'));
+    rs.route('/.well-known/oauth-protected-resource/mcp', { status: 503 });
+    const error = await refusal(discoverMcpAuthorization(mcpUrl(), deps), 'server_unreachable');
+    expect(error).toMatchObject({ kind: 'transient', status: 503 });
+    expect(rs.paths()).not.toContain('/.well-known/oauth-authorization-server');
+  });
+
   it('calls an unreachable server transient', async () => {
     await start();
     const url = mcpUrl();

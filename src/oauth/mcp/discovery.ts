@@ -201,9 +201,13 @@ async function findResourceMetadata(
   hint: string | undefined,
   get: OutboundFetch,
 ): Promise<{ metadata: z.infer<typeof protectedResourceMetadata>; url: string } | undefined> {
+  const unavailable = new Unavailable();
   for (const url of protectedResourceMetadataUrls(serverUrl, hint)) {
     const response = await get(url, { headers: metadataHeaders });
-    if (response.status !== 200) continue;
+    if (response.status !== 200) {
+      unavailable.note(response, url);
+      continue;
+    }
     let json: unknown;
     try {
       json = await response.json();
@@ -221,6 +225,8 @@ async function findResourceMetadata(
     }
     return { metadata: parsed.data, url: url.href };
   }
+  // A server whose metadata is down for now is not a 2025-03-26 server.
+  unavailable.raise();
   return undefined;
 }
 
@@ -233,9 +239,13 @@ async function findAuthorizationServerMetadata(
   get: OutboundFetch,
   policy: OutboundPolicy,
 ): Promise<{ as: oauth.AuthorizationServer; url: string } | undefined> {
+  const unavailable = new Unavailable();
   for (const url of authorizationServerMetadataUrls(issuer)) {
     const response = await get(url, { headers: metadataHeaders });
-    if (response.status !== 200) continue;
+    if (response.status !== 200) {
+      unavailable.note(response, url);
+      continue;
+    }
     let as: oauth.AuthorizationServer;
     try {
       as = await oauth.processDiscoveryResponse(issuer, response);
@@ -260,6 +270,7 @@ async function findAuthorizationServerMetadata(
     }
     return { as: validateAuthorizationServer(as, url, policy), url: url.href };
   }
+  unavailable.raise();
   return undefined;
 }
 
@@ -321,6 +332,26 @@ function defaultEndpoints(origin: URL): oauth.AuthorizationServer {
     registration_endpoint: new URL('/register', origin).href,
     code_challenge_methods_supported: ['S256'],
   };
+}
+
+/**
+ * Remembers a candidate URL that failed for now (5xx, 429) rather than being absent, so a search
+ * that finds nothing can tell "try again later" from "not published".
+ */
+class Unavailable {
+  #first: { url: URL; status: number } | undefined;
+
+  note(response: Response, url: URL): void {
+    if (this.#first === undefined && (response.status >= 500 || response.status === 429)) {
+      this.#first = { url, status: response.status };
+    }
+  }
+
+  raise(): void {
+    if (this.#first === undefined) return;
+    const { url, status } = this.#first;
+    throw new McpDiscoveryError('server_unreachable', `${url.href} answered HTTP ${status}`, { url, status });
+  }
 }
 
 function describeIssue(error: z.ZodError): string {
