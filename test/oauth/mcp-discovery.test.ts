@@ -181,6 +181,20 @@ describe('MCP authorization discovery', () => {
     expect(found.authorizationServerMetadataUrl).toBeUndefined();
   });
 
+  it('does not wait for the body of a server that answers the probe with an endless event stream', async () => {
+    await start();
+    rs.route('/mcp', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(': open\n\n'); // and never ends
+    });
+    rs.route('/.well-known/oauth-protected-resource/mcp', prm());
+    as.route('/.well-known/oauth-authorization-server', json(asMetadata(as.url)));
+    const startedAt = Date.now();
+    const found = await discoverMcpAuthorization(mcpUrl(), deps);
+    expect(found.legacy).toBe(false);
+    expect(Date.now() - startedAt).toBeLessThan(1_500);
+  });
+
   it('sends no probe when given the challenge already received', async () => {
     await start();
     rs.route('/.well-known/oauth-protected-resource/mcp', prm());
