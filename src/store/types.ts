@@ -116,6 +116,22 @@ export interface McpDiscoveryTable {
   checked_at: Millis;
 }
 
+/**
+ * Clients registered dynamically (RFC 7591) at an MCP server's authorization server, keyed by
+ * issuer and redirect URI, shared by all users and instances.
+ */
+export interface McpRegistrationsTable {
+  id: string;
+  issuer: string;
+  redirect_uri: string;
+  client_id: string;
+  /** Sealed JSON of the registration response (AAD: mcp_registrations/<id>/registration_sealed). */
+  registration_sealed: string;
+  created_at: Millis;
+  /** When the client secret expires (`client_secret_expires_at`); null when it does not. */
+  expires_at: Millis | null;
+}
+
 export interface SessionsTable {
   /** SHA-256 (hex) of the session cookie value. */
   id_hash: string;
@@ -246,6 +262,7 @@ export interface Database {
   connection_changes: ConnectionChangesTable;
   pending_authorizations: PendingAuthorizationsTable;
   oauth_clients: OAuthClientsTable;
+  mcp_registrations: McpRegistrationsTable;
   sessions: SessionsTable;
   notifications: NotificationsTable;
   webhook_endpoints: WebhookEndpointsTable;
