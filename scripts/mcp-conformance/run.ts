@@ -144,9 +144,13 @@ export async function runScenario(scenario: string, options: RunOptions = {}): P
     const driverOutput = read('stdout.txt');
     const problems = checks
       .filter((c) => c.status === 'FAILURE' || c.status === 'WARNING')
-      .map(
-        (c) => `${c.status} ${c.id}: ${c.description ?? ''}${c.errorMessage ? ` (${c.errorMessage})` : ''}`,
-      );
+      .map((c) => {
+        const reason = (c.details as { reason?: unknown } | undefined)?.reason;
+        const why = [c.errorMessage, typeof reason === 'string' ? reason : undefined]
+          .filter(Boolean)
+          .join('; ');
+        return `${c.status} ${c.id}: ${c.description ?? ''}${why ? ` (${why})` : ''}`;
+      });
     const exited = /Client exited with code (\d+)/.exec(ran.stderr);
     const driverFail = /^FAIL: .*$/m.exec(driverOutput);
     if (/CLIENT TIMED OUT|Client timed out/.test(ran.stderr))
