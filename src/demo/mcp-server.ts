@@ -58,7 +58,7 @@ export interface StartMcpServerOptions {
   cimd?: boolean;
   /** The authorization server disregards `resource`: every token's audience is `audience`. */
   ignoreResource?: boolean;
-  /** 401s carry just `Bearer` (no `resource_metadata`, no `scope`). */
+  /** 401s carry just `Bearer` (no `resource_metadata`, no `scope`); always so with `metadata: 'none'`. */
   bareChallenge?: boolean;
   /** `admin_op` without `tools:admin` answers HTTP 403 `insufficient_scope` (default true). */
   stepUp?: boolean;
@@ -82,6 +82,11 @@ export interface ReceivedRequest {
   sessionId?: string;
   /** JSON-RPC methods of a POST to the MCP endpoint. */
   rpcMethods?: string[];
+  /**
+   * The HTTP status answered, set once the response head is written: for an SSE stream (a GET
+   * to /mcp) that is when the stream is open and server notifications can travel on it.
+   */
+  status?: number;
 }
 
 export interface McpServerLog extends AuthServerLog, ToolEvents {
@@ -183,7 +188,8 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
     audience,
     jwksUri: authServer.jwksUri,
     challenge: {
-      bare: options.bareChallenge ?? false,
+      // A 2025-03-26 server has nothing to name in its challenge.
+      bare: (options.bareChallenge ?? false) || metadata === 'none',
       resourceMetadataUrl,
       scopes: [toolsReadScope],
     },
@@ -201,14 +207,14 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
   const stepUp = options.stepUp ?? true;
 
   const answerAuth = (req: IncomingMessage, res: ServerResponse): boolean => {
-    const entry = requestEntry('auth', req, new URL(req.url ?? '/', origin).pathname);
+    const entry = requestEntry('auth', req, res, new URL(req.url ?? '/', origin).pathname);
     if (!authServer.handle(req, res)) return false;
     received.requests.push(entry);
     return true;
   };
 
   const answerMcp = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const entry = requestEntry('mcp', req, MCP_PATH);
+    const entry = requestEntry('mcp', req, res, MCP_PATH);
     received.requests.push(entry);
     const authorization = req.headers.authorization;
     const presented = authorization === undefined ? undefined : /^Bearer (.+)$/i.exec(authorization)?.[1];
@@ -282,7 +288,7 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
   handleMcp = (req, res) => {
     const path = new URL(req.url ?? '/', origin).pathname;
     if (prmPaths.includes(path)) {
-      received.requests.push(requestEntry('mcp', req, path));
+      received.requests.push(requestEntry('mcp', req, res, path));
       return sendJson(res, 200, resourceMetadata);
     }
     if (path === MCP_PATH) {
@@ -293,7 +299,7 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
       return;
     }
     if (sameOrigin && answerAuth(req, res)) return;
-    received.requests.push(requestEntry('mcp', req, path));
+    received.requests.push(requestEntry('mcp', req, res, path));
     notFound(res);
   };
 
@@ -390,18 +396,29 @@ function callsTool(messages: unknown[], name: string): boolean {
   );
 }
 
+/** A log entry for a request; its `status` is filled in when the response head is written. */
 function requestEntry(
   server: ReceivedRequest['server'],
   req: IncomingMessage,
+  res: ServerResponse,
   path: string,
 ): ReceivedRequest {
-  return {
+  const entry: ReceivedRequest = {
     server,
     method: req.method ?? 'GET',
     path,
     ...(req.headers.authorization === undefined ? {} : { authorization: req.headers.authorization }),
     ...(header(req, 'mcp-session-id') === undefined ? {} : { sessionId: header(req, 'mcp-session-id') }),
   };
+  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
+  res.writeHead = ((...args: unknown[]) => {
+    entry.status = args[0] as number;
+    return writeHead(...args);
+  }) as ServerResponse['writeHead'];
+  res.once('finish', () => {
+    entry.status ??= res.statusCode; // Koa (oidc-provider) sends implicit headers
+  });
+  return entry;
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {
