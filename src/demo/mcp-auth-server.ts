@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 // @ts-expect-error oidc-provider publishes no type declarations; the slice used here is typed below.
 import ProviderModule, { errors as providerErrors } from 'oidc-provider';
 import { type CimdFetch, ClientStore } from './mcp-client-store.js';
+import { appendToLog } from './mcp-http.js';
 import type { OidcClientMetadata } from './oidc-provider.js';
 
 /** What the MCP test server's authorization server noted about the requests it answered. */
@@ -96,7 +97,7 @@ export function createAuthServer(options: AuthServerOptions): AuthServer {
   const mountPath = issuerUrl.pathname === '/' ? '' : issuerUrl.pathname.replace(/\/$/, '');
   const store = new ClientStore({
     cimd: options.cimd,
-    onCimdFetch: (fetch) => options.log.cimdFetches.push(fetch),
+    onCimdFetch: (fetch) => appendToLog(options.log.cimdFetches, fetch),
   });
   const provider = new ProviderClass(options.issuer, buildConfiguration(options, store));
   recordRequests(provider, options.log);
@@ -204,7 +205,8 @@ function buildConfiguration(options: AuthServerOptions, store: ClientStore): obj
 function recordRequests(provider: Provider, log: AuthServerLog): void {
   provider.use(async (ctx, next) => {
     if (ctx.method === 'GET' && ctx.path === ROUTES.authorization) {
-      log.authorizationRequests.push(
+      appendToLog(
+        log.authorizationRequests,
         Object.fromEntries(
           Object.entries(ctx.query).filter(
             (entry): entry is [string, string] => typeof entry[1] === 'string',
@@ -216,7 +218,7 @@ function recordRequests(provider: Provider, log: AuthServerLog): void {
     if (ctx.method === 'POST' && ctx.path === ROUTES.token) {
       const params = ctx.oidc?.params ?? {};
       const text = (name: string) => (typeof params[name] === 'string' ? params[name] : undefined);
-      log.tokenRequests.push({
+      appendToLog(log.tokenRequests, {
         grantType: text('grant_type'),
         resource: text('resource'),
         scope: text('scope'),
@@ -229,7 +231,7 @@ function recordRequests(provider: Provider, log: AuthServerLog): void {
     'registration_create.success',
     (_ctx: unknown, client: { metadata(): Record<string, unknown> }) => {
       const { client_secret: _secret, registration_access_token: _token, ...metadata } = client.metadata();
-      log.registrations.push(metadata);
+      appendToLog(log.registrations, metadata);
     },
   );
 }

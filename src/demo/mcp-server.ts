@@ -1,11 +1,26 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { type AuthServerLog, createAuthServer } from './mcp-auth-server.js';
-import { type BearerRefusal, createBearerVerifier, isRefusal } from './mcp-bearer.js';
+import { createBearerVerifier, isRefusal } from './mcp-bearer.js';
+import {
+  appendToLog,
+  closeListener,
+  header,
+  isRecord,
+  listen,
+  notFound,
+  originOf,
+  type ReceivedRequest,
+  readBody,
+  refuse,
+  requestEntry,
+  rpcError,
+  sendJson,
+  unavailable,
+} from './mcp-http.js';
 import {
   adminToolName,
   createToolsServer,
@@ -16,6 +31,7 @@ import {
 } from './mcp-tools.js';
 import type { OidcClientMetadata } from './oidc-provider.js';
 
+export type { ReceivedRequest } from './mcp-http.js';
 export { adminToolName, bonusToolName, readmeUri, toolsAdminScope, toolsReadScope } from './mcp-tools.js';
 
 /** Where RFC 9728 protected-resource metadata is served (`none`: a 2025-03-26 server). */
@@ -72,23 +88,6 @@ export interface StartMcpServerOptions {
   name?: string;
 }
 
-/** One HTTP request the MCP server or its authorization server received. */
-export interface ReceivedRequest {
-  server: 'mcp' | 'auth';
-  method: string;
-  path: string;
-  /** The Authorization header as received (a test peer keeps it to prove whose it was). */
-  authorization?: string;
-  sessionId?: string;
-  /** JSON-RPC methods of a POST to the MCP endpoint. */
-  rpcMethods?: string[];
-  /**
-   * The HTTP status answered, set once the response head is written: for an SSE stream (a GET
-   * to /mcp) that is when the stream is open and server notifications can travel on it.
-   */
-  status?: number;
-}
-
 export interface McpServerLog extends AuthServerLog, ToolEvents {
   requests: ReceivedRequest[];
   /** Every bearer token presented to the MCP endpoint, valid or not, in order. */
@@ -124,7 +123,6 @@ interface Session {
 
 const MCP_PATH = '/mcp';
 const PRM_ROOT = '/.well-known/oauth-protected-resource';
-const MAX_BODY_BYTES = 1024 * 1024;
 const IGNORED_RESOURCE_AUDIENCE = 'urn:nunq:demo-tools';
 
 /**
@@ -209,16 +207,16 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
   const answerAuth = (req: IncomingMessage, res: ServerResponse): boolean => {
     const entry = requestEntry('auth', req, res, new URL(req.url ?? '/', origin).pathname);
     if (!authServer.handle(req, res)) return false;
-    received.requests.push(entry);
+    appendToLog(received.requests, entry);
     return true;
   };
 
   const answerMcp = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const entry = requestEntry('mcp', req, res, MCP_PATH);
-    received.requests.push(entry);
+    appendToLog(received.requests, entry);
     const authorization = req.headers.authorization;
     const presented = authorization === undefined ? undefined : /^Bearer (.+)$/i.exec(authorization)?.[1];
-    if (presented !== undefined) received.bearerTokens.push(presented);
+    if (presented !== undefined) appendToLog(received.bearerTokens, presented);
     const holder = await verifier.verify(authorization);
     if (isRefusal(holder)) return refuse(res, holder);
 
@@ -288,7 +286,7 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
   handleMcp = (req, res) => {
     const path = new URL(req.url ?? '/', origin).pathname;
     if (prmPaths.includes(path)) {
-      received.requests.push(requestEntry('mcp', req, res, path));
+      appendToLog(received.requests, requestEntry('mcp', req, res, path));
       return sendJson(res, 200, resourceMetadata);
     }
     if (path === MCP_PATH) {
@@ -299,7 +297,7 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
       return;
     }
     if (sameOrigin && answerAuth(req, res)) return;
-    received.requests.push(requestEntry('mcp', req, res, path));
+    appendToLog(received.requests, requestEntry('mcp', req, res, path));
     notFound(res);
   };
 
@@ -394,90 +392,4 @@ function callsTool(messages: unknown[], name: string): boolean {
   return messages.some(
     (m) => isRecord(m) && m.method === 'tools/call' && isRecord(m.params) && m.params.name === name,
   );
-}
-
-/** A log entry for a request; its `status` is filled in when the response head is written. */
-function requestEntry(
-  server: ReceivedRequest['server'],
-  req: IncomingMessage,
-  res: ServerResponse,
-  path: string,
-): ReceivedRequest {
-  const entry: ReceivedRequest = {
-    server,
-    method: req.method ?? 'GET',
-    path,
-    ...(req.headers.authorization === undefined ? {} : { authorization: req.headers.authorization }),
-    ...(header(req, 'mcp-session-id') === undefined ? {} : { sessionId: header(req, 'mcp-session-id') }),
-  };
-  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
-  res.writeHead = ((...args: unknown[]) => {
-    entry.status = args[0] as number;
-    return writeHead(...args);
-  }) as ServerResponse['writeHead'];
-  res.once('finish', () => {
-    entry.status ??= res.statusCode; // Koa (oidc-provider) sends implicit headers
-  });
-  return entry;
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return typeof value === 'string' ? value : undefined;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new Error('body too large');
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
-function refuse(res: ServerResponse, refusal: BearerRefusal): void {
-  res.setHeader('www-authenticate', refusal.challenge);
-  sendJson(res, refusal.status, refusal.body);
-}
-
-function rpcError(res: ServerResponse, status: number, code: number, message: string): void {
-  sendJson(res, status, { jsonrpc: '2.0', error: { code, message }, id: null });
-}
-
-function notFound(res: ServerResponse): void {
-  sendJson(res, 404, { error: 'not_found' });
-}
-
-function unavailable(_req: IncomingMessage, res: ServerResponse): void {
-  res.writeHead(503).end();
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-  res.end(JSON.stringify(body));
-}
-
-function listen(port: number, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<Server> {
-  const server = createServer(handler);
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve(server));
-  });
-}
-
-function originOf(server: Server): string {
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-function closeListener(server: Server): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.close((error) => (error ? reject(error) : resolve()));
-    server.closeAllConnections();
-  });
 }

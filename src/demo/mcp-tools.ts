@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { McpServer, type RegisteredTool } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
+import { appendToLog } from './mcp-http.js';
 
 /** The scope every call needs, and the one `admin_op` needs on top (step-up). */
 export const toolsReadScope = 'tools:read';
@@ -90,7 +91,7 @@ export function createToolsServer(options: ToolsOptions): ToolsSession {
         try {
           await sleep(intervalMs, undefined, { signal: extra.signal });
         } catch {
-          options.events.cancelledCalls.push(extra.requestId);
+          appendToLog(options.events.cancelledCalls, extra.requestId);
           return { ...text(`cancelled after ${step - 1} of ${steps} steps`), isError: true };
         }
         if (progressToken !== undefined) {

@@ -233,6 +233,68 @@ describe('MCP test server: authorization', () => {
   });
 });
 
+describe('MCP test server: switches for the client under test', () => {
+  it('with refreshTokens "offline_access", only an authorization asking for it gets a refresh token', async () => {
+    const peer = await startMcpPeer({ refreshTokens: 'offline_access' });
+    const agent = new UserAgent();
+    const online = new TestOAuthClient({ agent });
+    await authorizeMcpClient(peer.url, online, 'tools:read');
+    expect(online.tokens()?.refresh_token).toBeUndefined();
+    const offline = new TestOAuthClient({ agent });
+    await authorizeMcpClient(peer.url, offline, 'tools:read offline_access');
+    expect(offline.tokens()?.refresh_token).toBeTruthy();
+    expect(decodeJwt(accessToken(offline))).toMatchObject({ aud: peer.url, scope: 'tools:read' });
+  });
+
+  it('dropRegistrations forgets registered clients: their next token request is invalid_client', async () => {
+    const peer = await startMcpPeer();
+    const registered = new TestOAuthClient();
+    await authorizeMcpClient(peer.url, registered, 'tools:read');
+    const clientId = registered.clientInformation()?.client_id ?? '';
+    const refresh = () =>
+      fetch(`${peer.issuer}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'refresh_token',
+          refresh_token: registered.tokens()?.refresh_token ?? '',
+          client_id: clientId,
+          resource: peer.url,
+        }),
+      });
+    expect(peer.dropRegistrations()).toBe(1);
+    const refused = await refresh();
+    expect(refused.status).toBe(401);
+    expect(await refused.json()).toMatchObject({ error: 'invalid_client' });
+  });
+
+  it('answers POSTs with an SSE stream by default and with JSON when jsonResponse is set', async () => {
+    const initialize = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: {
+        protocolVersion: LATEST_PROTOCOL_VERSION,
+        capabilities: {},
+        clientInfo: { name: 't', version: '1' },
+      },
+    };
+    for (const [options, contentType] of [
+      [{}, 'text/event-stream'],
+      [{ jsonResponse: true }, 'application/json'],
+    ] as const) {
+      const peer = await startMcpPeer(options);
+      const oauth = new TestOAuthClient();
+      await authorizeMcpClient(peer.url, oauth, 'tools:read');
+      const response = await rpc(peer.url, accessToken(oauth), initialize);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toContain(contentType);
+      expect(response.headers.get('mcp-session-id')).toBeTruthy();
+      expect(await response.text()).toContain('"serverInfo"');
+    }
+  });
+});
+
 describe('MCP test server: the session', () => {
   it('passes elicitation to the client, reports progress, honours cancellation and announces tool changes', async () => {
     const peer = await startMcpPeer();
