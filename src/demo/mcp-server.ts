@@ -8,6 +8,7 @@ import { createBearerVerifier, isRefusal } from './mcp-bearer.js';
 import {
   appendToLog,
   closeListener,
+  hangUp,
   header,
   isRecord,
   listen,
@@ -24,6 +25,7 @@ import {
 import {
   adminToolName,
   createToolsServer,
+  hangUpToolName,
   type ToolEvents,
   type ToolsSession,
   toolsAdminScope,
@@ -32,7 +34,14 @@ import {
 import type { OidcClientMetadata } from './oidc-provider.js';
 
 export type { ReceivedRequest } from './mcp-http.js';
-export { adminToolName, bonusToolName, readmeUri, toolsAdminScope, toolsReadScope } from './mcp-tools.js';
+export {
+  adminToolName,
+  bonusToolName,
+  hangUpToolName,
+  readmeUri,
+  toolsAdminScope,
+  toolsReadScope,
+} from './mcp-tools.js';
 
 /** Where RFC 9728 protected-resource metadata is served (`none`: a 2025-03-26 server). */
 export type ResourceMetadataLocation = 'path' | 'root-only' | 'both' | 'none';
@@ -109,6 +118,8 @@ export interface RunningMcpServer {
   setBonusTool(enabled: boolean): void;
   /** Forgets every dynamically registered client (their next request: `invalid_client`). */
   dropRegistrations(): number;
+  /** Answers the next `n` MCP requests that carry a valid token with 401 `invalid_token` anyway. */
+  failNextWithUnauthorized(n: number): void;
   /** Live MCP sessions. */
   sessionCount(): number;
   close(): Promise<void>;
@@ -202,6 +213,7 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
 
   const sessions = new Map<string, Session>();
   let bonusTool = false;
+  let forcedUnauthorized = 0;
   const stepUp = options.stepUp ?? true;
 
   const answerAuth = (req: IncomingMessage, res: ServerResponse): boolean => {
@@ -219,6 +231,10 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
     if (presented !== undefined) appendToLog(received.bearerTokens, presented);
     const holder = await verifier.verify(authorization);
     if (isRefusal(holder)) return refuse(res, holder);
+    if (forcedUnauthorized > 0) {
+      forcedUnauthorized -= 1;
+      return refuse(res, verifier.rejected('the access token was rejected (forced by the test switch)'));
+    }
 
     let body: unknown;
     if (req.method === 'POST') {
@@ -232,6 +248,7 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
       if (stepUp && callsTool(messages, adminToolName) && !holder.scopes.includes(toolsAdminScope)) {
         return refuse(res, verifier.insufficientScope([toolsReadScope, toolsAdminScope]));
       }
+      if (callsTool(messages, hangUpToolName)) return hangUp(res);
     }
 
     const sessionId = header(req, 'mcp-session-id');
@@ -316,6 +333,9 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
       }
     },
     dropRegistrations: () => authServer.dropRegistrations(),
+    failNextWithUnauthorized(n) {
+      forcedUnauthorized = n;
+    },
     sessionCount: () => sessions.size,
     async close() {
       await Promise.allSettled([...sessions.values()].map(({ transport }) => transport.close()));
