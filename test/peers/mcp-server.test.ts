@@ -299,7 +299,7 @@ describe('MCP test server: switches for the client under test', () => {
     const peer = await startMcpPeer();
     const { client } = await connectMcpClient(peer.url, { scope: 'tools:read' });
     await expect(
-      client.callTool({ name: 'hang_up', arguments: {} }, undefined, { timeout: 3000 }),
+      client.callTool({ name: 'hang_up', arguments: {} }, undefined, { timeout: 1000 }),
     ).rejects.toThrow();
     expect(await client.callTool({ name: 'echo', arguments: { text: 'still here' } })).toMatchObject({
       content: [{ type: 'text', text: 'still here' }],
