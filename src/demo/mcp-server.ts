@@ -81,6 +81,11 @@ export interface StartMcpServerOptions {
   };
   /** Accept Client ID Metadata Documents (URL client_ids) and advertise it in the metadata. */
   cimd?: boolean;
+  /**
+   * The `resource` its protected-resource metadata names, when not its own URL (a server whose
+   * metadata a client must refuse before any authorization request).
+   */
+  advertisedResource?: string;
   /** The authorization server disregards `resource`: every token's audience is `audience`. */
   ignoreResource?: boolean;
   /** 401s carry just `Bearer` (no `resource_metadata`, no `scope`); always so with `metadata: 'none'`. */
@@ -204,7 +209,7 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
     },
   });
   const resourceMetadata = {
-    resource: url,
+    resource: options.advertisedResource ?? url,
     authorization_servers: [issuer],
     scopes_supported: [toolsReadScope, toolsAdminScope],
     bearer_methods_supported: ['header'],

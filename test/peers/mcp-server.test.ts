@@ -165,6 +165,13 @@ describe('MCP test server: authorization', () => {
     expect(as.client_id_metadata_document_supported).toBeUndefined();
   });
 
+  it('advertisedResource makes its metadata name another resource', async () => {
+    const peer = await startMcpPeer({ advertisedResource: 'http://127.0.0.1:1/elsewhere' });
+    const prm = await (await fetch(`${new URL(peer.url).origin}${PRM_AT_PATH}`)).json();
+    expect(prm.resource).toBe('http://127.0.0.1:1/elsewhere');
+    expect(peer.url).not.toBe(prm.resource);
+  });
+
   it('lets a 3-second access token expire into 401 invalid_token; the SDK client refreshes with the resource', async () => {
     const peer = await startMcpPeer({ accessTokenTtlSeconds: 3 });
     const { client, oauth: sdkOAuth } = await connectMcpClient(peer.url, { scope: 'tools:read' });
@@ -413,6 +420,13 @@ const metadataCases: MetadataCase[] = [
     resourceMetadata: [PRM_AT_ROOT],
     authServerMetadata: AT_ROOT,
     challenge: `Bearer resource_metadata="{origin}${PRM_AT_ROOT}", scope="tools:read"`,
+  },
+  {
+    name: 'both',
+    options: { metadata: 'both' },
+    resourceMetadata: [PRM_AT_PATH, PRM_AT_ROOT],
+    authServerMetadata: AT_ROOT,
+    challenge: `Bearer resource_metadata="{origin}${PRM_AT_PATH}", scope="tools:read"`,
   },
   {
     name: 'root-only with a bare challenge',
