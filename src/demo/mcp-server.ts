@@ -178,6 +178,7 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
     tokenRequests: [],
     registrations: [],
     cimdFetches: [],
+    serverErrors: [],
     cancelledCalls: [],
   };
   const client = preRegisteredClient(options.client);

@@ -127,6 +127,7 @@ describe('MCP test server: authorization', () => {
     expect(new Set(mcpRequests.map((r) => r.authorization))).toEqual(new Set([`Bearer ${token}`]));
     expect(new Set(peer.received.bearerTokens)).toEqual(new Set([token]));
     expect(mcpRequests.flatMap((r) => r.rpcMethods ?? [])).toContain('tools/call');
+    expect(peer.received.serverErrors).toEqual([]);
   });
 
   it('answers 401 with a challenge naming its metadata, and invalid_token for a bad token', async () => {
