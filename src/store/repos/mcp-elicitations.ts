@@ -70,6 +70,24 @@ export class McpElicitationRepository {
     return Number(r.numUpdatedRows) === 1;
   }
 
+  /** The newest link of a session for an integration that is still pending and unexpired (reused, not minted again). */
+  async findPending(
+    sessionId: string,
+    integrationId: string,
+    now: Millis,
+  ): Promise<McpElicitationRow | undefined> {
+    return this.#db
+      .selectFrom('mcp_elicitations')
+      .selectAll()
+      .where('session_id', '=', sessionId)
+      .where('integration_id', '=', integrationId)
+      .where('status', '=', 'pending')
+      .where('expires_at', '>', now)
+      .orderBy('created_at', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+  }
+
   /** How many links a session created for an integration since `since` (the attempt limit). */
   async countRecent(sessionId: string, integrationId: string, since: Millis): Promise<number> {
     const row = await this.#db
