@@ -10,11 +10,13 @@ import { ConnectionRepository } from '../../store/repos/connections.js';
 import { McpElicitationRepository } from '../../store/repos/mcp-elicitations.js';
 import { McpGatewaySessionRepository } from '../../store/repos/mcp-gateway-sessions.js';
 import type { Clock } from '../../support/clock.js';
+import { AggregateGateway } from './aggregate.js';
 import { ConnectionLookup } from './connection-lookup.js';
 import { IntegrationGateway } from './integration-gateway.js';
 import { McpIntegrations } from './integrations.js';
 import { GatewaySessions } from './sessions.js';
 import { StreamWatcher } from './streams.js';
+import { UpstreamClients } from './upstream-clients.js';
 import { UserActions } from './user-action.js';
 
 export interface McpGatewayDeps {
@@ -33,12 +35,14 @@ export interface McpGatewayDeps {
 export interface McpGateway {
   integrations: McpIntegrations;
   perIntegration: IntegrationGateway;
+  aggregate: AggregateGateway;
+  clients: UpstreamClients;
   sessions: GatewaySessions;
   connections: ConnectionLookup;
   actions: UserActions;
   watcher: StreamWatcher;
   deps: McpGatewayDeps;
-  /** Stops the watcher's timers. */
+  /** Stops the watcher's timers and closes the upstream clients. */
   close(): void;
 }
 
@@ -66,14 +70,30 @@ export function createMcpGateway(d: McpGatewayDeps): McpGateway {
     watcher,
     logger: d.logger,
   });
+  const integrations = new McpIntegrations(d.catalog);
+  const clients = new UpstreamClients({ fetch: d.fetch, tokens: d.tokens, connections });
+  const aggregate = new AggregateGateway({
+    sessions,
+    connections,
+    integrations,
+    clients,
+    actions,
+    watcher,
+    logger: d.logger,
+  });
   return {
-    integrations: new McpIntegrations(d.catalog),
+    integrations,
     perIntegration,
+    aggregate,
+    clients,
     sessions,
     connections,
     actions,
     watcher,
     deps: d,
-    close: () => watcher.stop(),
+    close: () => {
+      watcher.stop();
+      clients.closeAll();
+    },
   };
 }

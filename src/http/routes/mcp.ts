@@ -9,7 +9,7 @@ const bearerChallenge = 'Bearer realm="nunq-connect"';
 const maxBodyBytes = 1024 * 1024;
 
 /**
- * `/mcp/:integrationId` (and, when the aggregate is given, `/mcp`): the MCP gateway over
+ * `/mcp/:integrationId` and the aggregate `/mcp`: the MCP gateway over
  * Streamable HTTP, for bearer callers only. @see MCP 2025-11-25, Basic / Transports
  */
 export async function registerMcpRoutes(app: FastifyInstance, gateway: McpGateway): Promise<void> {
@@ -25,6 +25,11 @@ export async function registerMcpRoutes(app: FastifyInstance, gateway: McpGatewa
       method: ['POST', 'GET', 'DELETE'],
       url: '/mcp/:integrationId',
       handler: (request, reply) => perIntegration(gateway, request, reply),
+    });
+    scope.route({
+      method: ['POST', 'GET', 'DELETE'],
+      url: '/mcp',
+      handler: (request, reply) => aggregate(gateway, request, reply),
     });
   });
 }
@@ -51,6 +56,22 @@ async function perIntegration(gateway: McpGateway, request: FastifyRequest, repl
     ...(Buffer.isBuffer(request.body) ? { body: request.body } : {}),
   };
   const g = gateway.perIntegration;
+  const answer =
+    request.method === 'POST'
+      ? await g.post(req)
+      : request.method === 'GET'
+        ? await g.get(req)
+        : await g.delete(req);
+  return send(reply, answer);
+}
+
+async function aggregate(gateway: McpGateway, request: FastifyRequest, reply: FastifyReply) {
+  const req = {
+    userId: bearerUser(request),
+    headers: request.headers,
+    ...(Buffer.isBuffer(request.body) ? { body: request.body } : {}),
+  };
+  const g = gateway.aggregate;
   const answer =
     request.method === 'POST'
       ? await g.post(req)
