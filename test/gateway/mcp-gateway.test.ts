@@ -310,6 +310,12 @@ describe.each(databaseKinds)(
       expect(upstream.sessionCount()).toBe(upstreamSessions + 1);
       const bobs = upstream.seen.filter((s) => s.rpcMethod === 'initialize').at(-1);
       expect(bobs?.sub).toBe('alice');
+      // Our stream ended after telling; the client's reconnection now gets the server's own stream.
+      const call = upstream.seen.filter((s) => s.rpcMethod === 'tools/call').at(-1);
+      const upstreamGet = () =>
+        upstream.seen.some((s) => s.method === 'GET' && s.sessionId === call?.sessionId);
+      for (let i = 0; i < 50 && !upstreamGet(); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(upstreamGet()).toBe(true);
     });
 
     it('a 403 insufficient_scope asks for the granted scopes plus the challenged ones (step-up)', async () => {
@@ -385,9 +391,14 @@ describe.each(databaseKinds)(
       const { client, transport } = await agent('u-alice');
       await client.listTools();
       const id = transport.sessionId!;
-      const before = upstream.seen.filter((s) => s.method === 'DELETE').length;
+      const before = upstream.seen.filter((s) => s.method === 'DELETE' && s.status === 'ok').length;
       await transport.terminateSession();
-      expect(upstream.seen.filter((s) => s.method === 'DELETE').length).toBe(before + 1);
+      console.log(
+        JSON.stringify(
+          upstream.seen.filter((s) => s.method === 'DELETE').map((s) => [s.sessionId, s.status, s.sub]),
+        ),
+      );
+      expect(upstream.seen.filter((s) => s.method === 'DELETE' && s.status === 'ok').length).toBe(before + 1);
       const list = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
       const after = await raw('u-alice', { method: 'POST', body: list, headers: { 'mcp-session-id': id } });
       expect(after.status).toBe(404);

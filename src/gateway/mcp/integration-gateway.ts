@@ -84,6 +84,8 @@ const json = { 'content-type': 'application/json' };
 
 export class IntegrationGateway {
   readonly #d: IntegrationGatewayDeps;
+  /** Upstream sessions being opened, by gateway session (and the upstream id they replace). */
+  readonly #opening = new Map<string, Promise<GatewaySession>>();
   constructor(deps: IntegrationGatewayDeps) {
     this.#d = deps;
   }
@@ -120,6 +122,10 @@ export class IntegrationGateway {
         posted,
       );
     }
+    // The client's `initialized` after an initialize answered here: replayed when the upstream session opens.
+    if (session.upstreamSessionId === null && posted.messages.every(isInitializedNotification)) {
+      return { status: 202, headers: {} };
+    }
     const target = upstreamTarget(integration.settings.url!);
     try {
       if (session.upstreamSessionId === null) session = await this.#openUpstream(session, row, target, null);
@@ -153,11 +159,13 @@ export class IntegrationGateway {
     }
     const found = await this.#session(req);
     if ('status' in found) return found;
-    const session = found;
+    let session = found;
     const row = await this.#d.connections.find(req.userId, req.integration.id);
-    if (row?.status === 'active' && session.upstreamSessionId !== null) {
+    if (row?.status === 'active') {
       const target = upstreamTarget(req.integration.settings.url!);
       try {
+        if (session.upstreamSessionId === null)
+          session = await this.#openUpstream(session, row, target, null);
         const answer = await this.#send(session, row, target, 'GET', req.headers);
         if (answer.statusCode === 200 && isEventStream(answer.headers['content-type'])) {
           const relay = new SseRelay();
@@ -175,7 +183,9 @@ export class IntegrationGateway {
       }
     }
     const relay = new SseRelay();
-    await this.#follow(session, relay);
+    // Once the user has connected, this stream ends after saying so: the client's reconnection
+    // then gets the server's own stream.
+    await this.#follow(session, relay, true);
     return {
       status: 200,
       headers: {
@@ -281,12 +291,13 @@ export class IntegrationGateway {
   }
 
   /** Tells the watcher about an open GET stream, so our own notifications reach it. */
-  async #follow(session: GatewaySession, relay: SseRelay): Promise<void> {
+  async #follow(session: GatewaySession, relay: SseRelay, endOnCompletion = false): Promise<void> {
     await this.#d.watcher.add({
       sessionId: session.id,
       userId: session.userId,
       relay,
       elicitation: acceptsUrlElicitation(session),
+      endOnCompletion,
     });
   }
 
@@ -306,14 +317,26 @@ export class IntegrationGateway {
     return session;
   }
 
-  async #openUpstream(
+  /**
+   * Opens the upstream session for `session` (replacing a forgotten one), once per session on
+   * this instance however many requests ask at the same time; across instances the fenced
+   * write picks one and the others use it.
+   */
+  #openUpstream(
     session: GatewaySession,
     row: ConnectionRow,
     target: UpstreamTarget,
     replacing: string | null,
   ): Promise<GatewaySession> {
-    const upstreamId = await openUpstreamSession(this.#d, row, target, session.hello);
-    return this.#d.sessions.setUpstream(session, upstreamId, replacing);
+    const key = `${session.id}\u0000${replacing ?? ''}`;
+    let opening = this.#opening.get(key);
+    if (opening === undefined) {
+      opening = openUpstreamSession(this.#d, row, target, session.hello)
+        .then((upstreamId) => this.#d.sessions.setUpstream(session, upstreamId, replacing))
+        .finally(() => this.#opening.delete(key));
+      this.#opening.set(key, opening);
+    }
+    return opening;
   }
 
   #send(
@@ -432,6 +455,13 @@ function upstreamHeaders(
   headers['accept-encoding'] = 'identity';
   if (upstreamSessionId !== null && upstreamSessionId !== '') headers[sessionHeader] = upstreamSessionId;
   return headers;
+}
+
+function isInitializedNotification(message: JSONRPCMessage): boolean {
+  return (
+    (message as { method?: unknown; id?: unknown }).method === 'notifications/initialized' &&
+    !('id' in message)
+  );
 }
 
 function withSession(headers: Record<string, string>, session: GatewaySession): Record<string, string> {

@@ -22,6 +22,8 @@ export interface OpenStream {
   relay: SseRelay;
   /** Whether the client declared URL elicitation (only such clients are told of completions). */
   elicitation: boolean;
+  /** End the stream once a completion was told (the client reconnects and gets the server's own stream). */
+  endOnCompletion?: boolean;
   /** Aggregate streams also follow the user's connection changes. */
   followConnections?: (integrationId: string) => boolean;
 }
@@ -119,6 +121,7 @@ export class StreamWatcher {
           );
         }
         stream.relay.send(sseMessage({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' }));
+        if (stream.endOnCompletion === true) stream.relay.end();
       }
     }
   }
