@@ -217,6 +217,15 @@ describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP se
     expect(JSON.parse(notRpc.text).error.code).toBe(ErrorCode.InvalidRequest);
   });
 
+  it('no token appears in any log line', () => {
+    const secrets = lc.tokenCalls
+      .flatMap((c) => [c.accessToken, c.refreshToken, c.idToken])
+      .filter((t): t is string => t !== undefined);
+    expect(secrets.length).toBeGreaterThan(0);
+    const logs = svc.logs.join('\n');
+    for (const secret of secrets) expect(logs.includes(secret)).toBe(false);
+  });
+
   it('tells the session tools/list_changed when a connection is removed, and stops listing its tools', async () => {
     const { client } = await agent('u-alice');
     const changed: number[] = [];

@@ -201,6 +201,21 @@ describe.each(databaseKinds)(
       });
       expect(asAlice.status).toBe(200);
       expect(asAlice.text).toContain('echo');
+      const withCookie = await raw('u-alice', {
+        method: 'POST',
+        body: list,
+        headers: {
+          'mcp-session-id': aliceSession,
+          'mcp-protocol-version': '2025-11-25',
+          cookie: 'nunq_session=abc',
+        },
+      });
+      expect(withCookie.status).toBe(200);
+      expect(upstream.seen.at(-1)).toMatchObject({
+        rpcMethod: 'tools/list',
+        cookie: undefined,
+        sub: 'alice',
+      });
 
       const notJson = await raw('u-alice', { method: 'POST', body: '{"jsonrpc": "2.0", "id": 1, ' });
       expect(notJson.status).toBe(400);
@@ -393,11 +408,6 @@ describe.each(databaseKinds)(
       const id = transport.sessionId!;
       const before = upstream.seen.filter((s) => s.method === 'DELETE' && s.status === 'ok').length;
       await transport.terminateSession();
-      console.log(
-        JSON.stringify(
-          upstream.seen.filter((s) => s.method === 'DELETE').map((s) => [s.sessionId, s.status, s.sub]),
-        ),
-      );
       expect(upstream.seen.filter((s) => s.method === 'DELETE' && s.status === 'ok').length).toBe(before + 1);
       const list = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
       const after = await raw('u-alice', { method: 'POST', body: list, headers: { 'mcp-session-id': id } });

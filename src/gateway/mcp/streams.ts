@@ -73,6 +73,8 @@ export class StreamWatcher {
     }
     set.add(stream);
     stream.relay.body.once('close', () => this.#remove(stream));
+    // A first (comment) line sends the response head now: a stream may stay quiet for long.
+    stream.relay.send(': open\n\n');
     this.#start();
   }
 
