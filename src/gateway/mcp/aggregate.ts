@@ -31,8 +31,8 @@ import { ConnectionNeedsReauthError } from '../../connections/errors.js';
 import type { Logger } from '../../observability/logger.js';
 import type { IntegrationRecord } from '../../store/repos/catalog.js';
 import type { ConnectionRow } from '../../store/types.js';
+import { type GatewayAnswer, grantedScopes, isJson, reasonOf, rpcAnswer, sessionHeader } from './answers.js';
 import type { ConnectionLookup } from './connection-lookup.js';
-import type { GatewayAnswer } from './integration-gateway.js';
 import type { McpIntegrations } from './integrations.js';
 import { BodyRefusal, errorResponse, type JSONRPCRequest, parseMessages } from './jsonrpc.js';
 import { acceptsUrlElicitation, type GatewaySession, type GatewaySessions } from './sessions.js';
@@ -72,9 +72,6 @@ class RpcFailure extends Error {
   }
 }
 
-const sessionHeader = 'mcp-session-id';
-const json = { 'content-type': 'application/json' };
-
 type Connected = { integration: IntegrationRecord; row: ConnectionRow };
 
 export class AggregateGateway {
@@ -84,12 +81,8 @@ export class AggregateGateway {
   }
 
   async post(req: AggregateRequest): Promise<GatewayAnswer> {
-    const type = String(req.headers['content-type'] ?? '')
-      .split(';')[0]
-      ?.trim()
-      .toLowerCase();
-    if (type !== 'application/json') {
-      return rpc(
+    if (!isJson(req.headers['content-type'])) {
+      return rpcAnswer(
         415,
         errorResponse(null, { code: -32000, message: 'Unsupported Media Type: send application/json' }),
       );
@@ -99,7 +92,7 @@ export class AggregateGateway {
     try {
       messages = parseMessages(body);
     } catch (error) {
-      if (error instanceof BodyRefusal) return rpc(400, errorResponse(null, error.rpc));
+      if (error instanceof BodyRefusal) return rpcAnswer(400, errorResponse(null, error.rpc));
       throw error;
     }
     const init = messages.messages.find((m): m is JSONRPCRequest & InitializeRequest =>
@@ -157,7 +150,7 @@ export class AggregateGateway {
   /** GET: our stream of notifications for the session. */
   async get(req: AggregateRequest): Promise<GatewayAnswer> {
     if (!String(req.headers.accept ?? '').includes('text/event-stream')) {
-      return rpc(
+      return rpcAnswer(
         406,
         errorResponse(null, { code: -32000, message: 'Not Acceptable: accept text/event-stream' }),
       );
@@ -198,13 +191,13 @@ export class AggregateGateway {
   async #session(req: AggregateRequest): Promise<GatewaySession | GatewayAnswer> {
     const id = req.headers[sessionHeader];
     if (typeof id !== 'string' || id === '') {
-      return rpc(
+      return rpcAnswer(
         400,
         errorResponse(null, { code: -32000, message: 'Bad Request: Mcp-Session-Id header is required' }),
       );
     }
     const session = await this.#d.sessions.find(id, req.userId, null);
-    return session ?? rpc(404, errorResponse(null, { code: -32001, message: 'Session not found' }));
+    return session ?? rpcAnswer(404, errorResponse(null, { code: -32001, message: 'Session not found' }));
   }
 
   /** The SDK server for one request of `session`. */
@@ -364,7 +357,7 @@ export class AggregateGateway {
           return act(
             error.kind === 'unauthorized'
               ? { kind: 'needs_reauth' }
-              : { kind: 'insufficient_scope', scopes: stepUpScopes(granted(row), error.scopes) },
+              : { kind: 'insufficient_scope', scopes: stepUpScopes(grantedScopes(row), error.scopes) },
           );
         }
         if (error instanceof McpError && !(error instanceof StreamableHTTPError)) {
@@ -410,26 +403,4 @@ export class AggregateGateway {
     const error = answer?.error ?? { code: ErrorCode.InternalError, message: 'The user must act first.' };
     throw new RpcFailure(error.code, error.message, error.data);
   }
-}
-
-function rpc(status: number, body: unknown): GatewayAnswer {
-  return { status, headers: json, body: JSON.stringify(body) };
-}
-
-function granted(row: ConnectionRow): string[] {
-  try {
-    const scopes: unknown = JSON.parse(row.scopes);
-    return Array.isArray(scopes) ? scopes.filter((s): s is string => typeof s === 'string') : [];
-  } catch {
-    return [];
-  }
-}
-
-function reasonOf(error: unknown): string {
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' || typeof code === 'number'
-    ? String(code)
-    : error instanceof Error
-      ? error.name
-      : 'unknown';
 }

@@ -9,32 +9,35 @@
  * @see MCP 2025-11-25, Basic / Transports §Streamable HTTP
  */
 import type { Readable } from 'node:stream';
-import {
-  ErrorCode,
-  type InitializeRequest,
-  isInitializeRequest,
-  isJSONRPCErrorResponse,
-  isJSONRPCResultResponse,
-  LATEST_PROTOCOL_VERSION,
-  SUPPORTED_PROTOCOL_VERSIONS,
-} from '@modelcontextprotocol/sdk/types.js';
+import { type InitializeRequest, isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { ConnectionNeedsReauthError } from '../../connections/errors.js';
 import type { Logger } from '../../observability/logger.js';
 import type { IntegrationRecord } from '../../store/repos/catalog.js';
 import type { ConnectionRow } from '../../store/types.js';
-import { ForwardError, type ForwardedResponse } from '../forwarder.js';
-import { upstreamRequestHeaders } from '../headers.js';
+import type { ForwardedResponse } from '../forwarder.js';
 import type { UpstreamTarget } from '../target.js';
+import {
+  dropped,
+  type GatewayAnswer,
+  grantedScopes,
+  isEventStream,
+  isInitializedNotification,
+  isJson,
+  json,
+  localInitializeResult,
+  reasonOf,
+  rpcAnswer,
+  sessionHeader,
+  unreachable,
+  withSession,
+} from './answers.js';
 import type { ConnectionLookup } from './connection-lookup.js';
 import {
   BodyRefusal,
   errorResponse,
-  type JSONRPCMessage,
   type JSONRPCRequest,
   type PostedMessages,
   parseMessages,
-  type RequestId,
-  type RpcError,
   requestsIn,
   resultResponse,
 } from './jsonrpc.js';
@@ -44,7 +47,7 @@ import {
   type GatewaySession,
   type GatewaySessions,
 } from './sessions.js';
-import { SseRelay, sseMessage } from './sse.js';
+import { relayAnswers, SseRelay } from './sse.js';
 import type { StreamWatcher } from './streams.js';
 import {
   openUpstreamSession,
@@ -52,16 +55,12 @@ import {
   sendUpstream,
   type UpstreamDeps,
   UpstreamRefusal,
+  upstreamHeaders,
   upstreamTarget,
 } from './upstream.js';
 import { stepUpScopes, type UserActionReason, type UserActions } from './user-action.js';
 
-/** What the route sends back. */
-export interface GatewayAnswer {
-  status: number;
-  headers: Record<string, string>;
-  body?: string | Readable;
-}
+export type { GatewayAnswer };
 
 export interface IntegrationGatewayDeps extends UpstreamDeps {
   sessions: GatewaySessions;
@@ -78,9 +77,6 @@ export interface GatewayRequest {
   headers: Record<string, string | string[] | undefined>;
   body?: Buffer;
 }
-
-const sessionHeader = 'mcp-session-id';
-const json = { 'content-type': 'application/json' };
 
 export class IntegrationGateway {
   readonly #d: IntegrationGatewayDeps;
@@ -270,23 +266,12 @@ export class IntegrationGateway {
       }
     }
     const session = await this.#d.sessions.create(req.userId, integration.id, hello, null);
-    const version = SUPPORTED_PROTOCOL_VERSIONS.includes(hello.protocolVersion)
-      ? hello.protocolVersion
-      : LATEST_PROTOCOL_VERSION;
-    const result = {
-      protocolVersion: version,
-      capabilities: {
-        tools: { listChanged: true },
-        prompts: { listChanged: true },
-        resources: { listChanged: true },
-      },
-      serverInfo: { name: `nunq-connect/${integration.id}`, title: integration.name, version: '1.0.0' },
-      instructions: `${integration.name}, through nunq-connect. Its tools become available once you have connected it.`,
-    };
     return {
       status: 200,
       headers: { ...json, [sessionHeader]: session.id },
-      body: JSON.stringify(resultResponse(init.id, result)),
+      body: JSON.stringify(
+        resultResponse(init.id, localInitializeResult(integration, hello.protocolVersion)),
+      ),
     };
   }
 
@@ -380,24 +365,12 @@ export class IntegrationGateway {
         ...(answer.body === undefined ? {} : { body: answer.body }),
       };
     }
-    const pending = new Set<RequestId>(requests.map((r) => r.id));
-    let resumable = false;
-    const relay = new SseRelay((event) => {
-      if (event.id !== undefined) resumable = true;
-      for (const message of messagesIn(event.data)) {
-        if (isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message))
-          pending.delete(message.id as RequestId);
-      }
-    });
-    void relay.relay(answer.body).then((how) => {
-      if (pending.size > 0 && (how === 'error' || !resumable)) {
-        this.#d.logger.warn(
-          { integration: integration.id, unanswered: pending.size },
-          'mcp gateway: upstream stream ended before answering',
-        );
-        for (const id of pending) relay.send(sseMessage(errorResponse(id, dropped(integration))));
-      }
-      relay.end();
+    const relay = relayAnswers(answer.body, requests, (unanswered) => {
+      this.#d.logger.warn(
+        { integration: integration.id, unanswered: unanswered.length },
+        'mcp gateway: upstream stream ended before answering',
+      );
+      return unanswered.map((id) => errorResponse(id, dropped(integration)));
     });
     return { status: answer.statusCode, headers, body: relay.body };
   }
@@ -442,108 +415,4 @@ export class IntegrationGateway {
     const answers = requests.map((r) => errorResponse(r.id, rpc));
     return { status: 200, headers: json, body: JSON.stringify(posted.batch ? answers : answers[0]) };
   }
-}
-
-/** The headers sent upstream: the caller's minus credentials and hop-by-hop ones, with the upstream session id. */
-function upstreamHeaders(
-  from: GatewayRequest['headers'],
-  upstreamSessionId: string | null,
-): Record<string, string> {
-  const headers = upstreamRequestHeaders(from);
-  delete headers[sessionHeader];
-  // Bytes are relayed and read as they come: no compressed streams.
-  headers['accept-encoding'] = 'identity';
-  if (upstreamSessionId !== null && upstreamSessionId !== '') headers[sessionHeader] = upstreamSessionId;
-  return headers;
-}
-
-function isInitializedNotification(message: JSONRPCMessage): boolean {
-  return (
-    (message as { method?: unknown; id?: unknown }).method === 'notifications/initialized' &&
-    !('id' in message)
-  );
-}
-
-function withSession(headers: Record<string, string>, session: GatewaySession): Record<string, string> {
-  const out = { ...headers };
-  delete out['www-authenticate'];
-  out[sessionHeader] = session.id;
-  return out;
-}
-
-function rpcAnswer(status: number, body: unknown): GatewayAnswer {
-  return { status, headers: json, body: JSON.stringify(body) };
-}
-
-function isJson(contentType: string | string[] | undefined): boolean {
-  const type = String(contentType ?? '')
-    .split(';')[0]
-    ?.trim()
-    .toLowerCase();
-  return type === 'application/json';
-}
-
-function isEventStream(contentType: string | undefined): boolean {
-  return (contentType ?? '').split(';')[0]?.trim().toLowerCase() === 'text/event-stream';
-}
-
-function messagesIn(data: string): JSONRPCMessage[] {
-  try {
-    const parsed: unknown = JSON.parse(data);
-    return (Array.isArray(parsed) ? parsed : [parsed]) as JSONRPCMessage[];
-  } catch {
-    return [];
-  }
-}
-
-function grantedScopes(row: ConnectionRow): string[] {
-  try {
-    const scopes: unknown = JSON.parse(row.scopes);
-    return Array.isArray(scopes) ? scopes.filter((s): s is string => typeof s === 'string') : [];
-  } catch {
-    return [];
-  }
-}
-
-function dropped(integration: IntegrationRecord): RpcError {
-  return {
-    code: ErrorCode.ConnectionClosed,
-    message: `${integration.name} (${integration.id}) closed the stream before answering this request.`,
-  };
-}
-
-/** The JSON-RPC error for a server that could not be asked; names the integration, never a token or upstream text. */
-function unreachable(integration: IntegrationRecord, error: unknown): RpcError {
-  const name = `${integration.name} (${integration.id})`;
-  const code = (error as { code?: unknown }).code;
-  if (error instanceof ForwardError) {
-    const why =
-      error.code === 'upstream_timeout'
-        ? 'did not answer in time'
-        : error.code === 'outbound_blocked'
-          ? 'is at an address the outbound policy refuses'
-          : 'could not be reached';
-    return { code: ErrorCode.InternalError, message: `${name} ${why}.` };
-  }
-  if (code === 'provider_unavailable') {
-    return {
-      code: ErrorCode.InternalError,
-      message: `${name}: its authorization server is unavailable; try again shortly.`,
-    };
-  }
-  if (code === 'provider_misconfigured') {
-    return {
-      code: ErrorCode.InternalError,
-      message: `${name}: its authorization server rejects this service; an administrator has been told.`,
-    };
-  }
-  if (code === 'upstream_session_failed') {
-    return { code: ErrorCode.InternalError, message: `${name} did not open a session.` };
-  }
-  return { code: ErrorCode.InternalError, message: `${name} could not be asked.` };
-}
-
-function reasonOf(error: unknown): string {
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' ? code : error instanceof Error ? error.name : 'unknown';
 }

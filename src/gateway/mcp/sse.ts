@@ -8,6 +8,8 @@
  * @see WHATWG HTML §9.2.6 (parsing an event stream)
  */
 import { PassThrough, type Readable } from 'node:stream';
+import { isJSONRPCErrorResponse, isJSONRPCResultResponse } from '@modelcontextprotocol/sdk/types.js';
+import type { JSONRPCRequest, RequestId } from './jsonrpc.js';
 
 /** One `data`-carrying event as dispatched. */
 export interface SseEvent {
@@ -140,5 +142,43 @@ export class SseRelay {
 
   #flush(): void {
     while (this.#queued.length > 0) this.body.write(this.#queued.shift()!);
+  }
+}
+
+/**
+ * Relays an SSE answer to `requests`. If it breaks off before answering every one, the
+ * messages `onUnanswered` gives for the rest are added; not when the server made the stream
+ * resumable (an event carried an id) and ended it cleanly: the client then resumes it.
+ * @see MCP 2025-11-25, Transports §Resumability and Redelivery
+ */
+export function relayAnswers(
+  upstream: Readable,
+  requests: readonly JSONRPCRequest[],
+  onUnanswered: (ids: RequestId[]) => unknown[],
+): SseRelay {
+  const pending = new Set<RequestId>(requests.map((r) => r.id));
+  let resumable = false;
+  const relay = new SseRelay((event) => {
+    if (event.id !== undefined) resumable = true;
+    for (const message of messagesIn(event.data)) {
+      if (isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message))
+        pending.delete(message.id as RequestId);
+    }
+  });
+  void relay.relay(upstream).then((how) => {
+    if (pending.size > 0 && (how === 'error' || !resumable)) {
+      for (const message of onUnanswered([...pending])) relay.send(sseMessage(message));
+    }
+    relay.end();
+  });
+  return relay;
+}
+
+function messagesIn(data: string): unknown[] {
+  try {
+    const parsed: unknown = JSON.parse(data);
+    return Array.isArray(parsed) ? parsed : [parsed];
+  } catch {
+    return [];
   }
 }

@@ -15,7 +15,9 @@ import type { TokenService } from '../../connections/token-service.js';
 import type { OutboundRequest } from '../../oauth/outbound.js';
 import type { ConnectionRow } from '../../store/types.js';
 import { type ForwardedResponse, type ForwardToken, forward } from '../forwarder.js';
+import { upstreamRequestHeaders } from '../headers.js';
 import type { UpstreamTarget } from '../target.js';
+import { sessionHeader } from './answers.js';
 import { insufficientScope } from './challenge.js';
 import type { ClientHello } from './sessions.js';
 import { SseParser } from './sse.js';
@@ -186,4 +188,17 @@ async function readResponse(answer: ForwardedResponse, id: string): Promise<Reco
   if (isJSONRPCResultResponse(found)) return found.result as Record<string, unknown>;
   if (isJSONRPCErrorResponse(found)) throw new UpstreamSessionError('initialize answered with an error');
   throw new UpstreamSessionError('initialize answered no result');
+}
+
+/** The headers sent upstream: the caller's minus credentials and hop-by-hop ones, with the upstream session id. */
+export function upstreamHeaders(
+  from: Record<string, string | string[] | undefined>,
+  upstreamSessionId: string | null,
+): Record<string, string> {
+  const headers = upstreamRequestHeaders(from);
+  delete headers[sessionHeader];
+  // Bytes are relayed and read as they come: no compressed streams.
+  headers['accept-encoding'] = 'identity';
+  if (upstreamSessionId !== null && upstreamSessionId !== '') headers[sessionHeader] = upstreamSessionId;
+  return headers;
 }
