@@ -65,6 +65,12 @@ describe.each(databaseKinds)(
       answers.push(`${r.status} ${[...r.headers].join('\n')}\n${text}`);
       return { status: r.status, headers: r.headers, text };
     };
+    const trackerIsMcp = () =>
+      db
+        .updateTable('integrations')
+        .set({ kind: 'mcp', settings: JSON.stringify({ scopes: trackerScopes, url: upstream.url }) })
+        .where('id', '=', 'tracker')
+        .execute();
     const textOf = (result: unknown) =>
       ((result as { content: Array<{ type: string; text?: string }> }).content[0]?.text ?? '') as string;
 
@@ -90,11 +96,7 @@ describe.each(databaseKinds)(
       elicitations = new McpElicitationRepository(db);
       // The tracker becomes an MCP server integration (Connect for MCP servers is wired elsewhere;
       // its connections are made here through the OAuth flow of the same authorization server).
-      await db
-        .updateTable('integrations')
-        .set({ kind: 'mcp', settings: JSON.stringify({ scopes: trackerScopes, url: upstream.url }) })
-        .where('id', '=', 'tracker')
-        .execute();
+      await trackerIsMcp();
       await db
         .insertInto('integrations')
         .values({
@@ -414,12 +416,63 @@ describe.each(databaseKinds)(
       expect(after.status).toBe(404);
     });
 
+    it('any instance serves any session: initialize on one, call on another', async () => {
+      const other = await lc.startService();
+      // Its start synced the catalog from the config file again: the tracker is an MCP server once more.
+      await trackerIsMcp();
+      const jwt = await svc.token('u-alice');
+      const headers = {
+        authorization: `Bearer ${jwt}`,
+        accept: 'application/json, text/event-stream',
+        'content-type': 'application/json',
+      };
+      const init = await fetch(`${svc.url}/mcp/tracker`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 0,
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-11-25',
+            capabilities: {},
+            clientInfo: { name: 'raw', version: '1' },
+          },
+        }),
+      });
+      expect(init.status).toBe(200);
+      await init.text();
+      const session = init.headers.get('mcp-session-id')!;
+      const sessionHeaders = { ...headers, 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' };
+      const initialized = await fetch(`${other.url}/mcp/tracker`, {
+        method: 'POST',
+        headers: sessionHeaders,
+        body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+      });
+      expect(initialized.status).toBe(202);
+      const call = await fetch(`${other.url}/mcp/tracker`, {
+        method: 'POST',
+        headers: sessionHeaders,
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/call',
+          params: { name: 'echo', arguments: { text: 'elsewhere' } },
+        }),
+      });
+      expect(call.status).toBe(200);
+      expect(call.headers.get('mcp-session-id')).toBe(session);
+      const text = await call.text();
+      answers.push(text);
+      expect(text).toContain('echo: elsewhere');
+    });
+
     it('no token appears in any answer or log line', () => {
       const secrets = lc.tokenCalls
         .flatMap((c) => [c.accessToken, c.refreshToken, c.idToken])
         .filter((t): t is string => t !== undefined);
       expect(secrets.length).toBeGreaterThan(0);
-      const text = [...answers, ...svc.logs].join('\n');
+      const text = [...answers, ...lc.services.flatMap((s) => s.logs)].join('\n');
       for (const secret of secrets) expect(text.includes(secret)).toBe(false);
     });
   },
