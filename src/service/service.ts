@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/index.js';
-import { AuthorizationFlow, callbackPath } from '../connections/authorization-flow.js';
+import {
+  AuthorizationFlow,
+  callbackPath,
+  type ElicitationLedger,
+} from '../connections/authorization-flow.js';
 import { CircuitBreakers } from '../connections/circuit-breaker.js';
 import { ConnectionCache } from '../connections/connection-cache.js';
 import { ConnectionChangeFeed, pruneConnectionChanges } from '../connections/connection-changes.js';
@@ -9,6 +13,7 @@ import { runDueRefreshes } from '../connections/refresh-scheduler.js';
 import { RevocationQueue } from '../connections/revocations.js';
 import { TokenService } from '../connections/token-service.js';
 import { Keyring, Sealer } from '../crypto/index.js';
+import { createMcpGateway } from '../gateway/mcp/index.js';
 import { registerProxyRoutes } from '../gateway/proxy.js';
 import { buildApp, type RouteRegistrar } from '../http/app.js';
 import { createAuthenticator } from '../http/auth.js';
@@ -16,6 +21,7 @@ import type { AppContext } from '../http/context.js';
 import { registerAdminRoutes } from '../http/routes/admin.js';
 import { registerConnectRoutes } from '../http/routes/connect.js';
 import { registerConnectionRoutes } from '../http/routes/connections.js';
+import { registerMcpRoutes } from '../http/routes/mcp.js';
 import { registerNotificationRoutes } from '../http/routes/notifications.js';
 import { registerParkedFlowRoutes } from '../http/routes/parked-flow.js';
 import { SessionHandOff } from '../identity/hand-off.js';
@@ -36,6 +42,8 @@ import { migrateToLatest } from '../store/migrate.js';
 import { CatalogRepository } from '../store/repos/catalog.js';
 import { ConnectionRepository } from '../store/repos/connections.js';
 import { McpDiscoveryRepository } from '../store/repos/mcp-discovery.js';
+import { elicitationScopes, McpElicitationRepository } from '../store/repos/mcp-elicitations.js';
+import { McpGatewaySessionRepository } from '../store/repos/mcp-gateway-sessions.js';
 import { McpRegistrations } from '../store/repos/mcp-registrations.js';
 import { PendingAuthorizationRepository } from '../store/repos/pending-authorizations.js';
 import { SessionRepository } from '../store/repos/sessions.js';
@@ -71,6 +79,9 @@ export interface ServiceOptions {
    */
   connectionCacheMs?: number;
 }
+
+/** MCP gateway sessions unused for this long are forgotten (the client then initializes again). */
+const mcpSessionIdleMs = 24 * 60 * 60 * 1000;
 
 /** One running nunq-connect instance: its HTTP app, its context, and how to stop it. */
 export interface Service {
@@ -128,6 +139,18 @@ export async function createService(config: Config, options: ServiceOptions = {}
       options,
     );
     await ctx.webhooks.syncFromConfig(config.webhooks);
+    const mcpGateway = createMcpGateway({
+      store,
+      catalog: ctx.catalog,
+      connectionCache: ctx.connectionCache,
+      tokens: ctx.tokens,
+      notifications: ctx.notifications,
+      request: outbound.request,
+      fetch,
+      clock,
+      logger,
+      publicUrl: config.server.publicUrl,
+    });
     const app = await buildApp(ctx, [
       registerConnectRoutes,
       registerParkedFlowRoutes,
@@ -142,6 +165,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
           request: outbound.request,
           publicUrl: config.server.publicUrl,
         }),
+      (a) => registerMcpRoutes(a, mcpGateway),
       ...(options.routes ?? []),
     ]);
     const pending = new PendingAuthorizationRepository(store.db);
@@ -171,6 +195,8 @@ export async function createService(config: Config, options: ServiceOptions = {}
                   await new SessionRepository(store.db).deleteExpired(clock.now());
                   await new UsedHandOffRepository(store.db).deleteExpired(clock.now());
                   await pruneConnectionChanges(store.db, clock.now());
+                  await new McpGatewaySessionRepository(store.db).deleteIdle(clock.now() - mcpSessionIdleMs);
+                  await new McpElicitationRepository(store.db).deleteExpired(clock.now());
                 },
               },
               {
@@ -194,6 +220,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
       },
       async close() {
         await background.stop();
+        mcpGateway.close();
         await app.close();
         await store.close();
       },
@@ -287,6 +314,7 @@ function buildContext(
     cache: connectionCache,
     revocations,
     logger: parts.logger,
+    elicitations: elicitationLedger(new McpElicitationRepository(parts.store.db), parts.clock),
   });
   return {
     ...parts,
@@ -315,6 +343,21 @@ function buildContext(
     connectionCache,
     connectionChanges,
     mcpDiscovery,
+  };
+}
+
+/** The gateway's elicitation links, as the Connect flow reads and completes them. */
+function elicitationLedger(repo: McpElicitationRepository, clock: Clock): ElicitationLedger {
+  return {
+    async find(id, userId) {
+      const row = await repo.findForUser(id, userId, clock.now());
+      return row === undefined
+        ? undefined
+        : { integrationId: row.integration_id, scopes: elicitationScopes(row) };
+    },
+    async complete(id) {
+      await repo.markComplete(id, clock.now());
+    },
   };
 }
 
