@@ -2,7 +2,11 @@
  * Runs the MCP conformance suite's browser-flow `auth/*` client scenarios against the service,
  * one after another, with `driver.ts` as the client, and prints a table (docs/conformance-notes.md).
  *
- *   node --import tsx scripts/mcp-conformance/run.ts [--scenario auth/x ...] [--spec-version V] [--json FILE]
+ *   node --import tsx scripts/mcp-conformance/run.ts [--scenario auth/x ...]
+ *     [--spec-version V | --draft-only-at V] [--timeout ms] [--json FILE]
+ *
+ * `--spec-version V` runs every scenario at V; `--draft-only-at V` only those tagged with the
+ * draft revision alone (`--draft-only-at 2025-11-25` is what test/conformance does, see there).
  *
  * Exit 0 only when every scenario run passed. The suite is found in
  * `node_modules/@modelcontextprotocol/conformance`, or in `$NUNQ_CONFORMANCE_DIR` (its package
@@ -74,11 +78,21 @@ function run(args: string[], timeoutMs: number): Promise<Ran> {
   });
 }
 
+/** A scenario as `list --client` shows it: its name and the spec versions it is tagged with. */
+export interface ListedScenario {
+  name: string;
+  /** E.g. `['2025-11-25', '2026-07-28']`; `['extension']` for extensions. */
+  versions: string[];
+}
+
+/** The draft revision the suite runs its draft-only scenarios at (stateless MCP, SEP-2575). */
+export const draftVersion = '2026-07-28';
+
 /**
  * The browser-flow auth scenarios, as `list --client` names them: every `auth/*` one not tagged
  * `[extension]` (27 in 0.2.0-alpha.12).
  */
-export async function listBrowserFlowAuthScenarios(): Promise<string[]> {
+export async function listBrowserFlowAuthScenarios(): Promise<ListedScenario[]> {
   const { bin } = locateSuite();
   const listed = await run([...shims, bin, 'list', '--client'], 60_000);
   if (listed.code !== 0)
@@ -87,7 +101,20 @@ export async function listBrowserFlowAuthScenarios(): Promise<string[]> {
     .split('\n')
     .map((line) => /^\s*-\s+(auth\/\S+)\s+\[([^\]]*)\]/.exec(line))
     .filter((m): m is RegExpExecArray => m !== null && m[2] !== 'extension')
-    .map((m) => m[1]!);
+    .map((m) => ({ name: m[1]!, versions: m[2]!.split(',') }));
+}
+
+/**
+ * The `--spec-version` to run `scenario` at: `draftOnlyAt` for a scenario tagged with the draft
+ * revision only (the suite would give it the stateless 2026-07-28 MCP server, which an MCP SDK
+ * 1.x client cannot talk to after authorization), else the suite's own choice (undefined).
+ */
+export function specVersionFor(
+  scenario: ListedScenario,
+  draftOnlyAt: string | undefined,
+): string | undefined {
+  const draftOnly = scenario.versions.length === 1 && scenario.versions[0] === draftVersion;
+  return draftOnly ? draftOnlyAt : undefined;
 }
 
 export interface Check {
@@ -193,26 +220,34 @@ export function formatTable(results: readonly ScenarioResult[]): string {
 async function main(argv: string[]): Promise<number> {
   const scenarios: string[] = [];
   let json: string | undefined;
+  let draftOnlyAt: string | undefined;
   const options: RunOptions = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = argv[i + 1];
     if (arg === '--scenario' && value) scenarios.push(value);
     else if (arg === '--spec-version' && value) options.specVersion = value;
+    else if (arg === '--draft-only-at' && value) draftOnlyAt = value;
     else if (arg === '--json' && value) json = value;
     else if (arg === '--timeout' && value) options.timeoutMs = Number(value);
     else {
       process.stderr.write(
-        'usage: run.ts [--scenario auth/x ...] [--spec-version V] [--timeout ms] [--json FILE]\n',
+        'usage: run.ts [--scenario auth/x ...] [--spec-version V | --draft-only-at V] [--timeout ms] [--json FILE]\n',
       );
       return 2;
     }
     i++;
   }
-  const names = scenarios.length > 0 ? scenarios : await listBrowserFlowAuthScenarios();
+  const listed = await listBrowserFlowAuthScenarios();
+  const chosen = scenarios.length > 0 ? scenarios : listed.map((l) => l.name);
   const results: ScenarioResult[] = [];
-  for (const name of names) {
-    const result = await runScenario(name, options);
+  for (const name of chosen) {
+    const entry = listed.find((l) => l.name === name) ?? { name, versions: [] };
+    const specVersion = options.specVersion ?? specVersionFor(entry, draftOnlyAt);
+    const result = await runScenario(name, {
+      ...options,
+      ...(specVersion === undefined ? {} : { specVersion }),
+    });
     process.stderr.write(`${result.passed ? 'PASS' : 'FAIL'} ${name} (${result.seconds}s)\n`);
     results.push(result);
   }
