@@ -20,6 +20,7 @@ interface SerializedTokens {
   expiresAt: number | null;
   scopes: string[] | null;
   account: TokenSet['account'];
+  issuer?: string | undefined;
 }
 
 const sealContext = (id: string) => ({ table: 'pending_confirmations', rowId: id, field: 'tokens_sealed' });
@@ -54,6 +55,7 @@ export async function parkTokens(
     expiresAt: t.expiresAt,
     scopes: t.scopes,
     account: t.account,
+    issuer: t.issuer,
   };
   await db
     .insertInto('pending_confirmations')

@@ -125,6 +125,12 @@ export async function refreshHeld(
   try {
     const refreshToken = ctx.open(row, 'refresh_token_sealed');
     const client = await ctx.catalog.client(providerId);
+    if (row.issuer !== null && row.issuer !== client.expectedIssuer) {
+      // The server now names another authorization server: our refresh token is never sent there.
+      ctx.d.breakers.success(providerId);
+      await markNeedsReauth(ctx.d, row, 'authorization_server_changed');
+      throw new ConnectionNeedsReauthError(row.id, row.integration_id, 'authorization_server_changed');
+    }
     const releaseSlot = await lease.providerSlot?.();
     try {
       tokens = await client.refresh(refreshToken, client.scopesFor(integration.settings.scopes), {

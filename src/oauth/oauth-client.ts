@@ -325,6 +325,7 @@ export class OAuthClient {
         typeof result.expires_in === 'number' ? this.#o.clock.now() + result.expires_in * 1000 : null,
       scopes: granted ?? (requestedScopes.length > 0 ? [...requestedScopes] : null),
       account,
+      issuer: this.#o.as.issuer,
     });
   }
 

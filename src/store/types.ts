@@ -64,6 +64,8 @@ export interface ConnectionsTable {
   lease_taken_from: string | null;
   /** No token request before this time: the provider's Retry-After or throttling answer. */
   refresh_not_before: Millis | null;
+  /** The authorization server (metadata `issuer`) that issued the tokens; null before migration 0012. */
+  issuer: string | null;
   version: number;
   created_at: Millis;
   updated_at: Millis;
