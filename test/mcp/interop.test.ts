@@ -108,7 +108,9 @@ describe('MCP interop through the service (SQLite)', () => {
     expect(params.get('redirect_uri')).toBe(`${svc.url}/oauth/callback`);
     expect(params.get('resource')).toBe(expected.resource ?? null);
     expect(params.get('client_id')).toBe(expected.clientId);
-    expect((params.get('scope') ?? '').split(' ').filter(Boolean).sort()).toEqual([...expected.scopes].sort());
+    expect((params.get('scope') ?? '').split(' ').filter(Boolean).sort()).toEqual(
+      [...expected.scopes].sort(),
+    );
   };
 
   /** The one dynamically registered client of `p` (registered by the service, as a web app). */
@@ -180,7 +182,9 @@ describe('MCP interop through the service (SQLite)', () => {
     });
     expect(await discovered('issuer-path')).toMatchObject({ ok: true, summary: { issuer: p.issuer } });
     // RFC 8414 path-inserted, the first place the spec's order looks for an issuer with a path.
-    expect(p.received.requests.map((r) => r.path)).toContain('/.well-known/oauth-authorization-server/tenant1');
+    expect(p.received.requests.map((r) => r.path)).toContain(
+      '/.well-known/oauth-authorization-server/tenant1',
+    );
     expectCodeExchange(p, { resource: p.url, clientId: registeredClientId(p) });
     await expectGatewayCall('issuer-path', 'u-path');
   });
@@ -254,7 +258,10 @@ describe('MCP interop through the service (SQLite)', () => {
       scopes: challengeScopes,
     });
     expect(p.received.registrations).toEqual([]);
-    expect(await discovered('configured')).toMatchObject({ ok: true, summary: { registration: 'configured' } });
+    expect(await discovered('configured')).toMatchObject({
+      ok: true,
+      summary: { registration: 'configured' },
+    });
     // The server accepts only client_secret_post for this client: a 200 proves the method and secret.
     expectCodeExchange(p, { resource: p.url, clientId: configured.clientId });
     const tokenCall = p.received.requests.find((r) => r.path === '/token');
@@ -330,7 +337,9 @@ describe('MCP interop through the service (SQLite)', () => {
     try {
       const refused = await client.callTool({ name: adminToolName, arguments: {} });
       expect(refused.isError).toBe(true);
-      const link = /(http:\/\/\S+?\/connect\/step-up\?elicitation=[A-Za-z0-9_-]{43})/.exec(textOf(refused))?.[1];
+      const link = /(http:\/\/\S+?\/connect\/step-up\?elicitation=[A-Za-z0-9_-]{43})/.exec(
+        textOf(refused),
+      )?.[1];
       expect(link, textOf(refused)).toBeDefined();
       expect(new URL(link!).origin).toBe(svc.url);
       // The server refused the call with 403 insufficient_scope.

@@ -61,7 +61,12 @@ export async function followConnectLink(ua: UserAgent, link: string): Promise<UR
   const target = new URL(link);
   const page = await ua.get(target);
   expect(page.status).toBe(200);
-  const { response } = await ua.submit(page, (action) => action.pathname === target.pathname, {}, { maxHops: 0 });
+  const { response } = await ua.submit(
+    page,
+    (action) => action.pathname === target.pathname,
+    {},
+    { maxHops: 0 },
+  );
   expect(response.status).toBe(303);
   return new URL(response.location ?? '');
 }
