@@ -185,6 +185,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
             ],
             logger,
           );
+    if (options.background !== false) void discoverMcpServers(ctx);
     return {
       app,
       ctx,
@@ -315,6 +316,22 @@ function buildContext(
     connectionChanges,
     mcpDiscovery,
   };
+}
+
+/**
+ * Discovers every enabled MCP server once at start, in the background, so the Integrations page
+ * names a server's problem before anyone clicks Connect (the outcome is recorded by the factory).
+ */
+async function discoverMcpServers(ctx: AppContext): Promise<void> {
+  try {
+    const servers = (await ctx.catalog.listIntegrations()).filter((i) => i.kind === 'mcp');
+    await Promise.allSettled(servers.map((server) => ctx.providers.forIntegration(server)));
+  } catch (error) {
+    ctx.logger.warn(
+      { reason: error instanceof Error ? error.message : String(error) },
+      'MCP discovery at start failed',
+    );
+  }
 }
 
 /**

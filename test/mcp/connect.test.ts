@@ -36,6 +36,7 @@ describe.each(databaseKinds)('connecting an MCP server on %s', (kind) => {
     hostileUrl = `http://127.0.0.1:${(hostile.address() as AddressInfo).port}/mcp`;
     svc = await startTestService({
       database,
+      admins: ['root'],
       mcpServers: [
         { id: 'tools', name: 'Demo tools', url: peer.url },
         { id: 'broken', name: 'Broken tools', url: hostileUrl },
@@ -138,6 +139,9 @@ describe.each(databaseKinds)('connecting an MCP server on %s', (kind) => {
     const home = await ua.get(`${svc.url}/`);
     expect(home.body).toContain('data-testid="problem-broken"');
     expect(home.body).toContain('169.254.169.254');
+    const admin = await (await signedInAgent(svc, 'root')).get(`${svc.url}/admin`);
+    expect(admin.status).toBe(200);
+    expect(admin.body).toMatch(/data-testid="admin-problem-broken">[^<]*169\.254\.169\.254/);
     const count = await svc.service.ctx.store.db
       .selectFrom('connections')
       .select((eb) => eb.fn.countAll().as('n'))
