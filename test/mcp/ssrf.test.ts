@@ -122,6 +122,114 @@ async function hostileServer(h: Hostility): Promise<HostileServer> {
   };
 }
 
+/** The ports of the listeners on the hostile addresses, known once they listen. */
+interface Ports {
+  private2: number;
+  loopback: number;
+}
+
+/** One hostile MCP server: what it points the service at, and what the refusal must name. */
+interface Case {
+  id: string;
+  name: string;
+  hostility: (ports: Ports) => Hostility;
+  /** The `problem` of the answer, then texts its `detail` must contain. */
+  names: (ports: Ports) => string[];
+}
+
+/**
+ * Each case: one hostile MCP server, what it points at, and what the refusal must name. The
+ * cloud metadata address 169.254.169.254 cannot be listened on here: its cases prove the refusal
+ * by the problem alone.
+ */
+const cases: Case[] = [
+  {
+    id: 'as-private',
+    name: 'protected-resource metadata naming an authorization server at 127.0.0.2',
+    hostility: (ports) => ({ authorizationServer: `http://127.0.0.2:${ports.private2}` }),
+    names: () => ['address_refused', `127.0.0.2`],
+  },
+  {
+    id: 'as-private-decimal',
+    name: 'an authorization server at 2130706434 (127.0.0.2 written as one number)',
+    hostility: (ports) => ({ authorizationServer: `http://2130706434:${ports.private2}` }),
+    names: () => ['address_refused', '127.0.0.2'],
+  },
+  {
+    id: 'as-unspecified',
+    name: 'an authorization server at 0.0.0.0 (which connects to this host)',
+    hostility: (ports) => ({ authorizationServer: `http://0.0.0.0:${ports.loopback}` }),
+    names: () => ['address_refused', '0.0.0.0'],
+  },
+  {
+    id: 'hint-private',
+    name: 'a challenge whose resource_metadata is at 127.0.0.2',
+    hostility: (ports) => ({
+      hint: `http://127.0.0.2:${ports.private2}/.well-known/oauth-protected-resource/mcp`,
+    }),
+    names: () => ['address_refused', '127.0.0.2'],
+  },
+  {
+    id: 'as-cloud-metadata',
+    name: 'protected-resource metadata naming an authorization server at 169.254.169.254',
+    hostility: () => ({ authorizationServer: 'http://169.254.169.254/latest/meta-data' }),
+    names: () => ['address_refused', '169.254.169.254'],
+  },
+  {
+    id: 'endpoint-cloud-metadata',
+    name: 'authorization-server metadata whose registration endpoint is at 169.254.169.254',
+    hostility: () => ({ endpoints: { registration_endpoint: 'http://169.254.169.254/register' } }),
+    names: () => ['address_refused', 'registration_endpoint', '169.254.169.254'],
+  },
+  {
+    id: 'as-mapped',
+    name: 'an authorization server at [::ffff:127.0.0.2] (IPv4-mapped IPv6)',
+    hostility: (ports) => ({ authorizationServer: `http://[::ffff:127.0.0.2]:${ports.private2}` }),
+    // The URL parser writes ::ffff:127.0.0.2 as ::ffff:7f00:2.
+    names: () => ['address_refused', '::ffff:7f00:2'],
+  },
+  {
+    id: 'endpoint-mapped',
+    name: 'a token endpoint at [::ffff:127.0.0.2]',
+    hostility: (ports) => ({
+      endpoints: { token_endpoint: `http://[::ffff:127.0.0.2]:${ports.private2}/token` },
+    }),
+    names: () => ['address_refused', 'token_endpoint', '::ffff:7f00:2'],
+  },
+  {
+    id: 'redirect-private',
+    name: 'protected-resource metadata that redirects to 127.0.0.2',
+    hostility: (ports) => ({
+      metadataRedirect: `http://127.0.0.2:${ports.private2}/.well-known/oauth-protected-resource/mcp`,
+    }),
+    names: () => ['address_refused', 'redirect target', '127.0.0.2'],
+  },
+  {
+    id: 'probe-redirect-private',
+    name: 'an MCP endpoint that redirects its probe to 127.0.0.2',
+    hostility: (ports) => ({ probeRedirect: `http://127.0.0.2:${ports.private2}/mcp` }),
+    names: () => ['address_refused', 'redirect target', '127.0.0.2'],
+  },
+  {
+    id: 'dns-loopback',
+    name: 'an authorization server at a DNS name resolving to loopback (https://localhost)',
+    hostility: (ports) => ({ authorizationServer: `https://localhost:${ports.loopback}` }),
+    names: (ports) => ['address_refused', `localhost:${ports.loopback}`, 'refused by policy'],
+  },
+  {
+    id: 'redirect-dns-loopback',
+    name: 'protected-resource metadata that redirects to a DNS name resolving to loopback',
+    hostility: (ports) => ({ metadataRedirect: `https://localhost:${ports.loopback}/prm` }),
+    names: (ports) => ['address_refused', `localhost:${ports.loopback}`, 'refused by policy'],
+  },
+  {
+    id: 'http-dns-loopback',
+    name: 'an authorization server at plain http://localhost (https required outside allowed networks)',
+    hostility: (ports) => ({ authorizationServer: `http://localhost:${ports.loopback}` }),
+    names: (ports) => ['url_refused', `localhost:${ports.loopback}`, 'https'],
+  },
+];
+
 describe('SSRF: an MCP server pointing the service at private addresses (SQLite)', () => {
   let database: TestDatabase;
   let svc: TestService;
@@ -131,88 +239,12 @@ describe('SSRF: an MCP server pointing the service at private addresses (SQLite)
   let loopback: Trap;
   const hostile = new Map<string, HostileServer>();
 
-  /**
-   * Each case: one hostile MCP server, what it points at, and what the refusal must name. The
-   * cloud metadata address 169.254.169.254 cannot be listened on here: its cases prove the refusal
-   * by the problem alone.
-   */
-  const cases = (): Array<{ id: string; name: string; hostility: Hostility; names: string[] }> => [
-    {
-      id: 'as-private',
-      name: 'protected-resource metadata naming an authorization server at 127.0.0.2',
-      hostility: { authorizationServer: `http://127.0.0.2:${private2.port}` },
-      names: ['address_refused', `127.0.0.2`],
-    },
-    {
-      id: 'hint-private',
-      name: 'a challenge whose resource_metadata is at 127.0.0.2',
-      hostility: { hint: `http://127.0.0.2:${private2.port}/.well-known/oauth-protected-resource/mcp` },
-      names: ['address_refused', '127.0.0.2'],
-    },
-    {
-      id: 'as-cloud-metadata',
-      name: 'protected-resource metadata naming an authorization server at 169.254.169.254',
-      hostility: { authorizationServer: 'http://169.254.169.254/latest/meta-data' },
-      names: ['address_refused', '169.254.169.254'],
-    },
-    {
-      id: 'endpoint-cloud-metadata',
-      name: 'authorization-server metadata whose registration endpoint is at 169.254.169.254',
-      hostility: { endpoints: { registration_endpoint: 'http://169.254.169.254/register' } },
-      names: ['address_refused', 'registration_endpoint', '169.254.169.254'],
-    },
-    {
-      id: 'as-mapped',
-      name: 'an authorization server at [::ffff:127.0.0.2] (IPv4-mapped IPv6)',
-      hostility: { authorizationServer: `http://[::ffff:127.0.0.2]:${private2.port}` },
-      // The URL parser writes ::ffff:127.0.0.2 as ::ffff:7f00:2.
-      names: ['address_refused', '::ffff:7f00:2'],
-    },
-    {
-      id: 'endpoint-mapped',
-      name: 'a token endpoint at [::ffff:127.0.0.2]',
-      hostility: { endpoints: { token_endpoint: `http://[::ffff:127.0.0.2]:${private2.port}/token` } },
-      names: ['address_refused', 'token_endpoint', '::ffff:7f00:2'],
-    },
-    {
-      id: 'redirect-private',
-      name: 'protected-resource metadata that redirects to 127.0.0.2',
-      hostility: {
-        metadataRedirect: `http://127.0.0.2:${private2.port}/.well-known/oauth-protected-resource/mcp`,
-      },
-      names: ['address_refused', 'redirect target', '127.0.0.2'],
-    },
-    {
-      id: 'probe-redirect-private',
-      name: 'an MCP endpoint that redirects its probe to 127.0.0.2',
-      hostility: { probeRedirect: `http://127.0.0.2:${private2.port}/mcp` },
-      names: ['address_refused', 'redirect target', '127.0.0.2'],
-    },
-    {
-      id: 'dns-loopback',
-      name: 'an authorization server at a DNS name resolving to loopback (https://localhost)',
-      hostility: { authorizationServer: `https://localhost:${loopback.port}` },
-      names: ['address_refused', `localhost:${loopback.port}`, 'refused by policy'],
-    },
-    {
-      id: 'redirect-dns-loopback',
-      name: 'protected-resource metadata that redirects to a DNS name resolving to loopback',
-      hostility: { metadataRedirect: `https://localhost:${loopback.port}/prm` },
-      names: ['address_refused', `localhost:${loopback.port}`, 'refused by policy'],
-    },
-    {
-      id: 'http-dns-loopback',
-      name: 'an authorization server at plain http://localhost (https required outside allowed networks)',
-      hostility: { authorizationServer: `http://localhost:${loopback.port}` },
-      names: ['url_refused', `localhost:${loopback.port}`, 'https'],
-    },
-  ];
-
   beforeAll(async () => {
     database = await createTestDatabase('sqlite');
     private2 = await trap('127.0.0.2');
     loopback = await trap('127.0.0.1');
-    for (const c of cases()) hostile.set(c.id, await hostileServer(c.hostility));
+    const ports = { private2: private2.port, loopback: loopback.port };
+    for (const c of cases) hostile.set(c.id, await hostileServer(c.hostility(ports)));
     svc = await startTestService({
       database,
       outbound: { allow: [`${allowedHost}/32`] },
@@ -229,50 +261,37 @@ describe('SSRF: an MCP server pointing the service at private addresses (SQLite)
     await database?.drop();
   });
 
-  // Built lazily: the cases name the listeners' ports, known once beforeAll ran.
-  const caseIds = [
-    'as-private',
-    'hint-private',
-    'as-cloud-metadata',
-    'endpoint-cloud-metadata',
-    'as-mapped',
-    'endpoint-mapped',
-    'redirect-private',
-    'probe-redirect-private',
-    'dns-loopback',
-    'redirect-dns-loopback',
-    'http-dns-loopback',
-  ];
-
-  it.each(caseIds)('refuses %s', async (id) => {
-    const c = cases().find((x) => x.id === id) ?? expect.fail(`no case ${id}`);
-    const h = hostile.get(id) ?? expect.fail(`no server ${id}`);
-    const res = await svc.api('alice', '/api/v1/connections', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ integration: id }),
+  for (const c of cases) {
+    it(`refuses ${c.name}`, async () => {
+      const { id } = c;
+      const h = hostile.get(id) ?? expect.fail(`no server ${id}`);
+      const res = await svc.api('alice', '/api/v1/connections', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ integration: id }),
+      });
+      expect(res.status, c.name).toBe(502);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+      const problem = (await res.json()) as { code: string; detail: string; problem: string };
+      expect(problem.code).toBe('mcp_discovery_failed');
+      const [expectedProblem, ...named] = c.names({ private2: private2.port, loopback: loopback.port });
+      expect(problem.problem, problem.detail).toBe(expectedProblem);
+      for (const text of named) expect(problem.detail, c.name).toContain(text);
+      // The hostile server was asked (discovery got as far as the hostile step) ...
+      expect(h.paths).toContain('/mcp');
+      // ... but nothing reached the private address, and nothing was stored.
+      expect(private2.connections).toBe(0);
+      expect(loopback.connections).toBe(0);
+      expect(await rowsFor(svc, 'connections', id)).toBe(0);
+      expect(await rowsFor(svc, 'pending_authorizations', id)).toBe(0);
+      const registrations = await svc.service.ctx.store.db
+        .selectFrom('mcp_registrations')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .executeTakeFirstOrThrow();
+      expect(Number(registrations.n)).toBe(0);
+      expect((await svc.service.ctx.mcpDiscovery.list()).get(id)).toMatchObject({ ok: false });
     });
-    expect(res.status, c.name).toBe(502);
-    expect(res.headers.get('content-type')).toContain('application/problem+json');
-    const problem = (await res.json()) as { code: string; detail: string; problem: string };
-    expect(problem.code).toBe('mcp_discovery_failed');
-    const [expectedProblem, ...named] = c.names;
-    expect(problem.problem, problem.detail).toBe(expectedProblem);
-    for (const text of named) expect(problem.detail, c.name).toContain(text);
-    // The hostile server was asked (discovery got as far as the hostile step) ...
-    expect(h.paths).toContain('/mcp');
-    // ... but nothing reached the private address, and nothing was stored.
-    expect(private2.connections).toBe(0);
-    expect(loopback.connections).toBe(0);
-    expect(await rowsFor(svc, 'connections', id)).toBe(0);
-    expect(await rowsFor(svc, 'pending_authorizations', id)).toBe(0);
-    const registrations = await svc.service.ctx.store.db
-      .selectFrom('mcp_registrations')
-      .select((eb) => eb.fn.countAll().as('n'))
-      .executeTakeFirstOrThrow();
-    expect(Number(registrations.n)).toBe(0);
-    expect((await svc.service.ctx.mcpDiscovery.list()).get(id)).toMatchObject({ ok: false });
-  });
+  }
 
   it('the listeners do count what reaches them (the zero counts above can fail)', async () => {
     const reach = (host: string, port: number) =>
