@@ -22,6 +22,8 @@ export interface AuthServerLog {
   registrations: Array<Record<string, unknown>>;
   /** Every Client ID Metadata Document fetched (CIMD). */
   cimdFetches: CimdFetch[];
+  /** Messages of errors oidc-provider answered with `server_error` (a broken test setup). */
+  serverErrors: string[];
 }
 
 export interface AuthServerOptions {
@@ -107,7 +109,9 @@ export function createAuthServer(options: AuthServerOptions): AuthServer {
   return {
     jwksUri: `${issuerUrl.origin}${mountPath}${ROUTES.jwks}`,
     dropRegistrations: () => store.dropRegistrations(),
-    handle(req, res) {
+    handle(incoming, res) {
+      // oidc-provider reads `originalUrl` (as Express sets it) to learn the path it is mounted at.
+      const req = incoming as IncomingMessage & { originalUrl?: string };
       const url = new URL(req.url ?? '/', 'http://unused');
       // Metadata is served where the variant says and nowhere else: the provider's own discovery
       // route answers only through one of those paths.
@@ -121,20 +125,13 @@ export function createAuthServer(options: AuthServerOptions): AuthServer {
       if (mountPath !== '' && url.pathname !== mountPath && !url.pathname.startsWith(`${mountPath}/`)) {
         return false;
       }
-      // oidc-provider derives its mount path (for the URLs it prints) from originalUrl minus url.
+      // Its mount path (for the URLs it prints) is originalUrl minus url.
       req.originalUrl = req.url;
       req.url = (req.url ?? '/').slice(mountPath.length) || '/';
       callback(req, res);
       return true;
     },
   };
-}
-
-declare module 'node:http' {
-  interface IncomingMessage {
-    /** Set before handing a request to oidc-provider mounted under a path (it reads it). */
-    originalUrl?: string;
-  }
 }
 
 function buildConfiguration(options: AuthServerOptions, store: ClientStore): object {
@@ -226,6 +223,9 @@ function recordRequests(provider: Provider, log: AuthServerLog): void {
         status: ctx.status,
       });
     }
+  });
+  provider.on('server_error', (_ctx: unknown, error: unknown) => {
+    appendToLog(log.serverErrors, error instanceof Error ? error.message : String(error));
   });
   provider.on(
     'registration_create.success',

@@ -32,6 +32,8 @@ export interface BearerVerifier {
   verify(authorization: string | undefined): Promise<TokenHolder | BearerRefusal>;
   /** The 403 of RFC 6750 §3.1 `insufficient_scope`, naming every scope `needed` (step-up). */
   insufficientScope(needed: string[]): BearerRefusal;
+  /** A 401 `invalid_token` for a token that verified but is refused anyway. */
+  rejected(description: string): BearerRefusal;
 }
 
 /**
@@ -101,6 +103,7 @@ export function createBearerVerifier(options: {
     },
     insufficientScope: (needed) =>
       refuse(403, 'insufficient_scope', `this call needs the scopes ${needed.join(' ')}`, needed),
+    rejected: (description) => refuse(401, 'invalid_token', description, challenge.scopes),
   };
 }
 

@@ -81,6 +81,13 @@ export function refuse(res: ServerResponse, refusal: BearerRefusal): void {
   sendJson(res, refusal.status, refusal.body);
 }
 
+/** Starts an SSE answer, then cuts the connection: an upstream that drops the stream mid-call. */
+export function hangUp(res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  res.write(': working on it\n\n');
+  setTimeout(() => res.destroy(), 20);
+}
+
 export function rpcError(res: ServerResponse, status: number, code: number, message: string): void {
   sendJson(res, status, { jsonrpc: '2.0', error: { code, message }, id: null });
 }

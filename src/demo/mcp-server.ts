@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -8,6 +8,7 @@ import { createBearerVerifier, isRefusal } from './mcp-bearer.js';
 import {
   appendToLog,
   closeListener,
+  hangUp,
   header,
   isRecord,
   listen,
@@ -24,18 +25,37 @@ import {
 import {
   adminToolName,
   createToolsServer,
+  hangUpToolName,
   type ToolEvents,
   type ToolsSession,
   toolsAdminScope,
   toolsReadScope,
 } from './mcp-tools.js';
-import type { OidcClientMetadata } from './oidc-provider.js';
+import {
+  authServerMetadataPaths,
+  MCP_PATH,
+  normalizeIssuerPath,
+  type PreRegisteredClient,
+  type PreRegisteredClientOptions,
+  preRegisteredClient,
+  type ResourceMetadataLocation,
+  resourceMetadataPaths,
+} from './mcp-variants.js';
 
 export type { ReceivedRequest } from './mcp-http.js';
-export { adminToolName, bonusToolName, readmeUri, toolsAdminScope, toolsReadScope } from './mcp-tools.js';
-
-/** Where RFC 9728 protected-resource metadata is served (`none`: a 2025-03-26 server). */
-export type ResourceMetadataLocation = 'path' | 'root-only' | 'both' | 'none';
+export {
+  adminToolName,
+  bonusToolName,
+  hangUpToolName,
+  readmeUri,
+  toolsAdminScope,
+  toolsReadScope,
+} from './mcp-tools.js';
+export type {
+  PreRegisteredClient,
+  PreRegisteredClientOptions,
+  ResourceMetadataLocation,
+} from './mcp-variants.js';
 
 export interface StartMcpServerOptions {
   /** Port of the MCP endpoint on 127.0.0.1 (0, the default, picks one). */
@@ -65,13 +85,14 @@ export interface StartMcpServerOptions {
   /** RFC 7591 dynamic registration (default true). */
   registration?: boolean;
   /** A pre-registered client; its credentials come back as `client`. */
-  client?: {
-    redirectUris: string[];
-    clientId?: string;
-    tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'none';
-  };
+  client?: PreRegisteredClientOptions;
   /** Accept Client ID Metadata Documents (URL client_ids) and advertise it in the metadata. */
   cimd?: boolean;
+  /**
+   * The `resource` its protected-resource metadata names, when not its own URL (a server whose
+   * metadata a client must refuse before any authorization request).
+   */
+  advertisedResource?: string;
   /** The authorization server disregards `resource`: every token's audience is `audience`. */
   ignoreResource?: boolean;
   /** 401s carry just `Bearer` (no `resource_metadata`, no `scope`); always so with `metadata: 'none'`. */
@@ -103,12 +124,14 @@ export interface RunningMcpServer {
   /** Where the protected-resource metadata is (absent with `metadata: 'none'`). */
   resourceMetadataUrl?: string;
   /** The pre-registered client, when `client` was given. */
-  client?: { clientId: string; clientSecret?: string; tokenEndpointAuthMethod: string };
+  client?: PreRegisteredClient;
   received: McpServerLog;
   /** Shows or hides the `bonus` tool on every session (sending `notifications/tools/list_changed`). */
   setBonusTool(enabled: boolean): void;
   /** Forgets every dynamically registered client (their next request: `invalid_client`). */
   dropRegistrations(): number;
+  /** Answers the next `n` MCP requests that carry a valid token with 401 `invalid_token` anyway. */
+  failNextWithUnauthorized(n: number): void;
   /** Live MCP sessions. */
   sessionCount(): number;
   close(): Promise<void>;
@@ -121,8 +144,6 @@ interface Session {
   sub: string;
 }
 
-const MCP_PATH = '/mcp';
-const PRM_ROOT = '/.well-known/oauth-protected-resource';
 const IGNORED_RESOURCE_AUDIENCE = 'urn:nunq:demo-tools';
 
 /**
@@ -162,6 +183,7 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
     tokenRequests: [],
     registrations: [],
     cimdFetches: [],
+    serverErrors: [],
     cancelledCalls: [],
   };
   const client = preRegisteredClient(options.client);
@@ -193,7 +215,7 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
     },
   });
   const resourceMetadata = {
-    resource: url,
+    resource: options.advertisedResource ?? url,
     authorization_servers: [issuer],
     scopes_supported: [toolsReadScope, toolsAdminScope],
     bearer_methods_supported: ['header'],
@@ -202,6 +224,7 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
 
   const sessions = new Map<string, Session>();
   let bonusTool = false;
+  let forcedUnauthorized = 0;
   const stepUp = options.stepUp ?? true;
 
   const answerAuth = (req: IncomingMessage, res: ServerResponse): boolean => {
@@ -219,6 +242,10 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
     if (presented !== undefined) appendToLog(received.bearerTokens, presented);
     const holder = await verifier.verify(authorization);
     if (isRefusal(holder)) return refuse(res, holder);
+    if (forcedUnauthorized > 0) {
+      forcedUnauthorized -= 1;
+      return refuse(res, verifier.rejected('the access token was rejected (forced by the test switch)'));
+    }
 
     let body: unknown;
     if (req.method === 'POST') {
@@ -232,6 +259,7 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
       if (stepUp && callsTool(messages, adminToolName) && !holder.scopes.includes(toolsAdminScope)) {
         return refuse(res, verifier.insufficientScope([toolsReadScope, toolsAdminScope]));
       }
+      if (callsTool(messages, hangUpToolName)) return hangUp(res);
     }
 
     const sessionId = header(req, 'mcp-session-id');
@@ -316,74 +344,14 @@ export async function startMcpServer(options: StartMcpServerOptions = {}): Promi
       }
     },
     dropRegistrations: () => authServer.dropRegistrations(),
+    failNextWithUnauthorized(n) {
+      forcedUnauthorized = n;
+    },
     sessionCount: () => sessions.size,
     async close() {
       await Promise.allSettled([...sessions.values()].map(({ transport }) => transport.close()));
       sessions.clear();
       await Promise.all([closeListener(mcpListener), authListener ? closeListener(authListener) : undefined]);
-    },
-  };
-}
-
-function normalizeIssuerPath(path: string | undefined): string {
-  if (path === undefined || path === '' || path === '/') return '';
-  if (!/^\/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-]$/.test(path)) {
-    throw new Error(`issuerPath must look like "/tenant1", got "${path}"`);
-  }
-  return path;
-}
-
-function resourceMetadataPaths(location: ResourceMetadataLocation): string[] {
-  const atPath = `${PRM_ROOT}${MCP_PATH}`;
-  switch (location) {
-    case 'path':
-      return [atPath];
-    case 'root-only':
-      return [PRM_ROOT];
-    case 'both':
-      return [atPath, PRM_ROOT];
-    case 'none':
-      return [];
-  }
-}
-
-/**
- * Where the authorization server's metadata is: RFC 8414 path-inserted and OIDC (path-inserted
- * and path-appended for an issuer with a path), or only OIDC: at the root, or only path-appended
- * for an issuer with a path (the last place the MCP spec's discovery order looks).
- */
-function authServerMetadataPaths(
-  issuerPath: string,
-  options: Pick<StartMcpServerOptions, 'authServerMetadata' | 'oidcOnly'>,
-): string[] {
-  if (options.authServerMetadata === false) return [];
-  const oauth = `/.well-known/oauth-authorization-server${issuerPath}`;
-  const oidcInserted = `/.well-known/openid-configuration${issuerPath}`;
-  const oidcAppended = `${issuerPath}/.well-known/openid-configuration`;
-  if (issuerPath === '') return options.oidcOnly ? [oidcInserted] : [oauth, oidcInserted];
-  return options.oidcOnly ? [oidcAppended] : [oauth, oidcInserted, oidcAppended];
-}
-
-function preRegisteredClient(
-  client: StartMcpServerOptions['client'],
-): { metadata: OidcClientMetadata; credentials: NonNullable<RunningMcpServer['client']> } | undefined {
-  if (client === undefined) return undefined;
-  const clientId = client.clientId ?? `mcp-client-${randomBytes(6).toString('hex')}`;
-  const method = client.tokenEndpointAuthMethod ?? 'client_secret_basic';
-  const clientSecret = method === 'none' ? undefined : randomBytes(24).toString('base64url');
-  return {
-    metadata: {
-      client_id: clientId,
-      ...(clientSecret === undefined ? {} : { client_secret: clientSecret }),
-      redirect_uris: client.redirectUris,
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: method,
-    },
-    credentials: {
-      clientId,
-      ...(clientSecret === undefined ? {} : { clientSecret }),
-      tokenEndpointAuthMethod: method,
     },
   };
 }

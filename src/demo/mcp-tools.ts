@@ -9,6 +9,8 @@ export const toolsReadScope = 'tools:read';
 export const toolsAdminScope = 'tools:admin';
 /** The tool whose call needs `tools:admin`. */
 export const adminToolName = 'admin_op';
+/** The tool whose call the HTTP layer answers by cutting the stream mid-call. */
+export const hangUpToolName = 'hang_up';
 /** The tool that appears and disappears (`notifications/tools/list_changed`). */
 export const bonusToolName = 'bonus';
 export const readmeUri = 'demo://tools/readme';
@@ -39,7 +41,8 @@ const text = (value: string): CallToolResult => ({ content: [{ type: 'text', tex
  * The demo tools, built with the MCP SDK: `echo`, `add`, `whoami` (the token's `sub`, so a test
  * can prove whose token arrived), `slow` (progress notifications, honours cancellation), `ask`
  * (a server-to-client `elicitation/create` form request), `admin_op` (needs `tools:admin`),
- * `bonus` (toggled to send `notifications/tools/list_changed`), a prompt and a resource.
+ * `hang_up` (the stream is cut mid-call), `bonus` (toggled to send
+ * `notifications/tools/list_changed`), a prompt and a resource.
  */
 export function createToolsServer(options: ToolsOptions): ToolsSession {
   const server = new McpServer({ name: options.name, version: '1.0.0' });
@@ -134,6 +137,13 @@ export function createToolsServer(options: ToolsOptions): ToolsSession {
       }
       return text(`admin operation done for ${String(extra.authInfo?.extra?.sub ?? '')}`);
     },
+  );
+
+  server.registerTool(
+    hangUpToolName,
+    { description: 'Drops the connection in the middle of the call (the HTTP stream is cut).' },
+    // Only reached if the HTTP layer let the call through.
+    async () => ({ ...text('the stream was not cut'), isError: true }),
   );
 
   const bonus = server.registerTool(bonusToolName, { description: 'A tool that comes and goes.' }, async () =>

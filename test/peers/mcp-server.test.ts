@@ -16,6 +16,7 @@ import type { StartMcpServerOptions } from '../../src/demo/mcp-server.js';
 import {
   authorizeMcpClient,
   connectMcpClient,
+  type RunningMcpServer,
   startMcpPeer,
   TestOAuthClient,
   testRedirectUri,
@@ -24,7 +25,7 @@ import { UserAgent } from '../support/user-agent.js';
 
 const PRM_AT_PATH = '/.well-known/oauth-protected-resource/mcp';
 const PRM_AT_ROOT = '/.well-known/oauth-protected-resource';
-const TOOLS = ['echo', 'add', 'whoami', 'slow', 'ask', 'admin_op'];
+const TOOLS = ['echo', 'add', 'whoami', 'slow', 'ask', 'admin_op', 'hang_up'];
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -54,6 +55,15 @@ function accessToken(client: TestOAuthClient): string {
 async function whoami(client: Client): Promise<unknown> {
   const result = await client.callTool({ name: 'whoami', arguments: {} });
   return result.structuredContent;
+}
+
+/** Waits until the server has answered the client's GET (its standalone SSE stream) with 200. */
+async function standaloneStreamOpen(peer: RunningMcpServer): Promise<void> {
+  await vi.waitFor(() =>
+    expect(
+      peer.received.requests.some((r) => r.method === 'GET' && r.path === '/mcp' && r.status === 200),
+    ).toBe(true),
+  );
 }
 
 /** An MCP SDK client that sends a fixed bearer token (no OAuth of its own). */
@@ -117,6 +127,7 @@ describe('MCP test server: authorization', () => {
     expect(new Set(mcpRequests.map((r) => r.authorization))).toEqual(new Set([`Bearer ${token}`]));
     expect(new Set(peer.received.bearerTokens)).toEqual(new Set([token]));
     expect(mcpRequests.flatMap((r) => r.rpcMethods ?? [])).toContain('tools/call');
+    expect(peer.received.serverErrors).toEqual([]);
   });
 
   it('answers 401 with a challenge naming its metadata, and invalid_token for a bad token', async () => {
@@ -153,6 +164,13 @@ describe('MCP test server: authorization', () => {
       expect.arrayContaining(['offline_access', 'tools:read', 'tools:admin']),
     );
     expect(as.client_id_metadata_document_supported).toBeUndefined();
+  });
+
+  it('advertisedResource makes its metadata name another resource', async () => {
+    const peer = await startMcpPeer({ advertisedResource: 'http://127.0.0.1:1/elsewhere' });
+    const prm = await (await fetch(`${new URL(peer.url).origin}${PRM_AT_PATH}`)).json();
+    expect(prm.resource).toBe('http://127.0.0.1:1/elsewhere');
+    expect(peer.url).not.toBe(prm.resource);
   });
 
   it('lets a 3-second access token expire into 401 invalid_token; the SDK client refreshes with the resource', async () => {
@@ -268,6 +286,34 @@ describe('MCP test server: switches for the client under test', () => {
     expect(await refused.json()).toMatchObject({ error: 'invalid_client' });
   });
 
+  it('failNextWithUnauthorized refuses a valid token once: the SDK client refreshes and retries', async () => {
+    const peer = await startMcpPeer();
+    const { client, oauth: sdkOAuth } = await connectMcpClient(peer.url, { scope: 'tools:read' });
+    const before = accessToken(sdkOAuth);
+    await standaloneStreamOpen(peer); // so the refusal meets the call, not the client's GET
+    peer.failNextWithUnauthorized(1);
+    expect(await whoami(client)).toMatchObject({ sub: 'alice' });
+    expect(accessToken(sdkOAuth)).not.toBe(before);
+    expect(peer.received.tokenRequests.map((r) => r.grantType)).toEqual([
+      'authorization_code',
+      'refresh_token',
+    ]);
+    const refusedOnce = peer.received.requests.filter((r) => r.path === '/mcp' && r.status === 401);
+    expect(refusedOnce).toHaveLength(1);
+    expect(refusedOnce[0]?.authorization).toBe(`Bearer ${before}`);
+  });
+
+  it('hang_up cuts the stream mid-call; the session keeps serving', async () => {
+    const peer = await startMcpPeer();
+    const { client } = await connectMcpClient(peer.url, { scope: 'tools:read' });
+    await expect(
+      client.callTool({ name: 'hang_up', arguments: {} }, undefined, { timeout: 1000 }),
+    ).rejects.toThrow();
+    expect(await client.callTool({ name: 'echo', arguments: { text: 'still here' } })).toMatchObject({
+      content: [{ type: 'text', text: 'still here' }],
+    });
+  });
+
   it('answers POSTs with an SSE stream by default and with JSON when jsonResponse is set', async () => {
     const initialize = {
       jsonrpc: '2.0',
@@ -330,11 +376,7 @@ describe('MCP test server: the session', () => {
     await vi.waitFor(() => expect(peer.received.cancelledCalls).toHaveLength(1), { timeout: 2000 });
 
     // Server-initiated notifications travel on the standalone SSE stream the client opened with GET.
-    await vi.waitFor(() =>
-      expect(
-        peer.received.requests.some((r) => r.method === 'GET' && r.path === '/mcp' && r.status === 200),
-      ).toBe(true),
-    );
+    await standaloneStreamOpen(peer);
     const listChanged = new Promise<void>((resolve) =>
       client.setNotificationHandler(ToolListChangedNotificationSchema, () => resolve()),
     );
@@ -379,6 +421,13 @@ const metadataCases: MetadataCase[] = [
     resourceMetadata: [PRM_AT_ROOT],
     authServerMetadata: AT_ROOT,
     challenge: `Bearer resource_metadata="{origin}${PRM_AT_ROOT}", scope="tools:read"`,
+  },
+  {
+    name: 'both',
+    options: { metadata: 'both' },
+    resourceMetadata: [PRM_AT_PATH, PRM_AT_ROOT],
+    authServerMetadata: AT_ROOT,
+    challenge: `Bearer resource_metadata="{origin}${PRM_AT_PATH}", scope="tools:read"`,
   },
   {
     name: 'root-only with a bare challenge',
