@@ -126,6 +126,7 @@ async function hostileServer(h: Hostility): Promise<HostileServer> {
 interface Ports {
   private2: number;
   loopback: number;
+  loopback6: number;
 }
 
 /** One hostile MCP server: what it points the service at, and what the refusal must name. */
@@ -189,6 +190,18 @@ const cases: Case[] = [
     names: () => ['address_refused', '::ffff:7f00:2'],
   },
   {
+    id: 'as-compatible',
+    name: 'an authorization server at [::127.0.0.2] (IPv4-compatible IPv6)',
+    hostility: (ports) => ({ authorizationServer: `http://[::127.0.0.2]:${ports.private2}` }),
+    names: () => ['address_refused', '::7f00:2'],
+  },
+  {
+    id: 'as-ipv6-loopback',
+    name: 'an authorization server at [::1]',
+    hostility: (ports) => ({ authorizationServer: `http://[::1]:${ports.loopback6}` }),
+    names: () => ['address_refused', '::1'],
+  },
+  {
     id: 'endpoint-mapped',
     name: 'a token endpoint at [::ffff:127.0.0.2]',
     hostility: (ports) => ({
@@ -237,14 +250,22 @@ describe('SSRF: an MCP server pointing the service at private addresses (SQLite)
   let private2: Trap;
   /** A listener on 127.0.0.1, where `localhost` resolves. */
   let loopback: Trap;
+  /** A listener on ::1. */
+  let loopback6: Trap;
+  const ports = (): Ports => ({
+    private2: private2.port,
+    loopback: loopback.port,
+    loopback6: loopback6.port,
+  });
+  const connectionsArrived = () => private2.connections + loopback.connections + loopback6.connections;
   const hostile = new Map<string, HostileServer>();
 
   beforeAll(async () => {
     database = await createTestDatabase('sqlite');
     private2 = await trap('127.0.0.2');
     loopback = await trap('127.0.0.1');
-    const ports = { private2: private2.port, loopback: loopback.port };
-    for (const c of cases) hostile.set(c.id, await hostileServer(c.hostility(ports)));
+    loopback6 = await trap('::1');
+    for (const c of cases) hostile.set(c.id, await hostileServer(c.hostility(ports())));
     svc = await startTestService({
       database,
       outbound: { allow: [`${allowedHost}/32`] },
@@ -256,7 +277,7 @@ describe('SSRF: an MCP server pointing the service at private addresses (SQLite)
     await svc?.close();
     await Promise.all([...hostile.values()].map((h) => h.close()));
     await Promise.all(
-      [private2, loopback].map((t) => t && new Promise((resolve) => t.server.close(resolve))),
+      [private2, loopback, loopback6].map((t) => t && new Promise((resolve) => t.server.close(resolve))),
     );
     await database?.drop();
   });
@@ -274,14 +295,13 @@ describe('SSRF: an MCP server pointing the service at private addresses (SQLite)
       expect(res.headers.get('content-type')).toContain('application/problem+json');
       const problem = (await res.json()) as { code: string; detail: string; problem: string };
       expect(problem.code).toBe('mcp_discovery_failed');
-      const [expectedProblem, ...named] = c.names({ private2: private2.port, loopback: loopback.port });
+      const [expectedProblem, ...named] = c.names(ports());
       expect(problem.problem, problem.detail).toBe(expectedProblem);
       for (const text of named) expect(problem.detail, c.name).toContain(text);
       // The hostile server was asked (discovery got as far as the hostile step) ...
       expect(h.paths).toContain('/mcp');
       // ... but nothing reached the private address, and nothing was stored.
-      expect(private2.connections).toBe(0);
-      expect(loopback.connections).toBe(0);
+      expect(connectionsArrived()).toBe(0);
       expect(await rowsFor(svc, 'connections', id)).toBe(0);
       expect(await rowsFor(svc, 'pending_authorizations', id)).toBe(0);
       const registrations = await svc.service.ctx.store.db
@@ -305,10 +325,11 @@ describe('SSRF: an MCP server pointing the service at private addresses (SQLite)
     await reach('127.0.0.2', private2.port);
     await reach('::ffff:127.0.0.2', private2.port);
     await reach('localhost', loopback.port);
-    for (let i = 0; i < 50 && private2.connections + loopback.connections < 3; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await reach('0.0.0.0', loopback.port);
+    await reach('::1', loopback6.port);
+    for (let i = 0; i < 50 && connectionsArrived() < 5; i++) await new Promise((r) => setTimeout(r, 20));
     expect(private2.connections).toBe(2);
-    expect(loopback.connections).toBe(1);
+    expect(loopback.connections).toBe(2);
+    expect(loopback6.connections).toBe(1);
   });
 });
