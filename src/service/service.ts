@@ -9,6 +9,7 @@ import { runDueRefreshes } from '../connections/refresh-scheduler.js';
 import { RevocationQueue } from '../connections/revocations.js';
 import { TokenService } from '../connections/token-service.js';
 import { Keyring, Sealer } from '../crypto/index.js';
+import { createMcpGateway } from '../gateway/mcp/index.js';
 import { registerProxyRoutes } from '../gateway/proxy.js';
 import { buildApp, type RouteRegistrar } from '../http/app.js';
 import { createAuthenticator } from '../http/auth.js';
@@ -16,6 +17,7 @@ import type { AppContext } from '../http/context.js';
 import { registerAdminRoutes } from '../http/routes/admin.js';
 import { registerConnectRoutes } from '../http/routes/connect.js';
 import { registerConnectionRoutes } from '../http/routes/connections.js';
+import { registerMcpRoutes } from '../http/routes/mcp.js';
 import { registerNotificationRoutes } from '../http/routes/notifications.js';
 import { registerParkedFlowRoutes } from '../http/routes/parked-flow.js';
 import { SessionHandOff } from '../identity/hand-off.js';
@@ -36,6 +38,8 @@ import { migrateToLatest } from '../store/migrate.js';
 import { CatalogRepository } from '../store/repos/catalog.js';
 import { ConnectionRepository } from '../store/repos/connections.js';
 import { McpDiscoveryRepository } from '../store/repos/mcp-discovery.js';
+import { McpElicitationRepository } from '../store/repos/mcp-elicitations.js';
+import { McpGatewaySessionRepository } from '../store/repos/mcp-gateway-sessions.js';
 import { McpRegistrations } from '../store/repos/mcp-registrations.js';
 import { PendingAuthorizationRepository } from '../store/repos/pending-authorizations.js';
 import { SessionRepository } from '../store/repos/sessions.js';
@@ -71,6 +75,9 @@ export interface ServiceOptions {
    */
   connectionCacheMs?: number;
 }
+
+/** MCP gateway sessions unused for this long are forgotten (the client then initializes again). */
+const mcpSessionIdleMs = 24 * 60 * 60 * 1000;
 
 /** One running nunq-connect instance: its HTTP app, its context, and how to stop it. */
 export interface Service {
@@ -128,6 +135,18 @@ export async function createService(config: Config, options: ServiceOptions = {}
       options,
     );
     await ctx.webhooks.syncFromConfig(config.webhooks);
+    const mcpGateway = createMcpGateway({
+      store,
+      catalog: ctx.catalog,
+      connectionCache: ctx.connectionCache,
+      tokens: ctx.tokens,
+      notifications: ctx.notifications,
+      request: outbound.request,
+      fetch,
+      clock,
+      logger,
+      publicUrl: config.server.publicUrl,
+    });
     const app = await buildApp(ctx, [
       registerConnectRoutes,
       registerParkedFlowRoutes,
@@ -142,6 +161,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
           request: outbound.request,
           publicUrl: config.server.publicUrl,
         }),
+      (a) => registerMcpRoutes(a, mcpGateway),
       ...(options.routes ?? []),
     ]);
     const pending = new PendingAuthorizationRepository(store.db);
@@ -171,6 +191,8 @@ export async function createService(config: Config, options: ServiceOptions = {}
                   await new SessionRepository(store.db).deleteExpired(clock.now());
                   await new UsedHandOffRepository(store.db).deleteExpired(clock.now());
                   await pruneConnectionChanges(store.db, clock.now());
+                  await new McpGatewaySessionRepository(store.db).deleteIdle(clock.now() - mcpSessionIdleMs);
+                  await new McpElicitationRepository(store.db).deleteExpired(clock.now());
                 },
               },
               {
@@ -194,6 +216,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
       },
       async close() {
         await background.stop();
+        mcpGateway.close();
         await app.close();
         await store.close();
       },
