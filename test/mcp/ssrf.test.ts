@@ -12,6 +12,7 @@ import { connect, createServer as createTcpServer, type Server } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 import { startTestService, type TestService } from '../support/service.js';
+import { signedInAgent } from '../support/user-agent.js';
 import { rowsFor } from './support.js';
 
 /** Where the servers under test listen: the one network `outbound.allow` lists. */
@@ -312,6 +313,28 @@ describe('SSRF: an MCP server pointing the service at private addresses (SQLite)
       expect((await svc.service.ctx.mcpDiscovery.list()).get(id)).toMatchObject({ ok: false });
     });
   }
+
+  it('a person pressing Connect is told the problem, also on the Integrations page; nothing arrives', async () => {
+    const ua = await signedInAgent(svc, 'bob');
+    const page = await ua.get(`${svc.url}/connect/dns-loopback`);
+    expect(page.status).toBe(200);
+    const { response } = await ua.submit(
+      page,
+      (action) => action.pathname === '/connect/dns-loopback',
+      {},
+      {
+        stopAt: () => true,
+      },
+    );
+    expect(response.status).toBe(502);
+    expect(response.body).toContain(`https://localhost:${loopback.port}`);
+    expect(response.body).toContain('refused by policy');
+    const home = await ua.get(`${svc.url}/`);
+    expect(home.body).toContain('data-testid="problem-dns-loopback"');
+    expect(home.body).toContain(`localhost:${loopback.port}`);
+    expect(connectionsArrived()).toBe(0);
+    expect(await rowsFor(svc, 'connections', 'dns-loopback')).toBe(0);
+  });
 
   it('the listeners do count what reaches them (the zero counts above can fail)', async () => {
     const reach = (host: string, port: number) =>
