@@ -25,18 +25,20 @@ const mcpKeyPrefix = 'mcp:';
 
 /**
  * The registry key of an integration's OAuth client: its provider's id, or `mcp:<id>` for an MCP
- * server, whose client is its own (provider ids are slugs, so the two never collide). Breakers,
- * metrics and the revocation queue use the same key.
+ * server, whose client is its own (provider ids are slugs, so the two never collide); an MCP
+ * server row that names a provider uses that provider's client. Breakers, metrics and the
+ * revocation queue use the same key.
  */
 export function clientKeyOf(
   integration: Pick<IntegrationRecord, 'id' | 'kind' | 'providerId'>,
 ): string | null {
-  return integration.kind === 'mcp' ? `${mcpKeyPrefix}${integration.id}` : integration.providerId;
+  if (integration.providerId !== null) return integration.providerId;
+  return integration.kind === 'mcp' ? `${mcpKeyPrefix}${integration.id}` : null;
 }
 
 /**
- * Gives the OAuth client of a provider or an MCP server, built on first use and cached for `ttlMs` (discovery
- * metadata changes rarely; a provider edited by an admin is rebuilt because the cache key
+ * Gives the OAuth client of a provider or an MCP server, built on first use and cached for
+ * `ttlMs` (discovery metadata changes rarely; a provider edited by an admin is rebuilt because the cache key
  * includes its `updatedAt`). A cache miss costs one discovery request; nothing here is shared
  * state another instance needs.
  */
@@ -76,11 +78,9 @@ export class ProviderClients {
 
   /** The client an integration's flows and refreshes use. */
   async forIntegration(integration: IntegrationRecord): Promise<OAuthClient> {
+    if (integration.providerId !== null) return this.forProvider(integration.providerId);
     if (integration.kind !== 'mcp') {
-      if (integration.providerId === null) {
-        throw new ProviderError('config_error', `integration ${integration.id} has no provider`);
-      }
-      return this.forProvider(integration.providerId);
+      throw new ProviderError('config_error', `integration ${integration.id} has no provider`);
     }
     const factory = this.#deps.mcp;
     if (factory === undefined) throw new ProviderError('config_error', 'MCP servers are not enabled');
