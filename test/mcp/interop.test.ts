@@ -8,6 +8,10 @@
  * tool call through `/mcp/:integrationId` by an agent holding only the nunq JWT, whose JWT the
  * server never sees. SQLite only: the connect path runs on both databases in connect.test.ts.
  */
+import {
+  ElicitationCompleteNotificationSchema,
+  UrlElicitationRequiredError,
+} from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   adminToolName,
@@ -333,19 +337,36 @@ describe('MCP interop through the service (SQLite)', () => {
     const userId = 'u-step';
     const { ua, connectionId } = await connectMcpServer(svc, userId, 'step-up');
     const clientId = registeredClientId(p);
-    const { client, jwt } = await gatewayAgent(svc, userId, 'step-up');
+    // One agent without URL elicitation (an isError result with the link), one with it (-32042).
+    const plain = await gatewayAgent(svc, userId, 'step-up');
+    const eliciting = await gatewayAgent(svc, userId, 'step-up', { elicitation: { url: {} } });
+    const completed: string[] = [];
+    eliciting.client.setNotificationHandler(ElicitationCompleteNotificationSchema, (n) => {
+      completed.push(n.params.elicitationId);
+    });
     try {
-      const refused = await client.callTool({ name: adminToolName, arguments: {} });
+      const refused = await plain.client.callTool({ name: adminToolName, arguments: {} });
       expect(refused.isError).toBe(true);
+      expect(textOf(refused)).toContain('MCP step-up');
       const link = /(http:\/\/\S+?\/connect\/step-up\?elicitation=[A-Za-z0-9_-]{43})/.exec(
         textOf(refused),
       )?.[1];
       expect(link, textOf(refused)).toBeDefined();
       expect(new URL(link!).origin).toBe(svc.url);
       // The server refused the call with 403 insufficient_scope.
-      expect(p.received.requests.some((r) => r.status === 403)).toBe(true);
+      expect(p.received.requests.some((r) => r.path === '/mcp' && r.status === 403)).toBe(true);
 
-      const stepUp = await followConnectLink(ua, link!);
+      const error = await eliciting.client
+        .callTool({ name: adminToolName, arguments: {} })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(UrlElicitationRequiredError);
+      const elicitation =
+        (error as UrlElicitationRequiredError).elicitations[0] ?? expect.fail('no elicitation');
+      expect(elicitation.mode).toBe('url');
+      const url = elicitation?.mode === 'url' ? elicitation.url : expect.fail('no URL elicitation');
+      expect(url).toBe(`${svc.url}/connect/step-up?elicitation=${elicitation.elicitationId}`);
+
+      const stepUp = await followConnectLink(ua, url);
       expectAuthorizationRequest(stepUp, {
         authorizationEndpoint: `${p.issuer}/authorize`,
         resource: p.url,
@@ -353,13 +374,19 @@ describe('MCP interop through the service (SQLite)', () => {
         scopes: [...challengeScopes, toolsAdminScope],
       });
       expect(await finishAtProvider(svc, ua, stepUp, userId, 'reconnected')).toBe(connectionId);
+      // The session that was asked is told, on its stream, that the user acted.
+      for (let i = 0; i < 50 && completed.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(completed).toEqual([elicitation.elicitationId]);
 
-      const retried = await client.callTool({ name: adminToolName, arguments: {} });
-      expect(retried.isError ?? false).toBe(false);
-      expect(textOf(retried)).toBe(`admin operation done for ${userId}`);
+      for (const { client } of [eliciting, plain]) {
+        const retried = await client.callTool({ name: adminToolName, arguments: {} });
+        expect(retried.isError ?? false).toBe(false);
+        expect(textOf(retried)).toBe(`admin operation done for ${userId}`);
+      }
     } finally {
-      await client.close();
+      await Promise.all([plain.client.close(), eliciting.client.close()]);
     }
-    expect(p.received.bearerTokens).not.toContain(jwt);
+    expect(p.received.bearerTokens).not.toContain(plain.jwt);
+    expect(p.received.bearerTokens).not.toContain(eliciting.jwt);
   });
 });
