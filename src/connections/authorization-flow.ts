@@ -258,6 +258,7 @@ export class AuthorizationFlow {
         browserBinding: input.browserBinding ?? null,
         now,
         expiresAt: now + authorizationTtlMs,
+        elicitationId: p.elicitation_id,
       });
       await this.#d.audit.record({
         actor: input.userId,

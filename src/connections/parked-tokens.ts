@@ -41,6 +41,7 @@ export async function parkTokens(
     browserBinding: string | null;
     now: number;
     expiresAt: number;
+    elicitationId?: string | null;
   },
 ): Promise<string> {
   const id = randomUUID();
@@ -66,6 +67,7 @@ export async function parkTokens(
       account: JSON.stringify(t.account),
       tokens_sealed: sealer.seal(JSON.stringify(serialized), sealContext(id)),
       return_to: p.returnTo,
+      elicitation_id: p.elicitationId ?? null,
       created_at: p.now,
       expires_at: p.expiresAt,
     })

@@ -238,6 +238,8 @@ export interface PendingConfirmationsTable {
   return_to: string;
   created_at: Millis;
   expires_at: Millis;
+  /** The gateway's URL elicitation the parked flow answers, completed when it is confirmed. */
+  elicitation_id: string | null;
 }
 
 /** A sign-in hand-off JWT with a `jti` that was accepted at `/session`; kept until it expires. */

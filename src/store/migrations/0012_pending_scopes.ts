@@ -8,6 +8,8 @@ import type { Kysely } from 'kysely';
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.alterTable('pending_authorizations').addColumn('scopes', 'text').execute();
   await db.schema.alterTable('pending_authorizations').addColumn('elicitation_id', 'text').execute();
+  // A flow parked for a click (finished in another browser) still answers its elicitation.
+  await db.schema.alterTable('pending_confirmations').addColumn('elicitation_id', 'text').execute();
   // What the last discovery of each MCP server found, for the Integrations page and the admin view.
   await db.schema
     .createTable('mcp_discovery')
