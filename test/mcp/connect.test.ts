@@ -127,6 +127,15 @@ describe.each(databaseKinds)('connecting an MCP server on %s', (kind) => {
     const ua = await signedInAgent(svc, 'alice');
     const page = await ua.get(`${svc.url}/connect/broken`);
     expect(page.status).toBe(200);
+    // A person pressing Connect gets a page naming the problem, not JSON.
+    const pressed = await ua.post(`${svc.url}/connect/broken`, {
+      _csrf: /name="_csrf" value="([^"]+)"/.exec(page.body)![1]!,
+      return_to: '/',
+    });
+    expect(pressed.status).toBe(502);
+    expect(pressed.headers.get('content-type')).toContain('text/html');
+    expect(pressed.body).toContain('169.254.169.254');
+    expect(pressed.body).toContain('Nothing was changed');
     const res = await svc.api('alice', '/api/v1/connections', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
