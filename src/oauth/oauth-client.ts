@@ -118,6 +118,11 @@ export class OAuthClient {
     return this.#o.as.issuer;
   }
 
+  /** Our client id at this authorization server (configured, a CIMD URL, or registered). */
+  get clientId(): string {
+    return this.#o.client.client_id;
+  }
+
   /** The scopes to request for an integration; throws a `config_error` ProviderError if they cannot work. */
   scopesFor(configured: readonly string[]): string[] {
     return this.#o.scopePolicy ? this.#o.scopePolicy(configured) : [...configured];

@@ -210,6 +210,26 @@ describe.each(databaseKinds)('connecting an MCP server on %s', (kind) => {
     expect(after.status).toBe(404);
   });
 
+  it('registers again, once, after the authorization server forgot our registration (invalid_client)', async () => {
+    const bob = await svc.service.ctx.connections.findByUserAndIntegration('bob', 'tools');
+    expect(bob).toBeDefined();
+    const registered = peer.received.registrations.length;
+    expect(peer.dropRegistrations()).toBeGreaterThan(0);
+    await expect(svc.service.ctx.tokens.getAccessToken(bob!.id, { force: true })).rejects.toMatchObject({
+      code: 'provider_misconfigured',
+    });
+    const rows = await svc.service.ctx.store.db.selectFrom('mcp_registrations').selectAll().execute();
+    expect(rows).toHaveLength(0);
+    // The next Connect registers anew (one registration, not a loop) and succeeds.
+    const ua = await signedInAgent(svc, 'dave');
+    const authorizationUrl = await ua.startConnect(svc.url, 'tools');
+    expect(peer.received.registrations).toHaveLength(registered + 1);
+    const done = await ua.get((await ua.signInAtOidcProvider(authorizationUrl, 'dave')).href);
+    expect(new URL(done.headers.get('location') ?? '/', svc.url).searchParams.get('outcome')).toBe(
+      'connected',
+    );
+  });
+
   it('serves our Client ID Metadata Document', async () => {
     const res = await fetch(`${svc.url}/oauth/client-metadata.json`);
     expect(res.status).toBe(200);
