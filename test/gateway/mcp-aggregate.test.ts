@@ -194,6 +194,20 @@ describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP se
     expect(JSON.parse(row!.scopes!)).toEqual([...granted, requiredScope]);
   });
 
+  it('a cancelled call is cancelled at the server too', async () => {
+    const { client } = await agent('u-alice');
+    const before = tracker.seen.length;
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(), 60);
+    const call = client.callTool({ name: 'tracker__slow', arguments: { steps: 10 } }, undefined, {
+      signal: abort.signal,
+    });
+    await expect(call).rejects.toThrow();
+    const cancelled = () => tracker.seen.slice(before).some((s) => s.rpcMethod === 'notifications/cancelled');
+    for (let i = 0; i < 30 && !cancelled(); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(cancelled()).toBe(true);
+  });
+
   it('a server that drops the stream mid-call gives an error naming it; calls go on', async () => {
     const { client } = await agent('u-alice');
     const error = await client.callTool({ name: 'tracker__drop', arguments: {} }).catch((e: unknown) => e);

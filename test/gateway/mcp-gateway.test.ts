@@ -386,6 +386,21 @@ describe.each(databaseKinds)(
       expect((fourth as McpError).message).toContain('3 attempts');
     });
 
+    it('a cancelled call is cancelled at the server too', async () => {
+      const { client } = await agent('u-alice');
+      const before = upstream.seen.length;
+      const abort = new AbortController();
+      setTimeout(() => abort.abort(), 60);
+      const call = client.callTool({ name: 'slow', arguments: { steps: 10 } }, undefined, {
+        signal: abort.signal,
+      });
+      await expect(call).rejects.toThrow();
+      const cancelled = () =>
+        upstream.seen.slice(before).some((s) => s.rpcMethod === 'notifications/cancelled');
+      for (let i = 0; i < 30 && !cancelled(); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(cancelled()).toBe(true);
+    });
+
     it('an upstream that drops the stream mid-call gives a JSON-RPC error naming the integration; others go on', async () => {
       const { client } = await agent('u-alice');
       const error = await client.callTool({ name: 'drop', arguments: {} }).catch((e: unknown) => e);

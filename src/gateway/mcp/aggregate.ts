@@ -76,6 +76,8 @@ type Connected = { integration: IntegrationRecord; row: ConnectionRow };
 
 export class AggregateGateway {
   readonly #d: AggregateDeps;
+  /** Tool calls running on this instance, by session and request id, so a cancellation can abort them. */
+  readonly #inflight = new Map<string, AbortController>();
   constructor(deps: AggregateDeps) {
     this.#d = deps;
   }
@@ -114,6 +116,13 @@ export class AggregateGateway {
       const found = await this.#session(req);
       if ('status' in found) return found;
       session = found;
+    }
+    // A cancellation arrives in a request of its own (its own SDK server here): abort the call.
+    for (const message of messages.messages) {
+      const params = (message as { method?: string; params?: { requestId?: unknown } }).params;
+      if ((message as { method?: string }).method === 'notifications/cancelled') {
+        this.#inflight.get(inflightKey(session.id, params?.requestId))?.abort();
+      }
     }
     const server = this.#server(session);
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined });
@@ -227,9 +236,13 @@ export class AggregateGateway {
     }));
     server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
       const progressToken = request.params._meta?.progressToken;
+      const key = inflightKey(session.id, extra.requestId);
+      const cancel = new AbortController();
+      this.#inflight.set(key, cancel);
+      const signal = AbortSignal.any([extra.signal, cancel.signal]);
       return this.#route(session, request.params.name, 'tools/call', request.params, (client, name) =>
         client.callTool({ ...request.params, name }, undefined, {
-          signal: extra.signal,
+          signal,
           ...(progressToken === undefined
             ? {}
             : {
@@ -242,7 +255,9 @@ export class AggregateGateway {
                 },
               }),
         }),
-      );
+      ).finally(() => {
+        if (this.#inflight.get(key) === cancel) this.#inflight.delete(key);
+      });
     });
     server.setRequestHandler(ListPromptsRequestSchema, async () => ({
       prompts: await this.#collect(session, async (client) =>
@@ -374,6 +389,9 @@ export class AggregateGateway {
             error.data,
           );
         }
+        if ((error as { name?: unknown }).name === 'AbortError') {
+          throw new RpcFailure(ErrorCode.InternalError, 'The request was cancelled.');
+        }
         this.#d.clients.evict(session.userId, integration.id);
         // The server forgot the client's session (it restarted): once more with a new one.
         if (error instanceof StreamableHTTPError && error.code === 404 && attempt === 1) continue;
@@ -403,4 +421,8 @@ export class AggregateGateway {
     const error = answer?.error ?? { code: ErrorCode.InternalError, message: 'The user must act first.' };
     throw new RpcFailure(error.code, error.message, error.data);
   }
+}
+
+function inflightKey(sessionId: string, requestId: unknown): string {
+  return `${sessionId}\u0000${JSON.stringify(requestId)}`;
 }
