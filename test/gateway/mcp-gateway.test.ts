@@ -411,6 +411,24 @@ describe.each(databaseKinds)(
       );
     });
 
+    it('a session opened upstream later speaks the version the server negotiated', async () => {
+      upstream.failNextInitialize();
+      const jwt = await svc.token('u-alice');
+      const client = new Client({ name: 'downgrade-me', version: '1.0.0' });
+      clients.push(client);
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`${svc.url}/mcp/tracker`), {
+          requestInit: { headers: { authorization: `Bearer ${jwt}` } },
+        }),
+      );
+      // Answered here (the server was down), with the client's version.
+      expect(client.getServerVersion()?.name).toBe('nunq-connect/tracker');
+      const before = upstream.seen.length;
+      expect(textOf(await client.callTool({ name: 'echo', arguments: { text: 'old' } }))).toBe('echo: old');
+      const call = upstream.seen.slice(before).find((s) => s.rpcMethod === 'tools/call');
+      expect(call?.protocolVersion).toBe('2025-03-26');
+    });
+
     it('re-opens the upstream session when the server forgot it', async () => {
       const { client } = await agent('u-alice');
       upstream.forgetSessions();

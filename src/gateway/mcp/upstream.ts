@@ -95,7 +95,7 @@ export async function openUpstreamSession(
   row: ConnectionRow,
   target: UpstreamTarget,
   hello: ClientHello,
-): Promise<string> {
+): Promise<{ sessionId: string; protocolVersion: string }> {
   const id = `nunq-init-${randomBytes(6).toString('hex')}`;
   const initialize = {
     jsonrpc: '2.0',
@@ -145,7 +145,7 @@ export async function openUpstreamSession(
   if (initialized.statusCode >= 300) {
     throw new UpstreamSessionError(`notifications/initialized answered HTTP ${initialized.statusCode}`);
   }
-  return sessionId;
+  return { sessionId, protocolVersion: version };
 }
 
 /** Reads the JSON-RPC result for request `id` from a JSON or SSE answer (bounded). */
@@ -190,15 +190,21 @@ async function readResponse(answer: ForwardedResponse, id: string): Promise<Reco
   throw new UpstreamSessionError('initialize answered no result');
 }
 
-/** The headers sent upstream: the caller's minus credentials and hop-by-hop ones, with the upstream session id. */
+/**
+ * The headers sent upstream: the caller's minus credentials and hop-by-hop ones, with the
+ * upstream session id, and the protocol version the upstream negotiated when we opened its
+ * session (the client negotiated its own with us).
+ */
 export function upstreamHeaders(
   from: Record<string, string | string[] | undefined>,
   upstreamSessionId: string | null,
+  upstreamProtocolVersion: string | null = null,
 ): Record<string, string> {
   const headers = upstreamRequestHeaders(from);
   delete headers[sessionHeader];
   // Bytes are relayed and read as they come: no compressed streams.
   headers['accept-encoding'] = 'identity';
   if (upstreamSessionId !== null && upstreamSessionId !== '') headers[sessionHeader] = upstreamSessionId;
+  if (upstreamProtocolVersion !== null) headers['mcp-protocol-version'] = upstreamProtocolVersion;
   return headers;
 }
