@@ -335,6 +335,32 @@ describe.each(databaseKinds)(
       expect(upstreamGet()).toBe(true);
     });
 
+    it('a connection that needs reconnecting asks the user to reconnect it', async () => {
+      await db
+        .updateTable('connections')
+        .set({ status: 'needs_reauth', status_reason: 'invalid_grant' })
+        .where('id', '=', bobConnection)
+        .execute();
+      try {
+        await new Promise((r) => setTimeout(r, 1_300));
+        const { client } = await agent('u-bob', { elicitation: { url: {} } });
+        expect(client.getServerVersion()?.name).toBe('nunq-connect/tracker');
+        const error = await client
+          .callTool({ name: 'echo', arguments: { text: 'x' } })
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(UrlElicitationRequiredError);
+        const elicitation = (error as UrlElicitationRequiredError).elicitations[0]!;
+        expect(elicitation.message).toContain('must be renewed');
+        expect(elicitation.url).toBe(`${svc.url}/connect/tracker?elicitation=${elicitation.elicitationId}`);
+      } finally {
+        await db
+          .updateTable('connections')
+          .set({ status: 'active', status_reason: null })
+          .where('id', '=', bobConnection)
+          .execute();
+      }
+    });
+
     it('a 403 insufficient_scope asks for the granted scopes plus the challenged ones (step-up)', async () => {
       const { client } = await agent('u-alice', { elicitation: { url: {} } });
       const error = await client.callTool({ name: 'admin-report', arguments: {} }).catch((e: unknown) => e);
