@@ -17,7 +17,7 @@ import type { TestService } from '../support/service.js';
 import { type McpUpstream, requiredScope, startMcpUpstream } from './mcp-upstream.js';
 
 const scopes = ['openid', 'offline_access', 'items:read'];
-const trackerTools = ['admin-report', 'ask', 'drop', 'echo', 'slow'];
+const trackerTools = ['admin-report', 'ask', 'drop', 'echo', 'nap', 'slow'];
 
 describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP servers, on %s', (kind) => {
   let lc: Lifecycle;
@@ -217,6 +217,25 @@ describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP se
       'echo: on',
     );
   });
+
+  it('a tool that works longer than the outbound timeout without a word still answers, on both endpoints', async () => {
+    const aggregate = (await agent('u-alice')).client;
+    const jwt = await svc.token('u-alice');
+    const direct = new Client({ name: 'test-agent', version: '1.0.0' });
+    clients.push(direct);
+    await direct.connect(
+      new StreamableHTTPClientTransport(new URL(`${svc.url}/mcp/tracker`), {
+        requestInit: { headers: { authorization: `Bearer ${jwt}` } },
+      }),
+    );
+    const ms = svc.config.outbound.timeoutMs + 1_000;
+    const [viaAggregate, viaDirect] = await Promise.all([
+      aggregate.callTool({ name: 'tracker__nap', arguments: { ms } }),
+      direct.callTool({ name: 'nap', arguments: { ms } }),
+    ]);
+    expect(textOf(viaAggregate)).toBe(`awake after ${ms} ms`);
+    expect(textOf(viaDirect)).toBe(`awake after ${ms} ms`);
+  }, 30_000);
 
   it("refuses another user's session and garbage JSON-RPC", async () => {
     const { transport } = await agent('u-alice');

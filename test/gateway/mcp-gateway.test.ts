@@ -124,7 +124,14 @@ describe.each(databaseKinds)(
       const before = upstream.seen.length;
       const { client, transport } = await agent('u-alice');
       const tools = await client.listTools();
-      expect(tools.tools.map((t) => t.name).sort()).toEqual(['admin-report', 'ask', 'drop', 'echo', 'slow']);
+      expect(tools.tools.map((t) => t.name).sort()).toEqual([
+        'admin-report',
+        'ask',
+        'drop',
+        'echo',
+        'nap',
+        'slow',
+      ]);
       expect(textOf(await client.callTool({ name: 'echo', arguments: { text: 'hi' } }))).toBe('echo: hi');
       expect(client.getServerVersion()?.name).toBe('tracker-upstream');
       const mine = upstream.seen.slice(before);

@@ -193,6 +193,14 @@ function buildServer(): McpServer {
       return { content: [{ type: 'text', text: `done after ${steps} steps` }] };
     },
   );
+  server.registerTool(
+    'nap',
+    { description: 'Answers after a silence', inputSchema: { ms: z.number().int().min(0).max(60_000) } },
+    async ({ ms }) => {
+      await new Promise((r) => setTimeout(r, ms));
+      return { content: [{ type: 'text', text: `awake after ${ms} ms` }] };
+    },
+  );
   server.registerTool('ask', { description: 'Asks the user for a name' }, async () => {
     const answer = await server.server.elicitInput({
       mode: 'form',

@@ -158,7 +158,8 @@ export class UpstreamClients {
   #send(input: string | URL, init: RequestInit, authorization: string): Promise<Response> {
     const headers = new Headers(init.headers);
     headers.set('authorization', authorization);
-    return this.#d.fetch(input, { ...init, headers });
+    // A tool may run for long without a word: the body is bounded in all, not per pause.
+    return this.#d.fetch(input, { ...init, headers, bodyTimeoutMs: 10 * 60_000 });
   }
 }
 

@@ -33,6 +33,13 @@ export function upstreamTarget(url: string): UpstreamTarget {
   return { origin: new URL(parsed.origin), path: `${parsed.pathname}${parsed.search}` };
 }
 
+/**
+ * An MCP answer may take as long as its tool runs, and an event stream may stay quiet for long:
+ * the head may take minutes, and the body has no idle limit (the client's connection bounds it,
+ * and our keep-alives find a client that is gone).
+ */
+const mcpTimeouts = { headersMs: 5 * 60_000, bodyIdleMs: 0 };
+
 /** Sends one request to the server with the connection's token (retried once after a 401). */
 export function sendUpstream(
   d: UpstreamDeps,
@@ -43,7 +50,7 @@ export function sendUpstream(
   body?: Buffer,
 ): Promise<ForwardedResponse> {
   return forward(
-    d.request,
+    (t, options) => d.request(t, { ...options, timeouts: mcpTimeouts }),
     body === undefined ? { target, method, headers } : { target, method, headers, body },
     (rejected?: ForwardToken) =>
       rejected === undefined
