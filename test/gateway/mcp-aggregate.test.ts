@@ -2,6 +2,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import {
   type ClientCapabilities,
+  ElicitRequestSchema,
   ErrorCode,
   McpError,
   ToolListChangedNotificationSchema,
@@ -140,6 +141,21 @@ describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP se
     });
     expect(textOf(result)).toBe('done after 3 steps');
     expect(progress).toEqual([1, 2, 3]);
+  });
+
+  it("relays a server's elicitation during a call to the agent that made it, when the agent can answer", async () => {
+    const { client } = await agent('u-alice', { elicitation: { form: {} } });
+    const asked: string[] = [];
+    client.setRequestHandler(ElicitRequestSchema, async (request) => {
+      asked.push(request.params.message);
+      return { action: 'accept', content: { name: 'Grace' } };
+    });
+    expect(textOf(await client.callTool({ name: 'wiki__ask', arguments: {} }))).toBe('hello Grace');
+    expect(asked).toEqual(['Who is asking?']);
+    const plain = (await agent('u-alice')).client;
+    const refused = await plain.callTool({ name: 'wiki__ask', arguments: {} });
+    expect(refused.isError).toBe(true);
+    expect(textOf(refused)).toContain('does not support elicitation/create');
   });
 
   it('an upstream 401 is retried once with a newer token', async () => {

@@ -8,6 +8,7 @@
  * one of the user's connections is added, reconnected or removed, and elicitation completions.
  * @see MCP 2025-11-25, Server Features / Tools, Prompts, Resources
  */
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -20,6 +21,9 @@ import {
   GetPromptRequestSchema,
   type InitializeRequest,
   isInitializeRequest,
+  isJSONRPCErrorResponse,
+  isJSONRPCResultResponse,
+  type JSONRPCMessage,
   ListPromptsRequestSchema,
   ListResourcesRequestSchema,
   ListResourceTemplatesRequestSchema,
@@ -34,12 +38,12 @@ import type { ConnectionRow } from '../../store/types.js';
 import { type GatewayAnswer, grantedScopes, isJson, reasonOf, rpcAnswer, sessionHeader } from './answers.js';
 import type { ConnectionLookup } from './connection-lookup.js';
 import type { McpIntegrations } from './integrations.js';
-import { BodyRefusal, errorResponse, type JSONRPCRequest, parseMessages } from './jsonrpc.js';
+import { BodyRefusal, errorResponse, type JSONRPCRequest, parseMessages, type RequestId } from './jsonrpc.js';
 import { acceptsUrlElicitation, type GatewaySession, type GatewaySessions } from './sessions.js';
 import { SseRelay } from './sse.js';
 import type { StreamWatcher } from './streams.js';
 import { UpstreamRefusal } from './upstream.js';
-import type { UpstreamClients } from './upstream-clients.js';
+import type { CallRelay, UpstreamClients } from './upstream-clients.js';
 import { stepUpScopes, type UserActionReason, type UserActions } from './user-action.js';
 
 /** Separates the integration id from the server's own name. */
@@ -73,9 +77,16 @@ class RpcFailure extends Error {
 }
 
 type Connected = { integration: IntegrationRecord; row: ConnectionRow };
+/** Writes a message to the agent on the stream of the request it relates to. */
+type ToAgent = (message: JSONRPCMessage, relatedRequestId: RequestId) => Promise<void>;
+
+/** How long a relayed request waits for the agent's answer (a person may be filling in a form). */
+const relayTimeoutMs = 10 * 60_000;
 
 export class AggregateGateway {
   readonly #d: AggregateDeps;
+  /** Requests relayed to agents, waiting for their answers (which come in later POSTs), by our id. */
+  readonly #relays = new Map<string, (answer: JSONRPCMessage) => void>();
   /** Tool calls running on this instance, by session and request id, so a cancellation can abort them. */
   readonly #inflight = new Map<string, AbortController>();
   constructor(deps: AggregateDeps) {
@@ -124,8 +135,13 @@ export class AggregateGateway {
         this.#inflight.get(inflightKey(session.id, params?.requestId))?.abort();
       }
     }
-    const server = this.#server(session);
+    // Answers to requests we relayed to the agent go to the call waiting for them, not to a new server.
+    const rest = messages.messages.filter((m) => !this.#settleRelay(m));
+    if (rest.length === 0) return { status: 202, headers: { [sessionHeader]: session.id } };
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    const server = this.#server(session, (message, relatedRequestId) =>
+      transport.send(message, { relatedRequestId }),
+    );
     await server.connect(transport);
     const close = () => {
       void transport.close().catch(() => {});
@@ -139,7 +155,7 @@ export class AggregateGateway {
     const response = await transport.handleRequest(
       new Request('http://gateway.invalid/mcp', { method: 'POST', headers }),
       {
-        parsedBody: JSON.parse(body.toString('utf8')),
+        parsedBody: messages.batch ? rest : rest[0],
       },
     );
     const out: Record<string, string> = {};
@@ -210,7 +226,7 @@ export class AggregateGateway {
   }
 
   /** The SDK server for one request of `session`. */
-  #server(session: GatewaySession): Server {
+  #server(session: GatewaySession, toAgent: ToAgent): Server {
     const server = new Server(
       { name: 'nunq-connect', title: 'nunq-connect MCP gateway', version: '1.0.0' },
       {
@@ -240,21 +256,30 @@ export class AggregateGateway {
       const cancel = new AbortController();
       this.#inflight.set(key, cancel);
       const signal = AbortSignal.any([extra.signal, cancel.signal]);
-      return this.#route(session, request.params.name, 'tools/call', request.params, (client, name) =>
-        client.callTool({ ...request.params, name }, undefined, {
-          signal,
-          ...(progressToken === undefined
-            ? {}
-            : {
-                resetTimeoutOnProgress: true,
-                onprogress: (p) => {
-                  void extra.sendNotification({
-                    method: 'notifications/progress',
-                    params: { ...p, progressToken },
-                  });
-                },
-              }),
-        }),
+      return this.#route(
+        session,
+        request.params.name,
+        'tools/call',
+        request.params,
+        (client, name) =>
+          client.callTool({ ...request.params, name }, undefined, {
+            signal,
+            ...(progressToken === undefined
+              ? {}
+              : {
+                  resetTimeoutOnProgress: true,
+                  onprogress: (p) => {
+                    void extra.sendNotification({
+                      method: 'notifications/progress',
+                      params: { ...p, progressToken },
+                    });
+                  },
+                }),
+          }),
+        {
+          sendRequest: (message, schema) => this.#askAgent(toAgent, extra.requestId, message, schema, signal),
+          capabilities: session.hello.capabilities,
+        },
       ).finally(() => {
         if (this.#inflight.get(key) === cancel) this.#inflight.delete(key);
       });
@@ -307,6 +332,55 @@ export class AggregateGateway {
     return server;
   }
 
+  /**
+   * Sends a server's request (an elicitation, a sampling request) to the agent on the stream of
+   * the call it belongs to, with an id of ours, and waits for the agent's answer.
+   */
+  async #askAgent(
+    toAgent: ToAgent,
+    relatedRequestId: RequestId,
+    request: { method: string; params?: Record<string, unknown> },
+    schema: { parse(value: unknown): unknown },
+    signal: AbortSignal,
+  ): Promise<unknown> {
+    const id = `nunq-relay-${randomBytes(9).toString('base64url')}`;
+    const answer = new Promise<JSONRPCMessage>((resolve, reject) => {
+      const timer = setTimeout(() => settle(new Error('the agent did not answer in time')), relayTimeoutMs);
+      const settle = (outcome: JSONRPCMessage | Error) => {
+        clearTimeout(timer);
+        this.#relays.delete(id);
+        signal.removeEventListener('abort', onAbort);
+        if (outcome instanceof Error) reject(outcome);
+        else resolve(outcome);
+      };
+      const onAbort = () => settle(new Error('the call was cancelled'));
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#relays.set(id, settle);
+    });
+    await toAgent(
+      {
+        jsonrpc: '2.0',
+        id,
+        method: request.method,
+        ...(request.params === undefined ? {} : { params: request.params }),
+      },
+      relatedRequestId,
+    );
+    const message = await answer;
+    if (isJSONRPCErrorResponse(message)) {
+      throw new McpError(message.error.code, message.error.message, message.error.data);
+    }
+    return schema.parse((message as { result?: unknown }).result);
+  }
+
+  /** Hands an agent's answer to the relayed request waiting for it; false when none waits. */
+  #settleRelay(message: JSONRPCMessage): boolean {
+    if (!isJSONRPCResultResponse(message) && !isJSONRPCErrorResponse(message)) return false;
+    const settle = typeof message.id === 'string' ? this.#relays.get(message.id) : undefined;
+    settle?.(message);
+    return settle !== undefined;
+  }
+
   /** The user's connected, enabled MCP integrations. */
   async #connected(userId: string): Promise<Connected[]> {
     const integrations = new Map((await this.#d.integrations.enabled()).map((i) => [i.id, i]));
@@ -348,6 +422,7 @@ export class AggregateGateway {
     method: string,
     params: Record<string, unknown>,
     call: (client: Client, name: string) => Promise<R>,
+    relay?: CallRelay,
   ): Promise<R> {
     const at = prefixed.indexOf(nameSeparator);
     const integration = at > 0 ? await this.#d.integrations.get(prefixed.slice(0, at)) : undefined;
@@ -365,7 +440,10 @@ export class AggregateGateway {
         return act({ kind: row === undefined ? 'not_connected' : 'needs_reauth' });
       }
       try {
-        return await call(await this.#d.clients.get(row, integration.settings.url!), name);
+        const client = await this.#d.clients.get(row, integration.settings.url!);
+        return await (relay === undefined
+          ? call(client, name)
+          : this.#d.clients.during(row, relay, () => call(client, name)));
       } catch (error) {
         if (error instanceof ConnectionNeedsReauthError) return act({ kind: 'needs_reauth' });
         if (error instanceof UpstreamRefusal) {
