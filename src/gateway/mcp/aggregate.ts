@@ -8,7 +8,6 @@
  * one of the user's connections is added, reconnected or removed, and elicitation completions.
  * @see MCP 2025-11-25, Server Features / Tools, Prompts, Resources
  */
-import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -21,9 +20,6 @@ import {
   GetPromptRequestSchema,
   type InitializeRequest,
   isInitializeRequest,
-  isJSONRPCErrorResponse,
-  isJSONRPCResultResponse,
-  type JSONRPCMessage,
   ListPromptsRequestSchema,
   ListResourcesRequestSchema,
   ListResourceTemplatesRequestSchema,
@@ -35,10 +31,11 @@ import { ConnectionNeedsReauthError } from '../../connections/errors.js';
 import type { Logger } from '../../observability/logger.js';
 import type { IntegrationRecord } from '../../store/repos/catalog.js';
 import type { ConnectionRow } from '../../store/types.js';
+import { AgentCalls, type ToAgent } from './agent-calls.js';
 import { type GatewayAnswer, grantedScopes, isJson, reasonOf, rpcAnswer, sessionHeader } from './answers.js';
 import type { ConnectionLookup } from './connection-lookup.js';
 import type { McpIntegrations } from './integrations.js';
-import { BodyRefusal, errorResponse, type JSONRPCRequest, parseMessages, type RequestId } from './jsonrpc.js';
+import { BodyRefusal, errorResponse, type JSONRPCRequest, parseMessages } from './jsonrpc.js';
 import { acceptsUrlElicitation, type GatewaySession, type GatewaySessions } from './sessions.js';
 import { SseRelay } from './sse.js';
 import type { StreamWatcher } from './streams.js';
@@ -77,18 +74,11 @@ class RpcFailure extends Error {
 }
 
 type Connected = { integration: IntegrationRecord; row: ConnectionRow };
-/** Writes a message to the agent on the stream of the request it relates to. */
-type ToAgent = (message: JSONRPCMessage, relatedRequestId: RequestId) => Promise<void>;
-
-/** How long a relayed request waits for the agent's answer (a person may be filling in a form). */
-const relayTimeoutMs = 10 * 60_000;
 
 export class AggregateGateway {
   readonly #d: AggregateDeps;
-  /** Requests relayed to agents, waiting for their answers (which come in later POSTs), by our id. */
-  readonly #relays = new Map<string, (answer: JSONRPCMessage) => void>();
-  /** Tool calls running on this instance, by session and request id, so a cancellation can abort them. */
-  readonly #inflight = new Map<string, AbortController>();
+  /** Calls in flight here: cancellations and relayed requests find them. */
+  readonly #calls = new AgentCalls();
   constructor(deps: AggregateDeps) {
     this.#d = deps;
   }
@@ -128,15 +118,8 @@ export class AggregateGateway {
       if ('status' in found) return found;
       session = found;
     }
-    // A cancellation arrives in a request of its own (its own SDK server here): abort the call.
-    for (const message of messages.messages) {
-      const params = (message as { method?: string; params?: { requestId?: unknown } }).params;
-      if ((message as { method?: string }).method === 'notifications/cancelled') {
-        this.#inflight.get(inflightKey(session.id, params?.requestId))?.abort();
-      }
-    }
-    // Answers to requests we relayed to the agent go to the call waiting for them, not to a new server.
-    const rest = messages.messages.filter((m) => !this.#settleRelay(m));
+    // Cancellations and answers to relayed requests are for calls in flight, not for a new server.
+    const rest = this.#calls.take(session.id, messages.messages);
     if (rest.length === 0) return { status: 202, headers: { [sessionHeader]: session.id } };
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined });
     const server = this.#server(session, (message, relatedRequestId) =>
@@ -252,10 +235,8 @@ export class AggregateGateway {
     }));
     server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
       const progressToken = request.params._meta?.progressToken;
-      const key = inflightKey(session.id, extra.requestId);
-      const cancel = new AbortController();
-      this.#inflight.set(key, cancel);
-      const signal = AbortSignal.any([extra.signal, cancel.signal]);
+      const running = this.#calls.start(session.id, extra.requestId);
+      const signal = AbortSignal.any([extra.signal, running.signal]);
       return this.#route(
         session,
         request.params.name,
@@ -277,12 +258,11 @@ export class AggregateGateway {
                 }),
           }),
         {
-          sendRequest: (message, schema) => this.#askAgent(toAgent, extra.requestId, message, schema, signal),
+          sendRequest: (message, schema) =>
+            this.#calls.ask(toAgent, extra.requestId, message, schema, signal),
           capabilities: session.hello.capabilities,
         },
-      ).finally(() => {
-        if (this.#inflight.get(key) === cancel) this.#inflight.delete(key);
-      });
+      ).finally(running.done);
     });
     server.setRequestHandler(ListPromptsRequestSchema, async () => ({
       prompts: await this.#collect(session, async (client) =>
@@ -330,55 +310,6 @@ export class AggregateGateway {
       }),
     );
     return server;
-  }
-
-  /**
-   * Sends a server's request (an elicitation, a sampling request) to the agent on the stream of
-   * the call it belongs to, with an id of ours, and waits for the agent's answer.
-   */
-  async #askAgent(
-    toAgent: ToAgent,
-    relatedRequestId: RequestId,
-    request: { method: string; params?: Record<string, unknown> },
-    schema: { parse(value: unknown): unknown },
-    signal: AbortSignal,
-  ): Promise<unknown> {
-    const id = `nunq-relay-${randomBytes(9).toString('base64url')}`;
-    const answer = new Promise<JSONRPCMessage>((resolve, reject) => {
-      const timer = setTimeout(() => settle(new Error('the agent did not answer in time')), relayTimeoutMs);
-      const settle = (outcome: JSONRPCMessage | Error) => {
-        clearTimeout(timer);
-        this.#relays.delete(id);
-        signal.removeEventListener('abort', onAbort);
-        if (outcome instanceof Error) reject(outcome);
-        else resolve(outcome);
-      };
-      const onAbort = () => settle(new Error('the call was cancelled'));
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.#relays.set(id, settle);
-    });
-    await toAgent(
-      {
-        jsonrpc: '2.0',
-        id,
-        method: request.method,
-        ...(request.params === undefined ? {} : { params: request.params }),
-      },
-      relatedRequestId,
-    );
-    const message = await answer;
-    if (isJSONRPCErrorResponse(message)) {
-      throw new McpError(message.error.code, message.error.message, message.error.data);
-    }
-    return schema.parse((message as { result?: unknown }).result);
-  }
-
-  /** Hands an agent's answer to the relayed request waiting for it; false when none waits. */
-  #settleRelay(message: JSONRPCMessage): boolean {
-    if (!isJSONRPCResultResponse(message) && !isJSONRPCErrorResponse(message)) return false;
-    const settle = typeof message.id === 'string' ? this.#relays.get(message.id) : undefined;
-    settle?.(message);
-    return settle !== undefined;
   }
 
   /** The user's connected, enabled MCP integrations. */
@@ -499,8 +430,4 @@ export class AggregateGateway {
     const error = answer?.error ?? { code: ErrorCode.InternalError, message: 'The user must act first.' };
     throw new RpcFailure(error.code, error.message, error.data);
   }
-}
-
-function inflightKey(sessionId: string, requestId: unknown): string {
-  return `${sessionId}\u0000${JSON.stringify(requestId)}`;
 }
