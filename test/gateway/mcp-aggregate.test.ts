@@ -264,6 +264,13 @@ describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP se
     const notRpc = await post('u-alice', '{"id":1}', { 'mcp-session-id': transport.sessionId! });
     expect(notRpc.status).toBe(400);
     expect(JSON.parse(notRpc.text).error.code).toBe(ErrorCode.InvalidRequest);
+    const anonymous = await fetch(`${svc.url}/mcp`, {
+      method: 'POST',
+      body: list,
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('www-authenticate')).toMatch(/^Bearer/);
   });
 
   it('no token appears in any log line', () => {
