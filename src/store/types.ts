@@ -274,6 +274,11 @@ export interface McpGatewaySessionsTable {
   client_capabilities: string;
   /** The upstream server's `Mcp-Session-Id`; null until an upstream session exists (or when it issues none). */
   upstream_session_id: string | null;
+  /**
+   * The protocol version the upstream negotiated when the gateway opened the upstream session
+   * itself (replaying the client's initialize); null when the client negotiated with it directly.
+   */
+  upstream_protocol_version: string | null;
   created_at: Millis;
   last_seen_at: Millis;
 }
