@@ -21,6 +21,9 @@ export type McpClientFactory = (
   credentials: ClientCredentials,
 ) => Promise<OAuthClient>;
 
+/** Forgets what an MCP server's authorization server no longer accepts (a dropped registration). */
+export type McpClientRejected = (client: OAuthClient) => Promise<void>;
+
 const mcpKeyPrefix = 'mcp:';
 
 /**
@@ -51,6 +54,7 @@ export class ProviderClients {
     clock: Clock;
     ttlMs: number;
     mcp?: McpClientFactory;
+    mcpRejected?: McpClientRejected;
   };
 
   constructor(deps: {
@@ -61,6 +65,8 @@ export class ProviderClients {
     ttlMs?: number;
     /** Absent: MCP servers cannot be connected (a config_error names why). */
     mcp?: McpClientFactory;
+    /** Drops a registration its authorization server refused (`invalid_client`). */
+    mcpRejected?: McpClientRejected;
   }) {
     this.#deps = { ...deps, ttlMs: deps.ttlMs ?? 60 * 60 * 1000 };
   }
@@ -88,6 +94,17 @@ export class ProviderClients {
     return this.#cached(`${mcpKeyPrefix}${integration.id}`, integration.updatedAt, async () =>
       factory(integration, await catalog.integrationCredentials(integration.id)),
     );
+  }
+
+  /**
+   * The authorization server refused an MCP server's client (`invalid_client`, a refused redirect
+   * URI): the client is forgotten and a dynamic registration dropped, so the next use discovers
+   * and registers again, once per refusal (each needs a new attempt: never a loop).
+   */
+  async rejected(integration: IntegrationRecord, client: OAuthClient): Promise<void> {
+    if (integration.kind !== 'mcp' || integration.providerId !== null) return;
+    this.forget(`${mcpKeyPrefix}${integration.id}`);
+    await this.#deps.mcpRejected?.(client);
   }
 
   /** Forgets an MCP server's client so the next use discovers again (its metadata changed). */

@@ -262,6 +262,13 @@ function buildContext(
     policy: config.outbound,
     clock: parts.clock,
     mcp: mcpClientFactory(config, parts, mcpDiscovery),
+    mcpRejected: async (client) => {
+      // Only a dynamic registration is dropped; a configured or CIMD client id matches none.
+      await new McpRegistrations(parts.store.db, parts.sealer).dropRegistration(client.expectedIssuer, {
+        redirectUri: `${config.server.publicUrl}${callbackPath}`,
+        clientId: client.clientId,
+      });
+    },
   });
   const webhooks = new Webhooks({
     db: parts.store.db,
