@@ -333,12 +333,23 @@ export async function drive(
 ): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'nunq-conformance-'));
   let service: ServiceProcess | undefined;
-  const abort = () => {
+  const abort = (why?: string) => {
+    if (why !== undefined) log(`FAIL: ${why}`);
     service?.killNow();
+    rmSync(dir, { recursive: true, force: true });
     process.exit(1);
   };
-  process.once('SIGTERM', abort);
-  process.once('SIGINT', abort);
+  const onSignal = () => abort();
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  // The suite runs this through a shell and, on its timeout, kills only the shell: end before it
+  // (its deadline comes in the environment from run.ts), and end with it when orphaned.
+  const deadlineMs = Number(process.env.NUNQ_CONFORMANCE_DRIVER_DEADLINE_MS ?? 120_000);
+  const deadline = setTimeout(() => abort(`the driver's ${deadlineMs} ms deadline passed`), deadlineMs);
+  const parent = process.ppid;
+  const orphaned = setInterval(() => {
+    if (process.ppid !== parent) abort('the suite went away');
+  }, 1000);
   try {
     const port = await freePort();
     const jwtSecret = randomBytes(32).toString('base64url');
@@ -362,8 +373,10 @@ export async function drive(
 
     await steps({ serviceUrl: service.url, ua, jwt });
   } finally {
-    process.off('SIGTERM', abort);
-    process.off('SIGINT', abort);
+    clearTimeout(deadline);
+    clearInterval(orphaned);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
     await service?.stop();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -58,9 +58,13 @@ interface Ran {
   stderr: string;
 }
 
-function run(args: string[], timeoutMs: number): Promise<Ran> {
+function run(args: string[], timeoutMs: number, env: Record<string, string> = {}): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, {
+      cwd: root,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -157,7 +161,9 @@ export async function runScenario(scenario: string, options: RunOptions = {}): P
   args.push('--timeout', String(timeoutMs), '-o', out);
   if (options.specVersion !== undefined) args.push('--spec-version', options.specVersion, '--force');
   try {
-    const ran = await run(args, timeoutMs + 30_000);
+    // The driver ends itself 10 s before the suite's timeout, so its own FAIL line says why.
+    const driverDeadline = String(Math.max(10_000, timeoutMs - 10_000));
+    const ran = await run(args, timeoutMs + 30_000, { NUNQ_CONFORMANCE_DRIVER_DEADLINE_MS: driverDeadline });
     // `-o DIR` writes DIR/<scenario>-<timestamp>/ (so DIR/auth/<name>-<timestamp>/ here).
     const resultDir = readdirSync(out, { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('checks.json'))
