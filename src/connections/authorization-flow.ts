@@ -234,8 +234,12 @@ export class AuthorizationFlow {
       });
     } catch (error) {
       await this.#auditFailure(input.userId, p.integration_id, error);
-      if (client !== undefined && isRegistrationRejected(error)) {
-        await this.#d.clients.rejected(integration, client);
+      // An MCP server's client that failed for a reason of ours: discover (and register) again next time.
+      if (
+        client !== undefined &&
+        (error instanceof ProviderError ? error.kind === 'config_error' : isRegistrationRejected(error))
+      ) {
+        await this.#d.clients.failed(integration, client, error);
       }
       if (error instanceof AuthorizationDeniedError) {
         return {
