@@ -1,0 +1,655 @@
+/**
+ * MCP gateway benchmark, as deployed: `tools/call` of a cheap `echo` tool through the gateway's
+ * `/mcp/:integrationId` and its aggregating `/mcp` (the tool named `bench__echo`), against the
+ * same calls made directly to the MCP server with a valid token, in the same run.
+ *
+ * What runs, each in its own process (the machinery of bench/proxy.ts):
+ * - ours: `node bin/nunq-connect.js serve --config FILE`, started by its bin as a user starts it,
+ *   logging at its default level into a pipe that a separate reader process (`wc -lc`) drains;
+ *   one on SQLite and one on PostgreSQL, each on a fresh database. The config names the upstream
+ *   in `mcpServers` (the catalog is synced from it at start) and the bench user's connection to
+ *   it is seeded in the database with the service's own sealer: the upstream's static token,
+ *   valid for a year, no refresh token, so no refresh happens.
+ * - the upstream: a minimal MCP server built with @modelcontextprotocol/sdk v1 (`McpServer` +
+ *   `StreamableHTTPServerTransport`, stateful sessions, one `echo` tool) behind a node:http
+ *   constant-time compare of a static bearer token (no JWT verification: a costly upstream would
+ *   hide our cost). It serves JSON answers at `/mcp` (`enableJsonResponse: true`) and SSE answers
+ *   at `/mcp-sse`, two MCP servers of the config (`bench` and `bench-sse`).
+ * - the load generator: this process. `--concurrency` MCP sessions per target, each initialized
+ *   once (`initialize`, then `notifications/initialized`), then calling `tools/call` in a loop,
+ *   one call in flight per session, over an undici Pool of as many connections. The calls are
+ *   raw undici requests carrying the session's `Mcp-Session-Id` and `Mcp-Protocol-Version`, not
+ *   the SDK's `Client`: the SDK client sends through WHATWG fetch and validates every message
+ *   with zod, which on two shared cores costs the load generator more CPU per call than the
+ *   gateway itself, so the bench would measure the client. Every answer is still checked (the
+ *   JSON-RPC id and the echoed text, from a JSON body or from the SSE stream), and before the
+ *   rounds each target is checked once with the SDK's own `Client` (`listTools`, `callTool`).
+ *
+ * Rounds alternate over the targets in rotating order, so each gateway/direct ratio is paired
+ * within a cycle. Each target gets a throughput round (`--concurrency` sessions, `--seconds`)
+ * and a latency round (one session, one call in flight, `--latency-seconds`): at 32 calls in
+ * flight the latency is mostly queueing (concurrency / throughput), so the added p50/p99 are
+ * taken from the latency rounds, where they are what the gateway adds to one call. CPU per call
+ * of every process comes from `/proc/<pid>/stat` deltas around each round.
+ *
+ * Run: `node --import tsx bench/gateway.ts [--seconds 8] [--cycles 3] [--concurrency 32]
+ *       [--latency-seconds 3] [--warmup-seconds 2] [--answers json|sse|both]
+ *       [--paths direct,single,aggregate] [--only sqlite|postgres] [--no-build]`
+ */
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
+import { Pool } from 'undici';
+import { z } from 'zod';
+import { generateKey } from '../src/crypto/index.js';
+import { mintToken } from '../src/identity/jwt.js';
+import type { DatabaseKind } from '../src/store/database.js';
+import { createTestDatabase, type TestDatabase } from '../test/support/databases.js';
+import { freePort } from '../test/support/service.js';
+import { processCpuUs, treeCpuUs } from './proc.js';
+import { build, type Ours, seedConnections, startOurs } from './proxy.js';
+import {
+  type ChildHandle,
+  flag,
+  forkChild,
+  isMainModule,
+  machineLine,
+  markdownTable,
+  median,
+  numberOption,
+  option,
+  out,
+  percentile,
+  serveParent,
+  sleep,
+} from './support.js';
+
+/** The acceptance targets: gateway throughput at least this fraction of direct, p50 added under this. */
+export const GATEWAY_TARGET_THROUGHPUT = 0.8;
+export const GATEWAY_TARGET_ADDED_P50_MS = 1;
+
+const thisFile = new URL(import.meta.url).pathname;
+const jwtSecret = 'bench-jwt-secret-0123456789abcdef-0123456789';
+const benchUser = 'bench-user-1';
+/** What every call asks the `echo` tool to say back, and what every answer must carry. */
+const echoText = 'hello from the gateway bench';
+
+type Answers = 'json' | 'sse';
+type Path = 'direct' | 'single' | 'aggregate';
+
+/** The upstream's path and the MCP integration id for each answer mode. */
+const servers: Record<Answers, { path: string; integrationId: string }> = {
+  json: { path: '/mcp', integrationId: 'bench' },
+  sse: { path: '/mcp-sse', integrationId: 'bench-sse' },
+};
+
+// ---------------------------------------------------------------------------------------------
+// The upstream MCP server (forked, IPC only to start it and read its counters).
+
+interface UpstreamCounters {
+  requests: number;
+  /** Requests refused for a missing or wrong bearer (the service's discovery probes included). */
+  unauthorized: number;
+  /** Requests carrying some other bearer than the static token: must stay 0. */
+  foreignCredentials: number;
+  sessions: number;
+}
+
+/** One `McpServer` per session (an SDK v1 server connects to one transport) with the `echo` tool. */
+function echoServer(): McpServer {
+  const server = new McpServer({ name: 'bench-upstream', version: '1.0.0' });
+  server.registerTool(
+    'echo',
+    { description: 'Says its text back.', inputSchema: { text: z.string() } },
+    ({ text }) => ({ content: [{ type: 'text', text }] }),
+  );
+  return server;
+}
+
+function serveUpstream(): void {
+  const counters: UpstreamCounters = { requests: 0, unauthorized: 0, foreignCredentials: 0, sessions: 0 };
+  serveParent({
+    async counters() {
+      return counters;
+    },
+    async start(payload) {
+      const expected = Buffer.from(`Bearer ${(payload as { token: string }).token}`);
+      const sessions = new Map<string, StreamableHTTPServerTransport>();
+      const refuse = (res: ServerResponse, status: number, headers: Record<string, string> = {}) =>
+        res
+          .writeHead(status, { 'content-type': 'application/json', 'content-length': 2, ...headers })
+          .end('{}');
+      const handle = (req: IncomingMessage, res: ServerResponse) => {
+        counters.requests++;
+        const path = (req.url ?? '/').split('?')[0];
+        const answers = path === servers.json.path ? 'json' : path === servers.sse.path ? 'sse' : undefined;
+        // No protected-resource or authorization-server metadata: the service's discovery finds none.
+        if (answers === undefined) return refuse(res, 404);
+        const given = req.headers.authorization ?? '';
+        const buffer = Buffer.from(given);
+        if (buffer.length !== expected.length || !timingSafeEqual(buffer, expected)) {
+          counters.unauthorized++;
+          if (given !== '') counters.foreignCredentials++;
+          return refuse(res, 401, { 'www-authenticate': 'Bearer' });
+        }
+        const sessionId = req.headers['mcp-session-id'];
+        if (typeof sessionId === 'string') {
+          const transport = sessions.get(sessionId);
+          if (transport === undefined) return refuse(res, 404);
+          void transport.handleRequest(req, res);
+          return;
+        }
+        // No session yet: a new transport, which answers anything but `initialize` with 400.
+        const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+          sessionIdGenerator: () => randomUUID(),
+          enableJsonResponse: answers === 'json',
+          onsessioninitialized: (id) => {
+            sessions.set(id, transport);
+            counters.sessions++;
+          },
+        });
+        transport.onclose = () => {
+          if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
+        };
+        echoServer()
+          .connect(transport)
+          .then(() => transport.handleRequest(req, res))
+          .catch(() => {
+            if (!res.headersSent) refuse(res, 500);
+          });
+      };
+      const server = createServer(handle);
+      server.keepAliveTimeout = 120_000;
+      await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+      return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// MCP over raw undici: sessions opened once, `tools/call` in a loop.
+
+interface JsonRpcMessage {
+  id?: unknown;
+  result?: {
+    protocolVersion?: string;
+    isError?: boolean;
+    content?: Array<{ type?: string; text?: string }>;
+  };
+  error?: { code: number; message: string };
+}
+
+/**
+ * The JSON-RPC answer with `id` from a Streamable HTTP response body: a JSON object (or batch)
+ * for `application/json`, else the `data:` lines of an SSE stream (one message per event).
+ */
+function answerFor(contentType: string, text: string, id: number): JsonRpcMessage | undefined {
+  const messages: unknown[] = [];
+  if (contentType.startsWith('application/json')) {
+    const parsed = JSON.parse(text) as unknown;
+    messages.push(...(Array.isArray(parsed) ? parsed : [parsed]));
+  } else if (contentType.startsWith('text/event-stream')) {
+    for (const event of text.split(/\r?\n\r?\n/)) {
+      const data = event
+        .split(/\r?\n/)
+        .filter((line) => line.startsWith('data:'))
+        .map((line) => line.slice(line.startsWith('data: ') ? 6 : 5))
+        .join('\n');
+      if (data !== '') messages.push(JSON.parse(data));
+    }
+  }
+  return messages.find((m): m is JsonRpcMessage => (m as JsonRpcMessage).id === id);
+}
+
+interface McpSession {
+  /** Every call's headers: the bearer, the session id, the negotiated protocol version. */
+  headers: Record<string, string>;
+}
+
+interface Target {
+  name: string;
+  path: Path;
+  answers: Answers;
+  /** Ours only: the database it runs on. */
+  kind?: DatabaseKind;
+  /** Processes whose CPU counts as the gateway's (ours: the bin and its re-executed server). */
+  serverPids: number[];
+  readerPid?: number;
+  pool: Pool;
+  url: string;
+  endpoint: string;
+  authorization: string;
+  tool: string;
+  sessions: McpSession[];
+  /** HTTP requests sent by the load generator so far, to compare with the log lines read. */
+  sent: number;
+  nextId: number;
+}
+
+const baseHeaders = {
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+};
+
+/** `initialize` and `notifications/initialized`, as an MCP client opens a session. */
+async function openSession(t: Target): Promise<McpSession> {
+  const init = await t.pool.request({
+    path: t.endpoint,
+    method: 'POST',
+    headers: { ...baseHeaders, authorization: t.authorization },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: {
+        protocolVersion: LATEST_PROTOCOL_VERSION,
+        capabilities: {},
+        clientInfo: { name: 'nunq-gateway-bench', version: '1.0.0' },
+      },
+    }),
+  });
+  const text = await init.body.text();
+  t.sent++;
+  const sessionId = init.headers['mcp-session-id'];
+  const answer =
+    init.statusCode === 200 ? answerFor(String(init.headers['content-type'] ?? ''), text, 0) : undefined;
+  const protocolVersion = answer?.result?.protocolVersion;
+  if (typeof sessionId !== 'string' || protocolVersion === undefined) {
+    throw new Error(
+      `${t.name}: initialize answered HTTP ${init.statusCode}` +
+        `${typeof sessionId === 'string' ? '' : ' without Mcp-Session-Id'}: ${text.slice(0, 300)}`,
+    );
+  }
+  const headers = {
+    ...baseHeaders,
+    authorization: t.authorization,
+    'mcp-session-id': sessionId,
+    'mcp-protocol-version': protocolVersion,
+  };
+  const initialized = await t.pool.request({
+    path: t.endpoint,
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+  });
+  const notified = await initialized.body.text();
+  t.sent++;
+  if (initialized.statusCode !== 202) {
+    throw new Error(
+      `${t.name}: notifications/initialized answered HTTP ${initialized.statusCode}: ${notified.slice(0, 300)}`,
+    );
+  }
+  return { headers };
+}
+
+/** One `tools/call` of the echo tool; true when the answer is the echoed text. */
+async function callEcho(t: Target, session: McpSession): Promise<boolean> {
+  const id = ++t.nextId;
+  const r = await t.pool.request({
+    path: t.endpoint,
+    method: 'POST',
+    headers: session.headers,
+    body: `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"${t.tool}","arguments":{"text":"${echoText}"}}}`,
+  });
+  const text = await r.body.text();
+  if (r.statusCode !== 200) return false;
+  const answer = answerFor(String(r.headers['content-type'] ?? ''), text, id);
+  return answer?.result?.isError !== true && answer?.result?.content?.[0]?.text === echoText;
+}
+
+/** The SDK's own client lists the tools and calls `echo` once: the target speaks MCP as the SDK does. */
+async function checkWithSdkClient(t: Target): Promise<void> {
+  const transport = new StreamableHTTPClientTransport(new URL(t.endpoint, t.url), {
+    requestInit: { headers: { authorization: t.authorization } },
+  });
+  const client = new Client({ name: 'nunq-gateway-bench-check', version: '1.0.0' });
+  try {
+    await client.connect(transport);
+    const { tools } = await client.listTools();
+    if (!tools.some((tool) => tool.name === t.tool)) {
+      throw new Error(
+        `tools/list has no ${t.tool} (has ${tools.map((tool) => tool.name).join(', ') || 'none'})`,
+      );
+    }
+    const result = await client.callTool({ name: t.tool, arguments: { text: echoText } });
+    const content = result.content as Array<{ type: string; text?: string }> | undefined;
+    if (result.isError === true || content?.[0]?.text !== echoText) {
+      throw new Error(`tools/call answered ${JSON.stringify(result).slice(0, 300)}`);
+    }
+  } catch (error) {
+    throw new Error(`${t.name}: the SDK client's check failed: ${(error as Error).message}`);
+  } finally {
+    await transport.terminateSession().catch(() => {});
+    await client.close().catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rounds.
+
+interface RoundResult {
+  ok: number;
+  errors: number;
+  elapsedMs: number;
+  latencies: Float64Array;
+  /** CPU µs during the round: the gateway, its log reader, the upstream, this load generator. */
+  cpu: { server: number; reader: number; upstream: number; loadgen: number };
+}
+
+/** `sessions` loops, each its own MCP session with one call in flight, for `ms`. */
+async function runRound(t: Target, upstreamPid: number, sessions: number, ms: number): Promise<RoundResult> {
+  const sample = () => ({
+    server: treeCpuUs(t.serverPids),
+    reader: t.readerPid === undefined ? 0 : processCpuUs(t.readerPid),
+    upstream: processCpuUs(upstreamPid),
+    loadgen: processCpuUs(process.pid),
+  });
+  const before = sample();
+  const latencies: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  const deadline = started + ms;
+  await Promise.all(
+    t.sessions.slice(0, sessions).map(async (session) => {
+      while (performance.now() < deadline) {
+        const t0 = performance.now();
+        try {
+          if (await callEcho(t, session)) latencies.push(performance.now() - t0);
+          else errors++;
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const elapsedMs = performance.now() - started;
+  const after = sample();
+  t.sent += latencies.length + errors;
+  return {
+    ok: latencies.length,
+    errors,
+    elapsedMs,
+    latencies: Float64Array.from(latencies).sort(),
+    cpu: {
+      server: after.server - before.server,
+      reader: after.reader - before.reader,
+      upstream: after.upstream - before.upstream,
+      loadgen: after.loadgen - before.loadgen,
+    },
+  };
+}
+
+const rps = (r: RoundResult) => r.ok / (r.elapsedMs / 1000);
+const perCall = (r: RoundResult, part: keyof RoundResult['cpu']) =>
+  r.cpu[part] / Math.max(1, r.ok + r.errors);
+
+// ---------------------------------------------------------------------------------------------
+// Ours.
+
+/** The service's config: the upstream's two MCP servers, JWT users, outbound limited to loopback. */
+function oursConfig(port: number, databaseUrl: string, upstream: string, key: string): unknown {
+  return {
+    server: { host: '127.0.0.1', port, publicUrl: `http://127.0.0.1:${port}` },
+    database: { url: databaseUrl },
+    encryption: { activeKey: 'k1', keys: [{ id: 'k1', key }] },
+    auth: { mode: 'jwt', jwt: { secret: jwtSecret } },
+    outbound: { allow: ['127.0.0.1/32'] },
+    mcpServers: (Object.values(servers) as Array<(typeof servers)[Answers]>).map((s) => ({
+      id: s.integrationId,
+      name: `Bench (${s.integrationId})`,
+      url: `${upstream}${s.path}`,
+    })),
+  };
+}
+
+async function main(): Promise<void> {
+  const seconds = numberOption('seconds', 8);
+  const cycles = numberOption('cycles', 3);
+  const concurrency = numberOption('concurrency', 32);
+  const latencySeconds = numberOption('latency-seconds', 3);
+  const warmupSeconds = numberOption('warmup-seconds', 2);
+  const only = option('only', '');
+  const answersOption = option('answers', 'both');
+  const answerModes: Answers[] = answersOption === 'both' ? ['json', 'sse'] : [answersOption as Answers];
+  if (!answerModes.every((a) => a in servers)) throw new Error('--answers must be json, sse or both');
+  const paths = option('paths', 'direct,single,aggregate').split(',') as Path[];
+  if (!paths.every((p) => ['direct', 'single', 'aggregate'].includes(p))) {
+    throw new Error('--paths must list direct, single and/or aggregate');
+  }
+  const kinds = (['sqlite', 'postgres'] as DatabaseKind[]).filter((k) => only === '' || k === only);
+  const gatewayPaths = paths.filter((p) => p !== 'direct');
+  if (!flag('no-build') && gatewayPaths.length > 0) build();
+
+  out(
+    `# MCP gateway benchmark (as deployed)\n\n${machineLine()}, ${new Date().toISOString().slice(0, 10)}\n\n`,
+  );
+  out(
+    `tools/call of an \`echo\` tool. Throughput rounds: ${concurrency} MCP sessions per target, one call in flight ` +
+      `each (undici Pool, ${concurrency} connections), ${seconds} s; latency rounds: one session, one call in ` +
+      `flight, ${latencySeconds} s; ${cycles} cycles over the targets in rotating order, after a ${warmupSeconds} s ` +
+      'warm-up each. Ours is `node bin/nunq-connect.js serve --config FILE` (no node flags of ours; the bin sets ' +
+      'its own), logging at its default level into a pipe drained by `wc -lc`. calls/s and CPU per call are ' +
+      'medians over rounds, p50/p99 over all calls of a kind of round; ratios and added latencies are paired ' +
+      `per cycle (median, min–max). Targets: calls/s gateway/direct ≥ ${GATEWAY_TARGET_THROUGHPUT}×, ` +
+      `added p50 < ${GATEWAY_TARGET_ADDED_P50_MS} ms (one call in flight).\n`,
+  );
+
+  const tmp = mkdtempSync(join(tmpdir(), 'nunq-bench-gateway-'));
+  const children: ChildHandle[] = [];
+  const targets: Target[] = [];
+  const ours: Array<{ kind: DatabaseKind; handle: Ours; database: TestDatabase }> = [];
+  try {
+    const upstreamToken = `static-${randomUUID()}`;
+    const upstreamChild = forkChild(thisFile, ['--role', 'upstream']);
+    children.push(upstreamChild);
+    const { url: upstream } = await upstreamChild.call<{ url: string }>('start', { token: upstreamToken });
+    const jwt = await mintToken(jwtSecret, { sub: benchUser }, { expiresIn: '4h' });
+    const target = (
+      o: Pick<
+        Target,
+        'name' | 'path' | 'answers' | 'serverPids' | 'url' | 'endpoint' | 'authorization' | 'tool'
+      > &
+        Partial<Target>,
+    ): Target => ({
+      ...o,
+      pool: new Pool(o.url, { connections: concurrency }),
+      sessions: [],
+      sent: 0,
+      nextId: 0,
+    });
+
+    if (paths.includes('direct')) {
+      for (const answers of answerModes) {
+        targets.push(
+          target({
+            name: `direct (${answers.toUpperCase()})`,
+            path: 'direct',
+            answers,
+            serverPids: [],
+            url: upstream,
+            endpoint: servers[answers].path,
+            authorization: `Bearer ${upstreamToken}`,
+            tool: 'echo',
+          }),
+        );
+      }
+    }
+    if (gatewayPaths.length > 0) {
+      const key = generateKey();
+      for (const kind of kinds) {
+        const database = await createTestDatabase(kind);
+        const port = await freePort();
+        const file = join(tmp, `nunq-${kind}.yaml`);
+        writeFileSync(file, JSON.stringify(oursConfig(port, database.url, upstream, key)), { mode: 0o600 });
+        const handle = await startOurs(file, port);
+        ours.push({ kind, handle, database });
+        for (const answers of answerModes) {
+          await seedConnections(database.url, key, upstreamToken, [benchUser], {
+            integrationId: servers[answers].integrationId,
+            validForMs: 365 * 24 * 3600_000,
+          });
+        }
+        const db = kind === 'sqlite' ? 'SQLite' : 'PostgreSQL';
+        for (const answers of answerModes) {
+          const integrationId = servers[answers].integrationId;
+          for (const path of gatewayPaths) {
+            targets.push(
+              target({
+                name: `${path === 'single' ? `/mcp/${integrationId}` : '/mcp'} (${db}, ${answers.toUpperCase()})`,
+                path,
+                answers,
+                kind,
+                serverPids: handle.pids,
+                readerPid: handle.readerPid,
+                url: handle.url,
+                endpoint: path === 'single' ? `/mcp/${integrationId}` : '/mcp',
+                authorization: `Bearer ${jwt}`,
+                tool: path === 'single' ? 'echo' : `${integrationId}__echo`,
+              }),
+            );
+          }
+        }
+      }
+    }
+
+    // Every target speaks MCP to the SDK's client and echoes; then its sessions are opened.
+    for (const t of targets) {
+      await checkWithSdkClient(t);
+      for (let i = 0; i < concurrency; i++) t.sessions.push(await openSession(t));
+      if (!(await callEcho(t, t.sessions[0]!)))
+        throw new Error(`${t.name}: the first tools/call did not echo`);
+      t.sent++;
+    }
+
+    for (const t of targets) await runRound(t, upstreamChild.pid, concurrency, warmupSeconds * 1000);
+    const rounds = new Map(
+      targets.map((t) => [t.name, { load: [] as RoundResult[], one: [] as RoundResult[] }]),
+    );
+    for (let cycle = 0; cycle < cycles; cycle++) {
+      const order = targets.map((_, i) => targets[(i + cycle) % targets.length]!);
+      for (const t of order) {
+        const r = rounds.get(t.name)!;
+        r.load.push(await runRound(t, upstreamChild.pid, concurrency, seconds * 1000));
+        await sleep(200);
+        r.one.push(await runRound(t, upstreamChild.pid, 1, latencySeconds * 1000));
+        await sleep(200);
+      }
+    }
+    out(`\n${resultTables(targets, rounds, concurrency)}\n\n`);
+
+    const counters = await upstreamChild.call<UpstreamCounters>('counters');
+    out(
+      `Upstream: ${counters.requests} requests, ${counters.sessions} MCP sessions, ${counters.unauthorized} ` +
+        `refused for a missing or wrong bearer (the service's discovery probes), ${counters.foreignCredentials} ` +
+        'carrying a credential other than its token.\n',
+    );
+    for (const o of ours.splice(0)) {
+      const sent = targets.filter((t) => t.kind === o.kind).reduce((n, t) => n + t.sent, 0);
+      const read = await o.handle.stop();
+      await o.database.drop();
+      out(
+        `ours (${o.kind}): the reader read ${read.lines} log lines (${(read.bytes / Math.max(1, read.lines)).toFixed(0)} ` +
+          `bytes each) for ${sent} HTTP requests of the load generator (plus the SDK client's checks); ` +
+          `serve exited with ${read.code}.\n`,
+      );
+    }
+  } finally {
+    for (const t of targets) await t.pool.close().catch(() => {});
+    for (const o of ours) {
+      await o.handle.stop().catch(() => {});
+      await o.database.drop().catch(() => {});
+    }
+    for (const child of children) await child.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+type Rounds = Map<string, { load: RoundResult[]; one: RoundResult[] }>;
+
+/** The per-target table and, per gateway target, its paired ratios to the direct calls. */
+function resultTables(targets: Target[], rounds: Rounds, concurrency: number): string {
+  const all = (rs: RoundResult[]) => Float64Array.from(rs.flatMap((r) => [...r.latencies])).sort();
+  const ms = (v: number) => v.toFixed(2);
+  const main = markdownTable(
+    [
+      'target',
+      'calls/s',
+      `p50 ms (${concurrency} in flight)`,
+      `p99 ms (${concurrency} in flight)`,
+      'p50 ms (1 in flight)',
+      'p99 ms (1 in flight)',
+      'errors',
+      'gateway CPU µs/call',
+      'log reader µs/call',
+      'upstream µs/call',
+      'load generator µs/call',
+    ],
+    targets.map((t) => {
+      const { load, one } = rounds.get(t.name)!;
+      const cpu = (part: keyof RoundResult['cpu']) => Math.round(median(load.map((r) => perCall(r, part))));
+      const gateway = t.path !== 'direct';
+      return [
+        t.name,
+        Math.round(median(load.map(rps))),
+        ms(percentile(all(load), 50)),
+        ms(percentile(all(load), 99)),
+        ms(percentile(all(one), 50)),
+        ms(percentile(all(one), 99)),
+        [...load, ...one].reduce((n, r) => n + r.errors, 0),
+        gateway ? cpu('server') : '–',
+        gateway ? cpu('reader') : '–',
+        cpu('upstream'),
+        cpu('loadgen'),
+      ];
+    }),
+    'lrrrrrrrrrr',
+  );
+  const range = (values: number[], digits: number, unit: string) =>
+    `${median(values).toFixed(digits)}${unit} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
+  const ratioRows = targets
+    .filter((t) => t.path !== 'direct')
+    .map((t) => {
+      const direct = targets.find((d) => d.path === 'direct' && d.answers === t.answers);
+      const g = rounds.get(t.name)!;
+      if (direct === undefined) return [t.name, '(no direct target)', '', '', ''];
+      const d = rounds.get(direct.name)!;
+      const throughput = g.load.map((r, i) => rps(r) / rps(d.load[i]!));
+      const added = (p: number) =>
+        g.one.map((r, i) => percentile(r.latencies, p) - percentile(d.one[i]!.latencies, p));
+      const addedLoaded = g.load.map(
+        (r, i) => percentile(r.latencies, 50) - percentile(d.load[i]!.latencies, 50),
+      );
+      return [
+        `${t.name} / ${direct.name}`,
+        `${range(throughput, 2, '×')}${median(throughput) < GATEWAY_TARGET_THROUGHPUT ? ' ⚠' : ''}`,
+        `${range(added(50), 2, ' ms')}${median(added(50)) >= GATEWAY_TARGET_ADDED_P50_MS ? ' ⚠' : ''}`,
+        range(added(99), 2, ' ms'),
+        range(addedLoaded, 2, ' ms'),
+      ];
+    });
+  const ratios = markdownTable(
+    [
+      'gateway path / direct',
+      `calls/s (target ≥ ${GATEWAY_TARGET_THROUGHPUT.toFixed(2)}×)`,
+      `added p50, 1 in flight (target < ${GATEWAY_TARGET_ADDED_P50_MS} ms)`,
+      'added p99, 1 in flight',
+      `added p50, ${concurrency} in flight`,
+    ],
+    ratioRows,
+    'lrrrr',
+  );
+  return `${main}\n\n${ratios}`;
+}
+
+if (isMainModule(import.meta.url)) {
+  if (option('role', '') === 'upstream') serveUpstream();
+  else await main();
+}
