@@ -36,11 +36,14 @@
  *
  * Run: `node --import tsx bench/gateway.ts [--seconds 8] [--cycles 3] [--concurrency 32]
  *       [--latency-seconds 3] [--warmup-seconds 2] [--answers json|sse|both]
- *       [--paths direct,single,aggregate] [--only sqlite|postgres] [--client raw|sdk] [--no-build]`
+ *       [--paths direct,single,aggregate] [--only sqlite|postgres] [--client raw|sdk] [--no-build]
+ *       [--profile [--profile-path single|aggregate] [--top 30]]`
  * `--client sdk` makes the calls with one SDK `Client` per session instead (to see what it costs).
+ * `--profile [--profile-path single|aggregate] [--top 30]` then runs ours (SQLite, the first
+ * `--answers` mode) once more under `node --cpu-prof` for one round and prints its hot spots.
  */
 import { randomUUID, timingSafeEqual } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -58,7 +61,7 @@ import type { DatabaseKind } from '../src/store/database.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/databases.js';
 import { freePort } from '../test/support/service.js';
 import { processCpuUs, treeCpuUs } from './proc.js';
-import { build, type Ours, seedConnections, startOurs } from './proxy.js';
+import { build, type Ours, seedConnections, startOurs, trimProfile } from './proxy.js';
 import {
   type ChildHandle,
   flag,
@@ -73,6 +76,7 @@ import {
   percentile,
   serveParent,
   sleep,
+  summarizeCpuProfile,
 } from './support.js';
 
 /** The acceptance targets: gateway throughput at least this fraction of direct, p50 added under this. */
@@ -585,6 +589,15 @@ async function main(): Promise<void> {
           `serve exited with ${read.code}.\n`,
       );
     }
+    if (flag('profile')) {
+      await profileOurs(tmp, upstream, upstreamChild.pid, upstreamToken, jwt, {
+        concurrency,
+        seconds,
+        path: (option('profile-path', 'single') as Path) === 'aggregate' ? 'aggregate' : 'single',
+        answers: answerModes[0]!,
+        top: numberOption('top', 30),
+      });
+    }
   } finally {
     for (const t of targets) {
       for (const s of t.sessions) await s.client?.close().catch(() => {});
@@ -596,6 +609,64 @@ async function main(): Promise<void> {
     }
     for (const child of children) await child.close();
     rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** One round on ours (SQLite, one gateway path) with every node process under `--cpu-prof`. */
+async function profileOurs(
+  tmp: string,
+  upstream: string,
+  upstreamPid: number,
+  token: string,
+  jwt: string,
+  o: { concurrency: number; seconds: number; path: Exclude<Path, 'direct'>; answers: Answers; top: number },
+): Promise<void> {
+  const dir = join(tmp, 'profiles');
+  const database = await createTestDatabase('sqlite');
+  const key = generateKey();
+  const port = await freePort();
+  const file = join(tmp, 'nunq-profile.yaml');
+  writeFileSync(file, JSON.stringify(oursConfig(port, database.url, upstream, key)), { mode: 0o600 });
+  const handle = await startOurs(file, port, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+  const { integrationId } = servers[o.answers];
+  const t: Target = {
+    name: `${o.path === 'single' ? `/mcp/${integrationId}` : '/mcp'} (SQLite, ${o.answers.toUpperCase()}, profiled)`,
+    path: o.path,
+    answers: o.answers,
+    serverPids: handle.pids,
+    pool: new Pool(handle.url, { connections: o.concurrency }),
+    url: handle.url,
+    endpoint: o.path === 'single' ? `/mcp/${integrationId}` : '/mcp',
+    authorization: `Bearer ${jwt}`,
+    tool: o.path === 'single' ? 'echo' : `${integrationId}__echo`,
+    sessions: [],
+    sent: 0,
+    nextId: 0,
+  };
+  try {
+    await seedConnections(database.url, key, token, [benchUser], {
+      integrationId,
+      validForMs: 365 * 24 * 3600_000,
+    });
+    for (let i = 0; i < o.concurrency; i++) t.sessions.push(await openSession(t));
+    await runRound(t, upstreamPid, o.concurrency, 2000);
+    const r = await runRound(t, upstreamPid, o.concurrency, o.seconds * 1000);
+    await handle.stop();
+    // The serving process is the busiest: its profile is the largest file.
+    const profiles = readdirSync(dir).map((f) => join(dir, f));
+    const largest = trimProfile(
+      profiles.sort((a, b) => statSync(b).size - statSync(a).size)[0]!,
+      o.seconds * 1e6,
+    );
+    out(
+      `\n## CPU profile of ours (${t.name}) over its last ${o.seconds} s round (start-up and shutdown cut off) ` +
+        `(${Math.round(rps(r))} calls/s, ${Math.round(perCall(r, 'server'))} µs CPU per call while profiled)\n\n` +
+        `${summarizeCpuProfile(largest, o.top)}\n`,
+    );
+  } finally {
+    await t.pool.close();
+    await handle.stop().catch(() => {});
+    await database.drop();
   }
 }
 

@@ -551,7 +551,7 @@ async function profileOurs(
  * Keeps the samples of the last `windowUs` before the profile's end, less the shutdown's
  * half second: the measured round, without start-up, warm-up and shutdown. Returns a new file.
  */
-function trimProfile(file: string, windowUs: number): string {
+export function trimProfile(file: string, windowUs: number): string {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as {
     endTime: number;
     startTime: number;
