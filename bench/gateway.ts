@@ -576,7 +576,7 @@ async function main(): Promise<void> {
     const counters = await upstreamChild.call<UpstreamCounters>('counters');
     out(
       `Upstream: ${counters.requests} requests, ${counters.sessions} MCP sessions, ${counters.unauthorized} ` +
-        `refused for a missing or wrong bearer (the service's discovery probes), ${counters.foreignCredentials} ` +
+        `refused for a missing or wrong bearer (the service's discovery probes, if any), ${counters.foreignCredentials} ` +
         'carrying a credential other than its token.\n',
     );
     for (const o of ours.splice(0)) {
