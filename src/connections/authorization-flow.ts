@@ -8,6 +8,7 @@ import type { Notifications } from '../notify/notifications.js';
 import type { Webhooks } from '../notify/webhooks.js';
 import { safeErrorCode } from '../oauth/error-code.js';
 import { ProviderError } from '../oauth/errors.js';
+import { McpDiscoveryError } from '../oauth/mcp/errors.js';
 import {
   AccountNotAcceptedError,
   AuthorizationDeniedError,
@@ -316,6 +317,17 @@ export class AuthorizationFlow {
 /** Maps a provider failure at flow start to a problem the user can act on (never upstream text). */
 function providerProblem(error: unknown): Problem {
   if (error instanceof Problem) return error;
+  if (error instanceof ProviderError && error.cause instanceof McpDiscoveryError) {
+    // Our own sentence naming the URL or field at fault (never a response body or a token).
+    const transient = error.kind === 'transient';
+    return new Problem(
+      transient ? 503 : 502,
+      'mcp_discovery_failed',
+      transient ? 'Service Unavailable' : 'Bad Gateway',
+      `This MCP server cannot be connected: ${error.cause.message}`,
+      { problem: error.cause.problem },
+    );
+  }
   if (error instanceof ProviderError) {
     return error.kind === 'transient'
       ? new Problem(

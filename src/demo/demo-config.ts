@@ -53,11 +53,14 @@ export interface DemoPeers {
   /** Issuer of the bundled OIDC provider, and the base URL of the demo API behind it. */
   issuer: string;
   apiUrl: string;
+  /** The bundled MCP server's endpoint (it names its own authorization server). */
+  mcpUrl?: string;
 }
 
 /**
  * The configuration demo mode runs with: SQLite and secrets under `./.nunq/`, dev sign-in, and
- * (when the bundled peers run) one demo integration wired to them. Validated like a config file.
+ * (when the bundled peers run) the demo integration and the demo MCP server wired to them.
+ * Validated like a config file.
  */
 export function demoConfig(cwd: string, env: Record<string, string | undefined>, peers?: DemoPeers): Config {
   const port = demoPort(env);
@@ -91,6 +94,18 @@ export function demoConfig(cwd: string, env: Record<string, string | undefined>,
               provider: 'demo',
               scopes: ['openid', 'profile', 'email', 'offline_access', 'items:read'],
               api: { baseUrl: peers.apiUrl },
+            },
+          ],
+    mcpServers:
+      peers?.mcpUrl === undefined
+        ? []
+        : [
+            {
+              id: 'demo-tools',
+              name: 'Demo MCP tools',
+              description:
+                'A local MCP server with its own OAuth authorization server: sign in there with any name.',
+              url: peers.mcpUrl,
             },
           ],
   });

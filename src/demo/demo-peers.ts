@@ -1,13 +1,19 @@
 import { createServer } from 'node:net';
 import { startDemoApi } from './demo-api.js';
 import { demoClientSecret } from './demo-config.js';
+import { startMcpServer } from './mcp-server.js';
 import { startOidcProvider } from './oidc-provider.js';
 
 export interface DemoPeersHandle {
   issuer: string;
   apiUrl: string;
+  /** The demo MCP server's endpoint (its own authorization server beside it). */
+  mcpUrl: string;
   close(): Promise<void>;
 }
+
+/** Access tokens of the demo MCP server live this long: short, so refreshes show up in a demo. */
+const DEMO_MCP_ACCESS_TOKEN_TTL = 300;
 
 /** The preferred port when free, else an ephemeral one (both on 127.0.0.1). */
 async function pickPort(preferred: number): Promise<number> {
@@ -29,7 +35,9 @@ export const demoApiScope = 'items:read';
 /**
  * Starts the bundled demo peers on loopback: an OIDC provider (panva's oidc-provider, with its
  * own login and consent pages) that knows this service as a client, and a small API that
- * accepts the provider's JWT access tokens. Demo mode wires them as the "Demo Items" integration.
+ * accepts the provider's JWT access tokens, which demo mode wires as the "Demo Items"
+ * integration; and an OAuth-protected MCP server with its own authorization server (dynamic
+ * registration, resource indicators), wired as the "Demo MCP tools" MCP integration.
  */
 export async function startDemoPeers(options: {
   publicUrl: string;
@@ -52,18 +60,22 @@ export async function startDemoPeers(options: {
     accessTokenTtlSeconds: 300,
     resource: { url: `${apiUrl}/`, scopes: [demoApiScope] },
   });
+  const started: Array<{ close(): Promise<void> }> = [provider];
+  const closeAll = async () => {
+    await Promise.all(started.splice(0).map((peer) => peer.close()));
+  };
   try {
     const api = await startDemoApi({ issuer: provider.issuer, audience: `${apiUrl}/`, port: apiPort });
-    return {
-      issuer: provider.issuer,
-      apiUrl: api.url,
-      async close() {
-        await api.close();
-        await provider.close();
-      },
-    };
+    started.push(api);
+    const mcp = await startMcpServer({
+      port: await pickPort(options.preferredPort + 2),
+      authServerPort: await pickPort(options.preferredPort + 3),
+      accessTokenTtlSeconds: DEMO_MCP_ACCESS_TOKEN_TTL,
+    });
+    started.push(mcp);
+    return { issuer: provider.issuer, apiUrl: api.url, mcpUrl: mcp.url, close: closeAll };
   } catch (error) {
-    await provider.close();
+    await closeAll();
     throw error;
   }
 }

@@ -23,6 +23,7 @@ export type ProblemCode =
   | 'authorization_failed'
   | 'provider_unavailable'
   | 'provider_misconfigured'
+  | 'mcp_discovery_failed'
   | 'upstream_error'
   | 'internal_error'
   | 'service_unavailable';

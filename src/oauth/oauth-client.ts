@@ -152,7 +152,8 @@ export class OAuthClient {
     params.set('response_type', 'code');
     params.set('client_id', this.#o.client.client_id);
     params.set('redirect_uri', req.redirectUri);
-    params.set('scope', req.scopes.join(this.#o.scopeSeparator ?? ' '));
+    // No scopes: no `scope` parameter (the server's default), rather than an empty one. @see RFC 6749 §3.3
+    if (req.scopes.length > 0) params.set('scope', req.scopes.join(this.#o.scopeSeparator ?? ' '));
     params.set('state', req.state);
     params.set('code_challenge', await oauth.calculatePKCECodeChallenge(req.codeVerifier));
     params.set('code_challenge_method', 'S256');
@@ -172,9 +173,10 @@ export class OAuthClient {
       if (error instanceof oauth.AuthorizationResponseError) {
         throw new AuthorizationDeniedError(error.error, error.error_description);
       }
-      throw new AuthorizationResponseInvalidError('the authorization response failed validation', {
-        cause: error,
-      });
+      // Without the response's parameters as cause: after an `iss` mismatch the response is not the
+      // expected server's, so none of its text (error, error_description) is kept. @see RFC 9207 §2.4
+      const check = error instanceof oauth.OperationProcessingError ? `: ${error.message}` : '';
+      throw new AuthorizationResponseInvalidError(`the authorization response failed validation${check}`);
     }
     let result: oauth.TokenEndpointResponse;
     try {

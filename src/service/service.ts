@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/index.js';
-import { AuthorizationFlow } from '../connections/authorization-flow.js';
+import { AuthorizationFlow, callbackPath } from '../connections/authorization-flow.js';
 import { CircuitBreakers } from '../connections/circuit-breaker.js';
 import { ConnectionCache } from '../connections/connection-cache.js';
 import { ConnectionChangeFeed, pruneConnectionChanges } from '../connections/connection-changes.js';
@@ -9,6 +9,7 @@ import { runDueRefreshes } from '../connections/refresh-scheduler.js';
 import { RevocationQueue } from '../connections/revocations.js';
 import { TokenService } from '../connections/token-service.js';
 import { Keyring, Sealer } from '../crypto/index.js';
+import { createMcpGateway } from '../gateway/mcp/index.js';
 import { registerProxyRoutes } from '../gateway/proxy.js';
 import { buildApp, type RouteRegistrar } from '../http/app.js';
 import { createAuthenticator } from '../http/auth.js';
@@ -16,6 +17,7 @@ import type { AppContext } from '../http/context.js';
 import { registerAdminRoutes } from '../http/routes/admin.js';
 import { registerConnectRoutes } from '../http/routes/connect.js';
 import { registerConnectionRoutes } from '../http/routes/connections.js';
+import { registerMcpRoutes } from '../http/routes/mcp.js';
 import { registerNotificationRoutes } from '../http/routes/notifications.js';
 import { registerParkedFlowRoutes } from '../http/routes/parked-flow.js';
 import { SessionHandOff } from '../identity/hand-off.js';
@@ -24,8 +26,11 @@ import { SessionService } from '../identity/session-service.js';
 import { AuditLog } from '../notify/audit.js';
 import { Notifications } from '../notify/notifications.js';
 import { Webhooks } from '../notify/webhooks.js';
+import { ProviderError } from '../oauth/errors.js';
+import { McpDiscoveryError } from '../oauth/mcp/errors.js';
 import { createOutbound, type OutboundFetch } from '../oauth/outbound.js';
-import { ProviderClients } from '../oauth/registry.js';
+import { createMcpClient } from '../oauth/providers/mcp.js';
+import { type McpClientFactory, ProviderClients } from '../oauth/registry.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
 import { openStore, type Store, waitForStore } from '../store/database.js';
@@ -33,6 +38,9 @@ import { migrateToLatest } from '../store/migrate.js';
 import { CatalogRepository } from '../store/repos/catalog.js';
 import { ConnectionRepository } from '../store/repos/connections.js';
 import { McpDiscoveryRepository } from '../store/repos/mcp-discovery.js';
+import { McpElicitationRepository } from '../store/repos/mcp-elicitations.js';
+import { McpGatewaySessionRepository } from '../store/repos/mcp-gateway-sessions.js';
+import { McpRegistrations } from '../store/repos/mcp-registrations.js';
 import { PendingAuthorizationRepository } from '../store/repos/pending-authorizations.js';
 import { SessionRepository } from '../store/repos/sessions.js';
 import { UsedHandOffRepository } from '../store/repos/used-hand-offs.js';
@@ -67,6 +75,9 @@ export interface ServiceOptions {
    */
   connectionCacheMs?: number;
 }
+
+/** MCP gateway sessions unused for this long are forgotten (the client then initializes again). */
+const mcpSessionIdleMs = 24 * 60 * 60 * 1000;
 
 /** One running nunq-connect instance: its HTTP app, its context, and how to stop it. */
 export interface Service {
@@ -124,6 +135,18 @@ export async function createService(config: Config, options: ServiceOptions = {}
       options,
     );
     await ctx.webhooks.syncFromConfig(config.webhooks);
+    const mcpGateway = createMcpGateway({
+      store,
+      catalog: ctx.catalog,
+      connectionCache: ctx.connectionCache,
+      tokens: ctx.tokens,
+      notifications: ctx.notifications,
+      request: outbound.request,
+      fetch,
+      clock,
+      logger,
+      publicUrl: config.server.publicUrl,
+    });
     const app = await buildApp(ctx, [
       registerConnectRoutes,
       registerParkedFlowRoutes,
@@ -138,6 +161,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
           request: outbound.request,
           publicUrl: config.server.publicUrl,
         }),
+      (a) => registerMcpRoutes(a, mcpGateway),
       ...(options.routes ?? []),
     ]);
     const pending = new PendingAuthorizationRepository(store.db);
@@ -167,6 +191,8 @@ export async function createService(config: Config, options: ServiceOptions = {}
                   await new SessionRepository(store.db).deleteExpired(clock.now());
                   await new UsedHandOffRepository(store.db).deleteExpired(clock.now());
                   await pruneConnectionChanges(store.db, clock.now());
+                  await new McpGatewaySessionRepository(store.db).deleteIdle(clock.now() - mcpSessionIdleMs);
+                  await new McpElicitationRepository(store.db).deleteExpired(clock.now());
                 },
               },
               {
@@ -181,6 +207,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
             ],
             logger,
           );
+    if (options.background !== false) void discoverMcpServers(ctx);
     return {
       app,
       ctx,
@@ -189,6 +216,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
       },
       async close() {
         await background.stop();
+        mcpGateway.close();
         await app.close();
         await store.close();
       },
@@ -229,6 +257,7 @@ function buildContext(
     fetch: parts.fetch,
     policy: config.outbound,
     clock: parts.clock,
+    mcp: mcpClientFactory(config, parts, mcpDiscovery),
   });
   const webhooks = new Webhooks({
     db: parts.store.db,
@@ -309,6 +338,82 @@ function buildContext(
     connectionCache,
     connectionChanges,
     mcpDiscovery,
+  };
+}
+
+/**
+ * Discovers every enabled MCP server once at start, in the background, so the Integrations page
+ * names a server's problem before anyone clicks Connect (the outcome is recorded by the factory).
+ */
+async function discoverMcpServers(ctx: AppContext): Promise<void> {
+  try {
+    const servers = (await ctx.catalog.listIntegrations()).filter((i) => i.kind === 'mcp');
+    await Promise.allSettled(servers.map((server) => ctx.providers.forIntegration(server)));
+  } catch (error) {
+    ctx.logger.warn(
+      { reason: error instanceof Error ? error.message : String(error) },
+      'MCP discovery at start failed',
+    );
+  }
+}
+
+/**
+ * Builds an MCP server's OAuth client (discovery, then client identity) and records what
+ * discovery found, or its problem, for the Integrations page. A discovery failure becomes a
+ * ProviderError of the same kind, so a server that is down is transient for refreshes (never
+ * `needs_reauth`), with the MCP error kept as its cause for the readable message.
+ */
+function mcpClientFactory(
+  config: Config,
+  parts: Pick<AppContext, 'store' | 'sealer' | 'fetch' | 'clock' | 'logger'>,
+  status: McpDiscoveryRepository,
+): McpClientFactory {
+  const registrations = new McpRegistrations(parts.store.db, parts.sealer);
+  return async (integration, credentials) => {
+    const now = parts.clock.now();
+    try {
+      const built = await createMcpClient({
+        integrationId: integration.id,
+        settings: { ...integration.settings, url: integration.settings.url ?? '' },
+        credentials,
+        fetch: parts.fetch,
+        policy: config.outbound,
+        clock: parts.clock,
+        registrations,
+        publicUrl: config.server.publicUrl,
+        redirectUri: `${config.server.publicUrl}${callbackPath}`,
+        ...(config.mcp.clientMetadataUrl === undefined
+          ? {}
+          : { clientMetadataUrl: config.mcp.clientMetadataUrl }),
+      });
+      const as = built.discovery.authorizationServer;
+      await status.record({
+        integrationId: integration.id,
+        ok: true,
+        summary: {
+          resource: built.discovery.resource,
+          issuer: as.issuer,
+          registration: built.registration,
+          scopes: built.client.scopesFor(integration.settings.scopes),
+        },
+        checkedAt: now,
+      });
+      return built.client;
+    } catch (error) {
+      if (!(error instanceof McpDiscoveryError)) throw error;
+      parts.logger.warn(
+        { integration: integration.id, problem: error.problem },
+        'MCP server discovery failed',
+      );
+      await status.record({
+        integrationId: integration.id,
+        ok: false,
+        problem: error.message,
+        summary: {},
+        checkedAt: now,
+      });
+      throw new ProviderError(error.kind, error.message, { cause: error });
+    }
   };
 }
 

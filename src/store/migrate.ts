@@ -8,6 +8,8 @@ import * as m0005 from './migrations/0005_refresh_not_before.js';
 import * as m0007 from './migrations/0007_admin_audience.js';
 import * as m0008 from './migrations/0008_browser_binding.js';
 import * as m0009 from './migrations/0009_connection_changes.js';
+import * as m0010 from './migrations/0010_mcp_registrations.js';
+import * as m0011 from './migrations/0011_mcp_gateway.js';
 import * as m0012 from './migrations/0012_pending_scopes.js';
 
 /** The ordered list of migrations; each receives the engine kind for the few dialect differences. */
@@ -21,6 +23,8 @@ function migrationsFor(store: Store): Record<string, Migration> {
     '0007_admin_audience': { up: (db) => m0007.up(db) },
     '0008_browser_binding': { up: (db) => m0008.up(db) },
     '0009_connection_changes': { up: (db) => m0009.up(db, store.kind) },
+    '0010_mcp_registrations': { up: (db) => m0010.up(db) },
+    '0011_mcp_gateway': { up: (db) => m0011.up(db) },
     '0012_pending_scopes': { up: (db) => m0012.up(db) },
   };
 }

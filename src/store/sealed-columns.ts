@@ -16,6 +16,7 @@ export const sealedColumns = [
   { table: 'webhook_endpoints', idColumn: 'id', columns: ['secret_sealed'] },
   { table: 'revocations', idColumn: 'id', columns: ['token_sealed'] },
   { table: 'pending_confirmations', idColumn: 'id', columns: ['tokens_sealed'] },
+  { table: 'mcp_registrations', idColumn: 'id', columns: ['registration_sealed'] },
 ] as const;
 
 export type SealedTable = (typeof sealedColumns)[number]['table'];

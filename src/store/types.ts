@@ -116,6 +116,22 @@ export interface McpDiscoveryTable {
   checked_at: Millis;
 }
 
+/**
+ * Clients registered dynamically (RFC 7591) at an MCP server's authorization server, keyed by
+ * issuer and redirect URI, shared by all users and instances.
+ */
+export interface McpRegistrationsTable {
+  id: string;
+  issuer: string;
+  redirect_uri: string;
+  client_id: string;
+  /** Sealed JSON of the registration response (AAD: mcp_registrations/<id>/registration_sealed). */
+  registration_sealed: string;
+  created_at: Millis;
+  /** When the client secret expires (`client_secret_expires_at`); null when it does not. */
+  expires_at: Millis | null;
+}
+
 export interface SessionsTable {
   /** SHA-256 (hex) of the session cookie value. */
   id_hash: string;
@@ -239,6 +255,43 @@ export interface ConnectionChangesTable {
   changed_at: Millis;
 }
 
+/** One MCP gateway session (migration 0011); any instance can serve it from this row. */
+export interface McpGatewaySessionsTable {
+  /** Our own session id, handed to the client as `Mcp-Session-Id`; random and opaque. */
+  id: string;
+  user_id: string;
+  /** The integration of `/mcp/:integrationId`; null for the aggregate `/mcp`. */
+  integration_id: string | null;
+  /** From the client's `initialize` request. */
+  protocol_version: string;
+  /** JSON of the client's `clientInfo`. */
+  client_info: string;
+  /** JSON of the client's `capabilities`. */
+  client_capabilities: string;
+  /** The upstream server's `Mcp-Session-Id`; null until an upstream session exists (or when it issues none). */
+  upstream_session_id: string | null;
+  created_at: Millis;
+  last_seen_at: Millis;
+}
+
+export type McpElicitationStatus = 'pending' | 'complete';
+
+/** An opaque "connect this MCP server" link handed to a client when its user must act (migration 0011). */
+export interface McpElicitationsTable {
+  /** 32 random bytes, base64url; the `elicitation` parameter of `/connect/:integrationId`. */
+  id: string;
+  user_id: string;
+  integration_id: string;
+  /** The gateway session that asked; null when none. */
+  session_id: string | null;
+  /** JSON array of the scopes to ask for (step-up: granted ∪ challenged); null for the integration's defaults. */
+  scopes: string | null;
+  status: McpElicitationStatus;
+  created_at: Millis;
+  expires_at: Millis;
+  completed_at: Millis | null;
+}
+
 export interface Database {
   providers: ProvidersTable;
   integrations: IntegrationsTable;
@@ -246,6 +299,7 @@ export interface Database {
   connection_changes: ConnectionChangesTable;
   pending_authorizations: PendingAuthorizationsTable;
   oauth_clients: OAuthClientsTable;
+  mcp_registrations: McpRegistrationsTable;
   sessions: SessionsTable;
   notifications: NotificationsTable;
   webhook_endpoints: WebhookEndpointsTable;
@@ -256,6 +310,8 @@ export interface Database {
   pending_confirmations: PendingConfirmationsTable;
   used_hand_offs: UsedHandOffsTable;
   mcp_discovery: McpDiscoveryTable;
+  mcp_gateway_sessions: McpGatewaySessionsTable;
+  mcp_elicitations: McpElicitationsTable;
 }
 
 export type ConnectionRow = Selectable<ConnectionsTable>;
@@ -263,3 +319,5 @@ export type NewConnectionRow = Insertable<ConnectionsTable>;
 export type ConnectionUpdate = Updateable<ConnectionsTable>;
 export type AuditRow = Selectable<AuditLogTable>;
 export type ReadonlyColumn<T> = ColumnType<T, never, never>;
+export type McpGatewaySessionRow = Selectable<McpGatewaySessionsTable>;
+export type McpElicitationRow = Selectable<McpElicitationsTable>;

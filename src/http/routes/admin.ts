@@ -48,13 +48,22 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AppContext): void
   app.get('/admin', async (request, reply) => {
     if (request.identity === undefined) return signInRedirect(ctx, request, reply);
     const identity = requireAdmin(request, publicUrl);
-    const [providers, integrations, health, audit, alerts] = await Promise.all([
+    const [providers, integrations, health, audit, alerts, discovery] = await Promise.all([
       ctx.catalog.listProviders(),
       ctx.catalog.listIntegrations({ includeDisabled: true }),
       ctx.connections.healthOverview(),
       ctx.audit.list({ limit: 50 }),
       ctx.notifications.list(adminsAudience, { unresolvedOnly: true }),
+      ctx.mcpDiscovery.list(),
     ]);
+    /** An MCP server's last discovery: what it found (issuer, registration), or its problem. */
+    const found = (id: string) => {
+      const d = discovery.get(id);
+      if (d === undefined) return html`<span class="muted">not checked yet</span>`;
+      if (!d.ok)
+        return html`<span class="problem" data-testid="admin-problem-${id}">${d.problem ?? 'failed'}</span>`;
+      return html`${d.summary.issuer ?? ''} (${d.summary.registration ?? ''}; scopes: ${(d.summary.scopes ?? []).join(' ') || 'none'})`;
+    };
     const count = (id: string, status: string) =>
       health.find((h) => h.integration_id === id && h.status === status)?.count ?? 0;
     return sendPage(
@@ -72,8 +81,8 @@ ${alerts.map(
 ${providers.map((p) => html`<tr><td><code>${p.id}</code></td><td>${p.type}</td><td>${p.hasCredentials ? 'set (write-only)' : 'none'}</td><td>${p.source}</td><td>${p.enabled ? 'yes' : 'no'}</td></tr>`)}
 </tbody></table>
 <h2>Integrations and MCP servers</h2>
-<table><thead><tr><th scope="col">Id</th><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Provider</th><th scope="col">Active</th><th scope="col">Needs reauth</th><th scope="col">Enabled</th></tr></thead><tbody>
-${integrations.map((i) => html`<tr data-testid="admin-integration-${i.id}"><td><code>${i.id}</code></td><td>${i.name}</td><td>${i.kind}</td><td>${i.providerId ?? '—'}</td><td>${count(i.id, 'active')}</td><td>${count(i.id, 'needs_reauth')}</td><td>${i.enabled ? 'yes' : 'no'}</td></tr>`)}
+<table><thead><tr><th scope="col">Id</th><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Provider (MCP: authorization server)</th><th scope="col">Active</th><th scope="col">Needs reauth</th><th scope="col">Enabled</th></tr></thead><tbody>
+${integrations.map((i) => html`<tr data-testid="admin-integration-${i.id}"><td><code>${i.id}</code></td><td>${i.name}</td><td>${i.kind}</td><td>${i.kind === 'mcp' ? found(i.id) : (i.providerId ?? '—')}</td><td>${count(i.id, 'active')}</td><td>${count(i.id, 'needs_reauth')}</td><td>${i.enabled ? 'yes' : 'no'}</td></tr>`)}
 </tbody></table>
 <h2>Audit log</h2>
 <table><thead><tr><th scope="col">When</th><th scope="col">Actor</th><th scope="col">Action</th><th scope="col">Target</th></tr></thead><tbody>

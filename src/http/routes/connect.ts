@@ -7,6 +7,7 @@ import {
   offeredIntegration,
   parkedFlowPath,
 } from '../../connections/authorization-flow.js';
+import { clientMetadataDocument } from '../../oauth/mcp/client-identity.js';
 import { html } from '../../ui/html.js';
 import { layout } from '../../ui/layout.js';
 import { connectConfirmPage } from '../../ui/pages/connect-confirm.js';
@@ -61,6 +62,22 @@ const rejectionText: Record<CallbackRejectedError['reason'], string> = {
  */
 export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): void {
   const publicUrl = ctx.config.server.publicUrl;
+
+  // Our Client ID Metadata Document: MCP authorization servers that support CIMD fetch it, and
+  // its URL is our client_id there. Public: it holds nothing secret. Served even where another
+  // URL is configured (`mcp.clientMetadataUrl`), whose document names that URL instead.
+  const clientMetadata = JSON.stringify(
+    clientMetadataDocument({
+      publicUrl,
+      ...(ctx.config.mcp.clientMetadataUrl === undefined
+        ? {}
+        : { clientMetadataUrl: ctx.config.mcp.clientMetadataUrl }),
+      redirectUri: `${publicUrl}${callbackPath}`,
+    }),
+  );
+  app.get('/oauth/client-metadata.json', async (_request, reply) =>
+    reply.type('application/json').header('cache-control', 'public, max-age=300').send(clientMetadata),
+  );
 
   // A GET (a link, a redirect, a hand-off's return_to) only shows what would happen; the flow
   // starts from the page's POST, which needs the session's CSRF token. @see contract §4

@@ -1,0 +1,97 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { McpGateway } from '../../gateway/mcp/index.js';
+import type { GatewayAnswer, GatewayRequest } from '../../gateway/mcp/integration-gateway.js';
+import { Problem, unauthenticated } from '../problem.js';
+
+/** RFC 6750 §3: the gateway takes a bearer token and nothing else. */
+const bearerChallenge = 'Bearer realm="nunq-connect"';
+/** Request bodies are read whole (JSON-RPC messages are inspected, and replayed after a 401). */
+const maxBodyBytes = 1024 * 1024;
+
+/**
+ * `/mcp/:integrationId` and the aggregate `/mcp`: the MCP gateway over
+ * Streamable HTTP, for bearer callers only. @see MCP 2025-11-25, Basic / Transports
+ */
+export async function registerMcpRoutes(app: FastifyInstance, gateway: McpGateway): Promise<void> {
+  await app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxBodyBytes }, (_req, body, done) =>
+      done(null, body),
+    );
+    scope.addHook('onError', async (_request, reply, error) => {
+      if ((error as { status?: number }).status === 401) reply.header('www-authenticate', bearerChallenge);
+    });
+    scope.route({
+      method: ['POST', 'GET', 'DELETE'],
+      url: '/mcp/:integrationId',
+      handler: (request, reply) => perIntegration(gateway, request, reply),
+    });
+    scope.route({
+      method: ['POST', 'GET', 'DELETE'],
+      url: '/mcp',
+      handler: (request, reply) => aggregate(gateway, request, reply),
+    });
+  });
+}
+
+async function perIntegration(gateway: McpGateway, request: FastifyRequest, reply: FastifyReply) {
+  const userId = bearerUser(request);
+  const { integrationId } = request.params as { integrationId: string };
+  const integration = await gateway.integrations.get(integrationId);
+  if (integration === undefined) {
+    throw new Problem(404, 'integration_not_found', 'Not Found', 'No MCP server integration has this id.');
+  }
+  if (!integration.enabled) {
+    throw new Problem(
+      409,
+      'integration_disabled',
+      'Conflict',
+      'This integration is disabled by an administrator.',
+    );
+  }
+  const req: GatewayRequest = {
+    userId,
+    integration,
+    headers: request.headers,
+    ...(Buffer.isBuffer(request.body) ? { body: request.body } : {}),
+  };
+  const g = gateway.perIntegration;
+  const answer =
+    request.method === 'POST'
+      ? await g.post(req)
+      : request.method === 'GET'
+        ? await g.get(req)
+        : await g.delete(req);
+  return send(reply, answer);
+}
+
+async function aggregate(gateway: McpGateway, request: FastifyRequest, reply: FastifyReply) {
+  const req = {
+    userId: bearerUser(request),
+    headers: request.headers,
+    ...(Buffer.isBuffer(request.body) ? { body: request.body } : {}),
+  };
+  const g = gateway.aggregate;
+  const answer =
+    request.method === 'POST'
+      ? await g.post(req)
+      : request.method === 'GET'
+        ? await g.get(req)
+        : await g.delete(req);
+  return send(reply, answer);
+}
+
+/** The caller's user id: a nunq JWT as `Authorization: Bearer`, never a session cookie. */
+function bearerUser(request: FastifyRequest): string {
+  const identity = request.identity;
+  if (identity === undefined || identity.via !== 'bearer') {
+    throw unauthenticated('The MCP gateway takes an Authorization: Bearer token only.');
+  }
+  return identity.userId;
+}
+
+function send(reply: FastifyReply, answer: GatewayAnswer) {
+  reply.code(answer.status);
+  reply.headers(answer.headers);
+  return reply.send(answer.body);
+}

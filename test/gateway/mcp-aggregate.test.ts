@@ -1,0 +1,246 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import {
+  type ClientCapabilities,
+  ErrorCode,
+  McpError,
+  ToolListChangedNotificationSchema,
+  UrlElicitationRequiredError,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { McpElicitationRepository } from '../../src/store/repos/mcp-elicitations.js';
+import type { Database } from '../../src/store/types.js';
+import { databaseKinds } from '../support/databases.js';
+import { type Lifecycle, startLifecycle } from '../support/lifecycle.js';
+import type { TestService } from '../support/service.js';
+import { type McpUpstream, requiredScope, startMcpUpstream } from './mcp-upstream.js';
+
+const scopes = ['openid', 'offline_access', 'items:read'];
+const trackerTools = ['admin-report', 'ask', 'drop', 'echo', 'slow'];
+
+describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP servers, on %s', (kind) => {
+  let lc: Lifecycle;
+  let svc: TestService;
+  let tracker: McpUpstream;
+  let wiki: McpUpstream;
+  let db: Kysely<Database>;
+  let aliceWiki: string;
+  const jwts: string[] = [];
+  const clients: Client[] = [];
+
+  const agent = async (userId: string, capabilities: ClientCapabilities = {}) => {
+    const jwt = await svc.token(userId);
+    jwts.push(jwt);
+    const client = new Client({ name: 'test-agent', version: '1.0.0' }, { capabilities });
+    const transport = new StreamableHTTPClientTransport(new URL(`${svc.url}/mcp`), {
+      requestInit: { headers: { authorization: `Bearer ${jwt}` } },
+    });
+    await client.connect(transport);
+    clients.push(client);
+    return { client, transport };
+  };
+  const textOf = (result: unknown) =>
+    ((result as { content: Array<{ type: string; text?: string }> }).content[0]?.text ?? '') as string;
+  const post = async (userId: string, body: string, headers: Record<string, string> = {}) => {
+    const r = await fetch(`${svc.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${await svc.token(userId)}`,
+        accept: 'application/json, text/event-stream',
+        'content-type': 'application/json',
+        ...headers,
+      },
+      body,
+    });
+    return { status: r.status, text: await r.text() };
+  };
+
+  beforeAll(async () => {
+    lc = await startLifecycle({
+      kind,
+      webhooks: false,
+      extraIntegrations: ['tracker', 'wiki'].map((id) => ({
+        id,
+        name: id === 'tracker' ? 'Issue tracker' : 'Team wiki',
+        provider: 'demo',
+        scopes,
+        api: { baseUrl: 'http://127.0.0.1:9/' },
+      })),
+    });
+    tracker = await startMcpUpstream(lc.oidc.issuer);
+    wiki = await startMcpUpstream(lc.oidc.issuer);
+    svc = await lc.startService();
+    await lc.connect(svc, 'u-alice', 'alice', 'tracker');
+    aliceWiki = await lc.connect(svc, 'u-alice', 'alice', 'wiki');
+    await lc.connect(svc, 'u-bob', 'alice', 'tracker');
+    db = svc.service.ctx.store.db;
+    for (const [id, upstream] of [
+      ['tracker', tracker],
+      ['wiki', wiki],
+    ] as const) {
+      await db
+        .updateTable('integrations')
+        .set({ kind: 'mcp', settings: JSON.stringify({ scopes, url: upstream.url }) })
+        .where('id', '=', id)
+        .execute();
+    }
+  });
+
+  afterAll(async () => {
+    await Promise.allSettled(clients.map((c) => c.close()));
+    await lc?.close();
+    await tracker?.close();
+    await wiki?.close();
+  });
+
+  it('lists the tools of every connected server as <integration>__<name> and routes calls with the user token', async () => {
+    const before = { tracker: tracker.seen.length, wiki: wiki.seen.length };
+    const { client } = await agent('u-alice');
+    expect(client.getServerVersion()?.name).toBe('nunq-connect');
+    const names = (await client.listTools()).tools.map((t) => t.name).sort();
+    expect(names).toEqual(
+      [...trackerTools.map((t) => `tracker__${t}`), ...trackerTools.map((t) => `wiki__${t}`)].sort(),
+    );
+    expect(textOf(await client.callTool({ name: 'tracker__echo', arguments: { text: 'to tracker' } }))).toBe(
+      'echo: to tracker',
+    );
+    expect(textOf(await client.callTool({ name: 'wiki__echo', arguments: { text: 'to wiki' } }))).toBe(
+      'echo: to wiki',
+    );
+    const seen = [...tracker.seen.slice(before.tracker), ...wiki.seen.slice(before.wiki)];
+    expect(seen.filter((s) => s.rpcMethod === 'tools/call')).toHaveLength(2);
+    for (const s of seen) {
+      expect(s.status).toBe('ok');
+      expect(s.sub).toBe('alice');
+      expect(jwts.some((j) => s.authorization?.includes(j))).toBe(false);
+    }
+    const unknown = await client.callTool({ name: 'nowhere__echo', arguments: {} }).catch((e: unknown) => e);
+    expect((unknown as McpError).code).toBe(ErrorCode.InvalidParams);
+  });
+
+  it('lists and routes prompts and resources, and relays progress', async () => {
+    const { client } = await agent('u-alice');
+    expect((await client.listPrompts()).prompts.map((p) => p.name).sort()).toEqual([
+      'tracker__greet',
+      'wiki__greet',
+    ]);
+    const prompt = await client.getPrompt({ name: 'wiki__greet', arguments: { who: 'Ada' } });
+    expect(prompt.messages[0]?.content).toEqual({ type: 'text', text: 'Say hello to Ada' });
+    const resources = (await client.listResources()).resources;
+    expect(resources.map((r) => r.uri).sort()).toEqual([
+      'tracker__tracker://readme',
+      'wiki__tracker://readme',
+    ]);
+    const read = await client.readResource({ uri: 'wiki__tracker://readme' });
+    expect(read.contents).toEqual([{ uri: 'wiki__tracker://readme', text: 'tracker readme' }]);
+    const progress: number[] = [];
+    const result = await client.callTool({ name: 'tracker__slow', arguments: { steps: 3 } }, undefined, {
+      onprogress: (p) => progress.push(p.progress),
+    });
+    expect(textOf(result)).toBe('done after 3 steps');
+    expect(progress).toEqual([1, 2, 3]);
+  });
+
+  it('an upstream 401 is retried once with a newer token', async () => {
+    const { client } = await agent('u-alice');
+    const before = tracker.seen.length;
+    tracker.refuseNext(1);
+    expect(textOf(await client.callTool({ name: 'tracker__echo', arguments: { text: 'again' } }))).toBe(
+      'echo: again',
+    );
+    const calls = tracker.seen.slice(before).filter((s) => s.rpcMethod === 'tools/call');
+    expect(calls.map((s) => s.status)).toEqual(['refused', 'ok']);
+    expect(calls[0]?.authorization).not.toBe(calls[1]?.authorization);
+  });
+
+  it('lists only connected servers; a call to another asks the user to connect it', async () => {
+    const { client } = await agent('u-bob', { elicitation: { url: {} } });
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    expect(names.sort()).toEqual(trackerTools.map((t) => `tracker__${t}`).sort());
+    const error = await client
+      .callTool({ name: 'wiki__echo', arguments: { text: 'x' } })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UrlElicitationRequiredError);
+    const elicitation = (error as UrlElicitationRequiredError).elicitations[0]!;
+    expect(elicitation.url).toBe(`${svc.url}/connect/wiki?elicitation=${elicitation.elicitationId}`);
+    expect(elicitation.message).toContain('Team wiki');
+
+    const plain = (await agent('u-bob')).client;
+    const result = await plain.callTool({ name: 'wiki__echo', arguments: { text: 'x' } });
+    expect(result.isError).toBe(true);
+    expect(textOf(result)).toContain('Team wiki');
+    expect(textOf(result)).toContain(`${svc.url}/connect/wiki?elicitation=`);
+  });
+
+  it('a 403 insufficient_scope on a call becomes a step-up link for granted ∪ challenged scopes', async () => {
+    const { client } = await agent('u-alice', { elicitation: { url: {} } });
+    const error = await client
+      .callTool({ name: 'tracker__admin-report', arguments: {} })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UrlElicitationRequiredError);
+    const id = (error as UrlElicitationRequiredError).elicitations[0]!.elicitationId;
+    const row = await new McpElicitationRepository(db).findForUser(id, 'u-alice');
+    const granted = JSON.parse(
+      (
+        await db
+          .selectFrom('connections')
+          .select('scopes')
+          .where('user_id', '=', 'u-alice')
+          .where('integration_id', '=', 'tracker')
+          .executeTakeFirstOrThrow()
+      ).scopes,
+    ) as string[];
+    expect(JSON.parse(row!.scopes!)).toEqual([...granted, requiredScope]);
+  });
+
+  it('a server that drops the stream mid-call gives an error naming it; calls go on', async () => {
+    const { client } = await agent('u-alice');
+    const error = await client.callTool({ name: 'tracker__drop', arguments: {} }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(McpError);
+    expect((error as McpError).message).toContain('Issue tracker (tracker)');
+    expect(textOf(await client.callTool({ name: 'tracker__echo', arguments: { text: 'on' } }))).toBe(
+      'echo: on',
+    );
+  });
+
+  it("refuses another user's session and garbage JSON-RPC", async () => {
+    const { transport } = await agent('u-alice');
+    const list = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    const asBob = await post('u-bob', list, { 'mcp-session-id': transport.sessionId! });
+    expect(asBob.status).toBe(404);
+    const garbage = await post('u-alice', 'nope', { 'mcp-session-id': transport.sessionId! });
+    expect(garbage.status).toBe(400);
+    expect(JSON.parse(garbage.text).error.code).toBe(ErrorCode.ParseError);
+    const notRpc = await post('u-alice', '{"id":1}', { 'mcp-session-id': transport.sessionId! });
+    expect(notRpc.status).toBe(400);
+    expect(JSON.parse(notRpc.text).error.code).toBe(ErrorCode.InvalidRequest);
+  });
+
+  it('no token appears in any log line', () => {
+    const secrets = lc.tokenCalls
+      .flatMap((c) => [c.accessToken, c.refreshToken, c.idToken])
+      .filter((t): t is string => t !== undefined);
+    expect(secrets.length).toBeGreaterThan(0);
+    const logs = svc.logs.join('\n');
+    for (const secret of secrets) expect(logs.includes(secret)).toBe(false);
+  });
+
+  it('tells the session tools/list_changed when a connection is removed, and stops listing its tools', async () => {
+    const { client } = await agent('u-alice');
+    const changed: number[] = [];
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+      changed.push(Date.now());
+    });
+    expect((await client.listTools()).tools.some((t) => t.name.startsWith('wiki__'))).toBe(true);
+    // Give the client's GET stream a moment to open.
+    await new Promise((r) => setTimeout(r, 500));
+    const r = await svc.api('u-alice', `/api/v1/connections/${aliceWiki}`, { method: 'DELETE' });
+    expect(r.status).toBe(204);
+    for (let i = 0; i < 50 && changed.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(changed.length).toBeGreaterThan(0);
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    expect(names.some((n) => n.startsWith('wiki__'))).toBe(false);
+    expect(names.some((n) => n.startsWith('tracker__'))).toBe(true);
+  });
+});
