@@ -32,12 +32,15 @@
  * and a latency round (one session, one call in flight, `--latency-seconds`): at 32 calls in
  * flight the latency is mostly queueing (concurrency / throughput), so the added p50/p99 are
  * taken from the latency rounds, where they are what the gateway adds to one call. CPU per call
- * of every process comes from `/proc/<pid>/stat` deltas around each round.
+ * of every process comes from `/proc/<pid>/stat` deltas around each round. On a machine whose
+ * load changes within a cycle (ten targets take about two minutes), `--pairing adjacent` runs
+ * each gateway target's rounds right next to direct rounds of its own instead (direct first on
+ * even cycles, last on odd ones), and pairs each ratio within those two rounds.
  *
  * Run: `node --import tsx bench/gateway.ts [--seconds 8] [--cycles 3] [--concurrency 32]
  *       [--latency-seconds 3] [--warmup-seconds 2] [--answers json|sse|both]
  *       [--paths direct,single,aggregate] [--only sqlite|postgres] [--client raw|sdk] [--no-build]
- *       [--profile [--profile-path single|aggregate] [--top 30]]`
+ *       [--pairing rotating|adjacent] [--profile [--profile-path single|aggregate] [--top 30]]`
  * `--client sdk` makes the calls with one SDK `Client` per session instead (to see what it costs).
  * `--profile [--profile-path single|aggregate] [--top 30]` then runs ours (SQLite, the first
  * `--answers` mode) once more under `node --cpu-prof` for one round and prints its hot spots.
@@ -450,6 +453,10 @@ async function main(): Promise<void> {
     throw new Error('--paths must list direct, single and/or aggregate');
   }
   const sdkClient = option('client', 'raw') === 'sdk';
+  const pairing = option('pairing', 'rotating');
+  if (pairing !== 'rotating' && pairing !== 'adjacent')
+    throw new Error('--pairing must be rotating or adjacent');
+  const adjacent = pairing === 'adjacent';
   const kinds = (['sqlite', 'postgres'] as DatabaseKind[]).filter((k) => only === '' || k === only);
   const gatewayPaths = paths.filter((p) => p !== 'direct');
   if (!flag('no-build') && gatewayPaths.length > 0) build();
@@ -460,11 +467,11 @@ async function main(): Promise<void> {
   out(
     `tools/call of an \`echo\` tool. Throughput rounds: ${concurrency} MCP sessions per target, one call in flight ` +
       `each (${sdkClient ? "the SDK's Client and its Streamable HTTP transport, one per session" : `raw undici requests over a Pool of ${concurrency} connections`}), ${seconds} s; latency rounds: one session, one call in ` +
-      `flight, ${latencySeconds} s; ${cycles} cycles over the targets in rotating order, after a ${warmupSeconds} s ` +
+      `flight, ${latencySeconds} s; ${cycles} cycles ${adjacent ? 'over the gateway targets in rotating order, each next to direct rounds of its own (direct first on even cycles)' : 'over the targets in rotating order'}, after a ${warmupSeconds} s ` +
       'warm-up each. Ours is `node bin/nunq-connect.js serve --config FILE` (no node flags of ours; the bin sets ' +
       'its own), logging at its default level into a pipe drained by `wc -lc`. calls/s and CPU per call are ' +
       'medians over rounds, p50/p99 over all calls of a kind of round; ratios and added latencies are paired ' +
-      `per cycle (median, min–max). Targets: calls/s gateway/direct ≥ ${GATEWAY_TARGET_THROUGHPUT}×, ` +
+      `${adjacent ? 'with the adjacent direct rounds' : 'per cycle'} (median, min–max). Targets: calls/s gateway/direct ≥ ${GATEWAY_TARGET_THROUGHPUT}×, ` +
       `added p50 < ${GATEWAY_TARGET_ADDED_P50_MS} ms (one call in flight).\n`,
   );
 
@@ -558,17 +565,39 @@ async function main(): Promise<void> {
     }
 
     for (const t of targets) await runRound(t, upstreamChild.pid, concurrency, warmupSeconds * 1000);
-    const rounds = new Map(
+    const rounds: Rounds = new Map(
       targets.map((t) => [t.name, { load: [] as RoundResult[], one: [] as RoundResult[] }]),
     );
+    const measure = async (t: Target, into: { load: RoundResult[]; one: RoundResult[] }) => {
+      into.load.push(await runRound(t, upstreamChild.pid, concurrency, seconds * 1000));
+      await sleep(200);
+      into.one.push(await runRound(t, upstreamChild.pid, 1, latencySeconds * 1000));
+      await sleep(200);
+    };
+    const directFor = (t: Target) => targets.find((d) => d.path === 'direct' && d.answers === t.answers);
     for (let cycle = 0; cycle < cycles; cycle++) {
-      const order = targets.map((_, i) => targets[(i + cycle) % targets.length]!);
-      for (const t of order) {
+      if (!adjacent) {
+        const order = targets.map((_, i) => targets[(i + cycle) % targets.length]!);
+        for (const t of order) await measure(t, rounds.get(t.name)!);
+        continue;
+      }
+      // Each gateway round next to a direct round of its own, direct first on even cycles.
+      const gateways = targets.filter((t) => t.path !== 'direct');
+      for (const t of gateways.map((_, i) => gateways[(i + cycle) % gateways.length]!)) {
         const r = rounds.get(t.name)!;
-        r.load.push(await runRound(t, upstreamChild.pid, concurrency, seconds * 1000));
-        await sleep(200);
-        r.one.push(await runRound(t, upstreamChild.pid, 1, latencySeconds * 1000));
-        await sleep(200);
+        const direct = directFor(t);
+        if (direct === undefined) {
+          await measure(t, r);
+          continue;
+        }
+        r.partner ??= { load: [], one: [] };
+        const partner = { load: [] as RoundResult[], one: [] as RoundResult[] };
+        const pair = cycle % 2 === 0 ? [direct, t] : [t, direct];
+        for (const x of pair) await measure(x, x === t ? r : partner);
+        r.partner.load.push(...partner.load);
+        r.partner.one.push(...partner.one);
+        rounds.get(direct.name)!.load.push(...partner.load);
+        rounds.get(direct.name)!.one.push(...partner.one);
       }
     }
     out(`\n${resultTables(targets, rounds, concurrency)}\n\n`);
@@ -670,7 +699,11 @@ async function profileOurs(
   }
 }
 
-type Rounds = Map<string, { load: RoundResult[]; one: RoundResult[] }>;
+/** Per target its rounds; with `--pairing adjacent`, a gateway target's own direct rounds as `partner`. */
+type Rounds = Map<
+  string,
+  { load: RoundResult[]; one: RoundResult[]; partner?: { load: RoundResult[]; one: RoundResult[] } }
+>;
 
 /** The per-target table and, per gateway target, its paired ratios to the direct calls. */
 function resultTables(targets: Target[], rounds: Rounds, concurrency: number): string {
@@ -718,7 +751,7 @@ function resultTables(targets: Target[], rounds: Rounds, concurrency: number): s
       const direct = targets.find((d) => d.path === 'direct' && d.answers === t.answers);
       const g = rounds.get(t.name)!;
       if (direct === undefined) return [t.name, '(no direct target)', '', '', ''];
-      const d = rounds.get(direct.name)!;
+      const d = g.partner ?? rounds.get(direct.name)!;
       const throughput = g.load.map((r, i) => rps(r) / rps(d.load[i]!));
       const added = (p: number) =>
         g.one.map((r, i) => percentile(r.latencies, p) - percentile(d.one[i]!.latencies, p));
