@@ -40,7 +40,8 @@
  * Run: `node --import tsx bench/gateway.ts [--seconds 8] [--cycles 3] [--concurrency 32]
  *       [--latency-seconds 3] [--warmup-seconds 2] [--answers json|sse|both]
  *       [--paths direct,single,aggregate] [--only sqlite|postgres] [--client raw|sdk] [--no-build]
- *       [--pairing rotating|adjacent] [--profile [--profile-path single|aggregate] [--top 30]]`
+ *       [--pairing rotating|adjacent] [--verbose] [--profile [--profile-path single|aggregate] [--top 30]]`
+ * `--verbose` prints every round to stderr as it ends.
  * `--client sdk` makes the calls with one SDK `Client` per session instead (to see what it costs).
  * `--profile [--profile-path single|aggregate] [--top 30]` then runs ours (SQLite, the first
  * `--answers` mode) once more under `node --cpu-prof` for one round and prints its hot spots.
@@ -568,11 +569,22 @@ async function main(): Promise<void> {
     const rounds: Rounds = new Map(
       targets.map((t) => [t.name, { load: [] as RoundResult[], one: [] as RoundResult[] }]),
     );
+    const verbose = flag('verbose');
     const measure = async (t: Target, into: { load: RoundResult[]; one: RoundResult[] }) => {
-      into.load.push(await runRound(t, upstreamChild.pid, concurrency, seconds * 1000));
+      const load = await runRound(t, upstreamChild.pid, concurrency, seconds * 1000);
+      into.load.push(load);
       await sleep(200);
-      into.one.push(await runRound(t, upstreamChild.pid, 1, latencySeconds * 1000));
+      const one = await runRound(t, upstreamChild.pid, 1, latencySeconds * 1000);
+      into.one.push(one);
       await sleep(200);
+      if (verbose) {
+        process.stderr.write(
+          `${new Date().toISOString().slice(11, 19)} ${t.name}: ${Math.round(rps(load))} calls/s, ` +
+            `gateway ${Math.round(perCall(load, 'server'))} / upstream ${Math.round(perCall(load, 'upstream'))} / ` +
+            `load generator ${Math.round(perCall(load, 'loadgen'))} µs CPU per call; ` +
+            `1 in flight p50 ${percentile(one.latencies, 50).toFixed(2)} ms\n`,
+        );
+      }
     };
     const directFor = (t: Target) => targets.find((d) => d.path === 'direct' && d.answers === t.answers);
     for (let cycle = 0; cycle < cycles; cycle++) {
