@@ -8,11 +8,13 @@ import type { Notifications } from '../notify/notifications.js';
 import type { Webhooks } from '../notify/webhooks.js';
 import { safeErrorCode } from '../oauth/error-code.js';
 import { ProviderError } from '../oauth/errors.js';
+import { isRegistrationRejected } from '../oauth/mcp/client-identity.js';
 import { McpDiscoveryError } from '../oauth/mcp/errors.js';
 import {
   AccountNotAcceptedError,
   AuthorizationDeniedError,
   AuthorizationResponseInvalidError,
+  type OAuthClient,
 } from '../oauth/oauth-client.js';
 import { clientKeyOf, type ProviderClients } from '../oauth/registry.js';
 import type { TokenSet } from '../oauth/token-set.js';
@@ -216,8 +218,9 @@ export class AuthorizationFlow {
       field: 'code_verifier_sealed',
     });
     let tokens: TokenSet;
+    let client: OAuthClient | undefined;
     try {
-      const client = await this.#client(integration);
+      client = await this.#client(integration);
       tokens = await client.exchangeCode({
         callbackUrl: input.callbackUrl,
         state,
@@ -231,6 +234,9 @@ export class AuthorizationFlow {
       });
     } catch (error) {
       await this.#auditFailure(input.userId, p.integration_id, error);
+      if (client !== undefined && isRegistrationRejected(error)) {
+        await this.#d.clients.rejected(integration, client);
+      }
       if (error instanceof AuthorizationDeniedError) {
         return {
           outcome: 'denied',
@@ -258,6 +264,7 @@ export class AuthorizationFlow {
         browserBinding: input.browserBinding ?? null,
         now,
         expiresAt: now + authorizationTtlMs,
+        elicitationId: p.elicitation_id,
       });
       await this.#d.audit.record({
         actor: input.userId,

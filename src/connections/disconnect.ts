@@ -158,6 +158,8 @@ async function revoke(d: DisconnectDeps, row: ConnectionRow): Promise<Revocation
   try {
     const client = await d.clients.forKey(clientKey);
     if (!client.supportsRevocation) return 'unsupported';
+    // Tokens go back only to the authorization server that issued them, never to a new one.
+    if (row.issuer !== null && row.issuer !== client.expectedIssuer) return 'unsupported';
     // Revoking the refresh token ends the grant and, per RFC 7009 §2.1, should revoke its access
     // tokens too; the access token is revoked alone only when there is no refresh token.
     if (refreshToken !== undefined) await client.revoke(refreshToken, 'refresh_token');

@@ -5,7 +5,7 @@ import { clientKeyOf, type ProviderClients } from '../oauth/registry.js';
 import type { TokenSet } from '../oauth/token-set.js';
 import type { Logger } from '../observability/logger.js';
 import type { CatalogRepository } from '../store/repos/catalog.js';
-import type { CompletedOutcome } from './authorization-flow.js';
+import type { CompletedOutcome, ElicitationLedger } from './authorization-flow.js';
 import { openParkedTokens, revokeDeclined } from './parked-tokens.js';
 import type { RevocationQueue } from './revocations.js';
 import { type SaveConnectionDeps, saveConnection } from './save-connection.js';
@@ -17,6 +17,8 @@ export interface FlowConfirmationsDeps extends SaveConnectionDeps {
   clients: ProviderClients;
   revocations?: RevocationQueue | undefined;
   logger?: Logger | undefined;
+  /** The MCP gateway's elicitations: a confirmed parked flow completes the one it answers. */
+  elicitations?: Pick<ElicitationLedger, 'complete'> | undefined;
 }
 
 /**
@@ -96,6 +98,9 @@ export class FlowConfirmations {
       row.return_to,
       false,
     );
+    if (saved.outcome !== 'confirm' && row.elicitation_id !== null) {
+      await this.#d.elicitations?.complete(row.elicitation_id);
+    }
     return { ...saved, integrationId: row.integration_id, returnTo: row.return_to };
   }
 

@@ -20,6 +20,7 @@ interface SerializedTokens {
   expiresAt: number | null;
   scopes: string[] | null;
   account: TokenSet['account'];
+  issuer?: string | undefined;
 }
 
 const sealContext = (id: string) => ({ table: 'pending_confirmations', rowId: id, field: 'tokens_sealed' });
@@ -41,6 +42,7 @@ export async function parkTokens(
     browserBinding: string | null;
     now: number;
     expiresAt: number;
+    elicitationId?: string | null;
   },
 ): Promise<string> {
   const id = randomUUID();
@@ -53,6 +55,7 @@ export async function parkTokens(
     expiresAt: t.expiresAt,
     scopes: t.scopes,
     account: t.account,
+    issuer: t.issuer,
   };
   await db
     .insertInto('pending_confirmations')
@@ -66,6 +69,7 @@ export async function parkTokens(
       account: JSON.stringify(t.account),
       tokens_sealed: sealer.seal(JSON.stringify(serialized), sealContext(id)),
       return_to: p.returnTo,
+      elicitation_id: p.elicitationId ?? null,
       created_at: p.now,
       expires_at: p.expiresAt,
     })

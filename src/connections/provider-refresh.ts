@@ -1,4 +1,5 @@
 import { ProviderError } from '../oauth/errors.js';
+import { isRegistrationRejected } from '../oauth/mcp/client-identity.js';
 import type { OAuthClient } from '../oauth/oauth-client.js';
 import { clientKeyOf, type ProviderClients } from '../oauth/registry.js';
 import type { TokenSet } from '../oauth/token-set.js';
@@ -122,9 +123,16 @@ export async function refreshHeld(
   }
   // From here the breaker has let a call through: every path must tell it how the call went.
   let tokens: TokenSet;
+  let client: OAuthClient | undefined;
   try {
     const refreshToken = ctx.open(row, 'refresh_token_sealed');
-    const client = await ctx.catalog.client(providerId);
+    client = await ctx.catalog.client(providerId);
+    if (row.issuer !== null && row.issuer !== client.expectedIssuer) {
+      // The server now names another authorization server: our refresh token is never sent there.
+      ctx.d.breakers.success(providerId);
+      await markNeedsReauth(ctx.d, row, 'authorization_server_changed');
+      throw new ConnectionNeedsReauthError(row.id, row.integration_id, 'authorization_server_changed');
+    }
     const releaseSlot = await lease.providerSlot?.();
     try {
       tokens = await client.refresh(refreshToken, client.scopesFor(integration.settings.scopes), {
@@ -165,6 +173,9 @@ export async function refreshHeld(
     if (error.kind === 'config_error' || error.kind === 'invalid_request') {
       // Our client or this integration's request is wrong: an admin problem, not an outage.
       ctx.d.breakers.success(providerId);
+      // An MCP server's authorization server that forgot our registration: register anew next time.
+      if (client !== undefined && isRegistrationRejected(error))
+        await ctx.d.clients.rejected(integration, client);
       await alertConfigError(ctx.d, row, providerId, error);
       if (ctx.notExpired(row) && options.rejectedToken === undefined) return ctx.usable(row);
       throw new ProviderMisconfiguredError(row.id);

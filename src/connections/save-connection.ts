@@ -81,6 +81,7 @@ export async function saveConnection(
       account_name: tokens.account.name ?? null,
       account_email: tokens.account.email ?? null,
       scopes: JSON.stringify(tokens.scopes ?? []),
+      issuer: tokens.issuer ?? null,
       ...sealTokens(d.sealer, id, tokens),
       token_type: tokens.tokenType,
       access_token_expires_at: tokens.expiresAt,

@@ -118,6 +118,11 @@ export class OAuthClient {
     return this.#o.as.issuer;
   }
 
+  /** Our client id at this authorization server (configured, a CIMD URL, or registered). */
+  get clientId(): string {
+    return this.#o.client.client_id;
+  }
+
   /** The scopes to request for an integration; throws a `config_error` ProviderError if they cannot work. */
   scopesFor(configured: readonly string[]): string[] {
     return this.#o.scopePolicy ? this.#o.scopePolicy(configured) : [...configured];
@@ -325,6 +330,7 @@ export class OAuthClient {
         typeof result.expires_in === 'number' ? this.#o.clock.now() + result.expires_in * 1000 : null,
       scopes: granted ?? (requestedScopes.length > 0 ? [...requestedScopes] : null),
       account,
+      issuer: this.#o.as.issuer,
     });
   }
 

@@ -94,7 +94,17 @@ export function createOutboundFetch(policy: OutboundPolicy): OutboundFetch {
  */
 export type OutboundRequest = (
   target: { origin: URL; path: string },
-  options: { method: string; headers: Record<string, string>; body?: Buffer | Readable },
+  options: {
+    method: string;
+    headers: Record<string, string>;
+    body?: Buffer | Readable;
+    /**
+     * Limits for this request instead of the policy's `timeoutMs`: how long the response head
+     * may take, and how long the body may pause (0: no limit, for streams whose end the caller
+     * bounds, such as the MCP gateway's event streams).
+     */
+    timeouts?: { headersMs?: number; bodyIdleMs?: number };
+  },
 ) => Promise<Dispatcher.ResponseData>;
 
 /** Both transports over one guarded connection pool. */
@@ -186,6 +196,8 @@ export function createOutbound(policy: OutboundPolicy): { fetch: OutboundFetch; 
       method: options.method as Dispatcher.HttpMethod,
       headers: options.headers,
       ...(options.body === undefined ? {} : { body: options.body }),
+      ...(options.timeouts?.headersMs === undefined ? {} : { headersTimeout: options.timeouts.headersMs }),
+      ...(options.timeouts?.bodyIdleMs === undefined ? {} : { bodyTimeout: options.timeouts.bodyIdleMs }),
     });
   };
   return { fetch, request };

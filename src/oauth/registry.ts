@@ -21,22 +21,27 @@ export type McpClientFactory = (
   credentials: ClientCredentials,
 ) => Promise<OAuthClient>;
 
+/** Forgets what an MCP server's authorization server no longer accepts (a dropped registration). */
+export type McpClientRejected = (client: OAuthClient) => Promise<void>;
+
 const mcpKeyPrefix = 'mcp:';
 
 /**
  * The registry key of an integration's OAuth client: its provider's id, or `mcp:<id>` for an MCP
- * server, whose client is its own (provider ids are slugs, so the two never collide). Breakers,
- * metrics and the revocation queue use the same key.
+ * server, whose client is its own (provider ids are slugs, so the two never collide); an MCP
+ * server row that names a provider uses that provider's client. Breakers, metrics and the
+ * revocation queue use the same key.
  */
 export function clientKeyOf(
   integration: Pick<IntegrationRecord, 'id' | 'kind' | 'providerId'>,
 ): string | null {
-  return integration.kind === 'mcp' ? `${mcpKeyPrefix}${integration.id}` : integration.providerId;
+  if (integration.providerId !== null) return integration.providerId;
+  return integration.kind === 'mcp' ? `${mcpKeyPrefix}${integration.id}` : null;
 }
 
 /**
- * Gives the OAuth client of a provider or an MCP server, built on first use and cached for `ttlMs` (discovery
- * metadata changes rarely; a provider edited by an admin is rebuilt because the cache key
+ * Gives the OAuth client of a provider or an MCP server, built on first use and cached for
+ * `ttlMs` (discovery metadata changes rarely; a provider edited by an admin is rebuilt because the cache key
  * includes its `updatedAt`). A cache miss costs one discovery request; nothing here is shared
  * state another instance needs.
  */
@@ -49,6 +54,7 @@ export class ProviderClients {
     clock: Clock;
     ttlMs: number;
     mcp?: McpClientFactory;
+    mcpRejected?: McpClientRejected;
   };
 
   constructor(deps: {
@@ -59,6 +65,8 @@ export class ProviderClients {
     ttlMs?: number;
     /** Absent: MCP servers cannot be connected (a config_error names why). */
     mcp?: McpClientFactory;
+    /** Drops a registration its authorization server refused (`invalid_client`). */
+    mcpRejected?: McpClientRejected;
   }) {
     this.#deps = { ...deps, ttlMs: deps.ttlMs ?? 60 * 60 * 1000 };
   }
@@ -76,11 +84,9 @@ export class ProviderClients {
 
   /** The client an integration's flows and refreshes use. */
   async forIntegration(integration: IntegrationRecord): Promise<OAuthClient> {
+    if (integration.providerId !== null) return this.forProvider(integration.providerId);
     if (integration.kind !== 'mcp') {
-      if (integration.providerId === null) {
-        throw new ProviderError('config_error', `integration ${integration.id} has no provider`);
-      }
-      return this.forProvider(integration.providerId);
+      throw new ProviderError('config_error', `integration ${integration.id} has no provider`);
     }
     const factory = this.#deps.mcp;
     if (factory === undefined) throw new ProviderError('config_error', 'MCP servers are not enabled');
@@ -88,6 +94,17 @@ export class ProviderClients {
     return this.#cached(`${mcpKeyPrefix}${integration.id}`, integration.updatedAt, async () =>
       factory(integration, await catalog.integrationCredentials(integration.id)),
     );
+  }
+
+  /**
+   * The authorization server refused an MCP server's client (`invalid_client`, a refused redirect
+   * URI): the client is forgotten and a dynamic registration dropped, so the next use discovers
+   * and registers again, once per refusal (each needs a new attempt: never a loop).
+   */
+  async rejected(integration: IntegrationRecord, client: OAuthClient): Promise<void> {
+    if (integration.kind !== 'mcp' || integration.providerId !== null) return;
+    this.forget(`${mcpKeyPrefix}${integration.id}`);
+    await this.#deps.mcpRejected?.(client);
   }
 
   /** Forgets an MCP server's client so the next use discovers again (its metadata changed). */

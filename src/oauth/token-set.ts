@@ -21,6 +21,8 @@ export class TokenSet {
   /** Granted scopes when the provider said; null when it did not (then the requested ones hold). */
   readonly scopes: string[] | null;
   readonly account: AccountIdentity;
+  /** The authorization server that issued them (its metadata `issuer`); undefined when unknown. */
+  readonly issuer: string | undefined;
 
   constructor(fields: {
     accessToken: string;
@@ -30,6 +32,7 @@ export class TokenSet {
     expiresAt: number | null;
     scopes: string[] | null;
     account: AccountIdentity;
+    issuer?: string | undefined;
   }) {
     this.#accessToken = fields.accessToken;
     this.#refreshToken = fields.refreshToken;
@@ -38,6 +41,7 @@ export class TokenSet {
     this.expiresAt = fields.expiresAt;
     this.scopes = fields.scopes;
     this.account = fields.account;
+    this.issuer = fields.issuer;
   }
 
   get accessToken(): string {

@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/index.js';
-import { AuthorizationFlow, callbackPath } from '../connections/authorization-flow.js';
+import {
+  AuthorizationFlow,
+  callbackPath,
+  type ElicitationLedger,
+} from '../connections/authorization-flow.js';
 import { CircuitBreakers } from '../connections/circuit-breaker.js';
 import { ConnectionCache } from '../connections/connection-cache.js';
 import { ConnectionChangeFeed, pruneConnectionChanges } from '../connections/connection-changes.js';
@@ -38,7 +42,7 @@ import { migrateToLatest } from '../store/migrate.js';
 import { CatalogRepository } from '../store/repos/catalog.js';
 import { ConnectionRepository } from '../store/repos/connections.js';
 import { McpDiscoveryRepository } from '../store/repos/mcp-discovery.js';
-import { McpElicitationRepository } from '../store/repos/mcp-elicitations.js';
+import { elicitationScopes, McpElicitationRepository } from '../store/repos/mcp-elicitations.js';
 import { McpGatewaySessionRepository } from '../store/repos/mcp-gateway-sessions.js';
 import { McpRegistrations } from '../store/repos/mcp-registrations.js';
 import { PendingAuthorizationRepository } from '../store/repos/pending-authorizations.js';
@@ -258,6 +262,13 @@ function buildContext(
     policy: config.outbound,
     clock: parts.clock,
     mcp: mcpClientFactory(config, parts, mcpDiscovery),
+    mcpRejected: async (client) => {
+      // Only a dynamic registration is dropped; a configured or CIMD client id matches none.
+      await new McpRegistrations(parts.store.db, parts.sealer).dropRegistration(client.expectedIssuer, {
+        redirectUri: `${config.server.publicUrl}${callbackPath}`,
+        clientId: client.clientId,
+      });
+    },
   });
   const webhooks = new Webhooks({
     db: parts.store.db,
@@ -310,6 +321,7 @@ function buildContext(
     cache: connectionCache,
     revocations,
     logger: parts.logger,
+    elicitations: elicitationLedger(new McpElicitationRepository(parts.store.db), parts.clock),
   });
   return {
     ...parts,
@@ -338,6 +350,21 @@ function buildContext(
     connectionCache,
     connectionChanges,
     mcpDiscovery,
+  };
+}
+
+/** The gateway's elicitation links, as the Connect flow reads and completes them. */
+function elicitationLedger(repo: McpElicitationRepository, clock: Clock): ElicitationLedger {
+  return {
+    async find(id, userId) {
+      const row = await repo.findForUser(id, userId, clock.now());
+      return row === undefined
+        ? undefined
+        : { integrationId: row.integration_id, scopes: elicitationScopes(row) };
+    },
+    async complete(id) {
+      await repo.markComplete(id, clock.now());
+    },
   };
 }
 

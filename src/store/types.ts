@@ -64,6 +64,8 @@ export interface ConnectionsTable {
   lease_taken_from: string | null;
   /** No token request before this time: the provider's Retry-After or throttling answer. */
   refresh_not_before: Millis | null;
+  /** The authorization server (metadata `issuer`) that issued the tokens; null before migration 0012. */
+  issuer: string | null;
   version: number;
   created_at: Millis;
   updated_at: Millis;
@@ -238,6 +240,8 @@ export interface PendingConfirmationsTable {
   return_to: string;
   created_at: Millis;
   expires_at: Millis;
+  /** The gateway's URL elicitation the parked flow answers, completed when it is confirmed. */
+  elicitation_id: string | null;
 }
 
 /** A sign-in hand-off JWT with a `jti` that was accepted at `/session`; kept until it expires. */
@@ -270,6 +274,11 @@ export interface McpGatewaySessionsTable {
   client_capabilities: string;
   /** The upstream server's `Mcp-Session-Id`; null until an upstream session exists (or when it issues none). */
   upstream_session_id: string | null;
+  /**
+   * The protocol version the upstream negotiated when the gateway opened the upstream session
+   * itself (replaying the client's initialize); null when the client negotiated with it directly.
+   */
+  upstream_protocol_version: string | null;
   created_at: Millis;
   last_seen_at: Millis;
 }

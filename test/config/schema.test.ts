@@ -201,6 +201,39 @@ mcpServers:
     });
     expect(config.mcpServers[0]).toMatchObject({ enabled: false, clientId: 'nunq', scopes: ['tools'] });
   });
+
+  it('checks the MCP client, PKCE and resource settings, ids without "__", and mcp.clientMetadataUrl', () => {
+    expect(
+      problems(`mcpServers:
+  - { id: a__b, name: A, url: "https://a.example/mcp" }
+  - { id: b, name: B, url: "https://b.example/mcp", clientAuthMethod: none }
+  - { id: c, name: C, url: "https://c.example/mcp", clientId: x, clientAuthMethod: client_secret_post }
+  - { id: d, name: D, url: "https://d.example/mcp", clientId: x, clientAuthMethod: private_key_jwt }
+  - { id: e, name: E, url: "https://e.example/mcp", pkce: plain, resource: never }
+mcp:
+  clientMetadataUrl: "http://nunq.example/oauth/client-metadata.json"
+`),
+    ).toEqual([
+      'mcpServers[0].id: must not contain "__" (it separates ids from tool names on /mcp)',
+      'mcpServers[1].clientAuthMethod: requires clientId',
+      'mcpServers[2].clientSecret: required when clientAuthMethod is client_secret_post',
+      expect.stringMatching(/^mcpServers\[3\]\.clientAuthMethod: /),
+      expect.stringMatching(/^mcpServers\[4\]\.pkce: /),
+      expect.stringMatching(/^mcpServers\[4\]\.resource: /),
+      'mcp.clientMetadataUrl: must be an https URL (it is the client_id)',
+    ]);
+    const config = parse(`mcpServers:
+  - { id: f, name: F, url: "https://f.example/mcp", clientId: x, clientSecret: s, clientAuthMethod: client_secret_post, pkce: assume-s256, resource: omit }
+mcp:
+  clientMetadataUrl: "https://nunq.example/oauth/client-metadata.json"
+`);
+    expect(config.mcpServers[0]).toMatchObject({
+      clientAuthMethod: 'client_secret_post',
+      pkce: 'assume-s256',
+      resource: 'omit',
+    });
+    expect(config.mcp.clientMetadataUrl).toBe('https://nunq.example/oauth/client-metadata.json');
+  });
 });
 
 describe('encryption', () => {

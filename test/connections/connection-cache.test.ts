@@ -24,6 +24,7 @@ const row = (over: Partial<ConnectionRow> = {}): ConnectionRow => ({
   lease_until: null,
   lease_taken_from: null,
   refresh_not_before: null,
+  issuer: null,
   version: 0,
   created_at: 0,
   updated_at: 0,

@@ -1,6 +1,9 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { startDemo } from '../../src/cli/serve.js';
@@ -82,5 +85,35 @@ describe('demo mode (the README tour)', () => {
     });
     expect(items.status).toBe(200);
     expect((await items.json()).items.length).toBeGreaterThan(0);
+
+    // 6. The demo MCP server: Connect it, then scripts/mcp-call.ts calls a tool through the
+    //    gateway holding only that token, as the platform's agent does.
+    expect(page.body).toContain('Demo MCP tools');
+    const mcpCallback = await ua.signInAtOidcProvider(await ua.startConnect(base, 'demo-tools'), 'alice');
+    const mcpDone = await ua.get(mcpCallback.href);
+    expect(new URL(mcpDone.headers.get('location')!, base).searchParams.get('outcome')).toBe('connected');
+    const script = fileURLToPath(new URL('../../scripts/mcp-call.ts', import.meta.url));
+    // Asynchronously: the service runs in this process, so a blocking spawn would starve it.
+    const call = await promisify(execFile)(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        script,
+        '--url',
+        base,
+        '--token',
+        token,
+        '--server',
+        'demo-tools',
+        '--tool',
+        'echo',
+        '--args',
+        '{"text":"hello from the tour"}',
+      ],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    expect(call.stdout).toContain('hello from the tour');
+    expect(call.stdout).not.toContain(token);
   });
 });

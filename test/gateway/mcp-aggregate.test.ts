@@ -2,6 +2,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import {
   type ClientCapabilities,
+  ElicitRequestSchema,
   ErrorCode,
   McpError,
   ToolListChangedNotificationSchema,
@@ -17,7 +18,7 @@ import type { TestService } from '../support/service.js';
 import { type McpUpstream, requiredScope, startMcpUpstream } from './mcp-upstream.js';
 
 const scopes = ['openid', 'offline_access', 'items:read'];
-const trackerTools = ['admin-report', 'ask', 'drop', 'echo', 'slow'];
+const trackerTools = ['admin-report', 'ask', 'drop', 'echo', 'nap', 'slow'];
 
 describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP servers, on %s', (kind) => {
   let lc: Lifecycle;
@@ -142,6 +143,21 @@ describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP se
     expect(progress).toEqual([1, 2, 3]);
   });
 
+  it("relays a server's elicitation during a call to the agent that made it, when the agent can answer", async () => {
+    const { client } = await agent('u-alice', { elicitation: { form: {} } });
+    const asked: string[] = [];
+    client.setRequestHandler(ElicitRequestSchema, async (request) => {
+      asked.push(request.params.message);
+      return { action: 'accept', content: { name: 'Grace' } };
+    });
+    expect(textOf(await client.callTool({ name: 'wiki__ask', arguments: {} }))).toBe('hello Grace');
+    expect(asked).toEqual(['Who is asking?']);
+    const plain = (await agent('u-alice')).client;
+    const refused = await plain.callTool({ name: 'wiki__ask', arguments: {} });
+    expect(refused.isError).toBe(true);
+    expect(textOf(refused)).toContain('does not support elicitation/create');
+  });
+
   it('an upstream 401 is retried once with a newer token', async () => {
     const { client } = await agent('u-alice');
     const before = tracker.seen.length;
@@ -194,6 +210,20 @@ describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP se
     expect(JSON.parse(row!.scopes!)).toEqual([...granted, requiredScope]);
   });
 
+  it('a cancelled call is cancelled at the server too', async () => {
+    const { client } = await agent('u-alice');
+    const before = tracker.seen.length;
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(), 60);
+    const call = client.callTool({ name: 'tracker__slow', arguments: { steps: 10 } }, undefined, {
+      signal: abort.signal,
+    });
+    await expect(call).rejects.toThrow();
+    const cancelled = () => tracker.seen.slice(before).some((s) => s.rpcMethod === 'notifications/cancelled');
+    for (let i = 0; i < 30 && !cancelled(); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(cancelled()).toBe(true);
+  });
+
   it('a server that drops the stream mid-call gives an error naming it; calls go on', async () => {
     const { client } = await agent('u-alice');
     const error = await client.callTool({ name: 'tracker__drop', arguments: {} }).catch((e: unknown) => e);
@@ -203,6 +233,25 @@ describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP se
       'echo: on',
     );
   });
+
+  it('a tool that works longer than the outbound timeout without a word still answers, on both endpoints', async () => {
+    const aggregate = (await agent('u-alice')).client;
+    const jwt = await svc.token('u-alice');
+    const direct = new Client({ name: 'test-agent', version: '1.0.0' });
+    clients.push(direct);
+    await direct.connect(
+      new StreamableHTTPClientTransport(new URL(`${svc.url}/mcp/tracker`), {
+        requestInit: { headers: { authorization: `Bearer ${jwt}` } },
+      }),
+    );
+    const ms = svc.config.outbound.timeoutMs + 1_000;
+    const [viaAggregate, viaDirect] = await Promise.all([
+      aggregate.callTool({ name: 'tracker__nap', arguments: { ms } }),
+      direct.callTool({ name: 'nap', arguments: { ms } }),
+    ]);
+    expect(textOf(viaAggregate)).toBe(`awake after ${ms} ms`);
+    expect(textOf(viaDirect)).toBe(`awake after ${ms} ms`);
+  }, 30_000);
 
   it("refuses another user's session and garbage JSON-RPC", async () => {
     const { transport } = await agent('u-alice');
@@ -215,6 +264,13 @@ describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP se
     const notRpc = await post('u-alice', '{"id":1}', { 'mcp-session-id': transport.sessionId! });
     expect(notRpc.status).toBe(400);
     expect(JSON.parse(notRpc.text).error.code).toBe(ErrorCode.InvalidRequest);
+    const anonymous = await fetch(`${svc.url}/mcp`, {
+      method: 'POST',
+      body: list,
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('www-authenticate')).toMatch(/^Bearer/);
   });
 
   it('no token appears in any log line', () => {

@@ -124,7 +124,14 @@ describe.each(databaseKinds)(
       const before = upstream.seen.length;
       const { client, transport } = await agent('u-alice');
       const tools = await client.listTools();
-      expect(tools.tools.map((t) => t.name).sort()).toEqual(['admin-report', 'ask', 'drop', 'echo', 'slow']);
+      expect(tools.tools.map((t) => t.name).sort()).toEqual([
+        'admin-report',
+        'ask',
+        'drop',
+        'echo',
+        'nap',
+        'slow',
+      ]);
       expect(textOf(await client.callTool({ name: 'echo', arguments: { text: 'hi' } }))).toBe('echo: hi');
       expect(client.getServerVersion()?.name).toBe('tracker-upstream');
       const mine = upstream.seen.slice(before);
@@ -335,6 +342,32 @@ describe.each(databaseKinds)(
       expect(upstreamGet()).toBe(true);
     });
 
+    it('a connection that needs reconnecting asks the user to reconnect it', async () => {
+      await db
+        .updateTable('connections')
+        .set({ status: 'needs_reauth', status_reason: 'invalid_grant' })
+        .where('id', '=', bobConnection)
+        .execute();
+      try {
+        await new Promise((r) => setTimeout(r, 1_300));
+        const { client } = await agent('u-bob', { elicitation: { url: {} } });
+        expect(client.getServerVersion()?.name).toBe('nunq-connect/tracker');
+        const error = await client
+          .callTool({ name: 'echo', arguments: { text: 'x' } })
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(UrlElicitationRequiredError);
+        const elicitation = (error as UrlElicitationRequiredError).elicitations[0]!;
+        expect(elicitation.message).toContain('must be renewed');
+        expect(elicitation.url).toBe(`${svc.url}/connect/tracker?elicitation=${elicitation.elicitationId}`);
+      } finally {
+        await db
+          .updateTable('connections')
+          .set({ status: 'active', status_reason: null })
+          .where('id', '=', bobConnection)
+          .execute();
+      }
+    });
+
     it('a 403 insufficient_scope asks for the granted scopes plus the challenged ones (step-up)', async () => {
       const { client } = await agent('u-alice', { elicitation: { url: {} } });
       const error = await client.callTool({ name: 'admin-report', arguments: {} }).catch((e: unknown) => e);
@@ -386,6 +419,21 @@ describe.each(databaseKinds)(
       expect((fourth as McpError).message).toContain('3 attempts');
     });
 
+    it('a cancelled call is cancelled at the server too', async () => {
+      const { client } = await agent('u-alice');
+      const before = upstream.seen.length;
+      const abort = new AbortController();
+      setTimeout(() => abort.abort(), 60);
+      const call = client.callTool({ name: 'slow', arguments: { steps: 10 } }, undefined, {
+        signal: abort.signal,
+      });
+      await expect(call).rejects.toThrow();
+      const cancelled = () =>
+        upstream.seen.slice(before).some((s) => s.rpcMethod === 'notifications/cancelled');
+      for (let i = 0; i < 30 && !cancelled(); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(cancelled()).toBe(true);
+    });
+
     it('an upstream that drops the stream mid-call gives a JSON-RPC error naming the integration; others go on', async () => {
       const { client } = await agent('u-alice');
       const error = await client.callTool({ name: 'drop', arguments: {} }).catch((e: unknown) => e);
@@ -394,6 +442,24 @@ describe.each(databaseKinds)(
       expect(textOf(await client.callTool({ name: 'echo', arguments: { text: 'still' } }))).toBe(
         'echo: still',
       );
+    });
+
+    it('a session opened upstream later speaks the version the server negotiated', async () => {
+      upstream.failNextInitialize();
+      const jwt = await svc.token('u-alice');
+      const client = new Client({ name: 'downgrade-me', version: '1.0.0' });
+      clients.push(client);
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`${svc.url}/mcp/tracker`), {
+          requestInit: { headers: { authorization: `Bearer ${jwt}` } },
+        }),
+      );
+      // Answered here (the server was down), with the client's version.
+      expect(client.getServerVersion()?.name).toBe('nunq-connect/tracker');
+      const before = upstream.seen.length;
+      expect(textOf(await client.callTool({ name: 'echo', arguments: { text: 'old' } }))).toBe('echo: old');
+      const call = upstream.seen.slice(before).find((s) => s.rpcMethod === 'tools/call');
+      expect(call?.protocolVersion).toBe('2025-03-26');
     });
 
     it('re-opens the upstream session when the server forgot it', async () => {

@@ -43,7 +43,8 @@ describe.each(databaseKinds)('MCP gateway repositories on %s', (kind) => {
   });
 
   it('stores the upstream session id once, fenced on the value it expects', async () => {
-    expect(await sessions.setUpstreamSessionId('s1', 'up-1', null)).toBe(true);
+    expect(await sessions.setUpstreamSessionId('s1', 'up-1', null, '2025-03-26')).toBe(true);
+    expect((await sessions.findForUser('s1', 'alice'))?.upstream_protocol_version).toBe('2025-03-26');
     expect(await sessions.setUpstreamSessionId('s1', 'up-2', null)).toBe(false);
     expect((await sessions.findForUser('s1', 'alice'))?.upstream_session_id).toBe('up-1');
     expect(await sessions.setUpstreamSessionId('s1', null, 'up-1')).toBe(true);

@@ -23,6 +23,7 @@ export interface SeenRequest {
   sub: string | undefined;
   status: 'ok' | 'refused';
   rpcMethod: string | undefined;
+  protocolVersion: string | undefined;
 }
 
 export interface McpUpstream {
@@ -30,6 +31,8 @@ export interface McpUpstream {
   seen: SeenRequest[];
   /** Refuses the next `n` tool calls that carry a valid token with 401. */
   refuseNext(n: number): void;
+  /** Answers the next `initialize` with 503 (a server briefly down). */
+  failNextInitialize(): void;
   /** Forgets every session (as a restarted server would). */
   forgetSessions(): void;
   sessionCount(): number;
@@ -46,6 +49,7 @@ export async function startMcpUpstream(issuer: string): Promise<McpUpstream> {
   const seen: SeenRequest[] = [];
   const transports = new Map<string, StreamableHTTPServerTransport>();
   let refusals = 0;
+  let failInitialize = false;
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -64,6 +68,7 @@ export async function startMcpUpstream(issuer: string): Promise<McpUpstream> {
       sub: undefined,
       status: 'refused',
       rpcMethod: rpc?.method,
+      protocolVersion: req.headers['mcp-protocol-version'] as string | undefined,
     };
     seen.push(record);
     const token = /^Bearer (.+)$/.exec(header ?? '')?.[1];
@@ -80,6 +85,16 @@ export async function startMcpUpstream(issuer: string): Promise<McpUpstream> {
       record.sub = undefined;
       res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' }).end();
       return;
+    }
+    if (rpc?.method === 'initialize' && failInitialize) {
+      failInitialize = false;
+      res.writeHead(503).end();
+      return;
+    }
+    // A client named `downgrade-me` meets a server that only speaks an older revision.
+    const init = rpc as { params?: { clientInfo?: { name?: string }; protocolVersion?: string } } | undefined;
+    if (rpc?.method === 'initialize' && init?.params?.clientInfo?.name === 'downgrade-me') {
+      init.params.protocolVersion = '2025-03-26';
     }
     if (rpc?.method === 'tools/call' && rpc.params?.name === 'admin-report') {
       const scopes = String(decodeJwt(token).scope ?? '').split(' ');
@@ -138,6 +153,9 @@ export async function startMcpUpstream(issuer: string): Promise<McpUpstream> {
     refuseNext: (n) => {
       refusals = n;
     },
+    failNextInitialize: () => {
+      failInitialize = true;
+    },
     forgetSessions: () => transports.clear(),
     sessionCount: () => transports.size,
     close: async () => {
@@ -173,6 +191,14 @@ function buildServer(): McpServer {
         await new Promise((r) => setTimeout(r, 20));
       }
       return { content: [{ type: 'text', text: `done after ${steps} steps` }] };
+    },
+  );
+  server.registerTool(
+    'nap',
+    { description: 'Answers after a silence', inputSchema: { ms: z.number().int().min(0).max(60_000) } },
+    async ({ ms }) => {
+      await new Promise((r) => setTimeout(r, ms));
+      return { content: [{ type: 'text', text: `awake after ${ms} ms` }] };
     },
   );
   server.registerTool('ask', { description: 'Asks the user for a name' }, async () => {

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningMcpServer } from '../../src/demo/mcp-server.js';
 import { startMcpServer } from '../../src/demo/mcp-server.js';
+import { McpElicitationRepository } from '../../src/store/repos/mcp-elicitations.js';
 import { createTestDatabase, databaseKinds, type TestDatabase } from '../support/databases.js';
 import { startTestService, type TestService } from '../support/service.js';
 import { signedInAgent } from '../support/user-agent.js';
@@ -126,6 +127,15 @@ describe.each(databaseKinds)('connecting an MCP server on %s', (kind) => {
     const ua = await signedInAgent(svc, 'alice');
     const page = await ua.get(`${svc.url}/connect/broken`);
     expect(page.status).toBe(200);
+    // A person pressing Connect gets a page naming the problem, not JSON.
+    const pressed = await ua.post(`${svc.url}/connect/broken`, {
+      _csrf: /name="_csrf" value="([^"]+)"/.exec(page.body)![1]!,
+      return_to: '/',
+    });
+    expect(pressed.status).toBe(502);
+    expect(pressed.headers.get('content-type')).toContain('text/html');
+    expect(pressed.body).toContain('169.254.169.254');
+    expect(pressed.body).toContain('Nothing was changed');
     const res = await svc.api('alice', '/api/v1/connections', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -150,11 +160,74 @@ describe.each(databaseKinds)('connecting an MCP server on %s', (kind) => {
     expect(Number(count.n)).toBe(0);
   });
 
+  it("answers the gateway's elicitation link: only its user, with its scopes, completed even when the flow was parked", async () => {
+    const elicitations = new McpElicitationRepository(svc.service.ctx.store.db);
+    const link = await elicitations.create({
+      userId: 'carol',
+      integrationId: 'tools',
+      sessionId: null,
+      scopes: ['tools:read', 'tools:admin'],
+      now: Date.now(),
+    });
+    // Another user's browser gets "expired", never a flow for carol.
+    const mallory = await signedInAgent(svc, 'mallory');
+    const foreign = await mallory.get(`${svc.url}/connect/tools?elicitation=${link.id}`);
+    expect(foreign.status).toBe(404);
+    expect(foreign.body).not.toContain('confirm-connect');
+    // Nor for another integration.
+    const carol = await signedInAgent(svc, 'carol');
+    expect((await carol.get(`${svc.url}/connect/broken?elicitation=${link.id}`)).status).toBe(404);
+
+    // Carol starts it in one browser and finishes it in another: parked, then confirmed.
+    const page = await carol.get(`${svc.url}/connect/tools?elicitation=${link.id}`);
+    expect(page.status).toBe(200);
+    expect(page.body).toContain(`name="elicitation" value="${link.id}"`);
+    const start = await carol.post(`${svc.url}/connect/tools`, {
+      _csrf: /name="_csrf" value="([^"]+)"/.exec(page.body)![1]!,
+      return_to: '/',
+      elicitation: link.id,
+    });
+    expect(start.status).toBe(303);
+    const authorizationUrl = new URL(start.location!);
+    expect(authorizationUrl.searchParams.get('scope')?.split(' ')).toEqual(
+      expect.arrayContaining(['tools:read', 'tools:admin']),
+    );
+    const other = await signedInAgent(svc, 'carol');
+    const callback = await other.signInAtOidcProvider(authorizationUrl, 'carol');
+    const parked = await other.get(callback.href);
+    expect((await elicitations.findForUser(link.id, 'carol'))?.status).toBe('pending');
+    const confirmed = await other.answerParked(parked, 'connect');
+    expect(confirmed.status).toBe(303);
+    expect((await elicitations.findForUser(link.id, 'carol'))?.status).toBe('complete');
+    const connection = await svc.service.ctx.connections.findByUserAndIntegration('carol', 'tools');
+    expect(JSON.parse(connection!.scopes)).toEqual(expect.arrayContaining(['tools:admin']));
+  });
+
   it('disconnects with revocation at the authorization server', async () => {
     const res = await svc.api('alice', `/api/v1/connections/${connectionId}`, { method: 'DELETE' });
     expect(res.status).toBe(204);
     const after = await svc.api('alice', `/api/v1/connections/${connectionId}`);
     expect(after.status).toBe(404);
+  });
+
+  it('registers again, once, after the authorization server forgot our registration (invalid_client)', async () => {
+    const bob = await svc.service.ctx.connections.findByUserAndIntegration('bob', 'tools');
+    expect(bob).toBeDefined();
+    const registered = peer.received.registrations.length;
+    expect(peer.dropRegistrations()).toBeGreaterThan(0);
+    await expect(svc.service.ctx.tokens.getAccessToken(bob!.id, { force: true })).rejects.toMatchObject({
+      code: 'provider_misconfigured',
+    });
+    const rows = await svc.service.ctx.store.db.selectFrom('mcp_registrations').selectAll().execute();
+    expect(rows).toHaveLength(0);
+    // The next Connect registers anew (one registration, not a loop) and succeeds.
+    const ua = await signedInAgent(svc, 'dave');
+    const authorizationUrl = await ua.startConnect(svc.url, 'tools');
+    expect(peer.received.registrations).toHaveLength(registered + 1);
+    const done = await ua.get((await ua.signInAtOidcProvider(authorizationUrl, 'dave')).href);
+    expect(new URL(done.headers.get('location') ?? '/', svc.url).searchParams.get('outcome')).toBe(
+      'connected',
+    );
   });
 
   it('serves our Client ID Metadata Document', async () => {

@@ -46,6 +46,10 @@ export interface TestServiceOptions {
   metrics?: { token?: string };
   /** Extra `server` settings (timeouts, body limit). */
   server?: Record<string, unknown>;
+  /** The `outbound` section (default: allow loopback, `127.0.0.0/8`). */
+  outbound?: { allow: string[]; timeoutMs?: number };
+  /** The `mcp` section (e.g. `clientMetadataUrl`). */
+  mcp?: { clientMetadataUrl?: string };
 }
 
 export interface TestService {
@@ -69,12 +73,13 @@ export async function startTestService(o: TestServiceOptions): Promise<TestServi
     database: { url: o.database.url },
     encryption: o.encryption ?? { activeKey: 'k1', keys: [{ id: 'k1', key: generateKey() }] },
     auth: { mode: o.authMode ?? 'jwt', jwt: { secret: testJwtSecret }, admins: o.admins ?? [] },
-    outbound: { allow: ['127.0.0.0/8'] },
+    outbound: o.outbound ?? { allow: ['127.0.0.0/8'] },
     webhooks: o.webhooks ?? [],
     providers: o.providers ?? [],
     integrations: o.integrations ?? [],
     mcpServers: o.mcpServers ?? [],
     ...(o.metrics === undefined ? {} : { metrics: o.metrics }),
+    ...(o.mcp === undefined ? {} : { mcp: o.mcp }),
   });
   const logs: string[] = [];
   const destination = new Writable({

@@ -168,6 +168,21 @@ export class UserAgent {
     return this.post(form.action, { ...form.fields, decision });
   }
 
+  /**
+   * Presses a button of `page` as a person does: submits the first form whose absolute action
+   * `accept`s, with its named inputs plus `fields` (e.g. the `decision` of the button pressed),
+   * then follows redirects like `follow`.
+   */
+  submit(
+    page: UserAgentResponse,
+    accept: (action: URL) => boolean,
+    fields: Record<string, string> = {},
+    options: FollowOptions = {},
+  ): Promise<FollowResult> {
+    const form = parseForm(page, accept);
+    return this.#submit({ ...form, fields: { ...form.fields, ...fields } }, options);
+  }
+
   async #submit(form: ParsedForm, options: FollowOptions): Promise<FollowResult> {
     const response =
       form.method === 'get'

@@ -31,6 +31,7 @@ import { ConnectionNeedsReauthError } from '../../connections/errors.js';
 import type { Logger } from '../../observability/logger.js';
 import type { IntegrationRecord } from '../../store/repos/catalog.js';
 import type { ConnectionRow } from '../../store/types.js';
+import { AgentCalls, type ToAgent } from './agent-calls.js';
 import { type GatewayAnswer, grantedScopes, isJson, reasonOf, rpcAnswer, sessionHeader } from './answers.js';
 import type { ConnectionLookup } from './connection-lookup.js';
 import type { McpIntegrations } from './integrations.js';
@@ -39,7 +40,7 @@ import { acceptsUrlElicitation, type GatewaySession, type GatewaySessions } from
 import { SseRelay } from './sse.js';
 import type { StreamWatcher } from './streams.js';
 import { UpstreamRefusal } from './upstream.js';
-import type { UpstreamClients } from './upstream-clients.js';
+import type { CallRelay, UpstreamClients } from './upstream-clients.js';
 import { stepUpScopes, type UserActionReason, type UserActions } from './user-action.js';
 
 /** Separates the integration id from the server's own name. */
@@ -76,6 +77,8 @@ type Connected = { integration: IntegrationRecord; row: ConnectionRow };
 
 export class AggregateGateway {
   readonly #d: AggregateDeps;
+  /** Calls in flight here: cancellations and relayed requests find them. */
+  readonly #calls = new AgentCalls();
   constructor(deps: AggregateDeps) {
     this.#d = deps;
   }
@@ -115,8 +118,13 @@ export class AggregateGateway {
       if ('status' in found) return found;
       session = found;
     }
-    const server = this.#server(session);
+    // Cancellations and answers to relayed requests are for calls in flight, not for a new server.
+    const rest = this.#calls.take(session.id, messages.messages);
+    if (rest.length === 0) return { status: 202, headers: { [sessionHeader]: session.id } };
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    const server = this.#server(session, (message, relatedRequestId) =>
+      transport.send(message, { relatedRequestId }),
+    );
     await server.connect(transport);
     const close = () => {
       void transport.close().catch(() => {});
@@ -130,7 +138,7 @@ export class AggregateGateway {
     const response = await transport.handleRequest(
       new Request('http://gateway.invalid/mcp', { method: 'POST', headers }),
       {
-        parsedBody: JSON.parse(body.toString('utf8')),
+        parsedBody: messages.batch ? rest : rest[0],
       },
     );
     const out: Record<string, string> = {};
@@ -201,7 +209,7 @@ export class AggregateGateway {
   }
 
   /** The SDK server for one request of `session`. */
-  #server(session: GatewaySession): Server {
+  #server(session: GatewaySession, toAgent: ToAgent): Server {
     const server = new Server(
       { name: 'nunq-connect', title: 'nunq-connect MCP gateway', version: '1.0.0' },
       {
@@ -227,22 +235,34 @@ export class AggregateGateway {
     }));
     server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
       const progressToken = request.params._meta?.progressToken;
-      return this.#route(session, request.params.name, 'tools/call', request.params, (client, name) =>
-        client.callTool({ ...request.params, name }, undefined, {
-          signal: extra.signal,
-          ...(progressToken === undefined
-            ? {}
-            : {
-                resetTimeoutOnProgress: true,
-                onprogress: (p) => {
-                  void extra.sendNotification({
-                    method: 'notifications/progress',
-                    params: { ...p, progressToken },
-                  });
-                },
-              }),
-        }),
-      );
+      const running = this.#calls.start(session.id, extra.requestId);
+      const signal = AbortSignal.any([extra.signal, running.signal]);
+      return this.#route(
+        session,
+        request.params.name,
+        'tools/call',
+        request.params,
+        (client, name) =>
+          client.callTool({ ...request.params, name }, undefined, {
+            signal,
+            ...(progressToken === undefined
+              ? {}
+              : {
+                  resetTimeoutOnProgress: true,
+                  onprogress: (p) => {
+                    void extra.sendNotification({
+                      method: 'notifications/progress',
+                      params: { ...p, progressToken },
+                    });
+                  },
+                }),
+          }),
+        {
+          sendRequest: (message, schema) =>
+            this.#calls.ask(toAgent, extra.requestId, message, schema, signal),
+          capabilities: session.hello.capabilities,
+        },
+      ).finally(running.done);
     });
     server.setRequestHandler(ListPromptsRequestSchema, async () => ({
       prompts: await this.#collect(session, async (client) =>
@@ -333,6 +353,7 @@ export class AggregateGateway {
     method: string,
     params: Record<string, unknown>,
     call: (client: Client, name: string) => Promise<R>,
+    relay?: CallRelay,
   ): Promise<R> {
     const at = prefixed.indexOf(nameSeparator);
     const integration = at > 0 ? await this.#d.integrations.get(prefixed.slice(0, at)) : undefined;
@@ -350,7 +371,10 @@ export class AggregateGateway {
         return act({ kind: row === undefined ? 'not_connected' : 'needs_reauth' });
       }
       try {
-        return await call(await this.#d.clients.get(row, integration.settings.url!), name);
+        const client = await this.#d.clients.get(row, integration.settings.url!);
+        return await (relay === undefined
+          ? call(client, name)
+          : this.#d.clients.during(row, relay, () => call(client, name)));
       } catch (error) {
         if (error instanceof ConnectionNeedsReauthError) return act({ kind: 'needs_reauth' });
         if (error instanceof UpstreamRefusal) {
@@ -373,6 +397,9 @@ export class AggregateGateway {
             error.message.replace(`MCP error ${error.code}: `, ''),
             error.data,
           );
+        }
+        if ((error as { name?: unknown }).name === 'AbortError') {
+          throw new RpcFailure(ErrorCode.InternalError, 'The request was cancelled.');
         }
         this.#d.clients.evict(session.userId, integration.id);
         // The server forgot the client's session (it restarted): once more with a new one.

@@ -317,7 +317,7 @@ export class IntegrationGateway {
     let opening = this.#opening.get(key);
     if (opening === undefined) {
       opening = openUpstreamSession(this.#d, row, target, session.hello)
-        .then((upstreamId) => this.#d.sessions.setUpstream(session, upstreamId, replacing))
+        .then((upstream) => this.#d.sessions.setUpstream(session, upstream, replacing))
         .finally(() => this.#opening.delete(key));
       this.#opening.set(key, opening);
     }
@@ -337,7 +337,7 @@ export class IntegrationGateway {
       row,
       target,
       method,
-      upstreamHeaders(headers, session.upstreamSessionId),
+      upstreamHeaders(headers, session.upstreamSessionId, session.upstreamProtocolVersion),
       body,
     );
   }

@@ -21,6 +21,8 @@ export interface GatewaySession {
    * but the server issued no id (a stateless server).
    */
   upstreamSessionId: string | null;
+  /** The version the upstream negotiated when we opened its session for the client; null when the client did. */
+  upstreamProtocolVersion: string | null;
 }
 
 /** Whether the client declared URL-mode elicitation (`capabilities.elicitation.url`, MCP 2025-11-25). */
@@ -68,7 +70,7 @@ export class GatewaySessions {
       upstreamSessionId,
       now,
     });
-    const session = { id, userId, integrationId, hello, upstreamSessionId };
+    const session = { id, userId, integrationId, hello, upstreamSessionId, upstreamProtocolVersion: null };
     this.#remember(session, now);
     return session;
   }
@@ -103,18 +105,27 @@ export class GatewaySessions {
    */
   async setUpstream(
     session: GatewaySession,
-    upstreamSessionId: string,
+    upstream: { sessionId: string; protocolVersion: string },
     replacing: string | null,
   ): Promise<GatewaySession> {
-    const stored = await this.#repo.setUpstreamSessionId(session.id, upstreamSessionId, replacing);
+    const stored = await this.#repo.setUpstreamSessionId(
+      session.id,
+      upstream.sessionId,
+      replacing,
+      upstream.protocolVersion,
+    );
     this.#cache.delete(session.id);
+    const mine = {
+      ...session,
+      upstreamSessionId: upstream.sessionId,
+      upstreamProtocolVersion: upstream.protocolVersion,
+    };
     if (stored) {
-      const updated = { ...session, upstreamSessionId };
-      this.#remember(updated, this.#clock.now());
-      return updated;
+      this.#remember(mine, this.#clock.now());
+      return mine;
     }
     const row = await this.#repo.findForUser(session.id, session.userId);
-    return row === undefined ? { ...session, upstreamSessionId } : toSession(row);
+    return row === undefined ? mine : toSession(row);
   }
 
   /** Ends the session; true when it existed. */
@@ -140,6 +151,7 @@ function toSession(row: McpGatewaySessionRow): GatewaySession {
       clientInfo: objectOf(row.client_info),
     },
     upstreamSessionId: row.upstream_session_id,
+    upstreamProtocolVersion: row.upstream_protocol_version,
   };
 }
 

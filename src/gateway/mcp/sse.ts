@@ -114,8 +114,13 @@ export class SseRelay {
       upstream.on('data', (chunk: Buffer) => {
         if (this.ended) return;
         this.#parser.feed(chunk);
-        this.body.write(chunk);
+        const more = this.body.write(chunk);
         if (this.#parser.atBoundary) this.#flush();
+        // A slow client slows the server down instead of filling our memory.
+        if (!more) {
+          upstream.pause();
+          this.body.once('drain', () => upstream.resume());
+        }
       });
       upstream.once('end', () => resolve('end'));
       upstream.once('error', () => resolve('error'));

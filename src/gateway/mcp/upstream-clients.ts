@@ -4,11 +4,20 @@
  * from the token service per request, refreshed by force and sent once more after a 401; a 403
  * `insufficient_scope` and a final 401 become an `UpstreamRefusal` the caller turns into a
  * Connect link. A client is dropped when its connection is replaced, or when its server
- * refused it or forgot its session; the next call opens a new one. Nothing here is needed by
- * another instance.
+ * refused it or forgot its session; the next call opens a new one. A server's own requests
+ * (elicitation, sampling) are relayed to the agent whose call is in flight on that client, when
+ * exactly one is. Nothing here is needed by another instance.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import {
+  CreateMessageRequestSchema,
+  CreateMessageResultSchema,
+  ElicitRequestSchema,
+  ElicitResultSchema,
+  ErrorCode,
+  McpError,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { TokenService } from '../../connections/token-service.js';
 import type { OutboundFetch } from '../../oauth/outbound.js';
 import type { ConnectionRow } from '../../store/types.js';
@@ -29,9 +38,26 @@ interface Entry {
   client: Promise<Client>;
 }
 
+/**
+ * An agent's call in flight on a client: where a request the server sends during it (an
+ * elicitation, a sampling request) is relayed, and what the agent declared it can answer.
+ */
+type RelaySchema = typeof ElicitResultSchema | typeof CreateMessageResultSchema;
+
+export interface CallRelay {
+  // A method signature: the SDK's generic `extra.sendRequest` fits it.
+  sendRequest(
+    request: { method: string; params?: Record<string, unknown> },
+    schema: RelaySchema,
+  ): Promise<unknown>;
+  capabilities: Record<string, unknown>;
+}
+
 export class UpstreamClients {
   readonly #d: UpstreamClientsDeps;
   readonly #entries = new Map<string, Entry>();
+  /** Agents' calls in flight, per client. */
+  readonly #calls = new Map<string, Set<CallRelay>>();
   readonly #max: number;
 
   constructor(deps: UpstreamClientsDeps) {
@@ -66,6 +92,27 @@ export class UpstreamClients {
     return client;
   }
 
+  /**
+   * Runs `call` as an agent's call on the user's client: requests the server sends meanwhile are
+   * relayed to the agent, when this is the only call in flight on that client (a server's
+   * request does not say which call it belongs to; with several, it is refused, not guessed).
+   */
+  async during<R>(row: ConnectionRow, relay: CallRelay, call: () => Promise<R>): Promise<R> {
+    const key = keyOf(row.user_id, row.integration_id);
+    let calls = this.#calls.get(key);
+    if (calls === undefined) {
+      calls = new Set();
+      this.#calls.set(key, calls);
+    }
+    calls.add(relay);
+    try {
+      return await call();
+    } finally {
+      calls.delete(relay);
+      if (calls.size === 0) this.#calls.delete(key);
+    }
+  }
+
   /** Drops (and closes) the client of a user's server. */
   evict(userId: string, integrationId: string): void {
     this.#close(keyOf(userId, integrationId));
@@ -85,9 +132,48 @@ export class UpstreamClients {
     const transport = new StreamableHTTPClientTransport(new URL(url), {
       fetch: (input, init) => this.#fetch(userId, integrationId, input, init),
     });
-    const client = new Client({ name: 'nunq-connect', version: '1.0.0' }, { capabilities: {} });
+    const client = new Client(
+      { name: 'nunq-connect', version: '1.0.0' },
+      { capabilities: { elicitation: { form: {}, url: {} }, sampling: {} } },
+    );
+    const key = keyOf(userId, integrationId);
+    client.setRequestHandler(ElicitRequestSchema, async (request) =>
+      ElicitResultSchema.parse(await this.#relay(key, 'elicitation', request, ElicitResultSchema)),
+    );
+    client.setRequestHandler(CreateMessageRequestSchema, async (request) =>
+      CreateMessageResultSchema.parse(await this.#relay(key, 'sampling', request, CreateMessageResultSchema)),
+    );
     await client.connect(transport);
     return client;
+  }
+
+  /** Relays a server's request to the one agent call waiting on this client, or refuses it. */
+  async #relay(
+    key: string,
+    capability: 'elicitation' | 'sampling',
+    request: { method: string; params?: Record<string, unknown> },
+    schema: RelaySchema,
+  ): Promise<unknown> {
+    const calls = this.#calls.get(key);
+    if (calls === undefined || calls.size !== 1) {
+      throw new McpError(
+        ErrorCode.InvalidRequest,
+        `${request.method} cannot be relayed: no single call of the agent is waiting`,
+      );
+    }
+    const [call] = calls;
+    const kind =
+      request.method === 'elicitation/create'
+        ? ((request.params?.mode as string | undefined) ?? 'form')
+        : undefined;
+    const declared = call!.capabilities[capability] as Record<string, unknown> | undefined;
+    if (declared === undefined || (kind !== undefined && kind !== 'form' && declared[kind] === undefined)) {
+      throw new McpError(ErrorCode.InvalidRequest, `the agent does not support ${request.method}`);
+    }
+    return call!.sendRequest(
+      { method: request.method, ...(request.params === undefined ? {} : { params: request.params }) },
+      schema,
+    );
   }
 
   /** The client's fetch: the user's token on every request, one refresh and retry after a 401. */
@@ -97,8 +183,6 @@ export class UpstreamClients {
     input: string | URL,
     init: RequestInit = {},
   ): Promise<Response> {
-    // The aggregate does not relay the servers' own streams: "no stream here" (405), as the spec allows.
-    if ((init.method ?? 'GET').toUpperCase() === 'GET') return new Response(null, { status: 405 });
     const row = await this.#d.connections.find(userId, integrationId);
     if (row === undefined || row.status !== 'active') throw new UpstreamRefusal('unauthorized');
     let token = await this.#d.tokens.tokenFor(row);
@@ -123,6 +207,8 @@ export class UpstreamClients {
         throw new UpstreamRefusal('insufficient_scope', challenge.scopes);
       }
     }
+    // The server's own stream (GET) may end whenever; the client reconnects it by itself.
+    if ((init.method ?? 'GET').toUpperCase() !== 'POST') return response;
     return this.#watchForDrop(response, () => this.evict(userId, integrationId));
   }
 
@@ -158,7 +244,8 @@ export class UpstreamClients {
   #send(input: string | URL, init: RequestInit, authorization: string): Promise<Response> {
     const headers = new Headers(init.headers);
     headers.set('authorization', authorization);
-    return this.#d.fetch(input, { ...init, headers });
+    // A tool may run for long without a word: the body is bounded in all, not per pause.
+    return this.#d.fetch(input, { ...init, headers, bodyTimeoutMs: 10 * 60_000 });
   }
 }
 

@@ -33,6 +33,13 @@ export function upstreamTarget(url: string): UpstreamTarget {
   return { origin: new URL(parsed.origin), path: `${parsed.pathname}${parsed.search}` };
 }
 
+/**
+ * An MCP answer may take as long as its tool runs, and an event stream may stay quiet for long:
+ * the head may take minutes, and the body has no idle limit (the client's connection bounds it,
+ * and our keep-alives find a client that is gone).
+ */
+const mcpTimeouts = { headersMs: 5 * 60_000, bodyIdleMs: 0 };
+
 /** Sends one request to the server with the connection's token (retried once after a 401). */
 export function sendUpstream(
   d: UpstreamDeps,
@@ -43,7 +50,7 @@ export function sendUpstream(
   body?: Buffer,
 ): Promise<ForwardedResponse> {
   return forward(
-    d.request,
+    (t, options) => d.request(t, { ...options, timeouts: mcpTimeouts }),
     body === undefined ? { target, method, headers } : { target, method, headers, body },
     (rejected?: ForwardToken) =>
       rejected === undefined
@@ -95,7 +102,7 @@ export async function openUpstreamSession(
   row: ConnectionRow,
   target: UpstreamTarget,
   hello: ClientHello,
-): Promise<string> {
+): Promise<{ sessionId: string; protocolVersion: string }> {
   const id = `nunq-init-${randomBytes(6).toString('hex')}`;
   const initialize = {
     jsonrpc: '2.0',
@@ -145,7 +152,7 @@ export async function openUpstreamSession(
   if (initialized.statusCode >= 300) {
     throw new UpstreamSessionError(`notifications/initialized answered HTTP ${initialized.statusCode}`);
   }
-  return sessionId;
+  return { sessionId, protocolVersion: version };
 }
 
 /** Reads the JSON-RPC result for request `id` from a JSON or SSE answer (bounded). */
@@ -190,15 +197,21 @@ async function readResponse(answer: ForwardedResponse, id: string): Promise<Reco
   throw new UpstreamSessionError('initialize answered no result');
 }
 
-/** The headers sent upstream: the caller's minus credentials and hop-by-hop ones, with the upstream session id. */
+/**
+ * The headers sent upstream: the caller's minus credentials and hop-by-hop ones, with the
+ * upstream session id, and the protocol version the upstream negotiated when we opened its
+ * session (the client negotiated its own with us).
+ */
 export function upstreamHeaders(
   from: Record<string, string | string[] | undefined>,
   upstreamSessionId: string | null,
+  upstreamProtocolVersion: string | null = null,
 ): Record<string, string> {
   const headers = upstreamRequestHeaders(from);
   delete headers[sessionHeader];
   // Bytes are relayed and read as they come: no compressed streams.
   headers['accept-encoding'] = 'identity';
   if (upstreamSessionId !== null && upstreamSessionId !== '') headers[sessionHeader] = upstreamSessionId;
+  if (upstreamProtocolVersion !== null) headers['mcp-protocol-version'] = upstreamProtocolVersion;
   return headers;
 }

@@ -13,6 +13,7 @@ import { layout } from '../../ui/layout.js';
 import { connectConfirmPage } from '../../ui/pages/connect-confirm.js';
 import { requireUser } from '../auth.js';
 import type { AppContext } from '../context.js';
+import { Problem } from '../problem.js';
 import { parseReturnTo } from '../return-to.js';
 import { parseInput } from '../validate.js';
 import { signInRedirect } from './pages.js';
@@ -129,19 +130,32 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
       );
     }
     const existing = await ctx.connections.findByUserAndIntegration(identity.userId, integrationId);
-    const url = await ctx.flow.start({
-      userId: identity.userId,
-      integrationId,
-      returnTo,
-      ...(existing === undefined ? {} : { connectionId: existing.id }),
-      browserBinding: identity.browserBinding ?? null,
-      ...(elicitation === undefined
-        ? {}
-        : {
-            elicitationId: form.elicitation,
-            ...(elicitation.scopes === null ? {} : { scopes: elicitation.scopes }),
-          }),
-    });
+    let url: URL;
+    try {
+      url = await ctx.flow.start({
+        userId: identity.userId,
+        integrationId,
+        returnTo,
+        ...(existing === undefined ? {} : { connectionId: existing.id }),
+        browserBinding: identity.browserBinding ?? null,
+        ...(elicitation === undefined
+          ? {}
+          : {
+              elicitationId: form.elicitation,
+              ...(elicitation.scopes === null ? {} : { scopes: elicitation.scopes }),
+            }),
+      });
+    } catch (error) {
+      // A person clicked a button: show a page naming the problem (an API client gets problem+json).
+      const wantsPage = (request.headers.accept ?? '').includes('text/html');
+      if (!wantsPage || !(error instanceof Problem) || error.status < 500) throw error;
+      return errorPage(
+        reply,
+        error.status,
+        'This cannot be connected right now',
+        error.detail ?? error.title,
+      );
+    }
     return reply.redirect(url.href, 303);
   });
 

@@ -76,9 +76,11 @@ export function sendPage(reply: FastifyReply, body: string): FastifyReply {
 
 /** Why a connection needs reconnecting, for its banner: fixed texts chosen by the stored reason. */
 function reauthText(reason: unknown): string {
-  return reason === 'unreadable'
-    ? 'the stored sign-in could not be read; reconnect to continue.'
-    : 'the provider no longer accepts its sign-in.';
+  if (reason === 'unreadable') return 'the stored sign-in could not be read; reconnect to continue.';
+  if (reason === 'authorization_server_changed') {
+    return 'the server now signs in through another authorization server; reconnect to continue.';
+  }
+  return 'the provider no longer accepts its sign-in.';
 }
 
 /** `GET /`: the Integrations page. */

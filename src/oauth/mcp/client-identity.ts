@@ -119,6 +119,9 @@ export function isRegistrationRejected(error: unknown): boolean {
       : error instanceof AuthorizationDeniedError
         ? error.providerError
         : undefined;
+  // A token endpoint answers client authentication failures with 401 (RFC 6749 §5.2), sometimes
+  // with only a challenge and no error code in a body.
+  if (error instanceof ProviderError && error.status === 401) return true;
   return code === 'invalid_client' || code === 'unauthorized_client' || code === 'invalid_redirect_uri';
 }
 

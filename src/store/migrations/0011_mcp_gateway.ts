@@ -17,6 +17,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('client_info', 'text', (c) => c.notNull())
     .addColumn('client_capabilities', 'text', (c) => c.notNull())
     .addColumn('upstream_session_id', 'text')
+    // The protocol version the upstream negotiated when the gateway opened its session (replayed initialize).
+    .addColumn('upstream_protocol_version', 'text')
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
     .execute();

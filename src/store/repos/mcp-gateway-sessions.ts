@@ -34,6 +34,7 @@ export class McpGatewaySessionRepository {
       client_info: JSON.stringify(s.clientInfo ?? {}),
       client_capabilities: JSON.stringify(s.clientCapabilities ?? {}),
       upstream_session_id: s.upstreamSessionId,
+      upstream_protocol_version: null,
       created_at: s.now,
       last_seen_at: s.now,
     };
@@ -56,10 +57,15 @@ export class McpGatewaySessionRepository {
    * (null: none yet), so of two instances creating the upstream session at once one wins; true
    * when this call's value was stored.
    */
-  async setUpstreamSessionId(id: string, value: string | null, expected: string | null): Promise<boolean> {
+  async setUpstreamSessionId(
+    id: string,
+    value: string | null,
+    expected: string | null,
+    protocolVersion: string | null = null,
+  ): Promise<boolean> {
     let q = this.#db
       .updateTable('mcp_gateway_sessions')
-      .set({ upstream_session_id: value })
+      .set({ upstream_session_id: value, upstream_protocol_version: protocolVersion })
       .where('id', '=', id);
     q =
       expected === null

@@ -1,0 +1,99 @@
+/**
+ * The aggregate's calls in flight on this instance, and what only this instance can do for
+ * them: abort one when the agent cancels it (the cancellation comes in a request of its own),
+ * and relay a server's request (an elicitation, a sampling request) to the agent on the stream
+ * of the call it belongs to, then hand the agent's answer (which comes in a later POST) back.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  isJSONRPCErrorResponse,
+  isJSONRPCResultResponse,
+  type JSONRPCMessage,
+  McpError,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { RequestId } from './jsonrpc.js';
+
+/** Writes a message to the agent on the stream of the request it relates to. */
+export type ToAgent = (message: JSONRPCMessage, relatedRequestId: RequestId) => Promise<void>;
+
+/** How long a relayed request waits for the agent's answer (a person may be filling in a form). */
+const relayTimeoutMs = 10 * 60_000;
+
+export class AgentCalls {
+  /** Requests relayed to agents, waiting for their answers, by our id. */
+  readonly #relays = new Map<string, (answer: JSONRPCMessage | Error) => void>();
+  /** Calls running here, by session and the agent's request id. */
+  readonly #running = new Map<string, AbortController>();
+
+  /** Tracks a call; its signal aborts when the agent cancels it. Call `done` when it ends. */
+  start(sessionId: string, requestId: RequestId): { signal: AbortSignal; done: () => void } {
+    const key = keyOf(sessionId, requestId);
+    const cancel = new AbortController();
+    this.#running.set(key, cancel);
+    return {
+      signal: cancel.signal,
+      done: () => {
+        if (this.#running.get(key) === cancel) this.#running.delete(key);
+      },
+    };
+  }
+
+  /**
+   * Takes what is for calls in flight out of a POST: cancellations abort their call, answers to
+   * relayed requests go to the call waiting for them. Returns the messages left for the server.
+   */
+  take(sessionId: string, messages: readonly JSONRPCMessage[]): JSONRPCMessage[] {
+    return messages.filter((message) => {
+      const m = message as { method?: unknown; params?: { requestId?: unknown } };
+      if (m.method === 'notifications/cancelled') {
+        this.#running.get(keyOf(sessionId, m.params?.requestId))?.abort();
+      }
+      if (!isJSONRPCResultResponse(message) && !isJSONRPCErrorResponse(message)) return true;
+      const settle = typeof message.id === 'string' ? this.#relays.get(message.id) : undefined;
+      settle?.(message);
+      return settle === undefined;
+    });
+  }
+
+  /** Sends a server's request to the agent with an id of ours and waits for the answer. */
+  async ask(
+    toAgent: ToAgent,
+    relatedRequestId: RequestId,
+    request: { method: string; params?: Record<string, unknown> },
+    schema: { parse(value: unknown): unknown },
+    signal: AbortSignal,
+  ): Promise<unknown> {
+    const id = `nunq-relay-${randomBytes(9).toString('base64url')}`;
+    const answer = new Promise<JSONRPCMessage>((resolve, reject) => {
+      const timer = setTimeout(() => settle(new Error('the agent did not answer in time')), relayTimeoutMs);
+      const onAbort = () => settle(new Error('the call was cancelled'));
+      const settle = (outcome: JSONRPCMessage | Error) => {
+        clearTimeout(timer);
+        this.#relays.delete(id);
+        signal.removeEventListener('abort', onAbort);
+        if (outcome instanceof Error) reject(outcome);
+        else resolve(outcome);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#relays.set(id, settle);
+    });
+    await toAgent(
+      {
+        jsonrpc: '2.0',
+        id,
+        method: request.method,
+        ...(request.params === undefined ? {} : { params: request.params }),
+      },
+      relatedRequestId,
+    );
+    const message = await answer;
+    if (isJSONRPCErrorResponse(message)) {
+      throw new McpError(message.error.code, message.error.message, message.error.data);
+    }
+    return schema.parse((message as { result?: unknown }).result);
+  }
+}
+
+function keyOf(sessionId: string, requestId: unknown): string {
+  return `${sessionId}\u0000${JSON.stringify(requestId)}`;
+}
