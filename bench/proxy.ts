@@ -131,7 +131,7 @@ function serveBare(): void {
 // ---------------------------------------------------------------------------------------------
 // Ours: the bin as a user runs it, its stdout piped into a reader process.
 
-interface Ours {
+export interface Ours {
   /** The bin's process and what it started (the re-executed server), for CPU accounting. */
   pids: number[];
   readerPid: number;
@@ -141,7 +141,7 @@ interface Ours {
 }
 
 /** Starts `node bin/nunq-connect.js serve --config <file>` with the default log level. */
-async function startOurs(configFile: string, port: number, nodeFlags: string[] = []): Promise<Ours> {
+export async function startOurs(configFile: string, port: number, nodeFlags: string[] = []): Promise<Ours> {
   const env: Record<string, string | undefined> = { ...process.env };
   // As a user runs it: no inherited loader or level, the port from the config.
   delete env.NODE_OPTIONS;
@@ -210,13 +210,15 @@ function oursConfig(port: number, databaseUrl: string, upstream: string, key: st
 /**
  * Inserts a connection per user for `items`, sealed with the service's own `Sealer` under the
  * config's key: the upstream's access token, valid for a day, no refresh token, nothing due.
- * Returns the connection ids in the order of `users`.
+ * Returns the connection ids in the order of `users`. (The MCP gateway bench seeds its own
+ * integration and expiry through `options`.)
  */
-async function seedConnections(
+export async function seedConnections(
   databaseUrl: string,
   key: string,
   token: string,
   users: string[],
+  options: { integrationId?: string; validForMs?: number } = {},
 ): Promise<string[]> {
   const sealer = new Sealer(Keyring.fromConfig({ activeKeyId: 'k1', keys: [{ id: 'k1', key }] }));
   const store = openStore(databaseUrl);
@@ -230,7 +232,7 @@ async function seedConnections(
         return {
           id,
           user_id: user,
-          integration_id: 'items',
+          integration_id: options.integrationId ?? 'items',
           status: 'active' as const,
           status_reason: null,
           account_id: `account-${user}`,
@@ -245,7 +247,7 @@ async function seedConnections(
           refresh_token_sealed: null,
           id_token_sealed: null,
           token_type: 'Bearer',
-          access_token_expires_at: now + 24 * 3600_000,
+          access_token_expires_at: now + (options.validForMs ?? 24 * 3600_000),
           last_refreshed_at: null,
           next_refresh_at: null,
           refresh_failures: 0,
@@ -346,7 +348,7 @@ const perRequest = (r: RoundResult, part: keyof RoundResult['cpu']) =>
   r.cpu[part] / Math.max(1, r.ok + r.errors);
 
 /** Builds the service once, so the bin runs what the sources say (`dist/`). */
-function build(): void {
+export function build(): void {
   execFileSync(
     process.execPath,
     [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
@@ -549,7 +551,7 @@ async function profileOurs(
  * Keeps the samples of the last `windowUs` before the profile's end, less the shutdown's
  * half second: the measured round, without start-up, warm-up and shutdown. Returns a new file.
  */
-function trimProfile(file: string, windowUs: number): string {
+export function trimProfile(file: string, windowUs: number): string {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as {
     endTime: number;
     startTime: number;

@@ -136,6 +136,12 @@ export class AuthorizationFlow {
     elicitationId?: string | undefined;
   }): Promise<URL> {
     const integration = await offeredIntegration(this.#d.catalog, input.integrationId);
+    // An MCP server is discovered afresh for every Connect and Reconnect: its metadata may now
+    // name another authorization server (whose own registration is then used), and a person
+    // reconnecting is the moment to learn it. Refreshes keep using the cached client.
+    const key = clientKeyOf(integration);
+    if (integration.kind === 'mcp' && integration.providerId === null && key !== null)
+      this.#d.clients.forget(key);
     const client = await this.#client(integration);
     let scopes: string[];
     try {
@@ -234,8 +240,12 @@ export class AuthorizationFlow {
       });
     } catch (error) {
       await this.#auditFailure(input.userId, p.integration_id, error);
-      if (client !== undefined && isRegistrationRejected(error)) {
-        await this.#d.clients.rejected(integration, client);
+      // An MCP server's client that failed for a reason of ours: discover (and register) again next time.
+      if (
+        client !== undefined &&
+        (error instanceof ProviderError ? error.kind === 'config_error' : isRegistrationRejected(error))
+      ) {
+        await this.#d.clients.failed(integration, client, error);
       }
       if (error instanceof AuthorizationDeniedError) {
         return {

@@ -1,5 +1,4 @@
 import { ProviderError } from '../oauth/errors.js';
-import { isRegistrationRejected } from '../oauth/mcp/client-identity.js';
 import type { OAuthClient } from '../oauth/oauth-client.js';
 import { clientKeyOf, type ProviderClients } from '../oauth/registry.js';
 import type { TokenSet } from '../oauth/token-set.js';
@@ -173,9 +172,8 @@ export async function refreshHeld(
     if (error.kind === 'config_error' || error.kind === 'invalid_request') {
       // Our client or this integration's request is wrong: an admin problem, not an outage.
       ctx.d.breakers.success(providerId);
-      // An MCP server's authorization server that forgot our registration: register anew next time.
-      if (client !== undefined && isRegistrationRejected(error))
-        await ctx.d.clients.rejected(integration, client);
+      // An MCP server's client: discover again next time (and register anew if it was refused).
+      if (client !== undefined) await ctx.d.clients.failed(integration, client, error);
       await alertConfigError(ctx.d, row, providerId, error);
       if (ctx.notExpired(row) && options.rejectedToken === undefined) return ctx.usable(row);
       throw new ProviderMisconfiguredError(row.id);

@@ -23,9 +23,7 @@ export async function buildClientAuth(
     case 'client_secret_post': {
       const secret = credentials.clientSecret;
       if (secret === undefined) throw new ProviderError('config_error', `${method} needs a client secret`);
-      return method === 'client_secret_basic'
-        ? oauth.ClientSecretBasic(secret)
-        : oauth.ClientSecretPost(secret);
+      return method === 'client_secret_basic' ? clientSecretBasic(secret) : oauth.ClientSecretPost(secret);
     }
     case 'private_key_jwt': {
       const pk = credentials.privateKey;
@@ -74,4 +72,20 @@ async function importSigningKey(pk: string | Record<string, unknown>): Promise<C
   }
   if (!(key instanceof CryptoKey)) throw new ProviderError('config_error', 'private key must be asymmetric');
   return key;
+}
+
+/**
+ * `client_secret_basic` with the id and secret form-urlencoded as WHATWG's
+ * application/x-www-form-urlencoded serializer does (RFC 6749 §2.3.1), which leaves `*-._`
+ * alone. Written here rather than oauth4webapi's `ClientSecretBasic`, which also escapes `-`, `.`,
+ * `_`, `!`, `~`, `*`, `'`, `(` and `)`: a server that compares the decoded Basic credentials
+ * without form-decoding them (some do, among them the MCP conformance suite's) then sees
+ * `pre%2Dregistered` instead of `pre-registered`. Both forms decode to the same value.
+ */
+export function clientSecretBasic(secret: string): oauth.ClientAuth {
+  const encode = (value: string) => new URLSearchParams({ v: value }).toString().slice(2);
+  return (_as, client, _body, headers) => {
+    const credentials = `${encode(client.client_id)}:${encode(secret)}`;
+    headers.set('authorization', `Basic ${Buffer.from(credentials).toString('base64')}`);
+  };
 }

@@ -1,6 +1,7 @@
 import type { CatalogRepository, ClientCredentials, IntegrationRecord } from '../store/repos/catalog.js';
 import type { Clock } from '../support/clock.js';
 import { ProviderError } from './errors.js';
+import { isRegistrationRejected } from './mcp/client-identity.js';
 import type { OAuthClient } from './oauth-client.js';
 import type { OutboundFetch, OutboundPolicy } from './outbound.js';
 import { createEntraClient } from './providers/entra.js';
@@ -97,14 +98,16 @@ export class ProviderClients {
   }
 
   /**
-   * The authorization server refused an MCP server's client (`invalid_client`, a refused redirect
-   * URI): the client is forgotten and a dynamic registration dropped, so the next use discovers
-   * and registers again, once per refusal (each needs a new attempt: never a loop).
+   * A token request of an MCP server's client failed for a reason of ours (`config_error`): the
+   * client is forgotten, so the next use discovers again (the metadata may have moved); when the
+   * authorization server refused the client itself (`invalid_client`, a 401), its dynamic
+   * registration is dropped too and redone on the next use, once per refusal (each needs a new
+   * attempt: never a loop).
    */
-  async rejected(integration: IntegrationRecord, client: OAuthClient): Promise<void> {
+  async failed(integration: IntegrationRecord, client: OAuthClient, error: unknown): Promise<void> {
     if (integration.kind !== 'mcp' || integration.providerId !== null) return;
     this.forget(`${mcpKeyPrefix}${integration.id}`);
-    await this.#deps.mcpRejected?.(client);
+    if (isRegistrationRejected(error)) await this.#deps.mcpRejected?.(client);
   }
 
   /** Forgets an MCP server's client so the next use discovers again (its metadata changed). */

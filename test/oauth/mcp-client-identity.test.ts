@@ -30,7 +30,8 @@ describe.each(databaseKinds)('the client at an MCP authorization server, on %s',
   let as: Site;
   /** Secrets the registration endpoint handed out, in order. */
   let issued: Array<{ client_id: string; client_secret: string; registration_access_token: string }>;
-  let secretExpiresAt = 0;
+  /** What /register says of the secret's expiry; undefined: the field is left out. */
+  let secretExpiresAt: number | undefined = 0;
 
   beforeAll(async () => {
     ({ store, database } = await createTestStore(kind));
@@ -189,6 +190,20 @@ describe.each(databaseKinds)('the client at an MCP authorization server, on %s',
       const second = await resolveClientIdentity(base(metadata));
       expect(second.client.client_id).not.toBe(first.client.client_id);
       expect(registerRequests()).toHaveLength(2);
+    } finally {
+      secretExpiresAt = 0;
+    }
+  });
+
+  it('accepts a registration whose secret has no client_secret_expires_at (it never expires)', async () => {
+    secretExpiresAt = undefined;
+    try {
+      const identity = await resolveClientIdentity(base(await startAs()));
+      expect(identity.method).toBe('dynamic');
+      expect(identity.client.client_id).toBe(issued[0]!.client_id);
+      // Stored and reused: the next resolution registers nothing.
+      await resolveClientIdentity(base(asMetadata(as.url) as oauth.AuthorizationServer));
+      expect(registerRequests()).toHaveLength(1);
     } finally {
       secretExpiresAt = 0;
     }

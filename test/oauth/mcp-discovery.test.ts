@@ -57,6 +57,35 @@ describe('MCP authorization discovery', () => {
     as = await startSite();
   };
 
+  it('finishes the handshake and asks tools/list when initialize is let through, to learn the challenge', async () => {
+    await start();
+    rs.route('/mcp', (req, res) => {
+      const rpc = req.body === '' ? {} : (JSON.parse(req.body) as { method?: string });
+      if (req.method === 'DELETE') return res.writeHead(200).end();
+      if (rpc.method === 'initialize') {
+        return res
+          .writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'probe-session' })
+          .end('{"jsonrpc":"2.0","id":1,"result":{}}');
+      }
+      if (rpc.method === 'notifications/initialized') return res.writeHead(202).end();
+      res
+        .writeHead(401, {
+          'www-authenticate': `Bearer resource_metadata="${rs.url}/meta/prm", scope="mcp:basic"`,
+        })
+        .end();
+    });
+    rs.route('/meta/prm', prm({ scopes_supported: ['mcp:profile'] }));
+    as.route('/.well-known/oauth-authorization-server', json(asMetadata(as.url)));
+    const found = await discoverMcpAuthorization(mcpUrl(), deps);
+    expect(found.challengeScopes).toEqual(['mcp:basic']);
+    expect(found.resourceMetadataUrl).toBe(`${rs.url}/meta/prm`);
+    const mcpRequests = rs.received.filter((r) => r.url === '/mcp');
+    expect(mcpRequests.map((r) => r.method)).toEqual(['POST', 'POST', 'POST', 'DELETE']);
+    // The probe session continues the one initialize opened, and never carries a token.
+    expect(mcpRequests.slice(1).every((r) => r.headers['mcp-session-id'] === 'probe-session')).toBe(true);
+    expect(mcpRequests.every((r) => r.headers.authorization === undefined)).toBe(true);
+  });
+
   it('follows the resource_metadata hint of the 401 challenge, then the issuer metadata', async () => {
     await start();
     rs.route(

@@ -1,4 +1,5 @@
 import * as oauth from 'oauth4webapi';
+import { z } from 'zod';
 import type { ClientCredentials } from '../../store/repos/catalog.js';
 import type { McpRegistration, McpRegistrations } from '../../store/repos/mcp-registrations.js';
 import type { Clock } from '../../support/clock.js';
@@ -11,6 +12,13 @@ import { McpDiscoveryError } from './errors.js';
 import { limitedFetch, metadataLimits } from './fetch.js';
 
 /** How the client at an MCP server's authorization server was obtained. */
+/** The fields of an RFC 7591 registration response we rely on; the rest is kept as sent. */
+const registrationResponse = z.looseObject({
+  client_id: z.string().min(1).max(2048),
+  client_secret: z.string().min(1).max(4096).optional(),
+  client_secret_expires_at: z.number().nonnegative().optional(),
+});
+
 export type RegistrationMethod = 'configured' | 'cimd' | 'dynamic';
 
 /** The client this service is at one authorization server, with its token-endpoint authentication. */
@@ -191,7 +199,17 @@ async function register(
       // limitedFetch refuses plain http outside the allowed networks itself, on every URL.
       { [oauth.customFetch]: fetch as typeof globalThis.fetch, [oauth.allowInsecureRequests]: true },
     );
-    return await oauth.processDynamicClientRegistrationResponse(response);
+    if (response.status !== 201 && response.status !== 200) {
+      return await oauth.processDynamicClientRegistrationResponse(response); // throws its error
+    }
+    // Read by hand, not by oauth4webapi: it refuses a `client_secret` without
+    // `client_secret_expires_at`, which RFC 7591 §3.2.1 requires but servers in the field omit
+    // (absent: the secret does not expire, as the MCP SDK's client reads it too).
+    const parsed = registrationResponse.safeParse(await response.json().catch(() => undefined));
+    if (!parsed.success) throw new Error('registration response without a usable client_id');
+    return parsed.data as unknown as Awaited<
+      ReturnType<typeof oauth.processDynamicClientRegistrationResponse>
+    >;
   } catch (error) {
     if (error instanceof McpDiscoveryError) throw error;
     const said = error instanceof oauth.ResponseBodyError ? ` (${safeErrorCode(error.error)})` : '';

@@ -157,8 +157,44 @@ async function probe(serverUrl: URL, post: OutboundFetch): Promise<McpChallenge 
     }),
   });
   const header = response.headers.get('www-authenticate');
-  if ((response.status !== 401 && response.status !== 403) || header === null) return undefined;
-  return parseMcpChallenge(header);
+  if ((response.status === 401 || response.status === 403) && header !== null)
+    return parseMcpChallenge(header);
+  if (response.status < 200 || response.status > 299) return undefined;
+  return probeFurther(serverUrl, post, response.headers.get('mcp-session-id'));
+}
+
+/**
+ * A server may let `initialize` through and challenge only the requests that need a token (the
+ * scopes of its challenge are what the first authorization should ask for): finish the handshake
+ * and ask for `tools/list`, still without a token, and take that answer's challenge. Best effort:
+ * any failure here just means there is no challenge to learn from. The session is closed after.
+ * @see MCP authorization (2025-11-25) "Scope Selection Strategy"
+ */
+async function probeFurther(
+  serverUrl: URL,
+  post: OutboundFetch,
+  sessionId: string | null,
+): Promise<McpChallenge | undefined> {
+  const headers = {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    'mcp-protocol-version': LATEST_PROTOCOL_VERSION,
+    ...(sessionId === null ? {} : { 'mcp-session-id': sessionId }),
+  };
+  const send = (body: unknown) => post(serverUrl, { method: 'POST', headers, body: JSON.stringify(body) });
+  try {
+    await send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    const listed = await send({ jsonrpc: '2.0', id: 2, method: 'tools/list' });
+    const header = listed.headers.get('www-authenticate');
+    if ((listed.status === 401 || listed.status === 403) && header !== null)
+      return await parseMcpChallenge(header);
+    return undefined;
+  } catch (error) {
+    if (error instanceof McpDiscoveryError && error.problem === 'address_refused') throw error;
+    return undefined;
+  } finally {
+    if (sessionId !== null) await post(serverUrl, { method: 'DELETE', headers }).catch(() => undefined);
+  }
 }
 
 /**
