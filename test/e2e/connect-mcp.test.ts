@@ -31,6 +31,7 @@ import {
   openSession,
   type Page,
   submitForm,
+  throughOidcProvider,
 } from '../support/browser.js';
 import { createTestDatabase, databaseKinds, type TestDatabase } from '../support/databases.js';
 import {
@@ -103,26 +104,7 @@ describe.each(databaseKinds)(
       await database?.drop();
     });
 
-    /** Goes through the MCP server's oidc-provider login and consent pages, as a person does. */
-    async function throughProvider(issuer: string): Promise<string[]> {
-      const shown: string[] = [];
-      for (let step = 0; step < 4; step += 1) {
-        await page.waitForLoadState('load');
-        const here = page.url();
-        if (new URL(here).origin !== new URL(issuer).origin) return shown;
-        if ((await page.locator('input[name="login"]').count()) > 0) {
-          shown.push('login');
-          await page.locator('input[name="login"]').fill(login);
-          await page.locator('input[name="password"]').fill('any password at all');
-          await page.getByRole('button', { name: 'Sign-in' }).click();
-        } else {
-          shown.push('consent');
-          await page.getByRole('button', { name: 'Continue' }).click();
-        }
-        await page.waitForURL((url) => url.href !== here);
-      }
-      throw new Error(`still at the provider after ${shown.join(', ')}: ${page.url()}`);
-    }
+    const throughProvider = (issuer: string) => throughOidcProvider(page, issuer, login);
 
     /** An MCP SDK client that holds only the nunq JWT; every answer it gets is kept for the scan. */
     async function agent(path: string, capabilities: Record<string, unknown> = {}): Promise<Client> {

@@ -23,6 +23,7 @@ import {
   type Page,
   signInAtDevLogin,
   submitForm,
+  throughOidcProvider,
 } from '../support/browser.js';
 import { createTestDatabase, databaseKinds, type TestDatabase } from '../support/databases.js';
 import {
@@ -147,30 +148,7 @@ describe.each(databaseKinds)('a person connects in Chromium against oidc-provide
     return json;
   }
 
-  /**
-   * Goes through oidc-provider's own pages as a person would: types a login and a password on
-   * its sign-in page, clicks Continue on its consent page; stops when back at the service.
-   * Returns which pages it went through.
-   */
-  async function throughProvider(page: Page): Promise<string[]> {
-    const shown: string[] = [];
-    for (let step = 0; step < 4; step += 1) {
-      await page.waitForLoadState('load');
-      const here = page.url();
-      if (new URL(here).origin !== provider.issuer) return shown;
-      if ((await page.locator('input[name="login"]').count()) > 0) {
-        shown.push('login');
-        await page.locator('input[name="login"]').fill(login);
-        await page.locator('input[name="password"]').fill('any password at all');
-        await page.getByRole('button', { name: 'Sign-in' }).click();
-      } else {
-        shown.push('consent');
-        await page.getByRole('button', { name: 'Continue' }).click();
-      }
-      await page.waitForURL((url) => url.href !== here);
-    }
-    throw new Error(`still at the provider after ${shown.join(', ')}: ${page.url()}`);
-  }
+  const throughProvider = (page: Page) => throughOidcProvider(page, provider.issuer, login);
 
   const card = (page: Page) => page.getByTestId(`integration-${integration}`);
   const statusText = async (page: Page) =>

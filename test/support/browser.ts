@@ -293,3 +293,29 @@ export async function getJsonWithSession(
   }
   return { status: response.status(), json };
 }
+
+/**
+ * Goes through oidc-provider's own login and consent pages (devInteractions) as a person does:
+ * types `login` and a password on its sign-in page, clicks Continue on its consent page; stops
+ * when the page has left `issuer`'s origin. Returns which pages it went through.
+ */
+export async function throughOidcProvider(page: Page, issuer: string, login: string): Promise<string[]> {
+  const origin = new URL(issuer).origin;
+  const shown: string[] = [];
+  for (let step = 0; step < 4; step += 1) {
+    await page.waitForLoadState('load');
+    const here = page.url();
+    if (new URL(here).origin !== origin) return shown;
+    if ((await page.locator('input[name="login"]').count()) > 0) {
+      shown.push('login');
+      await page.locator('input[name="login"]').fill(login);
+      await page.locator('input[name="password"]').fill('any password at all');
+      await page.getByRole('button', { name: 'Sign-in' }).click();
+    } else {
+      shown.push('consent');
+      await page.getByRole('button', { name: 'Continue' }).click();
+    }
+    await page.waitForURL((url) => url.href !== here);
+  }
+  throw new Error(`still at the provider after ${shown.join(', ')}: ${page.url()}`);
+}
