@@ -14,7 +14,7 @@
  *
  * Run: `node --import tsx bench/refresh.ts [--only expiry|storm] [--expiries 3] [--callers 500]
  *       [--ttl 3] [--storm 10000] [--cap-seconds 180] [--slice 1000] [--bare-window 500]
- *       [--no-storm-sqlite]`
+ *       [--no-storm-sqlite] [--storm-kinds postgres,sqlite] [--storm-instances 1,3]`
  */
 import { randomUUID } from 'node:crypto';
 import { runDueRefreshes } from '../src/connections/refresh-scheduler.js';
@@ -24,6 +24,7 @@ import type { DatabaseKind, Store } from '../src/store/database.js';
 import type { ConnectionRow } from '../src/store/types.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/databases.js';
 import { freePort, startTestService, type TestService } from '../test/support/service.js';
+import { processCpuUs } from './proc.js';
 import {
   benchClientSecret,
   catalogFor,
@@ -316,6 +317,16 @@ interface StormResult {
   bareConcurrency: number;
   /** Per storm slice: our rows refreshed/s divided by the baseline window just before it. */
   pairRatios: number[];
+  /**
+   * CPU µs per grant during the storm slices and during the baseline windows: this process (the
+   * instances, in-process SQLite, or the bare client) and the provider's process.
+   */
+  cpu: {
+    oursPerRefresh: number;
+    providerPerRefresh: number;
+    barePerGrant: number;
+    providerPerBareGrant: number;
+  };
 }
 
 /**
@@ -467,13 +478,29 @@ async function benchStorm(
     // machine (a shared box's load moves more between minutes than between neighbouring seconds).
     const bareWindows: number[] = [];
     const pairRatios: number[] = [];
+    const cpu = { ours: 0, providerOurs: 0, bare: 0, providerBare: 0, bareGrants: 0 };
+    const ownCpuUs = () => {
+      const u = process.cpuUsage();
+      return u.user + u.system;
+    };
     let wallMs = 0;
+    let refreshedInSlices = 0;
     let timedOut = true;
     while (Date.now() < deadline) {
+      let own = ownCpuUs();
+      let provider = processCpuUs(fleet.peers.pid);
       const bare = await bareRefreshRate(fleet.peers.issuer, refreshToken, o.bareWindow, concurrency);
+      cpu.bare += ownCpuUs() - own;
+      cpu.providerBare += processCpuUs(fleet.peers.pid) - provider;
+      cpu.bareGrants += o.bareWindow;
       bareWindows.push(bare);
+      own = ownCpuUs();
+      provider = processCpuUs(fleet.peers.pid);
       const slice = await runStormSlice(fleet.instances, o.sliceRows, deadline);
+      cpu.ours += ownCpuUs() - own;
+      cpu.providerOurs += processCpuUs(fleet.peers.pid) - provider;
       wallMs += slice.wallMs;
+      refreshedInSlices += slice.refreshed;
       if (slice.refreshed >= o.sliceRows / 2) pairRatios.push(slice.refreshed / (slice.wallMs / 1000) / bare);
       if (slice.done) {
         timedOut = false;
@@ -512,6 +539,12 @@ async function benchStorm(
       bareRates: [Math.min(...bareWindows), Math.max(...bareWindows)],
       bareConcurrency: concurrency,
       pairRatios,
+      cpu: {
+        oursPerRefresh: cpu.ours / Math.max(1, refreshedInSlices),
+        providerPerRefresh: cpu.providerOurs / Math.max(1, refreshedInSlices),
+        barePerGrant: cpu.bare / cpu.bareGrants,
+        providerPerBareGrant: cpu.providerBare / cpu.bareGrants,
+      },
     };
   } finally {
     await fleet.close();
@@ -537,6 +570,8 @@ function stormTable(kind: DatabaseKind, results: StormResult[]): string {
       'bare provider grants/s, same concurrency (mean, min–max of windows)',
       'ours/bare, median of paired slices (min–max)',
       'ours/bare, whole storm vs mean bare',
+      'CPU µs per refresh: ours / provider',
+      'CPU µs per bare grant: client / provider',
       'RSS before',
       'peak RSS',
       'peak/before',
@@ -556,11 +591,13 @@ function stormTable(kind: DatabaseKind, results: StormResult[]): string {
         ? '–'
         : `**${median(r.pairRatios).toFixed(2)}×** (${Math.min(...r.pairRatios).toFixed(2)}–${Math.max(...r.pairRatios).toFixed(2)}, ${r.pairRatios.length} pairs)`,
       `${(r.distinctRefreshed / (r.wallMs / 1000) / r.bareRate).toFixed(2)}×`,
+      `${Math.round(r.cpu.oursPerRefresh)} / ${Math.round(r.cpu.providerPerRefresh)}`,
+      `${Math.round(r.cpu.barePerGrant)} / ${Math.round(r.cpu.providerPerBareGrant)}`,
       mb(r.rssBefore),
       mb(r.rssPeak),
       `${(r.rssPeak / r.rssBefore).toFixed(2)}× (+${mb(r.rssPeak - r.rssBefore)})`,
     ]),
-    'lrrrrrrrrrrrrrr',
+    'lrrrrrrrrrrrrrrrr',
   );
 }
 
@@ -607,10 +644,14 @@ async function main(): Promise<void> {
         'machine’s load moves between minutes, far less between neighbouring seconds). Wall time and ' +
         'rows/s count the storm slices only.\n',
     );
-    const kinds: DatabaseKind[] = flag('no-storm-sqlite') ? ['postgres'] : ['postgres', 'sqlite'];
+    const kinds = (
+      flag('no-storm-sqlite') ? ['postgres'] : option('storm-kinds', 'postgres,sqlite').split(',')
+    ) as DatabaseKind[];
     for (const kind of kinds) {
       const results: StormResult[] = [];
-      for (const instances of kind === 'sqlite' ? [1] : [1, 3]) {
+      for (const instances of kind === 'sqlite'
+        ? [1]
+        : option('storm-instances', '1,3').split(',').map(Number)) {
         const child = forkChild(thisFile, ['--role', 'storm']);
         try {
           results.push(

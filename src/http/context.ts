@@ -44,6 +44,8 @@ export interface AppContext {
   /** What the last discovery of each MCP server found (shown on the Integrations and admin pages). */
   readonly mcpDiscovery: McpDiscoveryRepository;
   readonly fetch: OutboundFetch;
+  /** For token, revocation and userinfo calls: small answers read whole (cheaper than `fetch`). */
+  readonly smallFetch: OutboundFetch;
   readonly providers: ProviderClients;
   readonly flow: AuthorizationFlow;
   readonly webhooks: Webhooks;

@@ -51,6 +51,7 @@ export class ProviderClients {
   readonly #deps: {
     catalog: CatalogRepository;
     fetch: OutboundFetch;
+    smallFetch?: OutboundFetch;
     policy: OutboundPolicy;
     clock: Clock;
     ttlMs: number;
@@ -61,6 +62,8 @@ export class ProviderClients {
   constructor(deps: {
     catalog: CatalogRepository;
     fetch: OutboundFetch;
+    /** The clients' own token requests (see `createOutbound`); default `fetch`. */
+    smallFetch?: OutboundFetch;
     policy: OutboundPolicy;
     clock: Clock;
     ttlMs?: number;
@@ -129,6 +132,7 @@ export class ProviderClients {
         provider,
         credentials: await catalog.providerCredentials(provider.id),
         fetch: this.#deps.fetch,
+        ...(this.#deps.smallFetch === undefined ? {} : { smallFetch: this.#deps.smallFetch }),
         policy: this.#deps.policy,
         clock,
       }),

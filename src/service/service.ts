@@ -19,6 +19,7 @@ import { buildApp, type RouteRegistrar } from '../http/app.js';
 import { createAuthenticator } from '../http/auth.js';
 import type { AppContext } from '../http/context.js';
 import { registerAdminRoutes } from '../http/routes/admin.js';
+import { registerAdminOperationRoutes } from '../http/routes/admin-operations.js';
 import { registerConnectRoutes } from '../http/routes/connect.js';
 import { registerConnectionRoutes } from '../http/routes/connections.js';
 import { registerMcpRoutes } from '../http/routes/mcp.js';
@@ -124,6 +125,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
     await syncCatalogFromConfig(config, catalog, clock.now());
     const outbound = createOutbound(config.outbound);
     const fetch = options.fetch ?? outbound.fetch;
+    const smallFetch = options.fetch ?? outbound.smallFetch;
     const ctx = buildContext(
       config,
       {
@@ -134,6 +136,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
         clock,
         catalog,
         fetch,
+        smallFetch,
         demo: options.demo ?? false,
       },
       options,
@@ -157,6 +160,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
       registerConnectionRoutes,
       registerNotificationRoutes,
       registerAdminRoutes,
+      registerAdminOperationRoutes,
       (a) =>
         registerProxyRoutes(a, {
           connections: ctx.connectionCache,
@@ -233,7 +237,10 @@ export async function createService(config: Config, options: ServiceOptions = {}
 
 function buildContext(
   config: Config,
-  parts: Pick<AppContext, 'store' | 'keyring' | 'sealer' | 'logger' | 'clock' | 'catalog' | 'demo' | 'fetch'>,
+  parts: Pick<
+    AppContext,
+    'store' | 'keyring' | 'sealer' | 'logger' | 'clock' | 'catalog' | 'demo' | 'fetch' | 'smallFetch'
+  >,
   options: Pick<ServiceOptions, 'leaseMs' | 'refreshTimeoutMs' | 'circuitBreaker' | 'connectionCacheMs'>,
 ): AppContext {
   const connections = new ConnectionRepository(parts.store.db);
@@ -259,6 +266,7 @@ function buildContext(
   const providers = new ProviderClients({
     catalog: parts.catalog,
     fetch: parts.fetch,
+    smallFetch: parts.smallFetch,
     policy: config.outbound,
     clock: parts.clock,
     mcp: mcpClientFactory(config, parts, mcpDiscovery),
@@ -392,7 +400,7 @@ async function discoverMcpServers(ctx: AppContext): Promise<void> {
  */
 function mcpClientFactory(
   config: Config,
-  parts: Pick<AppContext, 'store' | 'sealer' | 'fetch' | 'clock' | 'logger'>,
+  parts: Pick<AppContext, 'store' | 'sealer' | 'fetch' | 'smallFetch' | 'clock' | 'logger'>,
   status: McpDiscoveryRepository,
 ): McpClientFactory {
   const registrations = new McpRegistrations(parts.store.db, parts.sealer);
@@ -404,6 +412,7 @@ function mcpClientFactory(
         settings: { ...integration.settings, url: integration.settings.url ?? '' },
         credentials,
         fetch: parts.fetch,
+        smallFetch: parts.smallFetch,
         policy: config.outbound,
         clock: parts.clock,
         registrations,

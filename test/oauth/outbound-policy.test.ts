@@ -161,6 +161,19 @@ describe('the outbound transports against real listeners, with only the server u
     expect(trap6.received).toEqual([]);
   });
 
+  it('smallFetch: refuses every non-allowed target by policy, and nothing arrives', async () => {
+    const { smallFetch } = outbound();
+    for (const url of targets()) {
+      const error = await smallFetch(url, { method: 'POST', body: 'x=1' }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isOutboundBlocked(error), `${url}: ${String(error)}`).toBe(true);
+    }
+    expect(trap.received).toEqual([]);
+    expect(trap6.received).toEqual([]);
+  });
+
   it('request (the proxy transport): refuses every non-allowed target by policy, and nothing arrives', async () => {
     const { request } = outbound();
     for (const url of targets()) {
@@ -194,5 +207,124 @@ describe('the outbound transports against real listeners, with only the server u
     await viaRequest.body.dump();
     expect(allowed.received).toEqual(['GET /redirect', 'GET /redirect']);
     expect(trap.received).toEqual([]);
+  });
+});
+
+describe('smallFetch (token, revocation and userinfo calls): the answer read whole, within its limits', () => {
+  type Handler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void;
+  let server: Server;
+  let base: string;
+  const routes = new Map<string, Handler>();
+  const { smallFetch } = createOutbound({ allow: ['127.0.0.1/32'], timeoutMs: 300 });
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const handle = routes.get(req.url ?? '');
+      if (handle === undefined) res.writeHead(404).end();
+      else handle(req, res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    routes.set('/token', (req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      req.on('end', () => {
+        res.setHeader('set-cookie', ['a=1', 'b=2']);
+        res.writeHead(200, {
+          'content-type': 'application/json',
+          'x-seen-type': req.headers['content-type'] ?? '',
+        });
+        res.end(JSON.stringify({ method: req.method, body, auth: req.headers.authorization }));
+      });
+    });
+    routes.set('/empty', (_req, res) => res.writeHead(204).end());
+    routes.set('/redirect', (_req, res) => res.writeHead(302, { location: `${base}/token` }).end());
+    routes.set('/huge', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(Buffer.alloc(1024 * 1024 + 1, 'a'));
+    });
+    routes.set('/silent', () => {
+      // Never answers: the head must arrive within timeoutMs.
+    });
+    /**
+     * The head at once, then the body in two halves 1.5 s apart: longer than timeoutMs even at the
+     * coarse resolution of undici's body timer (about 1 s).
+     */
+    routes.set('/slow-body', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"access_token":');
+      setTimeout(() => res.end('"late"}'), 1_500);
+    });
+    routes.set('/endless', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const tick = setInterval(() => res.write(' '), 100);
+      res.on('close', () => clearInterval(tick));
+    });
+  });
+
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it('sends a form body with its headers and gives status, headers (each set-cookie) and body back', async () => {
+    const response = await smallFetch(`${base}/token`, {
+      method: 'POST',
+      headers: {
+        authorization: 'Basic Y2xpZW50OnNlY3JldA==',
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'r-1' }),
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('x-seen-type')).toBe('application/x-www-form-urlencoded');
+    expect(response.headers.getSetCookie()).toEqual(['a=1', 'b=2']);
+    expect(await response.json()).toEqual({
+      method: 'POST',
+      body: 'grant_type=refresh_token&refresh_token=r-1',
+      auth: 'Basic Y2xpZW50OnNlY3JldA==',
+    });
+  });
+
+  it('answers 204 with no body, and never follows a redirect', async () => {
+    const empty = await smallFetch(`${base}/empty`);
+    expect(empty.status).toBe(204);
+    expect(empty.body).toBeNull();
+    const redirect = await smallFetch(`${base}/redirect`);
+    expect(redirect.status).toBe(302);
+    expect(redirect.headers.get('location')).toBe(`${base}/token`);
+  });
+
+  it('refuses an answer larger than 1 MiB', async () => {
+    await expect(smallFetch(`${base}/huge`)).rejects.toThrow(/larger than 1048576 bytes/);
+  });
+
+  it('gives up when the head does not come within timeoutMs', async () => {
+    const started = Date.now();
+    await expect(smallFetch(`${base}/silent`)).rejects.toThrow(/timed out|aborted/i);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('without bodyTimeoutMs a body that pauses longer than timeoutMs fails; with it, it is waited out', async () => {
+    await expect(smallFetch(`${base}/slow-body`)).rejects.toThrow();
+    const waited = await smallFetch(`${base}/slow-body`, { bodyTimeoutMs: 3_000 });
+    expect(await waited.json()).toEqual({ access_token: 'late' });
+  });
+
+  it('with bodyTimeoutMs, a body that never ends is abandoned at timeoutMs + bodyTimeoutMs', async () => {
+    const started = Date.now();
+    await expect(smallFetch(`${base}/endless`, { bodyTimeoutMs: 400 })).rejects.toThrow(/timed out|aborted/i);
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(650);
+    expect(took).toBeLessThan(3_000);
+  });
+
+  it("stops when the caller's own signal aborts", async () => {
+    const caller = new AbortController();
+    const pending = smallFetch(`${base}/endless`, { bodyTimeoutMs: 10_000, signal: caller.signal });
+    setTimeout(() => caller.abort(new Error('caller gave up')), 100);
+    await expect(pending).rejects.toThrow(/caller gave up|aborted/);
   });
 });

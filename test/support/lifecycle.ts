@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { generateKey } from '../../src/crypto/index.js';
 import { type RunningDemoApi, startDemoApi } from '../../src/demo/demo-api.js';
 import { type RunningOidcProvider, startOidcProvider } from '../../src/demo/oidc-provider.js';
-import { createOutboundFetch, type OutboundFetch } from '../../src/oauth/outbound.js';
+import { createOutbound, type OutboundFetch } from '../../src/oauth/outbound.js';
 import type { ServiceOptions } from '../../src/service/service.js';
 import type { DatabaseKind } from '../../src/store/database.js';
 import type { ConnectionView } from '../../src/store/repos/connections.js';
@@ -154,7 +154,8 @@ export async function startLifecycle(options: LifecycleOptions): Promise<Lifecyc
 
   /** The real outbound fetch, recording what the token endpoint was asked and answered. */
   const recordingFetch = (instance: number): OutboundFetch => {
-    const inner = createOutboundFetch({ allow: ['127.0.0.0/8'], timeoutMs: 10_000 });
+    // The transport token requests take in production (small answers, read whole).
+    const inner = createOutbound({ allow: ['127.0.0.0/8'], timeoutMs: 10_000 }).smallFetch;
     return async (input, init) => {
       if (String(input) !== tokenEndpoint) return inner(input, init);
       const form = formOf(init?.body);

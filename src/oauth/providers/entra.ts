@@ -46,7 +46,14 @@ export function entraScopes(configured: readonly string[]): string[] {
  * parameter is ever sent (Entra rejects it), and there is no revocation endpoint.
  * The account is `oid@tid`, never the email or UPN, which can be reassigned.
  */
-export const createEntraClient: ProviderFactory = async ({ provider, credentials, fetch, policy, clock }) => {
+export const createEntraClient: ProviderFactory = async ({
+  provider,
+  credentials,
+  fetch,
+  smallFetch,
+  policy,
+  clock,
+}) => {
   const s = provider.settings as unknown as ProviderSettings;
   const authority = (s.authority ?? 'https://login.microsoftonline.com').replace(/\/+$/, '');
   const tenant = s.tenant ?? 'organizations';
@@ -68,7 +75,7 @@ export const createEntraClient: ProviderFactory = async ({ provider, credentials
       // Entra wants the token endpoint as the assertion's audience (the issuer is a template for multi-tenant apps).
       audience: `${base}/oauth2/v2.0/token`,
     }),
-    fetch,
+    fetch: smallFetch ?? fetch,
     allowHttp,
     clock,
     ...(s.authorizationParams ? { authorizationParams: s.authorizationParams } : {}),

@@ -28,6 +28,8 @@ export interface McpClientInput {
   /** The configured client's secret, if any. */
   credentials: ClientCredentials;
   fetch: OutboundFetch;
+  /** For the client's token and revocation requests: small answers, read whole. Default `fetch`. */
+  smallFetch?: OutboundFetch;
   policy: OutboundPolicy;
   clock: Clock;
   registrations: McpRegistrations;
@@ -89,7 +91,10 @@ export async function createMcpClient(input: McpClientInput): Promise<McpClient>
     client: identity.client,
     clientAuth: identity.clientAuth,
     // No deadline here: a refresh passes its own (`bodyTimeoutMs`); the outbound policy bounds the rest.
-    fetch: limitedFetch(input, { maxBodyBytes: metadataLimits.maxBodyBytes, maxRedirects: 0 }),
+    fetch: limitedFetch(
+      { fetch: input.smallFetch ?? input.fetch, policy },
+      { maxBodyBytes: metadataLimits.maxBodyBytes, maxRedirects: 0 },
+    ),
     allowHttp: endpoints.some((e) => e !== undefined && isLoopbackHttpAllowed(new URL(e), policy)),
     clock: input.clock,
     authorizationParams: resource,

@@ -12,6 +12,7 @@ export const createOAuth2Client: ProviderFactory = async ({
   provider,
   credentials,
   fetch,
+  smallFetch,
   policy,
   clock,
 }) => {
@@ -32,7 +33,7 @@ export const createOAuth2Client: ProviderFactory = async ({
     clientAuth: await buildClientAuth(s.clientAuthMethod ?? 'none', credentials, {
       ...(s.privateKeyId ? { keyId: s.privateKeyId } : {}),
     }),
-    fetch,
+    fetch: smallFetch ?? fetch,
     allowHttp,
     clock,
     scopeSeparator: s.scopeSeparator ?? ' ',

@@ -9,7 +9,14 @@ import { type ProviderFactory, type ProviderSettings, standardAccount } from './
  * An OpenID Connect provider found by discovery from its issuer; the discovered issuer must
  * equal the configured one. @see OpenID Connect Discovery 1.0 §4, RFC 8414 §3
  */
-export const createOidcClient: ProviderFactory = async ({ provider, credentials, fetch, policy, clock }) => {
+export const createOidcClient: ProviderFactory = async ({
+  provider,
+  credentials,
+  fetch,
+  smallFetch,
+  policy,
+  clock,
+}) => {
   const s = provider.settings as unknown as ProviderSettings;
   const issuer = new URL(s.issuer!);
   const allowHttp = isLoopbackHttpAllowed(issuer, policy);
@@ -30,7 +37,7 @@ export const createOidcClient: ProviderFactory = async ({ provider, credentials,
     clientAuth: await buildClientAuth(s.clientAuthMethod ?? 'none', credentials, {
       ...(s.privateKeyId ? { keyId: s.privateKeyId } : {}),
     }),
-    fetch,
+    fetch: smallFetch ?? fetch,
     allowHttp,
     clock,
     ...(s.authorizationParams ? { authorizationParams: s.authorizationParams } : {}),

@@ -8,6 +8,8 @@ export interface ProviderFactoryInput {
   provider: ProviderRecord;
   credentials: ClientCredentials;
   fetch: OutboundFetch;
+  /** For the client's own calls (token, revocation, userinfo): small answers, read whole. Default `fetch`. */
+  smallFetch?: OutboundFetch;
   policy: OutboundPolicy;
   clock: Clock;
 }
