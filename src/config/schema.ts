@@ -270,7 +270,7 @@ export const webhookEventTypes = [
 ] as const;
 export type WebhookEventType = (typeof webhookEventTypes)[number];
 
-const webhookSchema = z.strictObject({
+export const webhookSchema = z.strictObject({
   url: httpUrl({ query: true }),
   secret: z.string().min(16),
   /** Event types to send; all when omitted. */

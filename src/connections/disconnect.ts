@@ -127,6 +127,7 @@ async function deleteRevoked(
         action: 'connection.deleted',
         targetType: 'connection',
         targetId: row.id,
+        userId: row.user_id,
         data: { integration: row.integration_id, revocation },
       },
       trx,
@@ -173,6 +174,7 @@ async function revoke(d: DisconnectDeps, row: ConnectionRow): Promise<Revocation
       action: 'connection.revocation_failed',
       targetType: 'connection',
       targetId: row.id,
+      userId: row.user_id,
       data: { integration: row.integration_id, reason },
     });
     if (reason === 'transient' || reason === 'error') {

@@ -40,6 +40,32 @@ export const maxWebhookAttempts = 12;
  * due rows with a lease (any instance may run it), POSTs them signed, and records the outcome,
  * retrying with backoff.
  */
+export interface WebhookEndpointView {
+  id: string;
+  url: string;
+  /** The event types sent there; null: all. */
+  events: string[] | null;
+  source: 'config' | 'admin';
+  enabled: boolean;
+  /** Always true: an endpoint cannot exist without its secret, which is never shown. */
+  hasSecret: true;
+  createdAt: string;
+}
+
+export interface WebhookDeliveryView {
+  id: string;
+  endpointId: string;
+  eventId: string;
+  eventType: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  lastStatus: number | null;
+  lastError: string | null;
+  createdAt: string;
+  deliveredAt: string | null;
+  nextAttemptAt: string | null;
+}
+
 export class Webhooks {
   readonly #db: Kysely<Database>;
   readonly #sealer: Sealer;
@@ -120,6 +146,159 @@ export class Webhooks {
     let q = this.#db.updateTable('webhook_endpoints').set({ enabled: 0 }).where('source', '=', 'config');
     if (ids.length > 0) q = q.where('id', 'not in', ids);
     await q.execute();
+  }
+
+  /** Every endpoint, for the admin console: never the secret, only that one is set. */
+  async listEndpoints(): Promise<WebhookEndpointView[]> {
+    const rows = await this.#db
+      .selectFrom('webhook_endpoints')
+      .select(['id', 'url', 'events', 'source', 'enabled', 'created_at'])
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => ({
+      id: r.id,
+      url: r.url,
+      events: r.events === null ? null : (JSON.parse(r.events) as string[]),
+      source: r.source,
+      enabled: r.enabled === 1,
+      hasSecret: true,
+      createdAt: new Date(r.created_at).toISOString(),
+    }));
+  }
+
+  /** Adds an endpoint at run time (`source: admin`), its secret sealed and never shown again. */
+  async createEndpoint(input: {
+    url: string;
+    secret: string;
+    events?: readonly string[] | undefined;
+  }): Promise<WebhookEndpointView> {
+    const id = `wh_${randomUUID()}`;
+    const now = this.#clock.now();
+    await this.#db
+      .insertInto('webhook_endpoints')
+      .values({
+        id,
+        url: input.url,
+        secret_sealed: this.#sealer.seal(input.secret, {
+          table: 'webhook_endpoints',
+          rowId: id,
+          field: 'secret_sealed',
+        }),
+        events: input.events === undefined ? null : JSON.stringify(input.events),
+        source: 'admin',
+        enabled: 1,
+        created_at: now,
+      })
+      .execute();
+    const created = (await this.listEndpoints()).find((e) => e.id === id);
+    if (created === undefined) throw new Error('webhook endpoint vanished after insert');
+    return created;
+  }
+
+  /**
+   * Removes an endpoint added at run time; its pending deliveries stop (`endpoint_removed`).
+   * Config endpoints are the file's to change.
+   */
+  async deleteEndpoint(id: string): Promise<'deleted' | 'from_config' | 'missing'> {
+    const row = await this.#db
+      .selectFrom('webhook_endpoints')
+      .select(['source'])
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (row === undefined) return 'missing';
+    if (row.source === 'config') return 'from_config';
+    await this.#db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('webhook_deliveries')
+        .set({ status: 'failed', next_attempt_at: null, lease_until: null, last_error: 'endpoint_removed' })
+        .where('endpoint_id', '=', id)
+        .where('status', '=', 'pending')
+        .execute();
+      await trx.deleteFrom('webhook_endpoints').where('id', '=', id).execute();
+    });
+    return 'deleted';
+  }
+
+  /** Recent deliveries, newest first, with their outcome (never the signature or the secret). */
+  async recentDeliveries(
+    options: { endpointId?: string; limit?: number } = {},
+  ): Promise<WebhookDeliveryView[]> {
+    let q = this.#db
+      .selectFrom('webhook_deliveries')
+      .select([
+        'id',
+        'endpoint_id',
+        'event_id',
+        'event_type',
+        'status',
+        'attempts',
+        'last_status',
+        'last_error',
+        'created_at',
+        'delivered_at',
+        'next_attempt_at',
+      ])
+      .orderBy('created_at', 'desc')
+      .orderBy('id')
+      .limit(Math.min(options.limit ?? 50, 500));
+    if (options.endpointId !== undefined) q = q.where('endpoint_id', '=', options.endpointId);
+    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+    return (await q.execute()).map((r) => ({
+      id: r.id,
+      endpointId: r.endpoint_id,
+      eventId: r.event_id,
+      eventType: r.event_type,
+      status: r.status,
+      attempts: r.attempts,
+      lastStatus: r.last_status,
+      lastError: r.last_error,
+      createdAt: new Date(r.created_at).toISOString(),
+      deliveredAt: iso(r.delivered_at),
+      nextAttemptAt: iso(r.next_attempt_at),
+    }));
+  }
+
+  /**
+   * Sends a delivery's event again, as a new delivery of the same event id (receivers that
+   * de-duplicate by id see it once): for a failed one, or one the receiver lost. Undefined when
+   * the delivery does not exist or its endpoint is gone or disabled.
+   */
+  async redeliver(deliveryId: string): Promise<string | undefined> {
+    const row = await this.#db
+      .selectFrom('webhook_deliveries')
+      .innerJoin('webhook_endpoints', 'webhook_endpoints.id', 'webhook_deliveries.endpoint_id')
+      .select([
+        'webhook_deliveries.endpoint_id',
+        'webhook_deliveries.event_id',
+        'webhook_deliveries.event_type',
+        'webhook_deliveries.payload',
+      ])
+      .where('webhook_deliveries.id', '=', deliveryId)
+      .where('webhook_endpoints.enabled', '=', 1)
+      .executeTakeFirst();
+    if (row === undefined) return undefined;
+    const id = randomUUID();
+    const now = this.#clock.now();
+    await this.#db
+      .insertInto('webhook_deliveries')
+      .values({
+        id,
+        endpoint_id: row.endpoint_id,
+        event_id: row.event_id,
+        event_type: row.event_type,
+        payload: row.payload,
+        status: 'pending',
+        attempts: 0,
+        next_attempt_at: now,
+        lease_until: null,
+        last_status: null,
+        last_error: null,
+        created_at: now,
+        delivered_at: null,
+      })
+      .execute();
+    return id;
   }
 
   /** Records an event for every endpoint subscribed to it, inside the caller's transaction. */

@@ -194,6 +194,9 @@ export interface AuditLogTable {
   target_id: string | null;
   /** JSON details (never a secret). */
   data: string;
+  /** The user the entry concerns: the connection's owner, or the acting user (migration 0014). */
+  user_id: string | null;
+  integration_id: string | null;
 }
 
 /** Cross-instance event feed for SSE: instances poll rows newer than their cursor. */

@@ -33,4 +33,11 @@ table{width:100%;border-collapse:collapse;background:#fff;border:1px solid var(-
 th,td{text-align:left;padding:.5rem .75rem;border-bottom:1px solid var(--line);font-size:.92rem}th{background:#f0f2f5}
 .problem{background:var(--warn-bg);color:var(--warn);border-radius:var(--radius);padding:.5rem .75rem;font-size:.9em;margin:.5rem 0}
 .muted{color:var(--muted)}code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em}
+.tabs{display:flex;gap:.25rem;flex-wrap:wrap;border-bottom:1px solid var(--line);margin-bottom:1rem}
+.tabs a{padding:.4rem .8rem;text-decoration:none;border-radius:8px 8px 0 0}.tabs a[aria-current=page]{background:#fff;border:1px solid var(--line);border-bottom-color:#fff;margin-bottom:-1px;color:var(--text)}
+.filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end;margin-bottom:1rem}.filters label{margin:0}
+select,input[type=password]{font:inherit;padding:.45rem .5rem;border:1px solid #9aa3af;border-radius:8px;max-width:100%}
+input[type=password]{width:100%;max-width:360px}fieldset{border:1px solid var(--line);border-radius:8px;margin:.75rem 0}
+.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}td.actions{display:table-cell}td.actions>*{margin:.15rem .25rem .15rem 0}
+@media (max-width:600px){main{padding:1rem .75rem}th,td{padding:.4rem .5rem}}
 `;

@@ -1,20 +1,15 @@
 import type { FastifyInstance } from 'fastify';
-import { z } from 'zod';
 import { adminsAudience } from '../../notify/notifications.js';
 import { html } from '../../ui/html.js';
 import { layout } from '../../ui/layout.js';
 import { requireAdmin } from '../auth.js';
 import type { AppContext } from '../context.js';
-import { parseInput } from '../validate.js';
+import { adminNav } from './admin-operations.js';
 import { sendPage, signInRedirect } from './pages.js';
 
-const auditQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(500).optional(),
-  before: z.coerce.number().int().positive().optional(),
-});
-
 /**
- * The administrators' read side: `/admin` and `/api/v1/admin/{providers,integrations,connections,audit}`.
+ * The administrators' read side of the catalog: `/admin` (the console's overview) and
+ * `/api/v1/admin/{providers,integrations}`; connections, audit and webhooks are in admin-operations.ts.
  * Secrets are never returned: only whether a provider has credentials. Non-admins get 404.
  */
 export function registerAdminRoutes(app: FastifyInstance, ctx: AppContext): void {
@@ -28,21 +23,6 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AppContext): void
   app.get('/api/v1/admin/integrations', async (request) => {
     requireAdmin(request, publicUrl);
     return ctx.catalog.listIntegrations({ includeDisabled: true });
-  });
-
-  app.get('/api/v1/admin/connections', async (request) => {
-    requireAdmin(request, publicUrl);
-    return ctx.connections.healthOverview();
-  });
-
-  app.get('/api/v1/admin/audit', async (request) => {
-    requireAdmin(request, publicUrl);
-    const q = parseInput(auditQuery, request.query, 'query');
-    return (await ctx.audit.list(q)).map((a) => ({
-      ...a,
-      at: new Date(a.at).toISOString(),
-      data: JSON.parse(a.data),
-    }));
   });
 
   app.get('/admin', async (request, reply) => {
@@ -71,7 +51,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AppContext): void
       layout({
         title: 'Admin',
         identity,
-        body: html`<h1>Administration</h1>
+        body: html`<h1>Administration</h1>${adminNav('/admin')}
 ${alerts.map(
   (a) =>
     html`<div class="banner" role="alert" data-testid="admin-alert">Provider <code>${String(a.data.provider)}</code> rejects this service's client (${String(a.data.error)}): check its client id and secret.</div>`,

@@ -37,6 +37,46 @@ export function toConnectionView(row: ConnectionRow): ConnectionView {
   };
 }
 
+/** What the admin console reads of a connection: its health, never a sealed value. */
+const adminColumns = [
+  'id',
+  'user_id',
+  'integration_id',
+  'status',
+  'status_reason',
+  'account_name',
+  'account_email',
+  'created_at',
+  'updated_at',
+  'last_refreshed_at',
+  'next_refresh_at',
+  'refresh_failures',
+  'access_token_expires_at',
+] as const;
+
+export type AdminConnectionRow = Pick<ConnectionRow, (typeof adminColumns)[number]>;
+
+/** An admin's view of a connection (`GET /api/v1/admin/connections`): health, never a token. */
+export function toAdminConnectionView(row: AdminConnectionRow) {
+  return {
+    id: row.id,
+    user: row.user_id,
+    integration: row.integration_id,
+    status: row.status,
+    statusReason: row.status_reason,
+    account: {
+      ...(row.account_name === null ? {} : { name: row.account_name }),
+      ...(row.account_email === null ? {} : { email: row.account_email }),
+    },
+    createdAt: iso(row.created_at)!,
+    updatedAt: iso(row.updated_at)!,
+    lastRefreshedAt: iso(row.last_refreshed_at),
+    nextRefreshAt: iso(row.next_refresh_at),
+    refreshFailures: row.refresh_failures,
+    accessTokenExpiresAt: iso(row.access_token_expires_at),
+  };
+}
+
 /** The token columns a refresh writes (sealed already); columns left out keep their value. */
 export type RefreshedTokenColumns = Pick<
   ConnectionsTable,
@@ -86,6 +126,35 @@ export class ConnectionRepository {
   }
 
   /** Any user's connection by id: for callers that check the owner themselves (the row cache). */
+  /**
+   * Connections of all users for the admin console, newest change first, filtered; never selects
+   * a sealed column. `offset` pages through them.
+   */
+  async adminList(filter: {
+    status?: ConnectionStatus;
+    integration?: string;
+    user?: string;
+    limit: number;
+    offset?: number;
+  }): Promise<AdminConnectionRow[]> {
+    let q = this.#db
+      .selectFrom('connections')
+      .select(adminColumns)
+      .orderBy('updated_at', 'desc')
+      .orderBy('id')
+      .limit(filter.limit)
+      .offset(filter.offset ?? 0);
+    if (filter.status !== undefined) q = q.where('status', '=', filter.status);
+    if (filter.integration !== undefined) q = q.where('integration_id', '=', filter.integration);
+    if (filter.user !== undefined) q = q.where('user_id', '=', filter.user);
+    return q.execute();
+  }
+
+  /** One connection as the admin console shows it (no sealed column read). */
+  async adminFind(id: string): Promise<AdminConnectionRow | undefined> {
+    return this.#db.selectFrom('connections').select(adminColumns).where('id', '=', id).executeTakeFirst();
+  }
+
   async findById(id: string): Promise<ConnectionRow | undefined> {
     return this.#db.selectFrom('connections').selectAll().where('id', '=', id).executeTakeFirst();
   }
