@@ -73,7 +73,11 @@ export class FlowConfirmations {
     const usable = integration?.enabled === true && clientKey !== null;
     if (decision === 'cancel' || !usable) {
       const revocation =
-        clientKey === null ? 'unsupported' : await revokeDeclined(this.#d, clientKey, row.id, tokens);
+        clientKey === null
+          ? 'unsupported'
+          : (await this.#mayShareGrant(row.integration_id, tokens.account.id))
+            ? 'skipped_shared_grant'
+            : await revokeDeclined(this.#d, clientKey, row.id, tokens);
       await this.#d.audit.record({
         actor: userId,
         action: 'authorization.cancelled',
@@ -102,6 +106,25 @@ export class FlowConfirmations {
       await this.#d.elicitations?.complete(row.elicitation_id);
     }
     return { ...saved, integrationId: row.integration_id, returnTo: row.return_to };
+  }
+
+  /**
+   * Whether declined tokens may belong to the same grant as a connection we keep: many providers
+   * (oidc-provider, Google, Entra) keep one grant per account and client, and revoking one of its
+   * refresh tokens ends all of it (RFC 7009 §2.1), so a Cancel would disconnect the user's working
+   * connection (or another user's of the same account). Then the declined tokens are only
+   * discarded. When the account is unknown, any connection of the integration may share it.
+   */
+  async #mayShareGrant(integrationId: string, accountId: string | undefined): Promise<boolean> {
+    let q = this.#d.store.db
+      .selectFrom('connections')
+      .select('id')
+      .where('integration_id', '=', integrationId)
+      .limit(1);
+    if (accountId !== undefined) {
+      q = q.where((eb) => eb.or([eb('account_id', '=', accountId), eb('account_id', 'is', null)]));
+    }
+    return (await q.executeTakeFirst()) !== undefined;
   }
 
   async #findParked(userId: string, id: string, browserBinding: string | undefined) {

@@ -74,9 +74,13 @@ describe.each(databaseKinds)('flows bound to the browser that started them, on %
     return ((await r.json()) as { authorizationUrl: string }).authorizationUrl;
   }
 
-  /** Signs in at the provider as alice in `ua` and delivers the callback there; the callback's answer. */
-  async function finishIn(ua: UserAgent, authorizationUrl: string | URL): Promise<UserAgentResponse> {
-    const callback = await ua.signInAtOidcProvider(authorizationUrl, 'alice');
+  /** Signs in at the provider (as alice) in `ua` and delivers the callback there; the callback's answer. */
+  async function finishIn(
+    ua: UserAgent,
+    authorizationUrl: string | URL,
+    login = 'alice',
+  ): Promise<UserAgentResponse> {
+    const callback = await ua.signInAtOidcProvider(authorizationUrl, login);
     return ua.get(callback.href);
   }
 
@@ -232,7 +236,8 @@ describe.each(databaseKinds)('flows bound to the browser that started them, on %
   it('Cancel discards the parked tokens and revokes them at the provider', async () => {
     const userId = 'u-cancel';
     const ua = await signedInAgent(svc, userId);
-    const answer = await finishIn(ua, await startWithBearer(userId));
+    // An account no connection uses: its grant is the declined flow's alone.
+    const answer = await finishIn(ua, await startWithBearer(userId), 'carol');
     const [parked] = await parkedOf(userId);
     const refreshToken = svc.service.ctx.sealer.open(parked!.tokens_sealed, {
       table: 'pending_confirmations',
@@ -258,6 +263,35 @@ describe.each(databaseKinds)('flows bound to the browser that started them, on %
     });
     expect(refreshed.status).toBe(400);
     expect(((await refreshed.json()) as { error: string }).error).toBe('invalid_grant');
+  });
+
+  it("Cancel never revokes a grant a kept connection may share: the user's working connection survives", async () => {
+    const userId = 'u-cancel-shared';
+    // A working connection as dave, made in the browser that started it.
+    const ua = await signedInAgent(svc, userId);
+    const first = await ua.signInAtOidcProvider(await ua.startConnect(svc.url, 'docs'), 'dave');
+    await ua.get(first.href);
+    const [connection] = await connectionsOf(userId);
+    expect(connection?.account_id).toBe('dave');
+    // A second flow as dave, started with a bearer, parks; the user cancels it. The provider
+    // keeps one grant per account and client: revoking the declined refresh token would end the
+    // working connection's grant too.
+    const answer = await finishIn(ua, await startWithBearer(userId), 'dave');
+    const before = revocationRequests;
+    const cancelled = await ua.answerParked(answer, 'cancel');
+    expect(new URL(cancelled.location!).searchParams.get('outcome')).toBe('cancelled');
+    expect(revocationRequests).toBe(before);
+    const audit = await db()
+      .selectFrom('audit_log')
+      .select('data')
+      .where('action', '=', 'authorization.cancelled')
+      .where('actor', '=', userId)
+      .execute();
+    expect(audit.map((a) => JSON.parse(a.data).revocation)).toEqual(['skipped_shared_grant']);
+    // The working connection still refreshes.
+    const refreshed = await svc.service.ctx.tokens.getAccessToken(connection!.id, { force: true });
+    expect(refreshed.value.length).toBeGreaterThan(10);
+    expect((await connectionsOf(userId))[0]?.status).toBe('active');
   });
 
   it('parked results expire after 10 minutes: the page and its button find nothing, nothing is stored', async () => {
