@@ -1,6 +1,8 @@
 import { createPrivateKey } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { applyTemplate, TemplateError } from '../oauth/templates/index.js';
+import { connectionApiBaseSchema, tokenResponseShapes } from '../oauth/templates/template.js';
 
 // The configuration file's schema (contract §3). Every object is strict: a misspelt key is an
 // error, not a silently ignored setting. Custom messages name the rule, never the value.
@@ -353,6 +355,17 @@ const providerCommon = {
   tokenParams: extraParams(reservedTokenParams).optional(),
   /** How often an idle connection is refreshed, to keep sliding refresh-token windows open. */
   idleRefreshIntervalSeconds: integer(1).optional(),
+  /** The template the entry was made from (its values are merged in before validation). */
+  template: z.string().optional(),
+  // Quirks a template sets (docs/providers/templates.md); rarely written by hand.
+  /** How the token endpoint answers when it does not follow RFC 6749 §5 (Slack, GitHub, HubSpot). */
+  tokenResponseShape: z.enum(tokenResponseShapes).optional(),
+  /** Send token requests as a JSON body (Notion). */
+  tokenRequestBody: z.literal('json').optional(),
+  /** The authorization parameter for the scopes (Slack user scopes: `user_scope`). */
+  scopeParameter: z.enum(['scope', 'user_scope']).optional(),
+  /** Where each connection's own API base URL comes from (Salesforce, Atlassian). */
+  connectionApiBase: connectionApiBaseSchema.optional(),
 };
 
 /** The client-authentication fields must agree with the method (RFC 6749 §2.3, RFC 7523 §2.2). */
@@ -453,9 +466,32 @@ function withClientAuthMethod<
   return { ...provider, clientAuthMethod: provider.clientAuthMethod ?? fallback };
 }
 
-const providerSchema = z
-  .discriminatedUnion('type', [entraProviderSchema, oidcProviderSchema, oauth2ProviderSchema])
-  .transform(withClientAuthMethod);
+/**
+ * An entry with `template: <id>` gets the template's fields, its own fields winning
+ * (oauth/templates/apply.ts); an unknown template or a clashing `type` is reported on that field.
+ */
+function expandTemplate(value: unknown, ctx: Ctx): unknown {
+  if (!isRecord(value) || value.template === undefined) return value;
+  if (typeof value.template !== 'string') {
+    ctx.addIssue({ code: 'custom', path: ['template'], message: 'must be a template id', input: value.template });
+    return value;
+  }
+  try {
+    return applyTemplate(value.template, value);
+  } catch (error) {
+    if (!(error instanceof TemplateError)) throw error;
+    ctx.addIssue({ code: 'custom', path: [error.field], message: error.message, input: value[error.field] });
+    return value;
+  }
+}
+
+/** One provider entry, a template applied first; the admin API validates its input with the same schema. */
+export const providerSchema = z.preprocess(
+  expandTemplate,
+  z
+    .discriminatedUnion('type', [entraProviderSchema, oidcProviderSchema, oauth2ProviderSchema])
+    .transform(withClientAuthMethod),
+);
 
 // ---------------------------------------------------------------------------------------------
 // integrations and MCP servers
