@@ -473,7 +473,12 @@ function withClientAuthMethod<
 function expandTemplate(value: unknown, ctx: Ctx): unknown {
   if (!isRecord(value) || value.template === undefined) return value;
   if (typeof value.template !== 'string') {
-    ctx.addIssue({ code: 'custom', path: ['template'], message: 'must be a template id', input: value.template });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['template'],
+      message: 'must be a template id',
+      input: value.template,
+    });
     return value;
   }
   try {

@@ -62,7 +62,10 @@ function checkedBase(value: string, hosts: readonly string[], allowHttp: boolean
     throw new ProviderError('config_error', `the token response's ${field} is not a plain https URL`);
   }
   if (!hostAllowed(url.hostname, hosts)) {
-    throw new ProviderError('config_error', `the token response's ${field} names a host outside connectionApiBase.hosts`);
+    throw new ProviderError(
+      'config_error',
+      `the token response's ${field} names a host outside connectionApiBase.hosts`,
+    );
   }
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
@@ -94,7 +97,8 @@ async function firstSiteId(input: ApiBaseInput, url: string): Promise<string> {
     });
   }
   const text = await response.text();
-  if (text.length > maxResourcesBytes) throw new ProviderError('transient', 'the accessible-resources answer is too large');
+  if (text.length > maxResourcesBytes)
+    throw new ProviderError('transient', 'the accessible-resources answer is too large');
   let sites: unknown;
   try {
     sites = JSON.parse(text);

@@ -1,10 +1,10 @@
 import * as oauth from 'oauth4webapi';
 import type { Clock } from '../support/clock.js';
+import { connectionApiBaseUrl } from './connection-api-base.js';
 import { classifyTokenError, ProviderError } from './errors.js';
 import type { OutboundFetch } from './outbound.js';
-import { type AccountIdentity, TokenSet } from './token-set.js';
-import { connectionApiBaseUrl } from './connection-api-base.js';
 import type { ConnectionApiBase } from './templates/template.js';
+import { type AccountIdentity, TokenSet } from './token-set.js';
 import { fetchUserinfoAccount } from './userinfo.js';
 
 /** What an authorization request needs from the flow. */

@@ -74,7 +74,10 @@ const hubspotErrors: Record<string, string> = {
 type Json = Record<string, unknown>;
 
 /** Rewrites one token response into RFC 6749 §5.1 / §5.2 form; what is not JSON passes unread. */
-async function normalise(response: Response, shape: Exclude<TokenResponseShape, 'standard'>): Promise<Response> {
+async function normalise(
+  response: Response,
+  shape: Exclude<TokenResponseShape, 'standard'>,
+): Promise<Response> {
   if (!(response.headers.get('content-type') ?? '').includes('json')) return response;
   const text = await response.text();
   let body: unknown;
@@ -83,16 +86,23 @@ async function normalise(response: Response, shape: Exclude<TokenResponseShape, 
   } catch {
     return rebuilt(response, response.status, text);
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return rebuilt(response, response.status, text);
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    return rebuilt(response, response.status, text);
   const b = body as Json;
   switch (shape) {
     case 'slack':
       return slackAnswer(response, b);
     case 'github':
-      if (typeof b.error === 'string') return oauthError(response, githubErrors[b.error] ?? b.error, b.error, 400);
+      if (typeof b.error === 'string')
+        return oauthError(response, githubErrors[b.error] ?? b.error, b.error, 400);
       return rebuilt(response, response.status, text);
     case 'hubspot':
-      if (response.status >= 400 && response.status < 500 && typeof b.status === 'string' && b.error === undefined) {
+      if (
+        response.status >= 400 &&
+        response.status < 500 &&
+        typeof b.status === 'string' &&
+        b.error === undefined
+      ) {
         const mapped = hubspotErrors[b.status];
         return mapped === undefined
           ? oauthError(response, 'invalid_request', b.status, response.status)
@@ -118,7 +128,14 @@ function slackAnswer(response: Response, b: Json): Response {
   }
   const user = b.authed_user as Json | undefined;
   if (typeof user === 'object' && user !== null && typeof user.access_token === 'string') {
-    const { ok: _ok, authed_user: _user, access_token: _bot, refresh_token: _botRefresh, expires_in: _botExpiry, ...rest } = b;
+    const {
+      ok: _ok,
+      authed_user: _user,
+      access_token: _bot,
+      refresh_token: _botRefresh,
+      expires_in: _botExpiry,
+      ...rest
+    } = b;
     return rebuilt(response, 200, JSON.stringify({ ...rest, ...user, token_type: 'Bearer' }));
   }
   const { ok: _ok, ...rest } = b;

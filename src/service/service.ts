@@ -19,6 +19,7 @@ import { buildApp, type RouteRegistrar } from '../http/app.js';
 import { createAuthenticator } from '../http/auth.js';
 import type { AppContext } from '../http/context.js';
 import { registerAdminRoutes } from '../http/routes/admin.js';
+import { registerAdminTemplateRoutes } from '../http/routes/admin-templates.js';
 import { registerConnectRoutes } from '../http/routes/connect.js';
 import { registerConnectionRoutes } from '../http/routes/connections.js';
 import { registerMcpRoutes } from '../http/routes/mcp.js';
@@ -157,6 +158,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
       registerConnectionRoutes,
       registerNotificationRoutes,
       registerAdminRoutes,
+      registerAdminTemplateRoutes,
       (a) =>
         registerProxyRoutes(a, {
           connections: ctx.connectionCache,

@@ -2,8 +2,8 @@ import type { ClientCredentials, ProviderRecord } from '../../store/repos/catalo
 import type { Clock } from '../../support/clock.js';
 import type { OAuthClient } from '../oauth-client.js';
 import type { OutboundFetch, OutboundPolicy } from '../outbound.js';
-import { adaptTokenEndpoint } from '../token-endpoint-quirks.js';
 import type { ConnectionApiBase, TokenResponseShape } from '../templates/template.js';
+import { adaptTokenEndpoint } from '../token-endpoint-quirks.js';
 
 /** What every provider factory receives. */
 export interface ProviderFactoryInput {

@@ -20,7 +20,10 @@ export function entraAdminConsentUrl(input: AdminConsentInput): URL {
   const url = new URL(`${authority}/${encodeURIComponent(input.tenant)}/v2.0/adminconsent`);
   url.searchParams.set('client_id', input.clientId);
   url.searchParams.set('redirect_uri', input.redirectUri);
-  const scopes = input.scopes !== undefined && input.scopes.length > 0 ? input.scopes : ['https://graph.microsoft.com/.default'];
+  const scopes =
+    input.scopes !== undefined && input.scopes.length > 0
+      ? input.scopes
+      : ['https://graph.microsoft.com/.default'];
   url.searchParams.set('scope', scopes.join(' '));
   if (input.state !== undefined) url.searchParams.set('state', input.state);
   return url;

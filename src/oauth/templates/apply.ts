@@ -23,17 +23,27 @@ type ProviderInput = Readonly<Record<string, unknown>>;
 export function applyTemplate(templateId: string, input: ProviderInput): Record<string, unknown> {
   const template = getTemplate(templateId);
   if (template === undefined) {
-    throw new TemplateError('template', `must be one of the known templates: ${[...providerTemplates().keys()].join(', ')}`);
+    throw new TemplateError(
+      'template',
+      `must be one of the known templates: ${[...providerTemplates().keys()].join(', ')}`,
+    );
   }
   const { template: _ignored, authorizationParams, tokenParams, ...own } = input;
   if (own.type !== undefined && own.type !== template.provider.type) {
-    throw new TemplateError('type', `must be ${template.provider.type} for template ${template.id} (or left out)`);
+    throw new TemplateError(
+      'type',
+      `must be ${template.provider.type} for template ${template.id} (or left out)`,
+    );
   }
   // A private key given without a method means private_key_jwt (the schema's default), not the template's secret method.
   const clientAuth = own.privateKey === undefined ? { clientAuthMethod: template.clientAuthMethod } : {};
   const params = (fromTemplate: Record<string, string> | undefined, given: unknown) => {
     const merged = { ...(fromTemplate ?? {}), ...(isRecord(given) ? given : {}) };
-    return given !== undefined && !isRecord(given) ? given : Object.keys(merged).length === 0 ? undefined : merged;
+    return given !== undefined && !isRecord(given)
+      ? given
+      : Object.keys(merged).length === 0
+        ? undefined
+        : merged;
   };
   const authorization = params(template.authorizationParams, authorizationParams);
   const token = params(template.tokenParams, tokenParams);

@@ -31,8 +31,8 @@ export const atlassian: ProviderTemplateInput = {
   quirks: [
     'Every authorization request carries audience=api.atlassian.com and prompt=consent; offline_access brings a refresh token.',
     'Refresh tokens rotate on every use and expire after 90 days without use.',
-    'APIs are called per site: after Connect the service asks GET https://api.atlassian.com/oauth/token/accessible-resources for the sites granted and stores the first site\'s cloud id on the connection; its proxy base becomes the integration\'s api.baseUrl followed by /{cloudid} (https://api.atlassian.com/ex/jira/{cloudid}).',
-    'A user who belongs to several sites picks one on Atlassian\'s consent screen; to use another, Reconnect and pick it.',
+    "APIs are called per site: after Connect the service asks GET https://api.atlassian.com/oauth/token/accessible-resources for the sites granted and stores the first site's cloud id on the connection; its proxy base becomes the integration's api.baseUrl followed by /{cloudid} (https://api.atlassian.com/ex/jira/{cloudid}).",
+    "A user who belongs to several sites picks one on Atlassian's consent screen; to use another, Reconnect and pick it.",
   ],
   integrations: [
     {

@@ -12,7 +12,6 @@ import { slack } from './slack.js';
 import { type ProviderTemplate, type ProviderTemplateInput, templateSchema } from './template.js';
 import { zoom } from './zoom.js';
 
-
 /** Every template, one file each: the one list to extend for a new provider. */
 export const templateSources: readonly ProviderTemplateInput[] = [
   entra,

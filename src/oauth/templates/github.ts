@@ -30,6 +30,11 @@ export const github: ProviderTemplateInput = {
     'There is no RFC 7009 revocation endpoint: disconnecting deletes the tokens here; revoke the grant in GitHub settings if needed.',
   ],
   integrations: [
-    { id: 'github', name: 'GitHub', scopes: ['read:user', 'repo'], api: { baseUrl: 'https://api.github.com' } },
+    {
+      id: 'github',
+      name: 'GitHub',
+      scopes: ['read:user', 'repo'],
+      api: { baseUrl: 'https://api.github.com' },
+    },
   ],
 };

@@ -24,7 +24,7 @@ export const hubspot: ProviderTemplateInput = {
     'Access tokens last 30 minutes; the refresh token does not change and does not expire until the app is uninstalled.',
     'The client secret goes in the request body (client_secret_post); HubSpot refuses Basic authentication.',
     'Token errors come as {status: "BAD_REFRESH_TOKEN", message} instead of an OAuth error: BAD_REFRESH_TOKEN and BAD_AUTH_CODE mean the user must reconnect, BAD_CLIENT_ID and BAD_CLIENT_SECRET are an admin problem.',
-    'The scopes asked for must match the app\'s required scopes exactly, or HubSpot refuses the authorization.',
+    "The scopes asked for must match the app's required scopes exactly, or HubSpot refuses the authorization.",
   ],
   integrations: [
     {

@@ -26,5 +26,7 @@ export const linear: ProviderTemplateInput = {
     'Access tokens expire after 24 hours and come with a refresh token, which rotates on every use; applications created before October 2025 may still get 10-year tokens without a refresh token, which are never refreshed.',
     'The API is GraphQL at https://api.linear.app/graphql.',
   ],
-  integrations: [{ id: 'linear', name: 'Linear', scopes: ['read'], api: { baseUrl: 'https://api.linear.app' } }],
+  integrations: [
+    { id: 'linear', name: 'Linear', scopes: ['read'], api: { baseUrl: 'https://api.linear.app' } },
+  ],
 };

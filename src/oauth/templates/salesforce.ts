@@ -25,13 +25,19 @@ export const salesforce: ProviderTemplateInput = {
     connectionApiBase: {
       from: 'token_response',
       field: 'instance_url',
-      hosts: ['*.salesforce.com', '*.force.com', '*.salesforce.mil', '*.cloudforce.com', '*.sfcrmproducts.cn'],
+      hosts: [
+        '*.salesforce.com',
+        '*.force.com',
+        '*.salesforce.mil',
+        '*.cloudforce.com',
+        '*.sfcrmproducts.cn',
+      ],
     },
   },
   defaultScopes: ['api', 'refresh_token'],
   quirks: [
     "Each org has its own API host: the token response's instance_url (for example https://acme.my.salesforce.com) becomes that connection's proxy base URL; it must be https and a Salesforce host (connectionApiBase.hosts).",
-    'The token response has no expires_in: access tokens last as long as the org\'s session timeout, so the service refreshes when the API answers 401, not ahead of time.',
+    "The token response has no expires_in: access tokens last as long as the org's session timeout, so the service refreshes when the API answers 401, not ahead of time.",
     'The refresh_token scope is what brings a refresh token; refresh tokens do not rotate by default.',
   ],
   integrations: [{ id: 'salesforce', name: 'Salesforce', scopes: ['api', 'refresh_token'] }],
