@@ -121,7 +121,13 @@ integrations:
       );
       const out: string[] = [];
       const err: string[] = [];
-      const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t), env: {}, cwd, isTTY: false };
+      const io = {
+        out: (t: string) => out.push(t),
+        err: (t: string) => err.push(t),
+        env: {},
+        cwd,
+        isTTY: false,
+      };
       expect(await main(['check-config', file], io)).toBe(1);
       expect(err.join('')).toBe(
         'providers[0].template: must be one of the known templates: entra, google, github, atlassian, slack, salesforce, hubspot, notion, linear, dropbox, box, zoom\n',

@@ -32,7 +32,14 @@ describe('the Entra template against the Entra-shaped server, on sqlite', () => 
       port,
       serviceOptions: { background: false },
       providers: [
-        { id: 'entra', template: 'entra', tenant: entra.tenantId, authority: entra.url, clientId, clientSecret },
+        {
+          id: 'entra',
+          template: 'entra',
+          tenant: entra.tenantId,
+          authority: entra.url,
+          clientId,
+          clientSecret,
+        },
       ],
       // The suggested integrations; Graph's base is the fake Graph's (its paths are /v1.0/...).
       integrations: template.integrations.map((i) => ({
@@ -58,12 +65,17 @@ describe('the Entra template against the Entra-shaped server, on sqlite', () => 
     return new URL(done.location!);
   }
 
-  it.each(['sharepoint', 'onedrive', 'business-central'])('%s connects with the template as configured', async (id) => {
-    const back = await connect(`u-${id}`, id);
-    expect(back.searchParams.get('outcome')).toBe('connected');
-    const view = await (await svc.api(`u-${id}`, `/api/v1/connections/${back.searchParams.get('connection')}`)).json();
-    expect(view).toMatchObject({ status: 'active', account: { name: 'Megan Bowen' } });
-  });
+  it.each(['sharepoint', 'onedrive', 'business-central'])(
+    '%s connects with the template as configured',
+    async (id) => {
+      const back = await connect(`u-${id}`, id);
+      expect(back.searchParams.get('outcome')).toBe('connected');
+      const view = await (
+        await svc.api(`u-${id}`, `/api/v1/connections/${back.searchParams.get('connection')}`)
+      ).json();
+      expect(view).toMatchObject({ status: 'active', account: { name: 'Megan Bowen' } });
+    },
+  );
 
   it('proxies SharePoint to Graph with the connection token, and refreshes with rotation', async () => {
     const back = await connect('u-graph', 'sharepoint');
@@ -85,7 +97,9 @@ describe('the Entra template against the Entra-shaped server, on sqlite', () => 
       redirectUri: `${svc.url}/admin`,
       scopes: ['https://graph.microsoft.com/Sites.Read.All'],
     });
-    expect(url.origin + url.pathname).toBe(`https://login.microsoftonline.com/${entra.tenantId}/v2.0/adminconsent`);
+    expect(url.origin + url.pathname).toBe(
+      `https://login.microsoftonline.com/${entra.tenantId}/v2.0/adminconsent`,
+    );
     expect(Object.fromEntries(url.searchParams)).toEqual({
       client_id: clientId,
       redirect_uri: `${svc.url}/admin`,

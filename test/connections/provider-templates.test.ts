@@ -10,7 +10,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTemplate } from '../../src/oauth/templates/index.js';
-import { type ProviderShape, type ProviderShapedServer, startProviderShapedServer } from '../peers/provider-shaped-server.js';
+import {
+  type ProviderShape,
+  type ProviderShapedServer,
+  startProviderShapedServer,
+} from '../peers/provider-shaped-server.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 import { startTestService, type TestService } from '../support/service.js';
 import { signedInAgent } from '../support/user-agent.js';
@@ -62,7 +66,13 @@ const cases: Case[] = [
   {
     id: 'github-app',
     template: 'github',
-    shape: { clientAuth: 'post', expiresIn: 28800, refreshTokens: 'rotating', shape: 'github', userinfoPath: '/user' },
+    shape: {
+      clientAuth: 'post',
+      expiresIn: 28800,
+      refreshTokens: 'rotating',
+      shape: 'github',
+      userinfoPath: '/user',
+    },
     expectRefresh: 'rotating',
   },
   {
@@ -85,7 +95,13 @@ const cases: Case[] = [
   {
     id: 'slack',
     template: 'slack',
-    shape: { clientAuth: 'post', scopeParam: 'user_scope', scopeSeparator: ',', refreshTokens: 'none', shape: 'slack' },
+    shape: {
+      clientAuth: 'post',
+      scopeParam: 'user_scope',
+      scopeSeparator: ',',
+      refreshTokens: 'none',
+      shape: 'slack',
+    },
     expectRefresh: 'none',
   },
   {
@@ -123,7 +139,13 @@ const cases: Case[] = [
   {
     id: 'linear',
     template: 'linear',
-    shape: { clientAuth: 'post', scopeSeparator: ',', expiresIn: 86399, refreshTokens: 'rotating', shape: 'standard' },
+    shape: {
+      clientAuth: 'post',
+      scopeSeparator: ',',
+      expiresIn: 86399,
+      refreshTokens: 'rotating',
+      shape: 'standard',
+    },
     scopes: ['read', 'write'],
     expectRefresh: 'rotating',
   },
@@ -175,8 +197,11 @@ describe('provider templates against provider-shaped local servers, on sqlite', 
       const server = await startProviderShapedServer({
         clientId: `${c.id}-client`,
         clientSecret,
-        authorizePath: c.shape.authorizePath ?? path(endpoints.type === 'oauth2' ? endpoints.authorizationEndpoint : undefined)!,
-        tokenPath: c.shape.tokenPath ?? path(endpoints.type === 'oauth2' ? endpoints.tokenEndpoint : undefined)!,
+        authorizePath:
+          c.shape.authorizePath ??
+          path(endpoints.type === 'oauth2' ? endpoints.authorizationEndpoint : undefined)!,
+        tokenPath:
+          c.shape.tokenPath ?? path(endpoints.type === 'oauth2' ? endpoints.tokenEndpoint : undefined)!,
         ...c.shape,
       });
       servers.set(c.id, server);
@@ -185,7 +210,14 @@ describe('provider templates against provider-shaped local servers, on sqlite', 
           ? { issuer: server.url }
           : endpoints.type === 'oauth2'
             ? Object.fromEntries(
-                (['authorizationEndpoint', 'tokenEndpoint', 'revocationEndpoint', 'userinfoEndpoint'] as const)
+                (
+                  [
+                    'authorizationEndpoint',
+                    'tokenEndpoint',
+                    'revocationEndpoint',
+                    'userinfoEndpoint',
+                  ] as const
+                )
                   .filter((k) => endpoints[k] !== undefined)
                   .map((k) => [k, rebase(endpoints[k]!, server)]),
               )
@@ -211,7 +243,12 @@ describe('provider templates against provider-shaped local servers, on sqlite', 
         ...(suggested.api === undefined ? {} : { api: { baseUrl: rebase(suggested.api.baseUrl, server) } }),
       });
     }
-    svc = await startTestService({ database, providers, integrations, serviceOptions: { background: false } });
+    svc = await startTestService({
+      database,
+      providers,
+      integrations,
+      serviceOptions: { background: false },
+    });
   });
 
   afterAll(async () => {
@@ -233,8 +270,12 @@ describe('provider templates against provider-shaped local servers, on sqlite', 
   }
 
   const statusOf = async (user: string, id: string) =>
-    ((await (await svc.api(user, `/api/v1/connections/${id}`)).json()) as { status: string; account: unknown })
-      .status;
+    (
+      (await (await svc.api(user, `/api/v1/connections/${id}`)).json()) as {
+        status: string;
+        account: unknown;
+      }
+    ).status;
 
   it.each(cases.map((c) => [c.id, c] as const))(
     '%s: connect, proxy to the API, and refresh as the provider does',
@@ -262,7 +303,9 @@ describe('provider templates against provider-shaped local servers, on sqlite', 
       const liveBefore = server.liveRefreshTokens();
       server.expireAccessTokens();
       const second = await call();
-      const refreshes = server.tokenRequests.filter((r) => r.grant === 'refresh_token').slice(refreshesBefore);
+      const refreshes = server.tokenRequests
+        .filter((r) => r.grant === 'refresh_token')
+        .slice(refreshesBefore);
       if (c.expectRefresh === 'none') {
         // Nothing to refresh with and no expiry: the API's 401 reaches the caller, the connection stays.
         expect(second.status).toBe(401);
@@ -285,14 +328,18 @@ describe('provider templates against provider-shaped local servers, on sqlite', 
     expect(authorizationUrl.searchParams.get('access_type')).toBe('offline');
     expect(authorizationUrl.searchParams.get('prompt')).toBe('consent');
     expect(authorizationUrl.searchParams.get('nonce')).toBeTruthy();
-    const view = await (await svc.api('u-google-account', `/api/v1/connections/${back.searchParams.get('connection')}`)).json();
+    const view = await (
+      await svc.api('u-google-account', `/api/v1/connections/${back.searchParams.get('connection')}`)
+    ).json();
     expect(view.account).toEqual({ id: 'sub-carol', name: 'carol', email: 'carol@example.com' });
   });
 
   it('slack: scopes go as user_scope, comma-separated, and the user token from authed_user is stored', async () => {
     const { authorizationUrl } = await connect('slack', 'u-slack-scopes');
     expect(authorizationUrl.searchParams.has('scope')).toBe(false);
-    expect(authorizationUrl.searchParams.get('user_scope')).toBe('channels:read,channels:history,chat:write,users:read');
+    expect(authorizationUrl.searchParams.get('user_scope')).toBe(
+      'channels:read,channels:history,chat:write,users:read',
+    );
   });
 
   it('github: a token without expiry is never scheduled for refresh and has no refresh token', async () => {
@@ -302,42 +349,52 @@ describe('provider templates against provider-shaped local servers, on sqlite', 
       .selectAll()
       .where('id', '=', connectionId!)
       .executeTakeFirstOrThrow();
-    expect(row).toMatchObject({ access_token_expires_at: null, next_refresh_at: null, refresh_token_sealed: null });
+    expect(row).toMatchObject({
+      access_token_expires_at: null,
+      next_refresh_at: null,
+      refresh_token_sealed: null,
+    });
     const view = await (await svc.api('u-github-noexp', `/api/v1/connections/${connectionId}`)).json();
     expect(view.account).toEqual({ id: '4242', name: 'alice name', email: 'alice@example.com' });
     expect(view.scopes.length).toBeGreaterThan(0);
   });
 
-  it('atlassian: the connection\'s proxy base is the first granted site under the integration\'s base', async () => {
+  it("atlassian: the connection's proxy base is the first granted site under the integration's base", async () => {
     const server = servers.get('atlassian')!;
     const { connectionId } = await connect('atlassian', 'u-atl-bob', 'bob');
     const r = await svc.api('u-atl-bob', `/api/v1/connections/${connectionId}/proxy/rest/api/3/myself`);
     expect(r.status).toBe(200);
-    expect(server.apiCalls.at(-1)).toMatchObject({ login: 'bob', url: `/ex/jira/${cloudIds.bob}/rest/api/3/myself` });
+    expect(server.apiCalls.at(-1)).toMatchObject({
+      login: 'bob',
+      url: `/ex/jira/${cloudIds.bob}/rest/api/3/myself`,
+    });
   });
 
   it.each([
     ['slack-rotation', 'a 200 {ok:false}'],
     ['github-app', 'a 200 {error}'],
     ['hubspot', 'a {status} body'],
-  ])('%s: token errors as %s are read as OAuth errors: unknown ones retried, a dead refresh token needs reauth', async (id) => {
-    const server = servers.get(id)!;
-    const user = `u-errors-${id}`;
-    const { connectionId } = await connect(id, user);
-    const tokens = svc.service.ctx.tokens;
-    const before = await tokens.getAccessToken(connectionId!);
+  ])(
+    '%s: token errors as %s are read as OAuth errors: unknown ones retried, a dead refresh token needs reauth',
+    async (id) => {
+      const server = servers.get(id)!;
+      const user = `u-errors-${id}`;
+      const { connectionId } = await connect(id, user);
+      const tokens = svc.service.ctx.tokens;
+      const before = await tokens.getAccessToken(connectionId!);
 
-    server.failNext(server.errorFor('unknown'));
-    const kept = await tokens.getAccessToken(connectionId!, { force: true });
-    expect(kept.value).toBe(before.value); // transient: the valid token is used, nothing changes
-    expect(await statusOf(user, connectionId!)).toBe('active');
+      server.failNext(server.errorFor('unknown'));
+      const kept = await tokens.getAccessToken(connectionId!, { force: true });
+      expect(kept.value).toBe(before.value); // transient: the valid token is used, nothing changes
+      expect(await statusOf(user, connectionId!)).toBe('active');
 
-    server.failNext(server.errorFor('bad_refresh'));
-    await expect(tokens.getAccessToken(connectionId!, { force: true })).rejects.toMatchObject({
-      code: 'connection_needs_reauth',
-    });
-    expect(await statusOf(user, connectionId!)).toBe('needs_reauth');
-  });
+      server.failNext(server.errorFor('bad_refresh'));
+      await expect(tokens.getAccessToken(connectionId!, { force: true })).rejects.toMatchObject({
+        code: 'connection_needs_reauth',
+      });
+      expect(await statusOf(user, connectionId!)).toBe('needs_reauth');
+    },
+  );
 
   it.each(['slack', 'github', 'hubspot'])(
     '%s: a client the provider refuses (in its own error shape) fails the Connect as a configuration problem',
@@ -347,7 +404,9 @@ describe('provider templates against provider-shaped local servers, on sqlite', 
       const { back } = await connect(id, `u-badclient-${id}`);
       expect(back.searchParams.get('outcome')).toBe('failed');
       const audit = await svc.service.ctx.audit.list({ limit: 5 });
-      const failure = audit.find((a) => a.action === 'authorization.failed' && a.actor === `u-badclient-${id}`);
+      const failure = audit.find(
+        (a) => a.action === 'authorization.failed' && a.actor === `u-badclient-${id}`,
+      );
       expect(JSON.parse(failure!.data)).toEqual({ reason: 'config_error:invalid_client' });
     },
   );

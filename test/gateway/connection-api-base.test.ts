@@ -25,8 +25,9 @@ describe.each(databaseKinds)('per-connection API base URL (Salesforce instance_u
   beforeAll(async () => {
     database = await createTestDatabase(kind);
     const template = getTemplate('salesforce')!;
-    const endpoint = (k: 'authorizationEndpoint' | 'tokenEndpoint' | 'revocationEndpoint' | 'userinfoEndpoint') =>
-      template.provider.type === 'oauth2' ? new URL(template.provider[k]!).pathname : '';
+    const endpoint = (
+      k: 'authorizationEndpoint' | 'tokenEndpoint' | 'revocationEndpoint' | 'userinfoEndpoint',
+    ) => (template.provider.type === 'oauth2' ? new URL(template.provider[k]!).pathname : '');
     server = await startProviderShapedServer({
       clientId: 'sf-consumer-key',
       clientSecret,
@@ -36,7 +37,10 @@ describe.each(databaseKinds)('per-connection API base URL (Salesforce instance_u
       refreshTokens: 'static',
       shape: 'standard',
       userinfoPath: endpoint('userinfoEndpoint'),
-      extraFields: (login) => ({ instance_url: instanceUrlOf[login]!(), id: `https://login.salesforce.com/id/00D/${login}` }),
+      extraFields: (login) => ({
+        instance_url: instanceUrlOf[login]!(),
+        id: `https://login.salesforce.com/id/00D/${login}`,
+      }),
     });
     for (const login of ['alice', 'bob']) {
       const host = await server.extraApiHost();
@@ -64,7 +68,9 @@ describe.each(databaseKinds)('per-connection API base URL (Salesforce instance_u
           connectionApiBase: { from: 'token_response', field: 'instance_url', hosts: ['127.0.0.1'] },
         },
       ],
-      integrations: [{ id: 'salesforce', name: 'Salesforce', provider: 'salesforce', scopes: template.defaultScopes }],
+      integrations: [
+        { id: 'salesforce', name: 'Salesforce', provider: 'salesforce', scopes: template.defaultScopes },
+      ],
     });
   });
 

@@ -38,17 +38,29 @@ describe('provider template files', () => {
     expect([...providerTemplates().keys()]).toEqual(expectedIds);
   });
 
-  it.each(templateSources.map((t) => [t.id, t] as const))('%s validates against the template schema', (_id, source) => {
-    const parsed = templateSchema.safeParse(source);
-    expect(parsed.error?.issues ?? []).toEqual([]);
-  });
+  it.each(templateSources.map((t) => [t.id, t] as const))(
+    '%s validates against the template schema',
+    (_id, source) => {
+      const parsed = templateSchema.safeParse(source);
+      expect(parsed.error?.issues ?? []).toEqual([]);
+    },
+  );
 
   it.each(expectedIds)('%s becomes a valid provider with only a client id and secret', (id) => {
-    const input = { id: `p-${id}`, clientId: 'pasted-client-id', clientSecret: 'pasted-secret', ...(id === 'entra' ? { tenant: 'contoso.onmicrosoft.com' } : {}) };
+    const input = {
+      id: `p-${id}`,
+      clientId: 'pasted-client-id',
+      clientSecret: 'pasted-secret',
+      ...(id === 'entra' ? { tenant: 'contoso.onmicrosoft.com' } : {}),
+    };
     const parsed = providerSchema.safeParse(applyTemplate(id, input));
     expect(parsed.error?.issues ?? []).toEqual([]);
     const template = getTemplate(id)!;
-    expect(parsed.data).toMatchObject({ type: template.provider.type, template: id, clientAuthMethod: template.clientAuthMethod });
+    expect(parsed.data).toMatchObject({
+      type: template.provider.type,
+      template: id,
+      clientAuthMethod: template.clientAuthMethod,
+    });
   });
 
   it('entra: every suggested integration asks for one resource only', () => {
@@ -65,10 +77,21 @@ describe('provider template files', () => {
   });
 
   it.each([
-    ['an http endpoint', (t: Record<string, unknown>) => ({ ...t, provider: { ...(t.provider as object), tokenEndpoint: 'http://x.example/t' } }), 'provider'],
+    [
+      'an http endpoint',
+      (t: Record<string, unknown>) => ({
+        ...t,
+        provider: { ...(t.provider as object), tokenEndpoint: 'http://x.example/t' },
+      }),
+      'provider',
+    ],
     ['no quirks', (t: Record<string, unknown>) => ({ ...t, quirks: [] }), 'quirks'],
     ['an unknown field', (t: Record<string, unknown>) => ({ ...t, colour: 'blue' }), ''],
-    ['a scope with a space', (t: Record<string, unknown>) => ({ ...t, defaultScopes: ['a b'] }), 'defaultScopes'],
+    [
+      'a scope with a space',
+      (t: Record<string, unknown>) => ({ ...t, defaultScopes: ['a b'] }),
+      'defaultScopes',
+    ],
   ])('the schema refuses a template with %s', (_what, spoil, path) => {
     const github = templateSources.find((t) => t.id === 'github') as unknown as Record<string, unknown>;
     const parsed = templateSchema.safeParse(spoil(github));
@@ -116,7 +139,12 @@ describe('applyTemplate', () => {
   });
 
   it('leaves the client authentication to a given private key', () => {
-    const provider = applyTemplate('entra', { id: 'e', clientId: 'c', privateKey: 'PEM', privateKeyId: 'x5t' });
+    const provider = applyTemplate('entra', {
+      id: 'e',
+      clientId: 'c',
+      privateKey: 'PEM',
+      privateKeyId: 'x5t',
+    });
     expect(provider).not.toHaveProperty('clientAuthMethod');
   });
 
@@ -142,7 +170,11 @@ describe('applyTemplate', () => {
 
 describe('entraAdminConsentUrl', () => {
   it('asks for every configured permission (.default) unless scopes are given', () => {
-    const url = entraAdminConsentUrl({ tenant: 'contoso.onmicrosoft.com', clientId: 'c1', redirectUri: 'https://nunq.example/admin' });
+    const url = entraAdminConsentUrl({
+      tenant: 'contoso.onmicrosoft.com',
+      clientId: 'c1',
+      redirectUri: 'https://nunq.example/admin',
+    });
     expect(url.href).toBe(
       'https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0/adminconsent?client_id=c1&redirect_uri=https%3A%2F%2Fnunq.example%2Fadmin&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default',
     );

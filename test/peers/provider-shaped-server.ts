@@ -60,7 +60,12 @@ export interface ProviderShapedServer {
   /** Every authorization request's query, in order. */
   readonly authorizeRequests: URLSearchParams[];
   /** Every token request: grant, the content type, how the client authenticated, and the answer's status. */
-  readonly tokenRequests: Array<{ grant: string; contentType: string; auth: 'basic' | 'post' | 'none'; status: number }>;
+  readonly tokenRequests: Array<{
+    grant: string;
+    contentType: string;
+    auth: 'basic' | 'post' | 'none';
+    status: number;
+  }>;
   readonly apiCalls: ApiCall[];
   /** The next token request answers this (status and body as the provider would send them). */
   failNext(answer: { status: number; body: Record<string, unknown> }): void;
@@ -89,7 +94,10 @@ async function readBody(req: IncomingMessage): Promise<string> {
 const token = (prefix: string) => `${prefix}-${randomBytes(16).toString('base64url')}`;
 
 export async function startProviderShapedServer(shape: ProviderShape): Promise<ProviderShapedServer> {
-  const codes = new Map<string, { login: string; redirectUri: string; challenge: string; scope: string; nonce: string | null }>();
+  const codes = new Map<
+    string,
+    { login: string; redirectUri: string; challenge: string; scope: string; nonce: string | null }
+  >();
   const accessTokens = new Map<string, string>();
   const refreshTokens = new Map<string, { login: string; scope: string }>();
   const authorizeRequests: URLSearchParams[] = [];
@@ -106,13 +114,30 @@ export async function startProviderShapedServer(shape: ProviderShape): Promise<P
       case 'slack':
         return {
           status: 200,
-          body: { ok: false, error: kind === 'bad_refresh' ? (code ? 'invalid_code' : 'invalid_refresh_token') : kind === 'bad_client' ? 'bad_client_secret' : 'internal_error' },
+          body: {
+            ok: false,
+            error:
+              kind === 'bad_refresh'
+                ? code
+                  ? 'invalid_code'
+                  : 'invalid_refresh_token'
+                : kind === 'bad_client'
+                  ? 'bad_client_secret'
+                  : 'internal_error',
+          },
         };
       case 'github':
         return {
           status: 200,
           body: {
-            error: kind === 'bad_refresh' ? (code ? 'bad_verification_code' : 'bad_refresh_token') : kind === 'bad_client' ? 'incorrect_client_credentials' : 'server_error',
+            error:
+              kind === 'bad_refresh'
+                ? code
+                  ? 'bad_verification_code'
+                  : 'bad_refresh_token'
+                : kind === 'bad_client'
+                  ? 'incorrect_client_credentials'
+                  : 'server_error',
             error_description: 'as GitHub says it',
             error_uri: 'https://docs.github.com/apps',
           },
@@ -123,7 +148,8 @@ export async function startProviderShapedServer(shape: ProviderShape): Promise<P
           : {
               status: 400,
               body: {
-                status: kind === 'bad_refresh' ? (code ? 'BAD_AUTH_CODE' : 'BAD_REFRESH_TOKEN') : 'BAD_CLIENT_ID',
+                status:
+                  kind === 'bad_refresh' ? (code ? 'BAD_AUTH_CODE' : 'BAD_REFRESH_TOKEN') : 'BAD_CLIENT_ID',
                 message: 'missing or unknown token',
                 correlationId: randomBytes(8).toString('hex'),
               },
@@ -131,7 +157,10 @@ export async function startProviderShapedServer(shape: ProviderShape): Promise<P
       case 'standard':
         return kind === 'unknown'
           ? { status: 503, body: { error: 'temporarily_unavailable' } }
-          : { status: kind === 'bad_client' ? 401 : 400, body: { error: kind === 'bad_client' ? 'invalid_client' : 'invalid_grant' } };
+          : {
+              status: kind === 'bad_client' ? 401 : 400,
+              body: { error: kind === 'bad_client' ? 'invalid_client' : 'invalid_grant' },
+            };
     }
   };
 
@@ -151,7 +180,14 @@ export async function startProviderShapedServer(shape: ProviderShape): Promise<P
         ok: true,
         app_id: 'A0KRD7HC3',
         team: { id: 'T9TK3CUKW', name: 'Acme' },
-        authed_user: { id: `U-${login}`, scope, access_token: access, token_type: 'user', ...(refresh ? { refresh_token: refresh } : {}), ...lifetime },
+        authed_user: {
+          id: `U-${login}`,
+          scope,
+          access_token: access,
+          token_type: 'user',
+          ...(refresh ? { refresh_token: refresh } : {}),
+          ...lifetime,
+        },
       };
     }
     const idToken =
@@ -184,7 +220,10 @@ export async function startProviderShapedServer(shape: ProviderShape): Promise<P
       return { method: 'basic' as const, ok: id === shape.clientId && secret === shape.clientSecret };
     }
     if (params.client_secret !== undefined) {
-      return { method: 'post' as const, ok: params.client_id === shape.clientId && params.client_secret === shape.clientSecret };
+      return {
+        method: 'post' as const,
+        ok: params.client_id === shape.clientId && params.client_secret === shape.clientSecret,
+      };
     }
     return { method: 'none' as const, ok: false };
   };
@@ -224,7 +263,9 @@ export async function startProviderShapedServer(shape: ProviderShape): Promise<P
       codes.delete(params.code ?? '');
       const verifierOk =
         code !== undefined &&
-        createHash('sha256').update(params.code_verifier ?? '').digest('base64url') === code.challenge;
+        createHash('sha256')
+          .update(params.code_verifier ?? '')
+          .digest('base64url') === code.challenge;
       if (code === undefined || code.redirectUri !== params.redirect_uri || !verifierOk) {
         const e = errorFor('bad_refresh', true);
         return send(e.status, e.body);
@@ -237,19 +278,19 @@ export async function startProviderShapedServer(shape: ProviderShape): Promise<P
         const e = errorFor('bad_refresh');
         return send(e.status, e.body);
       }
-      const body = await issue(held.login, held.scope, grant, null);
+      const body: Record<string, unknown> = await issue(held.login, held.scope, grant, null);
       if (shape.refreshTokens === 'rotating') refreshTokens.delete(params.refresh_token ?? '');
       else {
         // A provider that keeps its refresh token answers without a new one.
         refreshTokens.delete(String(body.refresh_token));
-        delete (body as Record<string, unknown>).refresh_token;
+        delete body.refresh_token;
       }
       return send(200, body);
     }
     return send(400, { error: 'unsupported_grant_type' });
   }
 
-  function authorize(req: IncomingMessage, res: ServerResponse, query: URLSearchParams) {
+  function authorize(res: ServerResponse, query: URLSearchParams) {
     authorizeRequests.push(query);
     const redirectUri = query.get('redirect_uri') ?? '';
     const back = new URL(redirectUri);
@@ -259,8 +300,10 @@ export async function startProviderShapedServer(shape: ProviderShape): Promise<P
       res.writeHead(302, { location: back.href }).end();
     };
     if (query.get('client_id') !== shape.clientId) return refuse('invalid_client');
-    if (query.get('code_challenge_method') !== 'S256' || !query.get('code_challenge')) return refuse('invalid_request');
-    for (const [k, v] of Object.entries(shape.requiredParams ?? {})) if (query.get(k) !== v) return refuse('invalid_request');
+    if (query.get('code_challenge_method') !== 'S256' || !query.get('code_challenge'))
+      return refuse('invalid_request');
+    for (const [k, v] of Object.entries(shape.requiredParams ?? {}))
+      if (query.get(k) !== v) return refuse('invalid_request');
     const scopeParam = shape.scopeParam ?? 'scope';
     if (scopeParam !== 'scope' && query.has('scope')) return refuse('invalid_scope');
     const scope = query.get(scopeParam) ?? '';
@@ -284,7 +327,13 @@ export async function startProviderShapedServer(shape: ProviderShape): Promise<P
     const login = bearer === undefined ? undefined : accessTokens.get(bearer);
     const status = login === undefined ? 401 : 200;
     apiCalls.push({ method: req.method ?? '', host, url: req.url ?? '', authorization, login, status });
-    if (login === undefined) return json(res, 401, { message: 'invalid token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
+    if (login === undefined)
+      return json(
+        res,
+        401,
+        { message: 'invalid token' },
+        { 'www-authenticate': 'Bearer error="invalid_token"' },
+      );
     return json(res, 200, { login, path: req.url, host });
   }
 
@@ -293,7 +342,7 @@ export async function startProviderShapedServer(shape: ProviderShape): Promise<P
     const path = target.pathname;
     (async () => {
       if (req.method === 'POST' && path === shape.tokenPath) return tokenEndpoint(req, res);
-      if (req.method === 'GET' && path === shape.authorizePath) return authorize(req, res, target.searchParams);
+      if (req.method === 'GET' && path === shape.authorizePath) return authorize(res, target.searchParams);
       if (shape.oidc && path === '/.well-known/openid-configuration') {
         return json(res, 200, {
           issuer: url,
@@ -318,7 +367,9 @@ export async function startProviderShapedServer(shape: ProviderShape): Promise<P
         return json(
           res,
           200,
-          shape.accessibleResources.sites(login).map((s) => ({ ...s, url: `https://${s.name}.atlassian.net`, scopes: [], avatarUrl: '' })),
+          shape.accessibleResources
+            .sites(login)
+            .map((s) => ({ ...s, url: `https://${s.name}.atlassian.net`, scopes: [], avatarUrl: '' })),
         );
       }
       return api(req, res, 'provider');
@@ -345,7 +396,9 @@ export async function startProviderShapedServer(shape: ProviderShape): Promise<P
     expireAccessTokens: () => accessTokens.clear(),
     liveRefreshTokens: () => refreshTokens.size,
     async extraApiHost() {
-      const extra = createServer((req, res) => api(req, res, `extra:${(extra.address() as AddressInfo).port}`));
+      const extra = createServer((req, res) =>
+        api(req, res, `extra:${(extra.address() as AddressInfo).port}`),
+      );
       await new Promise<void>((resolve) => extra.listen(0, '127.0.0.1', resolve));
       return {
         url: `http://127.0.0.1:${(extra.address() as AddressInfo).port}`,
