@@ -87,7 +87,8 @@ const cases: Case[] = [
       userinfoPath: '/me',
       accessibleResources: {
         path: '/oauth/token/accessible-resources',
-        sites: (login) => [{ id: cloudIds[login]!, name: `${login}-site` }],
+        sites: (login) =>
+          cloudIds[login] === undefined ? [] : [{ id: cloudIds[login]!, name: `${login}-site` }],
       },
     },
     expectRefresh: 'rotating',
@@ -368,6 +369,12 @@ describe('provider templates against provider-shaped local servers, on sqlite', 
       login: 'bob',
       url: `/ex/jira/${cloudIds.bob}/rest/api/3/myself`,
     });
+  });
+
+  it('atlassian: an account that granted the app no site cannot connect, and nothing is stored', async () => {
+    const { back } = await connect('atlassian', 'u-atl-nosite', 'nobody');
+    expect(back.searchParams.get('outcome')).toBe('failed');
+    expect(await (await svc.api('u-atl-nosite', '/api/v1/connections')).json()).toEqual([]);
   });
 
   it.each([

@@ -124,6 +124,27 @@ describe.each(databaseKinds)('per-connection API base URL (Salesforce instance_u
     expect(server.apiCalls.some((c) => c.host === 'provider')).toBe(false);
   });
 
+  it('a Reconnect learns the instance again (an org moved to another host)', async () => {
+    const user = 'u-moving';
+    const first = await connect(user, 'alice');
+    const id = first.searchParams.get('connection')!;
+    const bob = instances.get('bob')!;
+    const before = instanceUrlOf.alice!;
+    instanceUrlOf.alice = () => bob.url;
+    try {
+      server.nextLogin = 'alice';
+      const ua = await signedInAgent(svc, user);
+      const atProvider = await ua.get(await ua.startReconnect(svc.url, id));
+      const back = new URL((await ua.get(atProvider.location!)).location!);
+      expect(back.searchParams.get('outcome')).toBe('reconnected');
+      expect(back.searchParams.get('connection')).toBe(id);
+    } finally {
+      instanceUrlOf.alice = before;
+    }
+    expect((await svc.api(user, `/api/v1/connections/${id}/proxy/services/data`)).status).toBe(200);
+    expect(server.apiCalls.at(-1)).toMatchObject({ host: `extra:${new URL(bob.url).port}`, login: 'alice' });
+  });
+
   it.each([
     ['mallory', 'a host outside the allowed ones'],
     ['eve', 'a URL with credentials'],
