@@ -1,7 +1,7 @@
 import { createPrivateKey } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
-import { applyTemplate, TemplateError } from '../oauth/templates/index.js';
+import { applyTemplate, integrationScopeProblem, TemplateError } from '../oauth/templates/index.js';
 import { connectionApiBaseSchema, tokenResponseShapes } from '../oauth/templates/template.js';
 
 // The configuration file's schema (contract §3). Every object is strict: a misspelt key is an
@@ -580,8 +580,10 @@ function checkReferences(config: unknown, ctx: Ctx): void {
   if (!isRecord(config)) return;
   const providers = Array.isArray(config.providers) ? config.providers : undefined;
   const providerIds = new Map<string, number>();
+  const templateOf = new Map<string, string>();
   providers?.forEach((provider: unknown, i) => {
     if (!isRecord(provider) || typeof provider.id !== 'string') return;
+    if (typeof provider.template === 'string') templateOf.set(provider.id, provider.template);
     const first = providerIds.get(provider.id);
     if (first === undefined) providerIds.set(provider.id, i);
     else
@@ -624,6 +626,11 @@ function checkReferences(config: unknown, ctx: Ctx): void {
             path: [section, i, 'id'],
             message: `duplicate integration id (also ${first})`,
           });
+      }
+      if (section === 'integrations' && typeof entry.provider === 'string' && Array.isArray(entry.scopes)) {
+        const problem = integrationScopeProblem(templateOf.get(entry.provider), entry.scopes.map(String));
+        if (problem !== undefined)
+          ctx.addIssue({ code: 'custom', path: [section, i, 'scopes'], message: problem });
       }
       if (section === 'integrations' && providers && typeof entry.provider === 'string') {
         if (!providerIds.has(entry.provider)) {

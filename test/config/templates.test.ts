@@ -96,6 +96,26 @@ integrations:
     ]);
   });
 
+  it('refuses integration scopes the template forbids, naming the integration field', () => {
+    expect(
+      problems(`providers:
+  - { id: work, template: entra, tenant: contoso.onmicrosoft.com, clientId: c, clientSecret: s }
+  - { id: notion, template: notion, clientId: c, clientSecret: s }
+integrations:
+  - id: both
+    name: Both
+    provider: work
+    scopes: ["https://graph.microsoft.com/Files.Read", "https://api.businesscentral.dynamics.com/user_impersonation"]
+  - { id: files, name: Files, provider: work, scopes: [offline_access, "https://graph.microsoft.com/Files.Read"] }
+  - { id: pages, name: Pages, provider: notion, scopes: [read_content] }
+  - { id: pages-ok, name: Pages, provider: notion }
+`),
+    ).toEqual([
+      'integrations[0].scopes: must name one resource only (Entra issues one access token per API)',
+      'integrations[2].scopes: must be empty: Notion has no scopes (what the integration may do is set at the provider)',
+    ]);
+  });
+
   it('keeps type: entra | oidc | oauth2 without a template as before (no template field added)', () => {
     const config = parse(`providers:
   - { id: legacy, type: oauth2, authorizationEndpoint: "https://l.example/a", tokenEndpoint: "https://l.example/t", clientId: c }

@@ -81,6 +81,7 @@ export function templateView(t: ProviderTemplate, redirectUri: string) {
     authorizationParams: t.authorizationParams ?? {},
     tokenParams: t.tokenParams ?? {},
     settings: t.settings,
+    ...(t.scopeRule === undefined ? {} : { scopeRule: t.scopeRule }),
     defaultScopes: t.defaultScopes,
     quirks: t.quirks,
     redirectUri,

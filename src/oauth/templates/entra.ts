@@ -16,6 +16,7 @@ export const entra: ProviderTemplateInput = {
   },
   provider: { type: 'entra', tenant: 'organizations', authority: 'https://login.microsoftonline.com' },
   clientAuthMethod: 'client_secret_post',
+  scopeRule: 'one_resource',
   defaultScopes: ['offline_access', 'User.Read'],
   quirks: [
     'Entra issues one access token per resource: an integration asks for the scopes of one API only (Graph or Business Central), never both.',

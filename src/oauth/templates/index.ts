@@ -2,4 +2,5 @@
 export { type AdminConsentInput, entraAdminConsentUrl } from './admin-consent.js';
 export { applyTemplate, TemplateError } from './apply.js';
 export { getTemplate, providerTemplates, templateSources } from './catalog.js';
+export { integrationScopeProblem } from './scope-rules.js';
 export type { ConnectionApiBase, ProviderTemplate, TokenResponseShape } from './template.js';

@@ -20,6 +20,7 @@ export const notion: ProviderTemplateInput = {
   clientAuthMethod: 'client_secret_basic',
   authorizationParams: { owner: 'user' },
   settings: { tokenRequestBody: 'json' },
+  scopeRule: 'none',
   defaultScopes: [],
   quirks: [
     'Notion has no scopes: what the integration may do is set by its capabilities in Notion, and the user picks the pages to share on the consent screen.',

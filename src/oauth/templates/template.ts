@@ -61,6 +61,11 @@ export const templateSchema = z.strictObject({
   authorizationParams: z.record(z.string(), z.string()).optional(),
   tokenParams: z.record(z.string(), z.string()).optional(),
   settings: quirkSettingsSchema.default({}),
+  /**
+   * What the provider forbids in an integration's scopes: `one_resource` (Entra: one API per
+   * token), `none` (Notion: no scopes at all; access is granted per page).
+   */
+  scopeRule: z.enum(['one_resource', 'none']).optional(),
   /** Scopes suggested when an integration names none of its own. */
   defaultScopes: z.array(scope),
   /** The provider's behaviour an admin must know, one readable sentence each. */
