@@ -2,7 +2,11 @@ import { createPrivateKey } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { applyTemplate, integrationScopeProblem, TemplateError } from '../oauth/templates/index.js';
-import { connectionApiBaseSchema, tokenResponseShapes } from '../oauth/templates/template.js';
+import {
+  accountFromTokenResponseSchema,
+  connectionApiBaseSchema,
+  tokenResponseShapes,
+} from '../oauth/templates/template.js';
 
 // The configuration file's schema (contract §3). Every object is strict: a misspelt key is an
 // error, not a silently ignored setting. Custom messages name the rule, never the value.
@@ -366,6 +370,8 @@ const providerCommon = {
   scopeParameter: z.enum(['scope', 'user_scope']).optional(),
   /** Where each connection's own API base URL comes from (Salesforce, Atlassian). */
   connectionApiBase: connectionApiBaseSchema.optional(),
+  /** Where in the token response the connected account is (Notion, Dropbox, Slack). */
+  accountFromTokenResponse: accountFromTokenResponseSchema.optional(),
 };
 
 /** The client-authentication fields must agree with the method (RFC 6749 §2.3, RFC 7523 §2.2). */

@@ -3,6 +3,7 @@ import type { Clock } from '../support/clock.js';
 import { connectionApiBaseUrl } from './connection-api-base.js';
 import { classifyTokenError, ProviderError } from './errors.js';
 import type { OutboundFetch } from './outbound.js';
+import { type AccountPaths, accountFromResponse } from './response-account.js';
 import type { ConnectionApiBase } from './templates/template.js';
 import { type AccountIdentity, TokenSet } from './token-set.js';
 import { fetchUserinfoAccount } from './userinfo.js';
@@ -104,6 +105,8 @@ export interface OAuthClientOptions {
   scopeParameter?: 'scope' | 'user_scope';
   /** Where each connection's own API base URL comes from (Salesforce, Atlassian); see connection-api-base.ts. */
   connectionApiBase?: ConnectionApiBase;
+  /** Without an ID token, the account named in the token response (Notion, Dropbox, Slack). */
+  accountFromTokenResponse?: AccountPaths;
 }
 
 /**
@@ -317,6 +320,11 @@ export class OAuthClient {
     const claims = this.#idTokenClaims(result);
     if (claims !== undefined) this.#o.checkAccount?.(claims);
     const endpoint = this.#o.as.userinfo_endpoint;
+    const paths = this.#o.accountFromTokenResponse;
+    if (claims === undefined && paths !== undefined) {
+      const named = accountFromResponse(result as unknown as Record<string, unknown>, paths);
+      if (named.id !== undefined) return named;
+    }
     if (claims === undefined) {
       if (!this.#o.userinfoWithoutIdToken || endpoint === undefined) return {};
       return fetchUserinfoAccount({

@@ -32,7 +32,8 @@ interface Case {
   /** Provider fields beyond the template (besides the endpoints, rebased to the local server). */
   provider?: (server: ProviderShapedServer) => Record<string, unknown>;
   scopes?: string[];
-  /** Proxy path called, and the path the API must see (default: the same under the integration's base path). */
+  /** The account the connection shows, for login `alice`. */
+  account: Record<string, string>;
   expectRefresh: 'rotating' | 'static' | 'none';
 }
 
@@ -44,6 +45,7 @@ const cloudIds: Record<string, string> = {
 const cases: Case[] = [
   {
     id: 'google',
+    account: { id: 'sub-alice', name: 'alice', email: 'alice@example.com' },
     template: 'google',
     shape: {
       authorizePath: '/o/oauth2/v2/auth',
@@ -59,12 +61,14 @@ const cases: Case[] = [
   },
   {
     id: 'github',
+    account: { id: '4242', name: 'alice name', email: 'alice@example.com' },
     template: 'github',
     shape: { clientAuth: 'post', refreshTokens: 'none', shape: 'github', userinfoPath: '/user' },
     expectRefresh: 'none',
   },
   {
     id: 'github-app',
+    account: { id: '4242', name: 'alice name', email: 'alice@example.com' },
     template: 'github',
     shape: {
       clientAuth: 'post',
@@ -77,6 +81,7 @@ const cases: Case[] = [
   },
   {
     id: 'atlassian',
+    account: { id: '4242', name: 'alice name', email: 'alice@example.com' },
     template: 'atlassian',
     shape: {
       clientAuth: 'post',
@@ -95,6 +100,7 @@ const cases: Case[] = [
   },
   {
     id: 'slack',
+    account: { id: 'U-alice' },
     template: 'slack',
     shape: {
       clientAuth: 'post',
@@ -107,6 +113,7 @@ const cases: Case[] = [
   },
   {
     id: 'slack-rotation',
+    account: { id: 'U-alice' },
     template: 'slack',
     shape: {
       clientAuth: 'post',
@@ -120,17 +127,26 @@ const cases: Case[] = [
   },
   {
     id: 'hubspot',
+    account: {},
     template: 'hubspot',
     shape: { clientAuth: 'post', expiresIn: 1800, refreshTokens: 'static', shape: 'hubspot' },
     expectRefresh: 'static',
   },
   {
     id: 'notion',
+    account: { id: 'notion-user-alice', name: 'Alice', email: 'alice@example.com' },
     template: 'notion',
     shape: {
       clientAuth: 'basic',
       body: 'json',
       requiredParams: { owner: 'user' },
+      extraFields: (login) => ({
+        workspace_id: 'w1',
+        owner: {
+          type: 'user',
+          user: { id: `notion-user-${login}`, name: 'Alice', person: { email: `${login}@example.com` } },
+        },
+      }),
       expiresIn: 3600,
       refreshTokens: 'rotating',
       shape: 'standard',
@@ -139,6 +155,7 @@ const cases: Case[] = [
   },
   {
     id: 'linear',
+    account: {},
     template: 'linear',
     shape: {
       clientAuth: 'post',
@@ -152,10 +169,12 @@ const cases: Case[] = [
   },
   {
     id: 'dropbox',
+    account: { id: 'dbid:alice' },
     template: 'dropbox',
     shape: {
       clientAuth: 'basic',
       requiredParams: { token_access_type: 'offline' },
+      extraFields: (login) => ({ account_id: `dbid:${login}`, uid: '12345' }),
       expiresIn: 14400,
       refreshTokens: 'static',
       shape: 'standard',
@@ -164,14 +183,28 @@ const cases: Case[] = [
   },
   {
     id: 'box',
+    account: { id: '4242', name: 'alice name', email: 'alice@example.com' },
     template: 'box',
-    shape: { clientAuth: 'post', expiresIn: 3600, refreshTokens: 'rotating', shape: 'standard' },
+    shape: {
+      clientAuth: 'post',
+      expiresIn: 3600,
+      refreshTokens: 'rotating',
+      shape: 'standard',
+      userinfoPath: '/2.0/users/me',
+    },
     expectRefresh: 'rotating',
   },
   {
     id: 'zoom',
+    account: { id: '4242', name: 'alice name', email: 'alice@example.com' },
     template: 'zoom',
-    shape: { clientAuth: 'basic', expiresIn: 3599, refreshTokens: 'rotating', shape: 'standard' },
+    shape: {
+      clientAuth: 'basic',
+      expiresIn: 3599,
+      refreshTokens: 'rotating',
+      shape: 'standard',
+      userinfoPath: '/v2/users/me',
+    },
     expectRefresh: 'rotating',
   },
 ];
@@ -292,6 +325,8 @@ describe('provider templates against provider-shaped local servers, on sqlite', 
       const exchange = server.tokenRequests.find((r) => r.grant === 'authorization_code')!;
       expect(exchange).toMatchObject({ auth: c.shape.clientAuth, status: 200 });
       if (c.shape.body === 'json') expect(exchange.contentType).toContain('application/json');
+      const view = await (await svc.api(user, `/api/v1/connections/${connectionId}`)).json();
+      expect(view.account).toEqual(c.account);
 
       const call = async () => svc.api(user, `/api/v1/connections/${connectionId}/proxy/probe/${id}?q=1`);
       const first = await call();

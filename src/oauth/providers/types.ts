@@ -2,6 +2,7 @@ import type { ClientCredentials, ProviderRecord } from '../../store/repos/catalo
 import type { Clock } from '../../support/clock.js';
 import type { OAuthClient } from '../oauth-client.js';
 import type { OutboundFetch, OutboundPolicy } from '../outbound.js';
+import type { AccountPaths } from '../response-account.js';
 import type { ConnectionApiBase, TokenResponseShape } from '../templates/template.js';
 import { adaptTokenEndpoint } from '../token-endpoint-quirks.js';
 
@@ -38,6 +39,7 @@ export interface ProviderSettings {
   tokenRequestBody?: 'json';
   scopeParameter?: 'scope' | 'user_scope';
   connectionApiBase?: ConnectionApiBase;
+  accountFromTokenResponse?: AccountPaths;
 }
 
 /**
@@ -52,6 +54,7 @@ export function quirkOptions(
   fetch: OutboundFetch;
   scopeParameter?: 'scope' | 'user_scope';
   connectionApiBase?: ConnectionApiBase;
+  accountFromTokenResponse?: AccountPaths;
 } {
   return {
     fetch:
@@ -64,6 +67,9 @@ export function quirkOptions(
           }),
     ...(s.scopeParameter === undefined ? {} : { scopeParameter: s.scopeParameter }),
     ...(s.connectionApiBase === undefined ? {} : { connectionApiBase: s.connectionApiBase }),
+    ...(s.accountFromTokenResponse === undefined
+      ? {}
+      : { accountFromTokenResponse: s.accountFromTokenResponse }),
   };
 }
 

@@ -17,6 +17,7 @@ export const box: ProviderTemplateInput = {
     authorizationEndpoint: 'https://account.box.com/api/oauth2/authorize',
     tokenEndpoint: 'https://api.box.com/oauth2/token',
     revocationEndpoint: 'https://api.box.com/oauth2/revoke',
+    userinfoEndpoint: 'https://api.box.com/2.0/users/me',
   },
   clientAuthMethod: 'client_secret_post',
   defaultScopes: [],

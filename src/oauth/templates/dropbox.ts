@@ -19,11 +19,13 @@ export const dropbox: ProviderTemplateInput = {
   },
   clientAuthMethod: 'client_secret_basic',
   authorizationParams: { token_access_type: 'offline' },
+  settings: { accountFromTokenResponse: { id: 'account_id' } },
   defaultScopes: ['account_info.read'],
   quirks: [
     'token_access_type=offline is always sent: without it Dropbox issues only a 4-hour access token and no refresh token.',
     'The refresh token does not expire and does not rotate; access tokens last about 4 hours.',
     'Scopes must also be ticked in the app console, or Dropbox refuses them.',
+    "The connected account is the token response's account_id.",
   ],
   integrations: [
     {

@@ -19,7 +19,14 @@ export const notion: ProviderTemplateInput = {
   },
   clientAuthMethod: 'client_secret_basic',
   authorizationParams: { owner: 'user' },
-  settings: { tokenRequestBody: 'json' },
+  settings: {
+    accountFromTokenResponse: {
+      id: 'owner.user.id',
+      name: 'owner.user.name',
+      email: 'owner.user.person.email',
+    },
+    tokenRequestBody: 'json',
+  },
   scopeRule: 'none',
   defaultScopes: [],
   quirks: [
@@ -27,6 +34,7 @@ export const notion: ProviderTemplateInput = {
     'The token request is a JSON body with HTTP Basic client authentication; owner=user is always sent.',
     'Refresh tokens rotate: every refresh returns a new one and the old one stops working.',
     'API calls need a Notion-Version header, which the caller sends through the proxy.',
+    "The connected account is the token response's owner.user (id, name, e-mail); there is no userinfo endpoint.",
   ],
   integrations: [{ id: 'notion', name: 'Notion', scopes: [], api: { baseUrl: 'https://api.notion.com' } }],
 };

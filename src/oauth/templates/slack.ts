@@ -20,11 +20,16 @@ export const slack: ProviderTemplateInput = {
     scopeSeparator: ',',
   },
   clientAuthMethod: 'client_secret_post',
-  settings: { tokenResponseShape: 'slack', scopeParameter: 'user_scope' },
+  settings: {
+    accountFromTokenResponse: { id: 'id' },
+    tokenResponseShape: 'slack',
+    scopeParameter: 'user_scope',
+  },
   defaultScopes: ['users:read'],
   quirks: [
     "The integration's scopes are user scopes: they are sent as user_scope, and the user token (authed_user in Slack's answer) is what the connection stores.",
     'Slack answers every token request with HTTP 200 and an ok field; {ok:false, error} is read as an OAuth error: invalid_refresh_token, invalid_code, code_already_used and token_revoked mean the user must reconnect, invalid_client_id and bad_client_secret are an admin problem, anything else is retried.',
+    "The connected account is the Slack user id from Slack's answer (authed_user.id).",
     'Without token rotation user tokens never expire and come without a refresh token; with rotation they last 12 hours and refresh like any other.',
   ],
   integrations: [

@@ -43,12 +43,24 @@ const endpointsSchema = z.discriminatedUnion('type', [
   }),
 ]);
 
+const responsePath = z
+  .string()
+  .regex(/^[a-z_]{1,64}(?:\.[a-z_]{1,64}){0,4}$/, 'must be a dotted path of field names');
+
+/** Where in the token response the connected account is (providers without ID token or userinfo). */
+export const accountFromTokenResponseSchema = z.strictObject({
+  id: responsePath,
+  name: responsePath.optional(),
+  email: responsePath.optional(),
+});
+
 /** The provider-config fields a quirk sets (beside endpoints): the same names as in the YAML. */
 const quirkSettingsSchema = z.strictObject({
   tokenResponseShape: z.enum(tokenResponseShapes).optional(),
   tokenRequestBody: z.literal('json').optional(),
   scopeParameter: z.enum(['scope', 'user_scope']).optional(),
   connectionApiBase: connectionApiBaseSchema.optional(),
+  accountFromTokenResponse: accountFromTokenResponseSchema.optional(),
 });
 
 export const templateSchema = z.strictObject({
