@@ -1,6 +1,12 @@
 import { createPrivateKey } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { applyTemplate, integrationScopeProblem, TemplateError } from '../oauth/templates/index.js';
+import {
+  accountFromTokenResponseSchema,
+  connectionApiBaseSchema,
+  tokenResponseShapes,
+} from '../oauth/templates/template.js';
 
 // The configuration file's schema (contract §3). Every object is strict: a misspelt key is an
 // error, not a silently ignored setting. Custom messages name the rule, never the value.
@@ -353,6 +359,19 @@ const providerCommon = {
   tokenParams: extraParams(reservedTokenParams).optional(),
   /** How often an idle connection is refreshed, to keep sliding refresh-token windows open. */
   idleRefreshIntervalSeconds: integer(1).optional(),
+  /** The template the entry was made from (its values are merged in before validation). */
+  template: z.string().optional(),
+  // Quirks a template sets (docs/providers/templates.md); rarely written by hand.
+  /** How the token endpoint answers when it does not follow RFC 6749 §5 (Slack, GitHub, HubSpot). */
+  tokenResponseShape: z.enum(tokenResponseShapes).optional(),
+  /** Send token requests as a JSON body (Notion). */
+  tokenRequestBody: z.literal('json').optional(),
+  /** The authorization parameter for the scopes (Slack user scopes: `user_scope`). */
+  scopeParameter: z.enum(['scope', 'user_scope']).optional(),
+  /** Where each connection's own API base URL comes from (Salesforce, Atlassian). */
+  connectionApiBase: connectionApiBaseSchema.optional(),
+  /** Where in the token response the connected account is (Notion, Dropbox, Slack). */
+  accountFromTokenResponse: accountFromTokenResponseSchema.optional(),
 };
 
 /** The client-authentication fields must agree with the method (RFC 6749 §2.3, RFC 7523 §2.2). */
@@ -453,9 +472,37 @@ function withClientAuthMethod<
   return { ...provider, clientAuthMethod: provider.clientAuthMethod ?? fallback };
 }
 
-const providerSchema = z
-  .discriminatedUnion('type', [entraProviderSchema, oidcProviderSchema, oauth2ProviderSchema])
-  .transform(withClientAuthMethod);
+/**
+ * An entry with `template: <id>` gets the template's fields, its own fields winning
+ * (oauth/templates/apply.ts); an unknown template or a clashing `type` is reported on that field.
+ */
+function expandTemplate(value: unknown, ctx: Ctx): unknown {
+  if (!isRecord(value) || value.template === undefined) return value;
+  if (typeof value.template !== 'string') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['template'],
+      message: 'must be a template id',
+      input: value.template,
+    });
+    return value;
+  }
+  try {
+    return applyTemplate(value.template, value);
+  } catch (error) {
+    if (!(error instanceof TemplateError)) throw error;
+    ctx.addIssue({ code: 'custom', path: [error.field], message: error.message, input: value[error.field] });
+    return value;
+  }
+}
+
+/** One provider entry, a template applied first; the admin API validates its input with the same schema. */
+export const providerSchema = z.preprocess(
+  expandTemplate,
+  z
+    .discriminatedUnion('type', [entraProviderSchema, oidcProviderSchema, oauth2ProviderSchema])
+    .transform(withClientAuthMethod),
+);
 
 // ---------------------------------------------------------------------------------------------
 // integrations and MCP servers
@@ -539,8 +586,10 @@ function checkReferences(config: unknown, ctx: Ctx): void {
   if (!isRecord(config)) return;
   const providers = Array.isArray(config.providers) ? config.providers : undefined;
   const providerIds = new Map<string, number>();
+  const templateOf = new Map<string, string>();
   providers?.forEach((provider: unknown, i) => {
     if (!isRecord(provider) || typeof provider.id !== 'string') return;
+    if (typeof provider.template === 'string') templateOf.set(provider.id, provider.template);
     const first = providerIds.get(provider.id);
     if (first === undefined) providerIds.set(provider.id, i);
     else
@@ -583,6 +632,11 @@ function checkReferences(config: unknown, ctx: Ctx): void {
             path: [section, i, 'id'],
             message: `duplicate integration id (also ${first})`,
           });
+      }
+      if (section === 'integrations' && typeof entry.provider === 'string' && Array.isArray(entry.scopes)) {
+        const problem = integrationScopeProblem(templateOf.get(entry.provider), entry.scopes.map(String));
+        if (problem !== undefined)
+          ctx.addIssue({ code: 'custom', path: [section, i, 'scopes'], message: problem });
       }
       if (section === 'integrations' && providers && typeof entry.provider === 'string') {
         if (!providerIds.has(entry.provider)) {

@@ -237,6 +237,7 @@ export class AuthorizationFlow {
           p.scopes === null
             ? client.scopesFor(integration.settings.scopes)
             : (JSON.parse(p.scopes) as string[]),
+        integrationApiBaseUrl: integration.settings.api?.baseUrl,
       });
     } catch (error) {
       await this.#auditFailure(input.userId, p.integration_id, error);

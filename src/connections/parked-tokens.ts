@@ -21,6 +21,7 @@ interface SerializedTokens {
   scopes: string[] | null;
   account: TokenSet['account'];
   issuer?: string | undefined;
+  apiBaseUrl?: string | undefined;
 }
 
 const sealContext = (id: string) => ({ table: 'pending_confirmations', rowId: id, field: 'tokens_sealed' });
@@ -56,6 +57,7 @@ export async function parkTokens(
     scopes: t.scopes,
     account: t.account,
     issuer: t.issuer,
+    apiBaseUrl: t.apiBaseUrl,
   };
   await db
     .insertInto('pending_confirmations')

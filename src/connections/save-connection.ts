@@ -82,6 +82,7 @@ export async function saveConnection(
       account_email: tokens.account.email ?? null,
       scopes: JSON.stringify(tokens.scopes ?? []),
       issuer: tokens.issuer ?? null,
+      api_base_url: tokens.apiBaseUrl ?? null,
       ...sealTokens(d.sealer, id, tokens),
       token_type: tokens.tokenType,
       access_token_expires_at: tokens.expiresAt,

@@ -83,7 +83,8 @@ async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest
       'This integration is disabled by an administrator.',
     );
   }
-  const baseUrl = integration?.settings.api?.baseUrl;
+  // A connection with its own API host (Salesforce instance_url, an Atlassian site) uses it, and only it.
+  const baseUrl = row.api_base_url ?? integration?.settings.api?.baseUrl;
   if (baseUrl === undefined) {
     throw new Problem(409, 'conflict', 'Conflict', 'This integration has no API to proxy to.');
   }

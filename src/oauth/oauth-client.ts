@@ -1,7 +1,10 @@
 import * as oauth from 'oauth4webapi';
 import type { Clock } from '../support/clock.js';
+import { connectionApiBaseUrl } from './connection-api-base.js';
 import { classifyTokenError, ProviderError } from './errors.js';
 import type { OutboundFetch } from './outbound.js';
+import { type AccountPaths, accountFromResponse } from './response-account.js';
+import type { ConnectionApiBase } from './templates/template.js';
 import { type AccountIdentity, TokenSet } from './token-set.js';
 import { fetchUserinfoAccount } from './userinfo.js';
 
@@ -25,6 +28,8 @@ export interface CodeExchange {
   codeVerifier: string;
   nonce: string | null;
   requestedScopes: readonly string[];
+  /** The integration's `api.baseUrl`, from which a per-connection API base may be derived. */
+  integrationApiBaseUrl?: string | undefined;
 }
 
 /** The authorization response carried an `error` (e.g. `access_denied`): the user or provider declined. */
@@ -96,6 +101,12 @@ export interface OAuthClientOptions {
   timeoutMs?: number;
   /** The scopes to request for an integration's configured scopes (adds what the provider needs). */
   scopePolicy?: (scopes: readonly string[]) => string[];
+  /** The authorization parameter that carries the scopes (Slack user scopes: `user_scope`). */
+  scopeParameter?: 'scope' | 'user_scope';
+  /** Where each connection's own API base URL comes from (Salesforce, Atlassian); see connection-api-base.ts. */
+  connectionApiBase?: ConnectionApiBase;
+  /** Without an ID token, the account named in the token response (Notion, Dropbox, Slack). */
+  accountFromTokenResponse?: AccountPaths;
 }
 
 /**
@@ -158,7 +169,8 @@ export class OAuthClient {
     params.set('client_id', this.#o.client.client_id);
     params.set('redirect_uri', req.redirectUri);
     // No scopes: no `scope` parameter (the server's default), rather than an empty one. @see RFC 6749 §3.3
-    if (req.scopes.length > 0) params.set('scope', req.scopes.join(this.#o.scopeSeparator ?? ' '));
+    if (req.scopes.length > 0)
+      params.set(this.#o.scopeParameter ?? 'scope', req.scopes.join(this.#o.scopeSeparator ?? ' '));
     params.set('state', req.state);
     params.set('code_challenge', await oauth.calculatePKCECodeChallenge(req.codeVerifier));
     params.set('code_challenge_method', 'S256');
@@ -207,7 +219,19 @@ export class OAuthClient {
       throw classifyTokenError(error, this.#o.clock.now());
     }
     const account = await this.#accountAfterExchange(result);
-    return this.#toTokenSet(result, req.requestedScopes, undefined, account);
+    const tokens = this.#toTokenSet(result, req.requestedScopes, undefined, account);
+    const strategy = this.#o.connectionApiBase;
+    if (strategy === undefined) return tokens;
+    const apiBaseUrl = await connectionApiBaseUrl({
+      strategy,
+      response: result as unknown as Record<string, unknown>,
+      accessToken: result.access_token,
+      integrationBaseUrl: req.integrationApiBaseUrl,
+      fetch: this.#o.fetch,
+      allowHttp: this.#o.allowHttp,
+      timeoutMs: this.#o.timeoutMs ?? 10_000,
+    });
+    return tokens.withApiBaseUrl(apiBaseUrl);
   }
 
   /**
@@ -296,6 +320,11 @@ export class OAuthClient {
     const claims = this.#idTokenClaims(result);
     if (claims !== undefined) this.#o.checkAccount?.(claims);
     const endpoint = this.#o.as.userinfo_endpoint;
+    const paths = this.#o.accountFromTokenResponse;
+    if (claims === undefined && paths !== undefined) {
+      const named = accountFromResponse(result as unknown as Record<string, unknown>, paths);
+      if (named.id !== undefined) return named;
+    }
     if (claims === undefined) {
       if (!this.#o.userinfoWithoutIdToken || endpoint === undefined) return {};
       return fetchUserinfoAccount({

@@ -23,6 +23,8 @@ export class TokenSet {
   readonly account: AccountIdentity;
   /** The authorization server that issued them (its metadata `issuer`); undefined when unknown. */
   readonly issuer: string | undefined;
+  /** This connection's own API base URL (Salesforce `instance_url`, an Atlassian site); not a secret. */
+  readonly apiBaseUrl: string | undefined;
 
   constructor(fields: {
     accessToken: string;
@@ -33,6 +35,7 @@ export class TokenSet {
     scopes: string[] | null;
     account: AccountIdentity;
     issuer?: string | undefined;
+    apiBaseUrl?: string | undefined;
   }) {
     this.#accessToken = fields.accessToken;
     this.#refreshToken = fields.refreshToken;
@@ -42,6 +45,22 @@ export class TokenSet {
     this.scopes = fields.scopes;
     this.account = fields.account;
     this.issuer = fields.issuer;
+    this.apiBaseUrl = fields.apiBaseUrl;
+  }
+
+  /** The same tokens with this connection's API base URL. */
+  withApiBaseUrl(apiBaseUrl: string): TokenSet {
+    return new TokenSet({
+      accessToken: this.#accessToken,
+      refreshToken: this.#refreshToken,
+      idToken: this.#idToken,
+      tokenType: this.tokenType,
+      expiresAt: this.expiresAt,
+      scopes: this.scopes,
+      account: this.account,
+      issuer: this.issuer,
+      apiBaseUrl,
+    });
   }
 
   get accessToken(): string {

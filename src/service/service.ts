@@ -20,6 +20,7 @@ import { createAuthenticator } from '../http/auth.js';
 import type { AppContext } from '../http/context.js';
 import { registerAdminRoutes } from '../http/routes/admin.js';
 import { registerAdminOperationRoutes } from '../http/routes/admin-operations.js';
+import { registerAdminTemplateRoutes } from '../http/routes/admin-templates.js';
 import { registerConnectRoutes } from '../http/routes/connect.js';
 import { registerConnectionRoutes } from '../http/routes/connections.js';
 import { registerMcpRoutes } from '../http/routes/mcp.js';
@@ -161,6 +162,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
       registerNotificationRoutes,
       registerAdminRoutes,
       registerAdminOperationRoutes,
+      registerAdminTemplateRoutes,
       (a) =>
         registerProxyRoutes(a, {
           connections: ctx.connectionCache,

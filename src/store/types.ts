@@ -66,6 +66,8 @@ export interface ConnectionsTable {
   refresh_not_before: Millis | null;
   /** The authorization server (metadata `issuer`) that issued the tokens; null before migration 0012. */
   issuer: string | null;
+  /** This connection's own API base URL (Salesforce `instance_url`, an Atlassian site); null: the integration's. */
+  api_base_url: string | null;
   version: number;
   created_at: Millis;
   updated_at: Millis;

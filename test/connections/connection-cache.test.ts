@@ -25,6 +25,7 @@ const row = (over: Partial<ConnectionRow> = {}): ConnectionRow => ({
   lease_taken_from: null,
   refresh_not_before: null,
   issuer: null,
+  api_base_url: null,
   version: 0,
   created_at: 0,
   updated_at: 0,

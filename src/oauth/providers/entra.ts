@@ -2,7 +2,7 @@ import { buildClientAuth } from '../client-auth.js';
 import { ProviderError } from '../errors.js';
 import { AccountNotAcceptedError, OAuthClient } from '../oauth-client.js';
 import { isLoopbackHttpAllowed } from '../outbound.js';
-import type { ProviderFactory, ProviderSettings } from './types.js';
+import { type ProviderFactory, type ProviderSettings, quirkOptions } from './types.js';
 
 const oidcScopes = new Set(['openid', 'profile', 'email', 'offline_access']);
 const tenantGuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -75,9 +75,9 @@ export const createEntraClient: ProviderFactory = async ({
       // Entra wants the token endpoint as the assertion's audience (the issuer is a template for multi-tenant apps).
       audience: `${base}/oauth2/v2.0/token`,
     }),
-    fetch: smallFetch ?? fetch,
     allowHttp,
     clock,
+    ...quirkOptions(s, `${base}/oauth2/v2.0/token`, smallFetch ?? fetch),
     ...(s.authorizationParams ? { authorizationParams: s.authorizationParams } : {}),
     ...(s.tokenParams ? { tokenParams: s.tokenParams } : {}),
     scopeOnRefresh: true,

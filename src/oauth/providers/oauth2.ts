@@ -1,7 +1,7 @@
 import { buildClientAuth } from '../client-auth.js';
 import { OAuthClient } from '../oauth-client.js';
 import { isLoopbackHttpAllowed } from '../outbound.js';
-import { type ProviderFactory, type ProviderSettings, standardAccount } from './types.js';
+import { type ProviderFactory, type ProviderSettings, quirkOptions, standardAccount } from './types.js';
 
 /**
  * A plain OAuth 2 provider with endpoints from the config. Without an `issuer` setting the
@@ -33,9 +33,9 @@ export const createOAuth2Client: ProviderFactory = async ({
     clientAuth: await buildClientAuth(s.clientAuthMethod ?? 'none', credentials, {
       ...(s.privateKeyId ? { keyId: s.privateKeyId } : {}),
     }),
-    fetch: smallFetch ?? fetch,
     allowHttp,
     clock,
+    ...quirkOptions(s, s.tokenEndpoint, smallFetch ?? fetch),
     scopeSeparator: s.scopeSeparator ?? ' ',
     ...(s.authorizationParams ? { authorizationParams: s.authorizationParams } : {}),
     ...(s.tokenParams ? { tokenParams: s.tokenParams } : {}),

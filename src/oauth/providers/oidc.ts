@@ -3,7 +3,7 @@ import { buildClientAuth } from '../client-auth.js';
 import { classifyTokenError } from '../errors.js';
 import { OAuthClient } from '../oauth-client.js';
 import { isLoopbackHttpAllowed } from '../outbound.js';
-import { type ProviderFactory, type ProviderSettings, standardAccount } from './types.js';
+import { type ProviderFactory, type ProviderSettings, quirkOptions, standardAccount } from './types.js';
 
 /**
  * An OpenID Connect provider found by discovery from its issuer; the discovered issuer must
@@ -37,9 +37,9 @@ export const createOidcClient: ProviderFactory = async ({
     clientAuth: await buildClientAuth(s.clientAuthMethod ?? 'none', credentials, {
       ...(s.privateKeyId ? { keyId: s.privateKeyId } : {}),
     }),
-    fetch: smallFetch ?? fetch,
     allowHttp,
     clock,
+    ...quirkOptions(s, as.token_endpoint, smallFetch ?? fetch),
     ...(s.authorizationParams ? { authorizationParams: s.authorizationParams } : {}),
     ...(s.tokenParams ? { tokenParams: s.tokenParams } : {}),
     accountFromClaims: standardAccount,

@@ -2,6 +2,9 @@ import type { ClientCredentials, ProviderRecord } from '../../store/repos/catalo
 import type { Clock } from '../../support/clock.js';
 import type { OAuthClient } from '../oauth-client.js';
 import type { OutboundFetch, OutboundPolicy } from '../outbound.js';
+import type { AccountPaths } from '../response-account.js';
+import type { ConnectionApiBase, TokenResponseShape } from '../templates/template.js';
+import { adaptTokenEndpoint } from '../token-endpoint-quirks.js';
 
 /** What every provider factory receives. */
 export interface ProviderFactoryInput {
@@ -32,6 +35,44 @@ export interface ProviderSettings {
   revocationEndpoint?: string;
   userinfoEndpoint?: string;
   scopeSeparator?: ' ' | ',';
+  /** The template the provider was made from (informative: its values are already merged in). */
+  template?: string;
+  tokenResponseShape?: TokenResponseShape;
+  tokenRequestBody?: 'json';
+  scopeParameter?: 'scope' | 'user_scope';
+  connectionApiBase?: ConnectionApiBase;
+  accountFromTokenResponse?: AccountPaths;
+}
+
+/**
+ * The OAuthClient options a provider's quirks set (templates/*.ts): the token endpoint adapted
+ * at the fetch hook, the scope parameter, the per-connection API base.
+ */
+export function quirkOptions(
+  s: ProviderSettings,
+  tokenEndpoint: string | undefined,
+  fetch: OutboundFetch,
+): {
+  fetch: OutboundFetch;
+  scopeParameter?: 'scope' | 'user_scope';
+  connectionApiBase?: ConnectionApiBase;
+  accountFromTokenResponse?: AccountPaths;
+} {
+  return {
+    fetch:
+      tokenEndpoint === undefined
+        ? fetch
+        : adaptTokenEndpoint(fetch, {
+            tokenEndpoint,
+            requestBody: s.tokenRequestBody,
+            responseShape: s.tokenResponseShape,
+          }),
+    ...(s.scopeParameter === undefined ? {} : { scopeParameter: s.scopeParameter }),
+    ...(s.connectionApiBase === undefined ? {} : { connectionApiBase: s.connectionApiBase }),
+    ...(s.accountFromTokenResponse === undefined
+      ? {}
+      : { accountFromTokenResponse: s.accountFromTokenResponse }),
+  };
 }
 
 /** Maps standard claims to an account: `sub`, `name` (or `preferred_username`), `email`. */
