@@ -243,6 +243,17 @@ describe.each(databaseKinds)('admin operations on %s', (kind) => {
     expect(problems).toContain('body.url');
     expect(problems).toContain('body.secret');
 
+    // An address the outbound policy refuses is said at once, not at the first delivery.
+    for (const url of ['http://169.254.169.254/hook', 'http://[::ffff:10.0.0.1]/hook', 'http://10.1.2.3/']) {
+      const refused = await admin('/api/v1/admin/webhooks', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ url, secret: webhookSecret }),
+      });
+      expect(refused.status, url).toBe(400);
+      expect(JSON.stringify(await refused.json())).toContain('refused by the outbound policy');
+    }
+
     // An event after the endpoint exists reaches it, signed with its secret.
     const ua = await signedInAgent(svc, 'u2');
     const callback = await ua.signInAtOidcProvider(await ua.startConnect(svc.url, 'docs'), 'bob');

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { webhookEventTypes, webhookSchema } from '../../config/schema.js';
@@ -5,6 +6,7 @@ import { disconnect } from '../../connections/disconnect.js';
 import type { Identity } from '../../identity/identity.js';
 import { type AuditFilter, auditView } from '../../notify/audit.js';
 import { adminsAudience } from '../../notify/notifications.js';
+import { isAddressAllowed, parseAllowList } from '../../oauth/outbound.js';
 import { type AdminConnectionRow, toAdminConnectionView } from '../../store/repos/connections.js';
 import { html, type SafeHtml } from '../../ui/html.js';
 import { layout } from '../../ui/layout.js';
@@ -202,9 +204,31 @@ export function registerAdminOperationRoutes(app: FastifyInstance, ctx: AppConte
     return ctx.webhooks.listEndpoints();
   });
 
+  /**
+   * An endpoint at an address the outbound policy refuses could never be reached: said now, not
+   * at the first delivery. (A host name is judged when it is resolved, at each delivery.)
+   */
+  const allowList = parseAllowList(ctx.config.outbound.allow);
+  const refusedTarget = (url: string): boolean => {
+    const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+    if (host === 'localhost') return !isAddressAllowed('127.0.0.1', allowList);
+    return isIP(host) !== 0 && !isAddressAllowed(host, allowList);
+  };
+  const refusedProblem = () =>
+    new Problem(400, 'validation_failed', 'Bad Request', 'body.url: is refused by the outbound policy', {
+      errors: [
+        {
+          path: 'body.url',
+          message:
+            'is refused by the outbound policy (loopback, private and link-local addresses need outbound.allow)',
+        },
+      ],
+    });
+
   app.post('/api/v1/admin/webhooks', async (request, reply) => {
     const admin = requireAdmin(request, publicUrl);
     const body = parseInput(adminWebhookBody, request.body ?? {}, 'body');
+    if (refusedTarget(body.url)) throw refusedProblem();
     if ((await ctx.webhooks.listEndpoints()).some((e) => e.url === body.url)) {
       throw new Problem(409, 'conflict', 'Conflict', 'An endpoint with this url exists already.', {
         errors: [{ path: 'body.url', message: 'is already an endpoint' }],
@@ -508,6 +532,7 @@ ${deliveries.length === 0 ? html`<p class="muted">No delivery yet.</p>` : ''}`,
       { url: form.url, secret: form.secret, ...(events === undefined ? {} : { events }) },
       'body',
     );
+    if (refusedTarget(body.url)) return reply.redirect('/admin/webhooks?done=webhook_refused', 303);
     if ((await ctx.webhooks.listEndpoints()).some((e) => e.url === body.url)) {
       return reply.redirect('/admin/webhooks?done=webhook_exists', 303);
     }
@@ -551,6 +576,10 @@ const flashes: Record<string, { kind: 'success' | 'error' | 'info'; text: string
     text: 'Endpoint added. Its secret is stored sealed and is not shown again.',
   },
   webhook_exists: { kind: 'error', text: 'An endpoint with this URL exists already.' },
+  webhook_refused: {
+    kind: 'error',
+    text: 'That address is refused by the outbound policy (loopback, private and link-local addresses need outbound.allow).',
+  },
   webhook_deleted: { kind: 'success', text: 'Endpoint deleted; its pending deliveries stopped.' },
   redelivering: { kind: 'info', text: 'The event is queued for delivery again.' },
 };
