@@ -58,6 +58,12 @@ async function checkProvider(provider: ProviderConfig, deps: NetworkDeps): Promi
   switch (provider.type) {
     case 'oidc': {
       const issuer = new URL(provider.issuer);
+      if (issuer.protocol === 'http:' && !isLoopbackHttpAllowed(issuer, deps.policy)) {
+        return fail(
+          check,
+          `the issuer ${provider.issuer} is plain http, which the service uses only for loopback and private addresses listed in outbound.allow: use https, or list the address there`,
+        );
+      }
       const response = await oauth.discoveryRequest(issuer, {
         [oauth.customFetch]: deps.fetch as typeof globalThis.fetch,
         [oauth.allowInsecureRequests]: isLoopbackHttpAllowed(issuer, deps.policy),
