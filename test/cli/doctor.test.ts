@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,11 +71,6 @@ afterAll(async () => {
   await mcp?.close();
   await new Promise((r) => skewed?.close(r));
   rmSync(dir, { recursive: true, force: true });
-  // Nothing secret in anything any run printed.
-  const all = printed.join('\n');
-  expect(all.length).toBeGreaterThan(0);
-  for (const secret of secrets) expect(all).not.toContain(secret);
-  expect(all).not.toMatch(/v1\.k[0-9]\.[A-Za-z0-9_-]{20,}/); // no sealed value either
 });
 
 interface Ran {
@@ -316,6 +311,20 @@ describe('doctor', () => {
     expect(lines(refused.stdout, 'mcp:tracker')[0]).toMatch(/^FAIL {2}mcp:tracker: .*refused/);
   }, 60_000);
 
+  it('fails on a missing SQLite file without creating it', async () => {
+    const file = join(dir, 'absent', 'nunq.db');
+    const ran = await doctor([
+      '--config',
+      writeConfig('absent', { url: `sqlite:${file}`, mcpServers: false }),
+    ]);
+    expect(ran.code).toBe(1);
+    expect(lines(ran.stdout, 'database')).toEqual([
+      `FAIL  database: sqlite:${file} does not exist: run \`nunq-connect migrate\` (or start serve) to create it, or fix database.url`,
+    ]);
+    expect(lines(ran.stdout, 'keys')[1]).toMatch(/^warn {2}keys: stored values not checked/);
+    expect(existsSync(join(dir, 'absent'))).toBe(false);
+  }, 60_000);
+
   it('fails a bad config with one `path: message` line per problem and checks nothing else', async () => {
     const file = writeConfig('bad', { url, activeKey: 'k9' });
     writeFileSync(file, `${readFileSync(file, 'utf8')}bogus: 1\n`);
@@ -378,6 +387,15 @@ describe('doctor', () => {
       'publicUrl',
     ]);
   }, 60_000);
+});
+
+describe('every doctor run above', () => {
+  it('printed no secret: no key, client secret, JWT secret, stored token or sealed value', () => {
+    const all = printed.join('\n');
+    expect(printed.length).toBeGreaterThanOrEqual(2 * 11);
+    for (const secret of secrets) expect(all).not.toContain(secret);
+    expect(all).not.toMatch(/v1\.k[0-9]\.[A-Za-z0-9_-]{20,}/);
+  });
 });
 
 describe('the clock check', () => {
