@@ -97,7 +97,7 @@ describe('the npm package', () => {
     const packDir = join(work, 'pack');
     mkdirSync(packDir);
     const packed = await run('npm', ['pack', '--json', '--pack-destination', packDir], { cwd: root });
-    const [manifest] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as Array<{
+    const [manifest] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('[\n'))) as Array<{
       filename: string;
       files: Array<{ path: string }>;
     }>;
