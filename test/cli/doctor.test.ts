@@ -18,6 +18,7 @@ import { type RunningMcpServer, startMcpServer } from '../../src/demo/mcp-server
 import { type RunningOidcProvider, startOidcProvider } from '../../src/demo/oidc-provider.js';
 import { openStore } from '../../src/store/database.js';
 import { migrateToLatest } from '../../src/store/migrate.js';
+import { type RunningEntraServer, startEntraServer } from '../peers/entra-server.js';
 import { createTestDatabase, databaseKinds, type TestDatabase } from '../support/databases.js';
 import { freePort } from '../support/service.js';
 
@@ -36,6 +37,7 @@ const printed: string[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'nunq-doctor-'));
 let oidc: RunningOidcProvider;
 let mcp: RunningMcpServer;
+let entra: RunningEntraServer;
 /** A server that answers anything with 204 and a `Date` header `offsetMs` off the real time. */
 let skewed: Server;
 let skewedUrl: string;
@@ -55,6 +57,9 @@ beforeAll(async () => {
     ],
   });
   mcp = await startMcpServer();
+  entra = await startEntraServer({
+    clients: [{ clientId: 'nunq', clientSecret, redirectUris: ['http://127.0.0.1:9/oauth/callback'] }],
+  });
   skewed = createServer((_req, res) => {
     res.sendDate = false;
     res.writeHead(204, { date: new Date(Date.now() + offsetMs).toUTCString() });
@@ -69,6 +74,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await oidc?.close();
   await mcp?.close();
+  await entra?.close();
   await new Promise((r) => skewed?.close(r));
   rmSync(dir, { recursive: true, force: true });
 });
@@ -120,6 +126,7 @@ interface ConfigOptions {
   extraProviders?: string;
   allowLoopback?: boolean;
   mcpServers?: boolean;
+  entraTenant?: string;
 }
 
 /** Writes a config file; every secret comes from the environment, as in a real deployment. */
@@ -144,6 +151,7 @@ outbound:
   timeoutMs: 3000
 providers:
   - { id: demo, type: oidc, issuer: "${o.issuer ?? oidc.issuer}", clientId: nunq, clientSecret: "\${CLIENT_SECRET}" }
+  - { id: entra, type: entra, tenant: "${o.entraTenant ?? entra.tenantId}", authority: "${entra.url}", clientId: nunq, clientSecret: "\${CLIENT_SECRET}" }
 ${o.extraProviders ?? ''}
 ${
   o.mcpServers === false
@@ -226,7 +234,7 @@ describe.each(databaseKinds)('doctor on %s', (kind) => {
     expect(ran.stderr).toBe('');
     expect(ran.code).toBe(0);
     const out = ran.stdout;
-    expect(lines(out, 'config')).toEqual([expect.stringMatching(/^ok {4}config: valid \(1 providers/)]);
+    expect(lines(out, 'config')).toEqual([expect.stringMatching(/^ok {4}config: valid \(2 providers/)]);
     expect(lines(out, 'database')[0]).toMatch(/^ok {4}database: .*answers/);
     expect(lines(out, 'migrations')[0]).toMatch(/^ok {4}migrations: all \d+ applied, none pending/);
     expect(lines(out, 'keys')).toEqual([
@@ -237,6 +245,9 @@ describe.each(databaseKinds)('doctor on %s', (kind) => {
       expect.stringMatching(/^ok {4}keys: all 5 stored sealed values open/),
     ]);
     expect(lines(out, 'provider:demo')[0]).toMatch(/^ok {4}provider:demo: OIDC discovery .* issuer matches/);
+    expect(lines(out, 'provider:entra')[0]).toMatch(
+      /^ok {4}provider:entra: Entra tenant metadata for "[0-9a-f-]{36}" at http:\/\/127\.0\.0\.1:\d+ answered/,
+    );
     expect(lines(out, 'mcp:tracker')[0]).toMatch(/^ok {4}mcp:tracker: discovery found authorization server/);
     expect(lines(out, 'clock')[0]).toMatch(/^ok {4}clock: within 30 s/);
     expect(lines(out, 'publicUrl')[0]).toMatch(
@@ -295,12 +306,18 @@ describe('doctor', () => {
     const gone = writeConfig('gone', {
       url,
       issuer: `http://127.0.0.1:${closedPort}`,
+      entraTenant: 'nope.example.com',
       mcpServers: false,
     });
     const ran = await doctor(['--config', gone]);
     expect(ran.code).toBe(1);
     expect(lines(ran.stdout, 'provider:demo')).toEqual([
       expect.stringMatching(/^FAIL {2}provider:demo: unreachable \(.*ECONNREFUSED.*\): check the URL/),
+    ]);
+    expect(lines(ran.stdout, 'provider:entra')).toEqual([
+      expect.stringMatching(
+        /^FAIL {2}provider:entra: Entra tenant metadata at .*\/nope\.example\.com\/v2\.0\/\.well-known\/openid-configuration answered HTTP 400 .*check providers\.tenant/,
+      ),
     ]);
 
     const refused = await doctor(['--config', writeConfig('refused', { url, allowLoopback: false })]);
@@ -382,6 +399,7 @@ describe('doctor', () => {
       'keys',
       'keys',
       'provider:demo',
+      'provider:entra',
       'provider:legacy',
       'clock',
       'publicUrl',

@@ -53,17 +53,18 @@ export async function checkProviders(
 
 async function checkProvider(provider: ProviderConfig, deps: NetworkDeps): Promise<CheckResult> {
   const check = `provider:${provider.id}`;
+  const plain = plainHttp(provider, deps.policy);
+  if (plain !== undefined) {
+    return fail(
+      check,
+      `${plain} is plain http, which the service uses only for loopback and private addresses listed in outbound.allow: use https, or list the address there`,
+    );
+  }
   const started = deps.now();
   const took = () => `${deps.now() - started} ms`;
   switch (provider.type) {
     case 'oidc': {
       const issuer = new URL(provider.issuer);
-      if (issuer.protocol === 'http:' && !isLoopbackHttpAllowed(issuer, deps.policy)) {
-        return fail(
-          check,
-          `the issuer ${provider.issuer} is plain http, which the service uses only for loopback and private addresses listed in outbound.allow: use https, or list the address there`,
-        );
-      }
       const response = await oauth.discoveryRequest(issuer, {
         [oauth.customFetch]: deps.fetch as typeof globalThis.fetch,
         [oauth.allowInsecureRequests]: isLoopbackHttpAllowed(issuer, deps.policy),
@@ -117,6 +118,20 @@ async function checkProvider(provider: ProviderConfig, deps: NetworkDeps): Promi
       return ok(check, `authorization and token endpoints answer (HTTP ${answers.join(', ')}) in ${took()}`);
     }
   }
+}
+
+/** The first of the provider's URLs that is plain http where the service would refuse it. */
+function plainHttp(provider: ProviderConfig, policy: OutboundPolicy): string | undefined {
+  const urls =
+    provider.type === 'oidc'
+      ? [provider.issuer]
+      : provider.type === 'entra'
+        ? [provider.authority]
+        : [provider.authorizationEndpoint, provider.tokenEndpoint];
+  return urls.find((u) => {
+    const url = new URL(u);
+    return url.protocol === 'http:' && !isLoopbackHttpAllowed(url, policy);
+  });
 }
 
 /** A HEAD, or a GET where HEAD is not allowed; any HTTP answer means the endpoint is reachable. */
