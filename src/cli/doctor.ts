@@ -1,7 +1,6 @@
 import { type Config, ConfigError, loadConfigFile } from '../config/index.js';
 import { configKeySource } from '../crypto/index.js';
 import { createOutbound } from '../oauth/outbound.js';
-import type { Store } from '../store/database.js';
 import { checkClock } from './doctor/clock.js';
 import { checkProviders } from './doctor/provider-checks.js';
 import {
@@ -70,13 +69,11 @@ async function diagnose(flag: string | undefined, io: Io, now: () => number): Pr
   // The database and the network checks run side by side; the network ones in parallel among themselves.
   const network = checkProviders(config, { fetch: outbound.fetch, policy: config.outbound, now });
   const database = await checkDatabase(config, io.cwd);
-  let store: Store | undefined = database.store;
   try {
     checks.push(...database.results);
-    checks.push(...(await checkKeys(configKeySource(config.encryption), store)));
+    checks.push(...(await checkKeys(configKeySource(config.encryption), database.store)));
   } finally {
-    await store?.close();
-    store = undefined;
+    await database.store?.close();
   }
   const { results, samples } = await network;
   checks.push(...results);

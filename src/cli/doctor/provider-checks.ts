@@ -6,7 +6,7 @@ import { McpDiscoveryError } from '../../oauth/mcp/errors.js';
 import { isLoopbackHttpAllowed, type OutboundFetch, type OutboundPolicy } from '../../oauth/outbound.js';
 import type { ClockSample } from './clock.js';
 import { type CheckResult, fail, ok, warn } from './report.js';
-import { describe, withDeadline } from './store-checks.js';
+import { describeError, withDeadline } from './support.js';
 
 export interface NetworkDeps {
   /** The SSRF-guarded outbound fetch the service uses, built from the config's `outbound`. */
@@ -78,7 +78,7 @@ async function checkProvider(provider: ProviderConfig, deps: NetworkDeps): Promi
       } catch (error) {
         return fail(
           check,
-          `OIDC discovery for ${provider.issuer} failed (HTTP ${response.status}: ${describe(error)}): check providers.issuer; it must be the exact issuer the provider publishes`,
+          `OIDC discovery for ${provider.issuer} failed (HTTP ${response.status}: ${describeError(error)}): check providers.issuer; it must be the exact issuer the provider publishes`,
         );
       }
     }
@@ -178,9 +178,9 @@ async function checkMcpServer(server: McpServerConfig, deps: NetworkDeps): Promi
 /** Why a provider could not be reached, and what to do. */
 function unreachable(error: unknown, policy: OutboundPolicy): string {
   if (isOutboundBlocked(error)) {
-    return `${describe(error)}: a private or loopback address is reached only when outbound.allow lists it`;
+    return `${describeError(error)}: a private or loopback address is reached only when outbound.allow lists it`;
   }
-  const text = describe(error);
+  const text = describeError(error);
   if (/timed? ?out|TimeoutError|no answer within/i.test(text)) {
     return `no answer within the outbound timeout (${policy.timeoutMs} ms): ${text}; check the URL, DNS, firewalls and proxies between here and the provider`;
   }

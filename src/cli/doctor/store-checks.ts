@@ -6,6 +6,7 @@ import { openStore, pingStore, type Store } from '../../store/database.js';
 import { migrationStatus } from '../../store/migrate.js';
 import { scanSealedValues, type UnreadableValues } from '../../store/sealed-scan.js';
 import { type CheckResult, fail, ok, warn } from './report.js';
+import { describeError, withDeadline } from './support.js';
 
 /** How long the database may take to answer the first query before it counts as unreachable. */
 const databaseDeadlineMs = 10_000;
@@ -36,7 +37,7 @@ export async function checkDatabase(
   try {
     store = openStore(url, { cwd, poolSize: 2 });
   } catch (error) {
-    return { results: [fail('database', `${describe(error)}: fix database.url`)] };
+    return { results: [fail('database', `${describeError(error)}: fix database.url`)] };
   }
   try {
     await withDeadline(pingStore(store), databaseDeadlineMs, 'no answer within 10 s');
@@ -46,7 +47,7 @@ export async function checkDatabase(
       results: [
         fail(
           'database',
-          `${store.label} does not answer (${describe(error)}): check that the database runs, is reachable from here, and that database.url is right`,
+          `${store.label} does not answer (${describeError(error)}): check that the database runs, is reachable from here, and that database.url is right`,
         ),
       ],
     };
@@ -96,7 +97,7 @@ export async function checkKeys(source: KeySource, store: Store | undefined): Pr
   try {
     scan = await scanSealedValues(store, new Sealer(keyring));
   } catch (error) {
-    return [loaded, warn('keys', `stored values not checked: ${describe(error)}`)];
+    return [loaded, warn('keys', `stored values not checked: ${describeError(error)}`)];
   }
   const results = [loaded];
   const opened = Object.values(scan.openedByKey).reduce((a, b) => a + b, 0);
@@ -153,25 +154,4 @@ function where(groups: readonly UnreadableValues[]): string {
   for (const g of groups)
     counts.set(`${g.table}.${g.column}`, (counts.get(`${g.table}.${g.column}`) ?? 0) + g.count);
   return [...counts].map(([at, n]) => `${at}: ${n}`).join(', ');
-}
-
-/** An error's message and its cause's, for a report line (driver messages carry no secrets; URLs are redacted). */
-export function describe(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const code = (error as { code?: unknown }).code;
-  const cause = error.cause instanceof Error ? error.cause : undefined;
-  const message = error.message || (error instanceof AggregateError ? String(error.errors[0]) : 'error');
-  const causeText = cause === undefined ? '' : `: ${describe(cause)}`;
-  const codeText =
-    typeof code === 'string' && !message.includes(code) && /^[A-Z_]+$/.test(code) ? ` (${code})` : '';
-  return `${message}${codeText}${causeText}`;
-}
-
-/** Rejects with `message` if `promise` has not settled within `ms`. */
-export function withDeadline<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
