@@ -28,9 +28,11 @@ const cliEntry = join(root, 'test/support/cli-entry.ts');
 
 const clientSecret = `doctor-client-secret-${randomBytes(8).toString('hex')}`;
 const jwtSecret = `doctor-jwt-secret-${randomBytes(16).toString('hex')}`;
+/** Put into every PostgreSQL URL (the test server trusts local connections, so it is not checked). */
+const dbPassword = `doctor-db-password-${randomBytes(8).toString('hex')}`;
 const keys = { k0: generateKey(), k1: generateKey(), k2: generateKey() };
 /** Every secret the runs could leak, and every plaintext sealed into the databases. */
-const secrets: string[] = [clientSecret, jwtSecret, ...Object.values(keys)];
+const secrets: string[] = [clientSecret, jwtSecret, dbPassword, ...Object.values(keys)];
 /** Everything any doctor run printed. */
 const printed: string[] = [];
 
@@ -132,13 +134,15 @@ interface ConfigOptions {
 /** Writes a config file; every secret comes from the environment, as in a real deployment. */
 function writeConfig(name: string, o: ConfigOptions): string {
   const file = join(dir, `${name}.yaml`);
+  const url = new URL(o.url);
+  if (url.protocol === 'postgres:') url.password = dbPassword;
   const keyIds = o.keyIds ?? ['k2', 'k1'];
   writeFileSync(
     file,
     `server:
   publicUrl: http://127.0.0.1:3999
 database:
-  url: "${o.url}"
+  url: "${o.url.startsWith('postgres') ? url.href : o.url}"
 encryption:
   activeKey: ${o.activeKey ?? 'k2'}
   keys:
@@ -235,7 +239,11 @@ describe.each(databaseKinds)('doctor on %s', (kind) => {
     expect(ran.code).toBe(0);
     const out = ran.stdout;
     expect(lines(out, 'config')).toEqual([expect.stringMatching(/^ok {4}config: valid \(2 providers/)]);
-    expect(lines(out, 'database')[0]).toMatch(/^ok {4}database: .*answers/);
+    expect(lines(out, 'database')).toEqual([
+      kind === 'postgres'
+        ? expect.stringMatching(/^ok {4}database: postgres:\/\/[^:@/]+:\*\*\*@\S+ \(postgres\) answers$/)
+        : expect.stringMatching(/^ok {4}database: sqlite:\/.*\/nunq\.db \(sqlite\) answers$/),
+    ]);
     expect(lines(out, 'migrations')[0]).toMatch(/^ok {4}migrations: all \d+ applied, none pending/);
     expect(lines(out, 'keys')).toEqual([
       expect.stringMatching(/^ok {4}keys: active key "k2" present/),
