@@ -328,8 +328,16 @@ describe('doctor', () => {
       ),
     ]);
 
-    const refused = await doctor(['--config', writeConfig('refused', { url, allowLoopback: false })]);
+    // https to a loopback address: only the outbound guard stands between it and the connection attempt.
+    const guarded = `  - { id: guarded, type: oauth2, authorizationEndpoint: "https://127.0.0.1:${closedPort}/authorize", tokenEndpoint: "https://127.0.0.1:${closedPort}/token", clientId: nunq }`;
+    const refused = await doctor([
+      '--config',
+      writeConfig('refused', { url, allowLoopback: false, extraProviders: guarded }),
+    ]);
     expect(refused.code).toBe(1);
+    expect(lines(refused.stdout, 'provider:guarded')).toEqual([
+      `FAIL  provider:guarded: outbound request to 127.0.0.1 refused by policy: a private or loopback address is reached only when outbound.allow lists it`,
+    ]);
     expect(lines(refused.stdout, 'provider:demo')[0]).toMatch(
       /^FAIL {2}provider:demo: .*plain http.*outbound\.allow/,
     );

@@ -58,7 +58,15 @@ export async function checkDatabase(
 }
 
 async function checkMigrations(store: Store): Promise<CheckResult> {
-  const status = await migrationStatus(store);
+  let status: Awaited<ReturnType<typeof migrationStatus>>;
+  try {
+    status = await migrationStatus(store);
+  } catch (error) {
+    return fail(
+      'migrations',
+      `cannot read the migration state (${describeError(error)}): check the database user's rights`,
+    );
+  }
   if (status.unknown.length > 0) {
     return fail(
       'migrations',
