@@ -14,6 +14,7 @@
 import { type Config, loadConfigFile } from './config/index.js';
 import { ConnectionNotFoundError } from './connections/errors.js';
 import type { UsableToken } from './connections/token-service.js';
+import type { KeySource } from './crypto/key-source.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createService, type Service } from './service/service.js';
 import { type ConnectionView, toConnectionView } from './store/repos/connections.js';
@@ -26,6 +27,7 @@ export {
   ProviderUnavailableError,
 } from './connections/errors.js';
 export type { UsableToken } from './connections/token-service.js';
+export { configKeySource, type KeySource } from './crypto/key-source.js';
 export type { ConnectionView } from './store/repos/connections.js';
 
 export interface ConnectionsOptions {
@@ -36,6 +38,8 @@ export interface ConnectionsOptions {
   logger?: Logger;
   /** Run the proactive refresh and webhook loops in this process too (default false). */
   background?: boolean;
+  /** Where the encryption keys come from (docs/operations.md#key-custody); default: the config's `encryption.keys`. */
+  keySource?: KeySource;
 }
 
 /** The in-process API. Every call is scoped to a user: another user's connection is "not found". */
@@ -59,6 +63,7 @@ export async function createConnections(options: ConnectionsOptions): Promise<Co
   const service: Service = await createService(config, {
     logger: options.logger ?? createLogger({ level: 'warn' }),
     background: options.background ?? false,
+    ...(options.keySource === undefined ? {} : { keySource: options.keySource }),
   });
   const { connections, connectionCache, tokens } = service.ctx;
   const owned = async (userId: string, connectionId: string) => {

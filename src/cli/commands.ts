@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { loadConfigFile } from '../config/index.js';
-import { generateKey, Keyring, Sealer } from '../crypto/index.js';
+import { configKeySource, generateKey, loadKeyring, Sealer } from '../crypto/index.js';
 import { findDemoSecrets } from '../demo/demo-config.js';
 import { userIdPattern } from '../identity/identity.js';
 import { mintToken } from '../identity/jwt.js';
@@ -45,10 +45,7 @@ export function keysGenerateCommand(io: Io): number {
 /** `keys rotate`: re-seals every stored secret under the active key, with progress and a final count. */
 export async function keysRotateCommand(flag: string | undefined, io: Io): Promise<number> {
   const config = await loadCommandConfig('keys rotate', flag, io);
-  const keyring = Keyring.fromConfig({
-    activeKeyId: config.encryption.activeKey,
-    keys: config.encryption.keys,
-  });
+  const keyring = await loadKeyring(configKeySource(config.encryption));
   const store = openStore(config.database.url, { cwd: io.cwd });
   try {
     await waitForStore(store, { attempts: 1 });

@@ -9,6 +9,7 @@ import {
   migrateCommand,
   tokenCommand,
 } from './commands.js';
+import { doctorCommand } from './doctor.js';
 import { UsageError } from './load.js';
 import { serveCommand } from './serve.js';
 
@@ -18,6 +19,8 @@ Usage:
   nunq-connect serve [--config FILE]           run the service (demo mode without a config)
   nunq-connect check-config FILE               validate a config file; exit 1 on problems
   nunq-connect migrate [--config FILE]         apply database migrations
+  nunq-connect doctor [--config FILE] [--json] check config, database, keys, providers, clock;
+                                               exit 1 when a check failed
   nunq-connect keys generate                   print a new base64 32-byte key
   nunq-connect keys rotate [--config FILE]     re-seal every stored secret under the active key
   nunq-connect token --user ID [--role admin] [--name NAME] [--config FILE]
@@ -58,6 +61,14 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       }
       case 'migrate':
         return await migrateCommand(flags(rest).config, io);
+      case 'doctor': {
+        const { values } = parseArgs({
+          args: rest,
+          strict: true,
+          options: { config: { type: 'string' }, json: { type: 'boolean' } },
+        });
+        return await doctorCommand(values, io);
+      }
       case 'keys': {
         const [sub, ...more] = rest;
         if (sub === 'generate') return keysGenerateCommand(io);

@@ -12,7 +12,7 @@ import { ConnectionChangeFeed, pruneConnectionChanges } from '../connections/con
 import { runDueRefreshes } from '../connections/refresh-scheduler.js';
 import { RevocationQueue } from '../connections/revocations.js';
 import { TokenService } from '../connections/token-service.js';
-import { Keyring, Sealer } from '../crypto/index.js';
+import { configKeySource, type KeySource, loadKeyring, Sealer } from '../crypto/index.js';
 import { createMcpGateway } from '../gateway/mcp/index.js';
 import { registerProxyRoutes } from '../gateway/proxy.js';
 import { buildApp, type RouteRegistrar } from '../http/app.js';
@@ -80,6 +80,8 @@ export interface ServiceOptions {
    * the database on every call). Bounds how late another instance's Disconnect is seen here.
    */
   connectionCacheMs?: number;
+  /** Where the encryption keys come from (the key-custody seam); default: the config's `encryption.keys`. */
+  keySource?: KeySource;
 }
 
 /** MCP gateway sessions unused for this long are forgotten (the client then initializes again). */
@@ -101,10 +103,7 @@ export interface Service {
 export async function createService(config: Config, options: ServiceOptions = {}): Promise<Service> {
   const logger = options.logger ?? createLogger();
   const clock = options.clock ?? systemClock;
-  const keyring = Keyring.fromConfig({
-    activeKeyId: config.encryption.activeKey,
-    keys: config.encryption.keys,
-  });
+  const keyring = await loadKeyring(options.keySource ?? configKeySource(config.encryption));
   const sealer = new Sealer(keyring);
   const store = openStore(config.database.url);
   try {

@@ -1,4 +1,4 @@
-import { type Migration, type MigrationProvider, Migrator } from 'kysely';
+import { DEFAULT_MIGRATION_TABLE, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 import type { Store } from './database.js';
 import * as m0001 from './migrations/0001_initial.js';
 import * as m0002 from './migrations/0002_revocations_confirmations.js';
@@ -51,4 +51,33 @@ export async function migrateToLatest(store: Store): Promise<string[]> {
     throw new MigrationError(`migration ${failed?.migrationName ?? '(unknown)'} failed`, { cause: error });
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** Which migrations a database has had: applied, still pending, and applied ones this version does not know. */
+export interface MigrationStatus {
+  applied: string[];
+  pending: string[];
+  /** Applied by a newer version (a downgrade): `migrateToLatest` refuses such a database. */
+  unknown: string[];
+}
+
+/** Reads the migration state without changing anything (for `doctor`): no table is created, nothing applied. */
+export async function migrationStatus(store: Store): Promise<MigrationStatus> {
+  const provider: MigrationProvider = { getMigrations: async () => migrationsFor(store) };
+  const infos = await new Migrator({ db: store.db, provider }).getMigrations();
+  const known = new Set(infos.map((m) => m.name));
+  let recorded: string[] = [];
+  try {
+    const rows = await sql<{ name: string }>`select name from ${sql.table(DEFAULT_MIGRATION_TABLE)}`.execute(
+      store.db,
+    );
+    recorded = rows.rows.map((r) => r.name);
+  } catch {
+    // No migration table yet: nothing applied.
+  }
+  return {
+    applied: infos.filter((m) => m.executedAt !== undefined).map((m) => m.name),
+    pending: infos.filter((m) => m.executedAt === undefined).map((m) => m.name),
+    unknown: recorded.filter((name) => !known.has(name)).sort(),
+  };
 }
