@@ -115,3 +115,69 @@ describe.each(databaseKinds)(
     });
   },
 );
+
+describe('a single-tenant Entra integration configured by domain name, and a user of another tenant', () => {
+  let database: TestDatabase;
+  let entra: RunningEntraServer;
+  let svc: TestService;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('sqlite');
+    const port = await freePort();
+    entra = await startEntraServer({
+      tenantDomain: 'contoso.example',
+      clients: [{ clientId, clientSecret, redirectUris: [`http://127.0.0.1:${port}/oauth/callback`] }],
+    });
+    svc = await startTestService({
+      database,
+      port,
+      serviceOptions: { background: false },
+      providers: [
+        {
+          id: 'entra-domain',
+          type: 'entra',
+          tenant: 'contoso.example',
+          authority: entra.url,
+          clientId,
+          clientSecret,
+        },
+      ],
+      integrations: [
+        {
+          id: 'bc',
+          name: 'Business Central',
+          provider: 'entra-domain',
+          scopes: ['https://api.businesscentral.dynamics.com/user_impersonation'],
+        },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await svc?.close();
+    await entra?.close();
+    await database?.drop();
+  });
+
+  async function connectAs(userId: string, login: string) {
+    const ua = await signedInAgent(svc, userId);
+    const callback = await ua.signInAtEntra(await ua.startConnect(svc.url, 'bc'), login);
+    const done = await ua.get(callback.href);
+    return { ua, back: new URL(done.headers.get('location')!, svc.url) };
+  }
+
+  it("learns the tenant id from the domain's discovery document and refuses another tenant as wrong_tenant", async () => {
+    entra.tamperNextIdToken({ tid: foreignTenant, iss: `${entra.url}/${foreignTenant}/v2.0` });
+    const { ua, back } = await connectAs('u-other', 'x@fabrikam.example');
+    expect(back.searchParams.get('outcome')).toBe('failed');
+    expect(back.searchParams.get('reason')).toBe('wrong_tenant');
+    const flash = /data-testid="flash">([^<]*)</.exec((await ua.get(back.href)).body)?.[1];
+    expect(flash).toContain('Business Central accepts only accounts of the organisation contoso.example.');
+    expect(await (await svc.api('u-other', '/api/v1/connections')).json()).toEqual([]);
+  });
+
+  it('a user of that tenant connects', async () => {
+    const { back } = await connectAs('u-own', 'adele@contoso.example');
+    expect(back.searchParams.get('outcome')).toBe('connected');
+  });
+});

@@ -46,7 +46,15 @@ async function wrongTenantFlash(ctx: AppContext, request: FastifyRequest): Promi
   if (integration === undefined || typeof tenant !== 'string') return undefined;
   const params = provider?.settings.authorizationParams as Record<string, unknown> | undefined;
   const domain = typeof params?.domain_hint === 'string' ? params.domain_hint : undefined;
-  const organisation = domain === undefined ? `with tenant id ${tenant}` : `${domain} (tenant id ${tenant})`;
+  // A tenant configured by domain name is that organisation's name already.
+  const byId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(tenant);
+  const organisation = !byId
+    ? domain === undefined || domain === tenant
+      ? tenant
+      : `${domain} (${tenant})`
+    : domain === undefined
+      ? `with tenant id ${tenant}`
+      : `${domain} (tenant id ${tenant})`;
   return {
     kind: 'error',
     text: `${integration.name} accepts only accounts of the organisation ${organisation}. You signed in with an account of another organisation, so nothing was connected. Sign in with an account of that organisation to connect.`,

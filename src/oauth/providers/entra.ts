@@ -1,11 +1,55 @@
+import type { Clock } from '../../support/clock.js';
 import { buildClientAuth } from '../client-auth.js';
-import { ProviderError } from '../errors.js';
+import { classifyTokenError, ProviderError } from '../errors.js';
 import { AccountNotAcceptedError, OAuthClient } from '../oauth-client.js';
-import { isLoopbackHttpAllowed } from '../outbound.js';
+import { isLoopbackHttpAllowed, type OutboundFetch } from '../outbound.js';
 import { type ProviderFactory, type ProviderSettings, quirkOptions } from './types.js';
 
 const oidcScopes = new Set(['openid', 'profile', 'email', 'offline_access']);
 const tenantGuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const multiTenant = new Set(['common', 'organizations', 'consumers']);
+
+/**
+ * The tenant id (GUID) of a tenant configured by domain name (`tenant: contoso.com`), read from
+ * its discovery document's issuer (`{authority}/{guid}/v2.0`): ID tokens carry only the GUID
+ * (`tid`), so without it a user of another organisation could not be told apart. One request,
+ * when the client is built (the registry caches the client).
+ */
+async function tenantIdOfDomain(
+  metadataUrl: string,
+  authority: string,
+  fetch: OutboundFetch,
+  clock: Clock,
+): Promise<string> {
+  let issuer: unknown;
+  try {
+    const response = await fetch(metadataUrl, { headers: { accept: 'application/json' } });
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new ProviderError(
+        response.status >= 500 ? 'transient' : 'config_error',
+        `the tenant's discovery document answered HTTP ${response.status}`,
+        { status: response.status },
+      );
+    }
+    issuer = ((await response.json()) as { issuer?: unknown }).issuer;
+  } catch (error) {
+    if (error instanceof ProviderError) throw error;
+    throw classifyTokenError(error, clock.now());
+  }
+  const prefix = `${authority}/`;
+  const guid =
+    typeof issuer === 'string' && issuer.startsWith(prefix) && issuer.endsWith('/v2.0')
+      ? issuer.slice(prefix.length, -'/v2.0'.length)
+      : '';
+  if (!tenantGuid.test(guid)) {
+    throw new ProviderError(
+      'config_error',
+      "the tenant's discovery document names no tenant id in its issuer",
+    );
+  }
+  return guid.toLowerCase();
+}
 
 /**
  * The resource a scope names: `https://graph.microsoft.com/Sites.Read.All` → its origin; a bare
@@ -42,7 +86,8 @@ export function entraScopes(configured: readonly string[]): string[] {
  * Microsoft Entra ID v2.0. Endpoints come from `authority` and `tenant`, not discovery: for the
  * multi-tenant `common`/`organizations`/`consumers` the discovery issuer is a `{tenantid}`
  * template, so each ID token's issuer is checked against the template filled with its own `tid`
- * (and, for a single tenant, that `tid` must be the configured tenant). No RFC 8707 `resource`
+ * (and, for a single tenant, that `tid` must be the configured tenant: its GUID, or for a tenant
+ * configured by domain name, the GUID its discovery document names). No RFC 8707 `resource`
  * parameter is ever sent (Entra rejects it), and there is no revocation endpoint.
  * The account is `oid@tid`, never the email or UPN, which can be reassigned.
  */
@@ -59,7 +104,11 @@ export const createEntraClient: ProviderFactory = async ({
   const tenant = s.tenant ?? 'organizations';
   const base = `${authority}/${encodeURIComponent(tenant)}`;
   const allowHttp = isLoopbackHttpAllowed(new URL(authority), policy);
-  const singleTenant = tenantGuid.test(tenant) ? tenant.toLowerCase() : undefined;
+  const singleTenant = tenantGuid.test(tenant)
+    ? tenant.toLowerCase()
+    : multiTenant.has(tenant)
+      ? undefined
+      : await tenantIdOfDomain(`${base}/v2.0/.well-known/openid-configuration`, authority, fetch, clock);
   return new OAuthClient({
     providerId: provider.id,
     as: {
