@@ -5,12 +5,73 @@ import { html } from '../../ui/html.js';
 import { layout } from '../../ui/layout.js';
 import { requireAdmin } from '../auth.js';
 import type { AppContext } from '../context.js';
-import { parseInput } from '../validate.js';
+import { defineRoute, documented, parseRequest, problem } from '../openapi/route-spec.js';
+import {
+  adminConnectionCountSchema,
+  adminIntegrationSchema,
+  adminProviderSchema,
+  auditEntrySchema,
+} from '../openapi/schemas.js';
 import { sendPage, signInRedirect } from './pages.js';
 
-const auditQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(500).optional(),
-  before: z.coerce.number().int().positive().optional(),
+const notAdmin = problem('Signed in but not an administrator (the admin surface is not advertised)');
+
+export const adminListProviders = defineRoute({
+  method: 'GET',
+  url: '/api/v1/admin/providers',
+  operationId: 'adminListProviders',
+  summary: 'Every provider (secrets never returned: only `hasCredentials`)',
+  tags: ['Admin'],
+  auth: 'admin',
+  responses: { 200: { description: 'Providers', json: z.array(adminProviderSchema) }, 404: notAdmin },
+});
+
+export const adminListIntegrations = defineRoute({
+  method: 'GET',
+  url: '/api/v1/admin/integrations',
+  operationId: 'adminListIntegrations',
+  summary: 'Every integration and MCP server, disabled ones included',
+  tags: ['Admin'],
+  auth: 'admin',
+  responses: { 200: { description: 'Integrations', json: z.array(adminIntegrationSchema) }, 404: notAdmin },
+});
+
+export const adminConnectionHealth = defineRoute({
+  method: 'GET',
+  url: '/api/v1/admin/connections',
+  operationId: 'adminConnectionHealth',
+  summary: 'Connections of all users, counted by integration and status',
+  tags: ['Admin'],
+  auth: 'admin',
+  responses: { 200: { description: 'Counts', json: z.array(adminConnectionCountSchema) }, 404: notAdmin },
+});
+
+export const adminListAudit = defineRoute({
+  method: 'GET',
+  url: '/api/v1/admin/audit',
+  operationId: 'adminListAudit',
+  summary: 'The audit log, newest first',
+  tags: ['Admin'],
+  auth: 'admin',
+  query: z.strictObject({
+    limit: z.coerce.number().int().min(1).max(500).optional().describe('At most this many (default 100)'),
+    before: z.coerce.number().int().positive().optional().describe('Entries with a smaller id (paging)'),
+  }),
+  responses: {
+    200: { description: 'Audit entries', json: z.array(auditEntrySchema) },
+    400: problem('validation_failed'),
+    404: notAdmin,
+  },
+});
+
+const adminPage = defineRoute({
+  method: 'GET',
+  url: '/admin',
+  operationId: 'adminPage',
+  summary: 'The administration page',
+  tags: ['Admin'],
+  auth: 'session',
+  responses: { 200: { description: 'HTML page', contentType: 'text/html' }, 404: notAdmin },
 });
 
 /**
@@ -20,58 +81,67 @@ const auditQuery = z.strictObject({
 export function registerAdminRoutes(app: FastifyInstance, ctx: AppContext): void {
   const publicUrl = ctx.config.server.publicUrl;
 
-  app.get('/api/v1/admin/providers', async (request) => {
-    requireAdmin(request, publicUrl);
-    return ctx.catalog.listProviders();
-  });
+  app.route(
+    documented(adminListProviders, async (request) => {
+      requireAdmin(request, publicUrl);
+      return ctx.catalog.listProviders();
+    }),
+  );
 
-  app.get('/api/v1/admin/integrations', async (request) => {
-    requireAdmin(request, publicUrl);
-    return ctx.catalog.listIntegrations({ includeDisabled: true });
-  });
+  app.route(
+    documented(adminListIntegrations, async (request) => {
+      requireAdmin(request, publicUrl);
+      return ctx.catalog.listIntegrations({ includeDisabled: true });
+    }),
+  );
 
-  app.get('/api/v1/admin/connections', async (request) => {
-    requireAdmin(request, publicUrl);
-    return ctx.connections.healthOverview();
-  });
+  app.route(
+    documented(adminConnectionHealth, async (request) => {
+      requireAdmin(request, publicUrl);
+      return ctx.connections.healthOverview();
+    }),
+  );
 
-  app.get('/api/v1/admin/audit', async (request) => {
-    requireAdmin(request, publicUrl);
-    const q = parseInput(auditQuery, request.query, 'query');
-    return (await ctx.audit.list(q)).map((a) => ({
-      ...a,
-      at: new Date(a.at).toISOString(),
-      data: JSON.parse(a.data),
-    }));
-  });
+  app.route(
+    documented(adminListAudit, async (request) => {
+      requireAdmin(request, publicUrl);
+      const { query } = parseRequest(adminListAudit, request);
+      return (await ctx.audit.list(query)).map((a) => ({
+        ...a,
+        at: new Date(a.at).toISOString(),
+        data: JSON.parse(a.data),
+      }));
+    }),
+  );
 
-  app.get('/admin', async (request, reply) => {
-    if (request.identity === undefined) return signInRedirect(ctx, request, reply);
-    const identity = requireAdmin(request, publicUrl);
-    const [providers, integrations, health, audit, alerts, discovery] = await Promise.all([
-      ctx.catalog.listProviders(),
-      ctx.catalog.listIntegrations({ includeDisabled: true }),
-      ctx.connections.healthOverview(),
-      ctx.audit.list({ limit: 50 }),
-      ctx.notifications.list(adminsAudience, { unresolvedOnly: true }),
-      ctx.mcpDiscovery.list(),
-    ]);
-    /** An MCP server's last discovery: what it found (issuer, registration), or its problem. */
-    const found = (id: string) => {
-      const d = discovery.get(id);
-      if (d === undefined) return html`<span class="muted">not checked yet</span>`;
-      if (!d.ok)
-        return html`<span class="problem" data-testid="admin-problem-${id}">${d.problem ?? 'failed'}</span>`;
-      return html`${d.summary.issuer ?? ''} (${d.summary.registration ?? ''}; scopes: ${(d.summary.scopes ?? []).join(' ') || 'none'})`;
-    };
-    const count = (id: string, status: string) =>
-      health.find((h) => h.integration_id === id && h.status === status)?.count ?? 0;
-    return sendPage(
-      reply,
-      layout({
-        title: 'Admin',
-        identity,
-        body: html`<h1>Administration</h1>
+  app.route(
+    documented(adminPage, async (request, reply) => {
+      if (request.identity === undefined) return signInRedirect(ctx, request, reply);
+      const identity = requireAdmin(request, publicUrl);
+      const [providers, integrations, health, audit, alerts, discovery] = await Promise.all([
+        ctx.catalog.listProviders(),
+        ctx.catalog.listIntegrations({ includeDisabled: true }),
+        ctx.connections.healthOverview(),
+        ctx.audit.list({ limit: 50 }),
+        ctx.notifications.list(adminsAudience, { unresolvedOnly: true }),
+        ctx.mcpDiscovery.list(),
+      ]);
+      /** An MCP server's last discovery: what it found (issuer, registration), or its problem. */
+      const found = (id: string) => {
+        const d = discovery.get(id);
+        if (d === undefined) return html`<span class="muted">not checked yet</span>`;
+        if (!d.ok)
+          return html`<span class="problem" data-testid="admin-problem-${id}">${d.problem ?? 'failed'}</span>`;
+        return html`${d.summary.issuer ?? ''} (${d.summary.registration ?? ''}; scopes: ${(d.summary.scopes ?? []).join(' ') || 'none'})`;
+      };
+      const count = (id: string, status: string) =>
+        health.find((h) => h.integration_id === id && h.status === status)?.count ?? 0;
+      return sendPage(
+        reply,
+        layout({
+          title: 'Admin',
+          identity,
+          body: html`<h1>Administration</h1>
 ${alerts.map(
   (a) =>
     html`<div class="banner" role="alert" data-testid="admin-alert">Provider <code>${String(a.data.provider)}</code> rejects this service's client (${String(a.data.error)}): check its client id and secret.</div>`,
@@ -88,7 +158,8 @@ ${integrations.map((i) => html`<tr data-testid="admin-integration-${i.id}"><td><
 <table><thead><tr><th scope="col">When</th><th scope="col">Actor</th><th scope="col">Action</th><th scope="col">Target</th></tr></thead><tbody>
 ${audit.map((a) => html`<tr><td>${new Date(a.at).toISOString()}</td><td>${a.actor}</td><td>${a.action}</td><td>${a.target_type ?? ''} ${a.target_id ?? ''}</td></tr>`)}
 </tbody></table>`,
-      }).value,
-    );
-  });
+        }).value,
+      );
+    }),
+  );
 }

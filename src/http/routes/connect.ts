@@ -13,19 +13,139 @@ import { layout } from '../../ui/layout.js';
 import { connectConfirmPage } from '../../ui/pages/connect-confirm.js';
 import { requireUser } from '../auth.js';
 import type { AppContext } from '../context.js';
+import { defineRoute, documented, parseRequest, problem } from '../openapi/route-spec.js';
+import { clientMetadataSchema } from '../openapi/schemas.js';
 import { Problem } from '../problem.js';
 import { parseReturnTo } from '../return-to.js';
-import { parseInput } from '../validate.js';
+import { popupDonePath } from './embed.js';
 import { signInRedirect } from './pages.js';
 
-const integrationParams = z.strictObject({ integrationId: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/) });
+const integrationParams = z.strictObject({
+  integrationId: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/)
+    .describe('The integration id'),
+});
 /** An elicitation id of the MCP gateway: 32 random bytes, base64url. */
-const elicitationId = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be an elicitation id');
-const connectQuery = z.object({ return_to: z.string().optional(), elicitation: elicitationId.optional() });
-const connectForm = z.strictObject({
-  return_to: z.string().optional(),
-  elicitation: elicitationId.optional(),
-  _csrf: z.string().optional(),
+const elicitationId = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{43}$/, 'must be an elicitation id')
+  .describe('The MCP gateway’s elicitation this Connect answers (opaque)');
+const returnTo = z
+  .string()
+  .optional()
+  .describe('A same-origin path the browser returns to with `?outcome=` (default `/`)');
+const display = z
+  .enum(['page', 'popup'])
+  .optional()
+  .describe(
+    '`popup`: opened by `nunq-connect/client` `connect()`; finishes at `/embed/done`, which tells the opener',
+  );
+const flowPageResponses = {
+  200: { description: 'The confirmation page', contentType: 'text/html' },
+  302: { description: 'Not signed in (dev mode): to `/dev/login`' },
+  401: { description: 'Not signed in: a page saying so', contentType: 'text/html' },
+  404: problem('integration_not_found'),
+} as const;
+
+const clientMetadata = defineRoute({
+  method: 'GET',
+  url: '/oauth/client-metadata.json',
+  operationId: 'getClientMetadata',
+  summary: 'Our Client ID Metadata Document, for MCP authorization servers',
+  tags: ['MCP gateway'],
+  auth: 'none',
+  responses: { 200: { description: 'The document', json: clientMetadataSchema } },
+});
+
+const connectPage = defineRoute({
+  method: 'GET',
+  url: '/connect/:integrationId',
+  operationId: 'connectPage',
+  summary: 'Connect confirmation page: its button (a POST with the CSRF token) starts the flow',
+  description:
+    'A link or redirect here never starts a flow by itself. With `display=popup` (the host ' +
+    'platform’s embedded Connect button) the flow ends at `/embed/done`, which posts the outcome ' +
+    'to the opener when the opener’s origin is listed in `server.embedOrigins`.',
+  tags: ['Browser flow'],
+  auth: 'session',
+  params: integrationParams,
+  query: z.object({ return_to: returnTo, elicitation: elicitationId.optional(), display }),
+  responses: flowPageResponses,
+});
+
+const connectForm = defineRoute({
+  method: 'POST',
+  url: '/connect/:integrationId',
+  operationId: 'connectForm',
+  summary: 'The confirmation page’s Connect button: 303 to the provider’s sign-in',
+  tags: ['Browser flow'],
+  auth: 'session',
+  params: integrationParams,
+  bodyType: 'form',
+  body: z.strictObject({
+    return_to: returnTo,
+    elicitation: elicitationId.optional(),
+    display,
+    _csrf: z.string().optional().describe('The session’s CSRF token'),
+  }),
+  responses: {
+    303: { description: 'To the provider', headers: { location: 'The provider’s authorization URL' } },
+    403: problem('csrf_failed'),
+    404: problem('integration_not_found'),
+  },
+});
+
+const confirmParams = z.strictObject({ id: z.uuid(), confirmationId: z.uuid() });
+
+const accountConfirmPage = defineRoute({
+  method: 'GET',
+  url: '/connections/:id/confirm/:confirmationId',
+  operationId: 'accountConfirmPage',
+  summary: 'Asks whether a reconnect with another account may replace the connected one',
+  tags: ['Browser flow'],
+  auth: 'session',
+  params: confirmParams,
+  responses: {
+    200: { description: 'The question', contentType: 'text/html' },
+    404: { description: 'Nothing to confirm', contentType: 'text/html' },
+  },
+});
+
+const accountConfirm = defineRoute({
+  method: 'POST',
+  url: '/connections/:id/confirm/:confirmationId',
+  operationId: 'accountConfirm',
+  summary: 'The answer: replace the account, or keep the old one',
+  tags: ['Browser flow'],
+  auth: 'session',
+  params: confirmParams,
+  bodyType: 'form',
+  body: z.object({ decision: z.enum(['replace', 'keep']), _csrf: z.string().optional() }),
+  responses: {
+    303: { description: 'To `return_to` with the outcome' },
+    404: { description: 'Nothing to confirm', contentType: 'text/html' },
+  },
+});
+
+const oauthCallback = defineRoute({
+  method: 'GET',
+  url: callbackPath,
+  operationId: 'oauthCallback',
+  summary: 'Where providers send the browser back: finishes the flow, then 302 to `return_to`',
+  description:
+    '`return_to` gets `?outcome=connected|reconnected|denied|failed&connection=<id>`. The query ' +
+    '(`code`, `state`, `error`…) is the provider’s (RFC 6749 §4.1.2, RFC 9207 `iss`).',
+  tags: ['Browser flow'],
+  auth: 'session',
+  responses: {
+    302: { description: 'To `return_to` with the outcome, or to a confirmation page' },
+    400: {
+      description: 'A response that cannot be used (unknown, expired or used state)',
+      contentType: 'text/html',
+    },
+    401: { description: 'The session ended before the sign-in finished', contentType: 'text/html' },
+  },
 });
 
 /**
@@ -67,7 +187,7 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
   // Our Client ID Metadata Document: MCP authorization servers that support CIMD fetch it, and
   // its URL is our client_id there. Public: it holds nothing secret. Served even where another
   // URL is configured (`mcp.clientMetadataUrl`), whose document names that URL instead.
-  const clientMetadata = JSON.stringify(
+  const metadataJson = JSON.stringify(
     clientMetadataDocument({
       publicUrl,
       ...(ctx.config.mcp.clientMetadataUrl === undefined
@@ -76,114 +196,127 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
       redirectUri: `${publicUrl}${callbackPath}`,
     }),
   );
-  app.get('/oauth/client-metadata.json', async (_request, reply) =>
-    reply.type('application/json').header('cache-control', 'public, max-age=300').send(clientMetadata),
+  app.route(
+    documented(clientMetadata, async (_request, reply) =>
+      reply.type('application/json').header('cache-control', 'public, max-age=300').send(metadataJson),
+    ),
   );
 
   // A GET (a link, a redirect, a hand-off's return_to) only shows what would happen; the flow
   // starts from the page's POST, which needs the session's CSRF token. @see contract §4
-  app.get('/connect/:integrationId', async (request, reply) => {
-    if (request.identity === undefined) return signInRedirect(ctx, request, reply);
-    const identity = requireUser(request, publicUrl);
-    const { integrationId } = parseInput(integrationParams, request.params, 'path');
-    const { return_to, elicitation } = parseInput(connectQuery, request.query, 'query');
-    const returnTo = parseReturnTo(return_to, publicUrl);
-    const integration = await offeredIntegration(ctx.catalog, integrationId);
-    if (
-      elicitation !== undefined &&
-      (await findElicitation(ctx, elicitation, identity.userId, integrationId)) === undefined
-    ) {
-      return errorPage(
-        reply,
-        404,
-        'This link expired',
-        'This request to connect expired or belongs to someone else. Ask the agent again.',
+  app.route(
+    documented(connectPage, async (request, reply) => {
+      if (request.identity === undefined) return signInRedirect(ctx, request, reply);
+      const identity = requireUser(request, publicUrl);
+      const { params, query } = parseRequest(connectPage, request);
+      const { integrationId } = params;
+      const { return_to, elicitation } = query;
+      const popup = query.display === 'popup';
+      if (popup && ctx.config.server.embedOrigins.length === 0) return embeddingOff(reply);
+      const returnTo = parseReturnTo(return_to, publicUrl);
+      const integration = await offeredIntegration(ctx.catalog, integrationId);
+      if (
+        elicitation !== undefined &&
+        (await findElicitation(ctx, elicitation, identity.userId, integrationId)) === undefined
+      ) {
+        return errorPage(
+          reply,
+          404,
+          'This link expired',
+          'This request to connect expired or belongs to someone else. Ask the agent again.',
+        );
+      }
+      const existing = await ctx.connections.findByUserAndIntegration(identity.userId, integrationId);
+      return reply.type('text/html; charset=utf-8').send(
+        connectConfirmPage({
+          identity,
+          integration,
+          reconnect: existing !== undefined,
+          returnTo,
+          elicitation,
+          popup,
+        }).value,
       );
-    }
-    const existing = await ctx.connections.findByUserAndIntegration(identity.userId, integrationId);
-    return reply.type('text/html; charset=utf-8').send(
-      connectConfirmPage({
-        identity,
-        integration,
-        reconnect: existing !== undefined,
-        returnTo,
-        elicitation,
-      }).value,
-    );
-  });
+    }),
+  );
 
-  app.post('/connect/:integrationId', async (request, reply) => {
-    const identity = requireUser(request, publicUrl);
-    const { integrationId } = parseInput(integrationParams, request.params, 'path');
-    const form = parseInput(connectForm, request.body ?? {}, 'form');
-    const returnTo = parseReturnTo(form.return_to, publicUrl);
-    const elicitation =
-      form.elicitation === undefined
-        ? undefined
-        : await findElicitation(ctx, form.elicitation, identity.userId, integrationId);
-    if (form.elicitation !== undefined && elicitation === undefined) {
-      return errorPage(
-        reply,
-        404,
-        'This link expired',
-        'This request to connect expired or belongs to someone else. Ask the agent again.',
-      );
-    }
-    const existing = await ctx.connections.findByUserAndIntegration(identity.userId, integrationId);
-    let url: URL;
-    try {
-      url = await ctx.flow.start({
-        userId: identity.userId,
-        integrationId,
-        returnTo,
-        ...(existing === undefined ? {} : { connectionId: existing.id }),
-        browserBinding: identity.browserBinding ?? null,
-        ...(elicitation === undefined
-          ? {}
-          : {
-              elicitationId: form.elicitation,
-              ...(elicitation.scopes === null ? {} : { scopes: elicitation.scopes }),
-            }),
-      });
-    } catch (error) {
-      // A person clicked a button: show a page naming the problem (an API client gets problem+json).
-      const wantsPage = (request.headers.accept ?? '').includes('text/html');
-      if (!wantsPage || !(error instanceof Problem) || error.status < 500) throw error;
-      return errorPage(
-        reply,
-        error.status,
-        'This cannot be connected right now',
-        error.detail ?? error.title,
-      );
-    }
-    return reply.redirect(url.href, 303);
-  });
+  app.route(
+    documented(connectForm, async (request, reply) => {
+      const identity = requireUser(request, publicUrl);
+      const { params, body: form } = parseRequest(connectForm, request);
+      const { integrationId } = params;
+      const popup = form.display === 'popup';
+      if (popup && ctx.config.server.embedOrigins.length === 0) return embeddingOff(reply);
+      // A popup ends at the page that tells its opener (its own return_to is not used).
+      const returnTo = popup
+        ? `${popupDonePath}?integration=${integrationId}`
+        : parseReturnTo(form.return_to, publicUrl);
+      const elicitation =
+        form.elicitation === undefined
+          ? undefined
+          : await findElicitation(ctx, form.elicitation, identity.userId, integrationId);
+      if (form.elicitation !== undefined && elicitation === undefined) {
+        return errorPage(
+          reply,
+          404,
+          'This link expired',
+          'This request to connect expired or belongs to someone else. Ask the agent again.',
+        );
+      }
+      const existing = await ctx.connections.findByUserAndIntegration(identity.userId, integrationId);
+      let url: URL;
+      try {
+        url = await ctx.flow.start({
+          userId: identity.userId,
+          integrationId,
+          returnTo,
+          ...(existing === undefined ? {} : { connectionId: existing.id }),
+          browserBinding: identity.browserBinding ?? null,
+          ...(elicitation === undefined
+            ? {}
+            : {
+                elicitationId: form.elicitation,
+                ...(elicitation.scopes === null ? {} : { scopes: elicitation.scopes }),
+              }),
+        });
+      } catch (error) {
+        // A person clicked a button: show a page naming the problem (an API client gets problem+json).
+        const wantsPage = (request.headers.accept ?? '').includes('text/html');
+        if (!wantsPage || !(error instanceof Problem) || error.status < 500) throw error;
+        return errorPage(
+          reply,
+          error.status,
+          'This cannot be connected right now',
+          error.detail ?? error.title,
+        );
+      }
+      return reply.redirect(url.href, 303);
+    }),
+  );
 
-  const confirmParams = z.strictObject({ id: z.uuid(), confirmationId: z.uuid() });
-  const confirmForm = z.object({ decision: z.enum(['replace', 'keep']), _csrf: z.string().optional() });
-
-  app.get('/connections/:id/confirm/:confirmationId', async (request, reply) => {
-    if (request.identity === undefined) return signInRedirect(ctx, request, reply);
-    const identity = requireUser(request, publicUrl);
-    const { confirmationId } = parseInput(confirmParams, request.params, 'path');
-    const pending = await ctx.flow.confirmations.pendingAccount(identity.userId, confirmationId);
-    if (pending === undefined) {
-      return errorPage(reply, 404, 'Nothing to confirm', 'This request expired or was already answered.');
-    }
-    const who = (a: { id?: string; name?: string; email?: string }) =>
-      a.name ?? a.email ?? a.id ?? 'an unknown account';
-    // The provider may not say who signed in (no ID token, userinfo failed): ask all the same.
-    const signedInAs =
-      pending.newAccount.id === undefined
-        ? html`We could not tell which account you signed in with, and this connection was made as <strong>${who(pending.currentAccount)}</strong>.`
-        : html`You signed in as <strong>${who(pending.newAccount)}</strong>, but this connection was made as <strong>${who(pending.currentAccount)}</strong>.`;
-    const useNew =
-      pending.newAccount.id === undefined ? 'Use the new sign-in' : `Use ${who(pending.newAccount)}`;
-    return reply.type('text/html; charset=utf-8').send(
-      layout({
-        title: 'Replace the account?',
-        identity,
-        body: html`<section class="narrow">
+  app.route(
+    documented(accountConfirmPage, async (request, reply) => {
+      if (request.identity === undefined) return signInRedirect(ctx, request, reply);
+      const identity = requireUser(request, publicUrl);
+      const { confirmationId } = parseRequest(accountConfirmPage, request).params;
+      const pending = await ctx.flow.confirmations.pendingAccount(identity.userId, confirmationId);
+      if (pending === undefined) {
+        return errorPage(reply, 404, 'Nothing to confirm', 'This request expired or was already answered.');
+      }
+      const who = (a: { id?: string; name?: string; email?: string }) =>
+        a.name ?? a.email ?? a.id ?? 'an unknown account';
+      // The provider may not say who signed in (no ID token, userinfo failed): ask all the same.
+      const signedInAs =
+        pending.newAccount.id === undefined
+          ? html`We could not tell which account you signed in with, and this connection was made as <strong>${who(pending.currentAccount)}</strong>.`
+          : html`You signed in as <strong>${who(pending.newAccount)}</strong>, but this connection was made as <strong>${who(pending.currentAccount)}</strong>.`;
+      const useNew =
+        pending.newAccount.id === undefined ? 'Use the new sign-in' : `Use ${who(pending.newAccount)}`;
+      return reply.type('text/html; charset=utf-8').send(
+        layout({
+          title: 'Replace the account?',
+          identity,
+          body: html`<section class="narrow">
 <h1>Replace the connected account?</h1>
 <p data-testid="confirm-text">${signedInAs}</p>
 <form method="post" action="/connections/${pending.connectionId}/confirm/${pending.id}" class="inline">
@@ -192,71 +325,87 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
   <button type="submit" name="decision" value="keep" class="secondary" data-testid="confirm-keep">Keep ${who(pending.currentAccount)}</button>
 </form>
 </section>`,
-      }).value,
-    );
-  });
+        }).value,
+      );
+    }),
+  );
 
-  app.post('/connections/:id/confirm/:confirmationId', async (request, reply) => {
-    const identity = requireUser(request, publicUrl);
-    const { confirmationId } = parseInput(confirmParams, request.params, 'path');
-    const { decision } = parseInput(confirmForm, request.body ?? {}, 'form');
-    const result = await ctx.flow.confirmations.resolveAccount(identity.userId, confirmationId, decision);
-    if (result === undefined) {
-      return errorPage(reply, 404, 'Nothing to confirm', 'This request expired or was already answered.');
-    }
-    if (result.outcome === 'confirm' || result.outcome === 'confirm_browser') {
-      throw new Error('unreachable: a confirmed save never asks again');
-    }
-    if (!('connectionId' in result)) return reply.redirect(result.returnTo, 303);
-    return reply.redirect(withOutcome(result.returnTo, result.outcome, result.connectionId), 303);
-  });
+  app.route(
+    documented(accountConfirm, async (request, reply) => {
+      const identity = requireUser(request, publicUrl);
+      const { params, body } = parseRequest(accountConfirm, request);
+      const { confirmationId } = params;
+      const { decision } = body;
+      const result = await ctx.flow.confirmations.resolveAccount(identity.userId, confirmationId, decision);
+      if (result === undefined) {
+        return errorPage(reply, 404, 'Nothing to confirm', 'This request expired or was already answered.');
+      }
+      if (result.outcome === 'confirm' || result.outcome === 'confirm_browser') {
+        throw new Error('unreachable: a confirmed save never asks again');
+      }
+      if (!('connectionId' in result)) return reply.redirect(result.returnTo, 303);
+      return reply.redirect(withOutcome(result.returnTo, result.outcome, result.connectionId), 303);
+    }),
+  );
 
-  app.get(callbackPath, async (request, reply) => {
-    if (request.identity === undefined) {
-      return errorPage(
-        reply,
-        401,
-        'Please sign in again',
-        'Your session ended before the sign-in finished. Sign in and connect again.',
-      );
-    }
-    const identity = request.identity;
-    const callbackUrl = new URL(request.url, publicUrl);
-    try {
-      const result = await ctx.flow.complete({
-        userId: identity.userId,
-        callbackUrl,
-        browserBinding: identity.browserBinding,
-      });
-      request.log.info(
-        { outcome: result.outcome, integration: result.integrationId },
-        'authorization finished',
-      );
-      if (result.outcome === 'confirm') {
-        return reply.redirect(`/connections/${result.connectionId}/confirm/${result.confirmationId}`, 302);
+  app.route(
+    documented(oauthCallback, async (request, reply) => {
+      if (request.identity === undefined) {
+        return errorPage(
+          reply,
+          401,
+          'Please sign in again',
+          'Your session ended before the sign-in finished. Sign in and connect again.',
+        );
       }
-      if (result.outcome === 'confirm_browser') {
-        return reply.redirect(`${parkedFlowPath}/${result.confirmationId}`, 302);
+      const identity = request.identity;
+      const callbackUrl = new URL(request.url, publicUrl);
+      try {
+        const result = await ctx.flow.complete({
+          userId: identity.userId,
+          callbackUrl,
+          browserBinding: identity.browserBinding,
+        });
+        request.log.info(
+          { outcome: result.outcome, integration: result.integrationId },
+          'authorization finished',
+        );
+        if (result.outcome === 'confirm') {
+          return reply.redirect(`/connections/${result.connectionId}/confirm/${result.confirmationId}`, 302);
+        }
+        if (result.outcome === 'confirm_browser') {
+          return reply.redirect(`${parkedFlowPath}/${result.confirmationId}`, 302);
+        }
+        return reply.redirect(
+          withOutcome(
+            result.returnTo,
+            result.outcome,
+            'connectionId' in result ? result.connectionId : undefined,
+            result.outcome === 'failed' && result.reason === 'wrong_tenant'
+              ? { reason: 'wrong_tenant', integration: result.integrationId }
+              : undefined,
+          ),
+          302,
+        );
+      } catch (error) {
+        if (error instanceof CallbackRejectedError) {
+          request.log.warn({ reason: error.reason }, 'callback rejected');
+          return errorPage(reply, 400, 'This sign-in cannot be completed', rejectionText[error.reason]);
+        }
+        throw error;
       }
-      return reply.redirect(
-        withOutcome(
-          result.returnTo,
-          result.outcome,
-          'connectionId' in result ? result.connectionId : undefined,
-          result.outcome === 'failed' && result.reason === 'wrong_tenant'
-            ? { reason: 'wrong_tenant', integration: result.integrationId }
-            : undefined,
-        ),
-        302,
-      );
-    } catch (error) {
-      if (error instanceof CallbackRejectedError) {
-        request.log.warn({ reason: error.reason }, 'callback rejected');
-        return errorPage(reply, 400, 'This sign-in cannot be completed', rejectionText[error.reason]);
-      }
-      throw error;
-    }
-  });
+    }),
+  );
+}
+
+/** `display=popup` while no origin may embed the service: nothing could receive the outcome. */
+function embeddingOff(reply: FastifyReply): FastifyReply {
+  return errorPage(
+    reply,
+    404,
+    'Embedding is not enabled',
+    'This service does not accept Connect from another site (server.embedOrigins is empty).',
+  );
 }
 
 /** The user's unexpired elicitation for this integration; another user's or integration's is absent. */

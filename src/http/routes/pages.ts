@@ -5,6 +5,21 @@ import { html } from '../../ui/html.js';
 import { layout, type PageOptions } from '../../ui/layout.js';
 import { integrationsPage } from '../../ui/pages/integrations.js';
 import type { AppContext } from '../context.js';
+import { defineRoute, documented } from '../openapi/route-spec.js';
+
+const integrationsPageRoute = defineRoute({
+  method: 'GET',
+  url: '/',
+  operationId: 'integrationsPage',
+  summary: 'The Integrations page: Connect, Reconnect, Disconnect; notifications',
+  tags: ['Browser flow'],
+  auth: 'session',
+  responses: {
+    200: { description: 'HTML page', contentType: 'text/html' },
+    302: { description: 'Not signed in (dev mode): to `/dev/login`' },
+    401: { description: 'Not signed in: a page saying so', contentType: 'text/html' },
+  },
+});
 
 /** Flash messages for a flow's outcome (`?outcome=<key>`): fixed texts, never echoed input. */
 export const flashMessages = {
@@ -85,36 +100,38 @@ function reauthText(reason: unknown): string {
 
 /** `GET /`: the Integrations page. */
 export function registerPageRoutes(app: FastifyInstance, ctx: AppContext): void {
-  app.get('/', async (request, reply) => {
-    const identity: Identity | undefined = request.identity;
-    if (identity === undefined) return signInRedirect(ctx, request, reply);
-    const [integrations, open, discovery] = await Promise.all([
-      listUserIntegrations(ctx.catalog, ctx.connections, identity.userId),
-      ctx.notifications.list(identity.userId, { unresolvedOnly: true }),
-      ctx.mcpDiscovery.list(),
-    ]);
-    const names = new Map(integrations.map((i) => [i.id, i.name]));
-    const notifications = open
-      .filter((n) => n.type === 'connection.needs_reauth')
-      .map((n) => ({
-        id: n.id,
-        type: n.type,
-        connectionId: n.connectionId,
-        text: `${names.get(String(n.data.integration)) ?? 'A connection'} needs reconnecting: ${reauthText(n.data.reason)}`,
-      }));
-    return sendPage(
-      reply,
-      integrationsPage({
-        identity,
-        integrations,
-        notifications,
-        problems: new Map(
-          [...discovery.values()].flatMap((d) =>
-            d.problem === undefined ? [] : [[d.integrationId, d.problem]],
+  app.route(
+    documented(integrationsPageRoute, async (request, reply) => {
+      const identity: Identity | undefined = request.identity;
+      if (identity === undefined) return signInRedirect(ctx, request, reply);
+      const [integrations, open, discovery] = await Promise.all([
+        listUserIntegrations(ctx.catalog, ctx.connections, identity.userId),
+        ctx.notifications.list(identity.userId, { unresolvedOnly: true }),
+        ctx.mcpDiscovery.list(),
+      ]);
+      const names = new Map(integrations.map((i) => [i.id, i.name]));
+      const notifications = open
+        .filter((n) => n.type === 'connection.needs_reauth')
+        .map((n) => ({
+          id: n.id,
+          type: n.type,
+          connectionId: n.connectionId,
+          text: `${names.get(String(n.data.integration)) ?? 'A connection'} needs reconnecting: ${reauthText(n.data.reason)}`,
+        }));
+      return sendPage(
+        reply,
+        integrationsPage({
+          identity,
+          integrations,
+          notifications,
+          problems: new Map(
+            [...discovery.values()].flatMap((d) =>
+              d.problem === undefined ? [] : [[d.integrationId, d.problem]],
+            ),
           ),
-        ),
-        flash: (await wrongTenantFlash(ctx, request)) ?? flashFrom(request),
-      }).value,
-    );
-  });
+          flash: (await wrongTenantFlash(ctx, request)) ?? flashFrom(request),
+        }).value,
+      );
+    }),
+  );
 }
