@@ -29,7 +29,7 @@ export const problemSchema = z
 
 export const meSchema = z.object({
   id: z.string().describe('The user id (the JWT `sub`)'),
-  name: z.string().optional(),
+  name: z.string().nullish(),
   role: z.enum(['admin', 'user']),
   csrfToken: z
     .string()
