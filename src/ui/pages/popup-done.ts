@@ -1,15 +1,10 @@
 import { createHash } from 'node:crypto';
+import type { ConnectOutcome } from '../../client/popup.js';
 import { html, raw, type SafeHtml } from '../html.js';
 import { layout } from '../layout.js';
 
-/** What the popup tells its opener when a Connect started by `nunq-connect/client` ends. */
-export interface PopupOutcomeMessage {
-  type: 'nunq-connect';
-  outcome: 'connected' | 'reconnected' | 'denied' | 'failed' | 'cancelled';
-  integration: string;
-  connectionId?: string;
-  reason?: string;
-}
+/** What the popup tells its opener: the type `nunq-connect/client`'s `connect()` resolves with. */
+export type PopupOutcomeMessage = ConnectOutcome;
 
 /**
  * The page's only script, constant so the CSP can allow it by its hash: it posts the message to
