@@ -229,6 +229,16 @@ describe.each(databaseKinds)('Connect in a popup from the host platform on %s', 
       );
     const fromListed = await call(await hostIn(listed.url, `cors-${kind}-a`));
     expect(fromListed).toEqual({ status: 200, body: [expect.objectContaining({ id: 'items' })] });
+    // The session cookie never acts cross-origin: with credentials, even a listed origin is refused.
+    const withCookie = await (await hostIn(listed.url, `cors-${kind}-c`)).evaluate(async (url) => {
+      try {
+        const r = await fetch(`${url}/api/v1/me`, { credentials: 'include' });
+        return { status: r.status };
+      } catch (error) {
+        return { failed: String(error) };
+      }
+    }, svc.url);
+    expect(withCookie).toEqual({ failed: expect.stringMatching(/Failed to fetch/) });
     const fromUnlisted = await call(await hostIn(unlisted.url, `cors-${kind}-b`));
     expect(fromUnlisted).toEqual({ failed: expect.stringMatching(/Failed to fetch/) });
   });
