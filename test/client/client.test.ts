@@ -93,6 +93,40 @@ describe('nunq-connect/client against a running service', () => {
     expect((await admin.openApi()).openapi).toMatch(/^3\.1/);
   });
 
+  it('connect() takes the outcome only from the service’s origin and its own popup', async () => {
+    const popup = { closed: false };
+    let listener: ((event: MessageEvent) => void) | undefined;
+    let opened = '';
+    const host = {
+      open: (url: string) => {
+        opened = url;
+        return popup;
+      },
+      addEventListener: (_type: 'message', l: (event: MessageEvent) => void) => {
+        listener = l;
+      },
+      removeEventListener: () => {
+        listener = undefined;
+      },
+    };
+    const done = client.connect('items', { window: host });
+    expect(opened).toBe(`${svc.url}/connect/items?display=popup`);
+    const outcome = {
+      type: 'nunq-connect',
+      outcome: 'connected',
+      integration: 'items',
+      connectionId: randomUUID(),
+    };
+    const send = (origin: string, source: unknown, data: unknown) =>
+      listener?.({ origin, source, data } as unknown as MessageEvent);
+    send('http://127.0.0.1:1', popup, { ...outcome, outcome: 'denied' }); // another origin
+    send(svc.url, {}, { ...outcome, outcome: 'failed' }); // another window of the service
+    send(svc.url, popup, { ...outcome, integration: 'other' }); // another integration
+    send(svc.url, popup, outcome);
+    expect(await done).toEqual(outcome);
+    expect(listener).toBeUndefined();
+  });
+
   it('connect() outside a browser rejects with PopupError no_window; a blocked popup with blocked', async () => {
     await expect(client.connect('items')).rejects.toMatchObject({ reason: 'no_window' });
     const blocking = { open: () => null, addEventListener() {}, removeEventListener() {} };
