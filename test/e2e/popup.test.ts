@@ -203,6 +203,20 @@ describe.each(databaseKinds)('Connect in a popup from the host platform on %s', 
     expect(done?.headers['content-security-policy']).not.toMatch(/unsafe-inline|script-src[^;]*'self'/);
   });
 
+  it('Cancel in the popup resolves with outcome cancelled and starts nothing', async () => {
+    const page = await hostIn(listed.url, `popup-${kind}-cancel`);
+    const opened = page.context().waitForEvent('page');
+    await page.getByRole('button', { name: 'Connect Items' }).click();
+    const popup = await opened;
+    await popup.waitForLoadState('load');
+    await popup.getByTestId('confirm-cancel').click();
+    expect(await resultOf(page)).toEqual({
+      outcome: { type: 'nunq-connect', outcome: 'cancelled', integration: 'items' },
+    });
+    const connections = await page.context().request.get(`${svc.url}/api/v1/connections`);
+    expect(await connections.json()).toEqual([]);
+  });
+
   it('an unlisted origin receives nothing: its connect() rejects when the popup closes', async () => {
     const page = await hostIn(unlisted.url, `popup-${kind}-unlisted`);
     await connectInPopup(page);
