@@ -11,7 +11,9 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OpenApiDocument } from '../../src/http/openapi/document.js';
 import { openApiPath } from '../../src/http/openapi/document.js';
+import { withSpec } from '../../src/http/openapi/route-spec.js';
 import type { RegisteredRoute } from '../../src/http/openapi/route-table.js';
+import { getMe } from '../../src/http/routes/api.js';
 import { createTestDatabase, databaseKinds, type TestDatabase } from '../support/databases.js';
 import { type Lifecycle, startLifecycle } from '../support/lifecycle.js';
 import {
@@ -91,6 +93,19 @@ describe('the OpenAPI document names every route', () => {
     services.push(svc);
     const doc = await fetchDocument(svc.url);
     expect(missingFromDocument(svc.service.app.routeTable.all(), doc)).toEqual(['GET /api/v1/undocumented']);
+  });
+
+  it('refuses to start when a route is registered with another route’s spec', async () => {
+    const started = startTestService({
+      database,
+      serviceOptions: {
+        background: false,
+        routes: [(app) => void app.post(getMe.url, withSpec(getMe), async () => ({}))],
+      },
+    });
+    await expect(started).rejects.toThrow(
+      /route POST \/api\/v1\/me is registered with the spec of GET \/api\/v1\/me/,
+    );
   });
 
   it('is a valid OpenAPI 3.1 document: unique operation ids, declared path parameters, compiling schemas', async () => {

@@ -112,6 +112,17 @@ export function documented(
   };
 }
 
+/**
+ * Route options carrying a spec, for `app.get(spec.url, withSpec(spec), handler)`: the route
+ * table checks at registration that the method and path are the spec's.
+ */
+export function withSpec(
+  spec: RouteSpec,
+  options: { config?: Record<string, unknown> } = {},
+): { config: Record<string, unknown> } {
+  return { ...options, config: { ...(options.config ?? {}), openapi: spec } };
+}
+
 /** The spec a route was registered with, if any (see `documented`). */
 export function specOf(route: { config?: unknown }): RouteSpec | undefined {
   const config = route.config as { openapi?: RouteSpec } | undefined;

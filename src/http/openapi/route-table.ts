@@ -18,6 +18,7 @@ export class RouteTable {
   add(route: RouteOptions): void {
     const spec = specOf(route);
     const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (spec !== undefined) assertMatches(spec, route.url, methods);
     for (const method of methods) this.#routes.push({ method: method.toUpperCase(), url: route.url, spec });
   }
 
@@ -29,5 +30,18 @@ export class RouteTable {
   /** The distinct specs, in the order of registration. */
   specs(): RouteSpec[] {
     return [...new Set(this.#routes.flatMap((r) => (r.spec === undefined ? [] : [r.spec])))];
+  }
+}
+
+/** A spec registered on another path or method than its own is a programming error: fail at start. */
+function assertMatches(spec: RouteSpec, url: string, methods: readonly string[]): void {
+  const declared = (Array.isArray(spec.method) ? spec.method : [spec.method]).map((m) => m.toUpperCase());
+  // Fastify adds HEAD to every GET with the GET's options.
+  const allowed = declared.includes('GET') ? [...declared, 'HEAD'] : declared;
+  const stray = methods.filter((m) => !allowed.includes(m.toUpperCase()));
+  if (spec.url !== url || stray.length > 0) {
+    throw new Error(
+      `route ${methods.join(',')} ${url} is registered with the spec of ${declared.join(',')} ${spec.url} (${spec.operationId})`,
+    );
   }
 }

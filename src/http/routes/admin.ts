@@ -5,7 +5,7 @@ import { html } from '../../ui/html.js';
 import { layout } from '../../ui/layout.js';
 import { requireAdmin } from '../auth.js';
 import type { AppContext } from '../context.js';
-import { defineRoute, documented, parseRequest, problem } from '../openapi/route-spec.js';
+import { defineRoute, parseRequest, problem, withSpec } from '../openapi/route-spec.js';
 import {
   adminConnectionCountSchema,
   adminIntegrationSchema,
@@ -81,67 +81,58 @@ const adminPage = defineRoute({
 export function registerAdminRoutes(app: FastifyInstance, ctx: AppContext): void {
   const publicUrl = ctx.config.server.publicUrl;
 
-  app.route(
-    documented(adminListProviders, async (request) => {
-      requireAdmin(request, publicUrl);
-      return ctx.catalog.listProviders();
-    }),
-  );
+  app.get(adminListProviders.url, withSpec(adminListProviders), async (request) => {
+    requireAdmin(request, publicUrl);
+    return ctx.catalog.listProviders();
+  });
 
-  app.route(
-    documented(adminListIntegrations, async (request) => {
-      requireAdmin(request, publicUrl);
-      return ctx.catalog.listIntegrations({ includeDisabled: true });
-    }),
-  );
+  app.get(adminListIntegrations.url, withSpec(adminListIntegrations), async (request) => {
+    requireAdmin(request, publicUrl);
+    return ctx.catalog.listIntegrations({ includeDisabled: true });
+  });
 
-  app.route(
-    documented(adminConnectionHealth, async (request) => {
-      requireAdmin(request, publicUrl);
-      return ctx.connections.healthOverview();
-    }),
-  );
+  app.get(adminConnectionHealth.url, withSpec(adminConnectionHealth), async (request) => {
+    requireAdmin(request, publicUrl);
+    return ctx.connections.healthOverview();
+  });
 
-  app.route(
-    documented(adminListAudit, async (request) => {
-      requireAdmin(request, publicUrl);
-      const { query } = parseRequest(adminListAudit, request);
-      return (await ctx.audit.list(query)).map((a) => ({
-        ...a,
-        at: new Date(a.at).toISOString(),
-        data: JSON.parse(a.data),
-      }));
-    }),
-  );
+  app.get(adminListAudit.url, withSpec(adminListAudit), async (request) => {
+    requireAdmin(request, publicUrl);
+    const { query } = parseRequest(adminListAudit, request);
+    return (await ctx.audit.list(query)).map((a) => ({
+      ...a,
+      at: new Date(a.at).toISOString(),
+      data: JSON.parse(a.data),
+    }));
+  });
 
-  app.route(
-    documented(adminPage, async (request, reply) => {
-      if (request.identity === undefined) return signInRedirect(ctx, request, reply);
-      const identity = requireAdmin(request, publicUrl);
-      const [providers, integrations, health, audit, alerts, discovery] = await Promise.all([
-        ctx.catalog.listProviders(),
-        ctx.catalog.listIntegrations({ includeDisabled: true }),
-        ctx.connections.healthOverview(),
-        ctx.audit.list({ limit: 50 }),
-        ctx.notifications.list(adminsAudience, { unresolvedOnly: true }),
-        ctx.mcpDiscovery.list(),
-      ]);
-      /** An MCP server's last discovery: what it found (issuer, registration), or its problem. */
-      const found = (id: string) => {
-        const d = discovery.get(id);
-        if (d === undefined) return html`<span class="muted">not checked yet</span>`;
-        if (!d.ok)
-          return html`<span class="problem" data-testid="admin-problem-${id}">${d.problem ?? 'failed'}</span>`;
-        return html`${d.summary.issuer ?? ''} (${d.summary.registration ?? ''}; scopes: ${(d.summary.scopes ?? []).join(' ') || 'none'})`;
-      };
-      const count = (id: string, status: string) =>
-        health.find((h) => h.integration_id === id && h.status === status)?.count ?? 0;
-      return sendPage(
-        reply,
-        layout({
-          title: 'Admin',
-          identity,
-          body: html`<h1>Administration</h1>
+  app.get(adminPage.url, withSpec(adminPage), async (request, reply) => {
+    if (request.identity === undefined) return signInRedirect(ctx, request, reply);
+    const identity = requireAdmin(request, publicUrl);
+    const [providers, integrations, health, audit, alerts, discovery] = await Promise.all([
+      ctx.catalog.listProviders(),
+      ctx.catalog.listIntegrations({ includeDisabled: true }),
+      ctx.connections.healthOverview(),
+      ctx.audit.list({ limit: 50 }),
+      ctx.notifications.list(adminsAudience, { unresolvedOnly: true }),
+      ctx.mcpDiscovery.list(),
+    ]);
+    /** An MCP server's last discovery: what it found (issuer, registration), or its problem. */
+    const found = (id: string) => {
+      const d = discovery.get(id);
+      if (d === undefined) return html`<span class="muted">not checked yet</span>`;
+      if (!d.ok)
+        return html`<span class="problem" data-testid="admin-problem-${id}">${d.problem ?? 'failed'}</span>`;
+      return html`${d.summary.issuer ?? ''} (${d.summary.registration ?? ''}; scopes: ${(d.summary.scopes ?? []).join(' ') || 'none'})`;
+    };
+    const count = (id: string, status: string) =>
+      health.find((h) => h.integration_id === id && h.status === status)?.count ?? 0;
+    return sendPage(
+      reply,
+      layout({
+        title: 'Admin',
+        identity,
+        body: html`<h1>Administration</h1>
 ${alerts.map(
   (a) =>
     html`<div class="banner" role="alert" data-testid="admin-alert">Provider <code>${String(a.data.provider)}</code> rejects this service's client (${String(a.data.error)}): check its client id and secret.</div>`,
@@ -158,8 +149,7 @@ ${integrations.map((i) => html`<tr data-testid="admin-integration-${i.id}"><td><
 <table><thead><tr><th scope="col">When</th><th scope="col">Actor</th><th scope="col">Action</th><th scope="col">Target</th></tr></thead><tbody>
 ${audit.map((a) => html`<tr><td>${new Date(a.at).toISOString()}</td><td>${a.actor}</td><td>${a.action}</td><td>${a.target_type ?? ''} ${a.target_id ?? ''}</td></tr>`)}
 </tbody></table>`,
-        }).value,
-      );
-    }),
-  );
+      }).value,
+    );
+  });
 }

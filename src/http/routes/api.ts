@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { listUserIntegrations } from '../../connections/integration-status.js';
 import { requireUser } from '../auth.js';
 import type { AppContext } from '../context.js';
-import { defineRoute, documented, problem } from '../openapi/route-spec.js';
+import { defineRoute, problem, withSpec } from '../openapi/route-spec.js';
 import { integrationSchema, meSchema } from '../openapi/schemas.js';
 
 export const getMe = defineRoute({
@@ -33,29 +33,25 @@ export const listIntegrations = defineRoute({
 export function registerApiRoutes(app: FastifyInstance, ctx: AppContext): void {
   const publicUrl = ctx.config.server.publicUrl;
 
-  app.route(
-    documented(getMe, async (request) => {
-      const identity = requireUser(request, publicUrl);
-      return {
-        id: identity.userId,
-        name: identity.name,
-        role: identity.role,
-        ...(identity.via === 'session' ? { csrfToken: identity.csrfToken } : {}),
-      };
-    }),
-  );
+  app.get(getMe.url, withSpec(getMe), async (request) => {
+    const identity = requireUser(request, publicUrl);
+    return {
+      id: identity.userId,
+      name: identity.name,
+      role: identity.role,
+      ...(identity.via === 'session' ? { csrfToken: identity.csrfToken } : {}),
+    };
+  });
 
-  app.route(
-    documented(listIntegrations, async (request) => {
-      const identity = requireUser(request, publicUrl);
-      const list = await listUserIntegrations(ctx.catalog, ctx.connections, identity.userId);
-      return list.map((i) => ({
-        id: i.id,
-        name: i.name,
-        kind: i.kind,
-        status: i.status,
-        ...(i.connectionId === undefined ? {} : { connectionId: i.connectionId }),
-      }));
-    }),
-  );
+  app.get(listIntegrations.url, withSpec(listIntegrations), async (request) => {
+    const identity = requireUser(request, publicUrl);
+    const list = await listUserIntegrations(ctx.catalog, ctx.connections, identity.userId);
+    return list.map((i) => ({
+      id: i.id,
+      name: i.name,
+      kind: i.kind,
+      status: i.status,
+      ...(i.connectionId === undefined ? {} : { connectionId: i.connectionId }),
+    }));
+  });
 }

@@ -13,7 +13,7 @@ import { layout } from '../../ui/layout.js';
 import { connectConfirmPage } from '../../ui/pages/connect-confirm.js';
 import { requireUser } from '../auth.js';
 import type { AppContext } from '../context.js';
-import { defineRoute, documented, parseRequest, problem } from '../openapi/route-spec.js';
+import { defineRoute, documented, parseRequest, problem, withSpec } from '../openapi/route-spec.js';
 import { clientMetadataSchema } from '../openapi/schemas.js';
 import { Problem } from '../problem.js';
 import { parseReturnTo } from '../return-to.js';
@@ -204,119 +204,114 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
 
   // A GET (a link, a redirect, a hand-off's return_to) only shows what would happen; the flow
   // starts from the page's POST, which needs the session's CSRF token. @see contract §4
-  app.route(
-    documented(connectPage, async (request, reply) => {
-      if (request.identity === undefined) return signInRedirect(ctx, request, reply);
-      const identity = requireUser(request, publicUrl);
-      const { params, query } = parseRequest(connectPage, request);
-      const { integrationId } = params;
-      const { return_to, elicitation } = query;
-      const popup = query.display === 'popup';
-      if (popup && ctx.config.server.embedOrigins.length === 0) return embeddingOff(reply);
-      const returnTo = parseReturnTo(return_to, publicUrl);
-      const integration = await offeredIntegration(ctx.catalog, integrationId);
-      if (
-        elicitation !== undefined &&
-        (await findElicitation(ctx, elicitation, identity.userId, integrationId)) === undefined
-      ) {
-        return errorPage(
-          reply,
-          404,
-          'This link expired',
-          'This request to connect expired or belongs to someone else. Ask the agent again.',
-        );
-      }
-      const existing = await ctx.connections.findByUserAndIntegration(identity.userId, integrationId);
-      return reply.type('text/html; charset=utf-8').send(
-        connectConfirmPage({
-          identity,
-          integration,
-          reconnect: existing !== undefined,
-          returnTo,
-          elicitation,
-          popup,
-        }).value,
+  app.get(connectPage.url, withSpec(connectPage), async (request, reply) => {
+    if (request.identity === undefined) return signInRedirect(ctx, request, reply);
+    const identity = requireUser(request, publicUrl);
+    const { params, query } = parseRequest(connectPage, request);
+    const { integrationId } = params;
+    const { return_to, elicitation } = query;
+    const popup = query.display === 'popup';
+    if (popup && ctx.config.server.embedOrigins.length === 0) return embeddingOff(reply);
+    const returnTo = parseReturnTo(return_to, publicUrl);
+    const integration = await offeredIntegration(ctx.catalog, integrationId);
+    if (
+      elicitation !== undefined &&
+      (await findElicitation(ctx, elicitation, identity.userId, integrationId)) === undefined
+    ) {
+      return errorPage(
+        reply,
+        404,
+        'This link expired',
+        'This request to connect expired or belongs to someone else. Ask the agent again.',
       );
-    }),
-  );
+    }
+    const existing = await ctx.connections.findByUserAndIntegration(identity.userId, integrationId);
+    return reply.type('text/html; charset=utf-8').send(
+      connectConfirmPage({
+        identity,
+        integration,
+        reconnect: existing !== undefined,
+        returnTo,
+        elicitation,
+        popup,
+      }).value,
+    );
+  });
 
-  app.route(
-    documented(connectForm, async (request, reply) => {
-      const identity = requireUser(request, publicUrl);
-      const { params, body: form } = parseRequest(connectForm, request);
-      const { integrationId } = params;
-      const popup = form.display === 'popup';
-      if (popup && ctx.config.server.embedOrigins.length === 0) return embeddingOff(reply);
-      // A popup ends at the page that tells its opener (its own return_to is not used).
-      const returnTo = popup
-        ? `${popupDonePath}?integration=${integrationId}`
-        : parseReturnTo(form.return_to, publicUrl);
-      const elicitation =
-        form.elicitation === undefined
-          ? undefined
-          : await findElicitation(ctx, form.elicitation, identity.userId, integrationId);
-      if (form.elicitation !== undefined && elicitation === undefined) {
-        return errorPage(
-          reply,
-          404,
-          'This link expired',
-          'This request to connect expired or belongs to someone else. Ask the agent again.',
-        );
-      }
-      const existing = await ctx.connections.findByUserAndIntegration(identity.userId, integrationId);
-      let url: URL;
-      try {
-        url = await ctx.flow.start({
-          userId: identity.userId,
-          integrationId,
-          returnTo,
-          ...(existing === undefined ? {} : { connectionId: existing.id }),
-          browserBinding: identity.browserBinding ?? null,
-          ...(elicitation === undefined
-            ? {}
-            : {
-                elicitationId: form.elicitation,
-                ...(elicitation.scopes === null ? {} : { scopes: elicitation.scopes }),
-              }),
-        });
-      } catch (error) {
-        // A person clicked a button: show a page naming the problem (an API client gets problem+json).
-        const wantsPage = (request.headers.accept ?? '').includes('text/html');
-        if (!wantsPage || !(error instanceof Problem) || error.status < 500) throw error;
-        return errorPage(
-          reply,
-          error.status,
-          'This cannot be connected right now',
-          error.detail ?? error.title,
-        );
-      }
-      return reply.redirect(url.href, 303);
-    }),
-  );
+  app.post(connectForm.url, withSpec(connectForm), async (request, reply) => {
+    const identity = requireUser(request, publicUrl);
+    const { params, body: form } = parseRequest(connectForm, request);
+    const { integrationId } = params;
+    const popup = form.display === 'popup';
+    if (popup && ctx.config.server.embedOrigins.length === 0) return embeddingOff(reply);
+    // A popup ends at the page that tells its opener (its own return_to is not used).
+    const returnTo = popup
+      ? `${popupDonePath}?integration=${integrationId}`
+      : parseReturnTo(form.return_to, publicUrl);
+    const elicitation =
+      form.elicitation === undefined
+        ? undefined
+        : await findElicitation(ctx, form.elicitation, identity.userId, integrationId);
+    if (form.elicitation !== undefined && elicitation === undefined) {
+      return errorPage(
+        reply,
+        404,
+        'This link expired',
+        'This request to connect expired or belongs to someone else. Ask the agent again.',
+      );
+    }
+    const existing = await ctx.connections.findByUserAndIntegration(identity.userId, integrationId);
+    let url: URL;
+    try {
+      url = await ctx.flow.start({
+        userId: identity.userId,
+        integrationId,
+        returnTo,
+        ...(existing === undefined ? {} : { connectionId: existing.id }),
+        browserBinding: identity.browserBinding ?? null,
+        ...(elicitation === undefined
+          ? {}
+          : {
+              elicitationId: form.elicitation,
+              ...(elicitation.scopes === null ? {} : { scopes: elicitation.scopes }),
+            }),
+      });
+    } catch (error) {
+      // A person clicked a button: show a page naming the problem (an API client gets problem+json).
+      const wantsPage = (request.headers.accept ?? '').includes('text/html');
+      if (!wantsPage || !(error instanceof Problem) || error.status < 500) throw error;
+      return errorPage(
+        reply,
+        error.status,
+        'This cannot be connected right now',
+        error.detail ?? error.title,
+      );
+    }
+    return reply.redirect(url.href, 303);
+  });
 
-  app.route(
-    documented(accountConfirmPage, async (request, reply) => {
-      if (request.identity === undefined) return signInRedirect(ctx, request, reply);
-      const identity = requireUser(request, publicUrl);
-      const { confirmationId } = parseRequest(accountConfirmPage, request).params;
-      const pending = await ctx.flow.confirmations.pendingAccount(identity.userId, confirmationId);
-      if (pending === undefined) {
-        return errorPage(reply, 404, 'Nothing to confirm', 'This request expired or was already answered.');
-      }
-      const who = (a: { id?: string; name?: string; email?: string }) =>
-        a.name ?? a.email ?? a.id ?? 'an unknown account';
-      // The provider may not say who signed in (no ID token, userinfo failed): ask all the same.
-      const signedInAs =
-        pending.newAccount.id === undefined
-          ? html`We could not tell which account you signed in with, and this connection was made as <strong>${who(pending.currentAccount)}</strong>.`
-          : html`You signed in as <strong>${who(pending.newAccount)}</strong>, but this connection was made as <strong>${who(pending.currentAccount)}</strong>.`;
-      const useNew =
-        pending.newAccount.id === undefined ? 'Use the new sign-in' : `Use ${who(pending.newAccount)}`;
-      return reply.type('text/html; charset=utf-8').send(
-        layout({
-          title: 'Replace the account?',
-          identity,
-          body: html`<section class="narrow">
+  app.get(accountConfirmPage.url, withSpec(accountConfirmPage), async (request, reply) => {
+    if (request.identity === undefined) return signInRedirect(ctx, request, reply);
+    const identity = requireUser(request, publicUrl);
+    const { confirmationId } = parseRequest(accountConfirmPage, request).params;
+    const pending = await ctx.flow.confirmations.pendingAccount(identity.userId, confirmationId);
+    if (pending === undefined) {
+      return errorPage(reply, 404, 'Nothing to confirm', 'This request expired or was already answered.');
+    }
+    const who = (a: { id?: string; name?: string; email?: string }) =>
+      a.name ?? a.email ?? a.id ?? 'an unknown account';
+    // The provider may not say who signed in (no ID token, userinfo failed): ask all the same.
+    const signedInAs =
+      pending.newAccount.id === undefined
+        ? html`We could not tell which account you signed in with, and this connection was made as <strong>${who(pending.currentAccount)}</strong>.`
+        : html`You signed in as <strong>${who(pending.newAccount)}</strong>, but this connection was made as <strong>${who(pending.currentAccount)}</strong>.`;
+    const useNew =
+      pending.newAccount.id === undefined ? 'Use the new sign-in' : `Use ${who(pending.newAccount)}`;
+    return reply.type('text/html; charset=utf-8').send(
+      layout({
+        title: 'Replace the account?',
+        identity,
+        body: html`<section class="narrow">
 <h1>Replace the connected account?</h1>
 <p data-testid="confirm-text">${signedInAs}</p>
 <form method="post" action="/connections/${pending.connectionId}/confirm/${pending.id}" class="inline">
@@ -325,77 +320,72 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
   <button type="submit" name="decision" value="keep" class="secondary" data-testid="confirm-keep">Keep ${who(pending.currentAccount)}</button>
 </form>
 </section>`,
-        }).value,
+      }).value,
+    );
+  });
+
+  app.post(accountConfirm.url, withSpec(accountConfirm), async (request, reply) => {
+    const identity = requireUser(request, publicUrl);
+    const { params, body } = parseRequest(accountConfirm, request);
+    const { confirmationId } = params;
+    const { decision } = body;
+    const result = await ctx.flow.confirmations.resolveAccount(identity.userId, confirmationId, decision);
+    if (result === undefined) {
+      return errorPage(reply, 404, 'Nothing to confirm', 'This request expired or was already answered.');
+    }
+    if (result.outcome === 'confirm' || result.outcome === 'confirm_browser') {
+      throw new Error('unreachable: a confirmed save never asks again');
+    }
+    if (!('connectionId' in result)) return reply.redirect(result.returnTo, 303);
+    return reply.redirect(withOutcome(result.returnTo, result.outcome, result.connectionId), 303);
+  });
+
+  app.get(oauthCallback.url, withSpec(oauthCallback), async (request, reply) => {
+    if (request.identity === undefined) {
+      return errorPage(
+        reply,
+        401,
+        'Please sign in again',
+        'Your session ended before the sign-in finished. Sign in and connect again.',
       );
-    }),
-  );
-
-  app.route(
-    documented(accountConfirm, async (request, reply) => {
-      const identity = requireUser(request, publicUrl);
-      const { params, body } = parseRequest(accountConfirm, request);
-      const { confirmationId } = params;
-      const { decision } = body;
-      const result = await ctx.flow.confirmations.resolveAccount(identity.userId, confirmationId, decision);
-      if (result === undefined) {
-        return errorPage(reply, 404, 'Nothing to confirm', 'This request expired or was already answered.');
+    }
+    const identity = request.identity;
+    const callbackUrl = new URL(request.url, publicUrl);
+    try {
+      const result = await ctx.flow.complete({
+        userId: identity.userId,
+        callbackUrl,
+        browserBinding: identity.browserBinding,
+      });
+      request.log.info(
+        { outcome: result.outcome, integration: result.integrationId },
+        'authorization finished',
+      );
+      if (result.outcome === 'confirm') {
+        return reply.redirect(`/connections/${result.connectionId}/confirm/${result.confirmationId}`, 302);
       }
-      if (result.outcome === 'confirm' || result.outcome === 'confirm_browser') {
-        throw new Error('unreachable: a confirmed save never asks again');
+      if (result.outcome === 'confirm_browser') {
+        return reply.redirect(`${parkedFlowPath}/${result.confirmationId}`, 302);
       }
-      if (!('connectionId' in result)) return reply.redirect(result.returnTo, 303);
-      return reply.redirect(withOutcome(result.returnTo, result.outcome, result.connectionId), 303);
-    }),
-  );
-
-  app.route(
-    documented(oauthCallback, async (request, reply) => {
-      if (request.identity === undefined) {
-        return errorPage(
-          reply,
-          401,
-          'Please sign in again',
-          'Your session ended before the sign-in finished. Sign in and connect again.',
-        );
+      return reply.redirect(
+        withOutcome(
+          result.returnTo,
+          result.outcome,
+          'connectionId' in result ? result.connectionId : undefined,
+          result.outcome === 'failed' && result.reason === 'wrong_tenant'
+            ? { reason: 'wrong_tenant', integration: result.integrationId }
+            : undefined,
+        ),
+        302,
+      );
+    } catch (error) {
+      if (error instanceof CallbackRejectedError) {
+        request.log.warn({ reason: error.reason }, 'callback rejected');
+        return errorPage(reply, 400, 'This sign-in cannot be completed', rejectionText[error.reason]);
       }
-      const identity = request.identity;
-      const callbackUrl = new URL(request.url, publicUrl);
-      try {
-        const result = await ctx.flow.complete({
-          userId: identity.userId,
-          callbackUrl,
-          browserBinding: identity.browserBinding,
-        });
-        request.log.info(
-          { outcome: result.outcome, integration: result.integrationId },
-          'authorization finished',
-        );
-        if (result.outcome === 'confirm') {
-          return reply.redirect(`/connections/${result.connectionId}/confirm/${result.confirmationId}`, 302);
-        }
-        if (result.outcome === 'confirm_browser') {
-          return reply.redirect(`${parkedFlowPath}/${result.confirmationId}`, 302);
-        }
-        return reply.redirect(
-          withOutcome(
-            result.returnTo,
-            result.outcome,
-            'connectionId' in result ? result.connectionId : undefined,
-            result.outcome === 'failed' && result.reason === 'wrong_tenant'
-              ? { reason: 'wrong_tenant', integration: result.integrationId }
-              : undefined,
-          ),
-          302,
-        );
-      } catch (error) {
-        if (error instanceof CallbackRejectedError) {
-          request.log.warn({ reason: error.reason }, 'callback rejected');
-          return errorPage(reply, 400, 'This sign-in cannot be completed', rejectionText[error.reason]);
-        }
-        throw error;
-      }
-    }),
-  );
+      throw error;
+    }
+  });
 }
 
 /** `display=popup` while no origin may embed the service: nothing could receive the outcome. */

@@ -4,7 +4,7 @@ import { disconnect } from '../../connections/disconnect.js';
 import { toConnectionView } from '../../store/repos/connections.js';
 import { requireUser } from '../auth.js';
 import type { AppContext } from '../context.js';
-import { defineRoute, documented, parseRequest, problem } from '../openapi/route-spec.js';
+import { defineRoute, parseRequest, problem, withSpec } from '../openapi/route-spec.js';
 import { authorizationUrlSchema, connectionSchema } from '../openapi/schemas.js';
 import { connectionNotFound } from '../problem.js';
 import { parseReturnTo } from '../return-to.js';
@@ -145,85 +145,71 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: AppContext):
     clock: ctx.clock,
   };
 
-  app.route(
-    documented(listConnections, async (request) => {
-      const identity = requireUser(request, publicUrl);
-      return (await ctx.connections.listForUser(identity.userId)).map(toConnectionView);
-    }),
-  );
+  app.get(listConnections.url, withSpec(listConnections), async (request) => {
+    const identity = requireUser(request, publicUrl);
+    return (await ctx.connections.listForUser(identity.userId)).map(toConnectionView);
+  });
 
-  app.route(
-    documented(getConnection, async (request) => {
-      const identity = requireUser(request, publicUrl);
-      return toConnectionView(await find(identity.userId, request.params));
-    }),
-  );
+  app.get(getConnection.url, withSpec(getConnection), async (request) => {
+    const identity = requireUser(request, publicUrl);
+    return toConnectionView(await find(identity.userId, request.params));
+  });
 
-  app.route(
-    documented(createConnection, async (request, reply) => {
-      const identity = requireUser(request, publicUrl);
-      const { body } = parseRequest(createConnection, request);
-      const returnTo = parseReturnTo(body.returnTo, publicUrl);
-      const existing = await ctx.connections.findByUserAndIntegration(identity.userId, body.integration);
-      const url = await ctx.flow.start({
-        userId: identity.userId,
-        integrationId: body.integration,
-        returnTo,
-        ...(existing === undefined ? {} : { connectionId: existing.id }),
-        // A browser's own API call (session cookie + CSRF token) is bound to it; a bearer's is not.
-        browserBinding: identity.browserBinding ?? null,
-      });
-      return reply.code(201).send({ authorizationUrl: url.href });
-    }),
-  );
+  app.post(createConnection.url, withSpec(createConnection), async (request, reply) => {
+    const identity = requireUser(request, publicUrl);
+    const { body } = parseRequest(createConnection, request);
+    const returnTo = parseReturnTo(body.returnTo, publicUrl);
+    const existing = await ctx.connections.findByUserAndIntegration(identity.userId, body.integration);
+    const url = await ctx.flow.start({
+      userId: identity.userId,
+      integrationId: body.integration,
+      returnTo,
+      ...(existing === undefined ? {} : { connectionId: existing.id }),
+      // A browser's own API call (session cookie + CSRF token) is bound to it; a bearer's is not.
+      browserBinding: identity.browserBinding ?? null,
+    });
+    return reply.code(201).send({ authorizationUrl: url.href });
+  });
 
-  app.route(
-    documented(reconnectConnection, async (request, reply) => {
-      const identity = requireUser(request, publicUrl);
-      const row = await find(identity.userId, request.params);
-      const { body } = parseRequest(reconnectConnection, request);
-      const url = await ctx.flow.start({
-        userId: identity.userId,
-        integrationId: row.integration_id,
-        returnTo: parseReturnTo(body?.returnTo, publicUrl),
-        connectionId: row.id,
-        browserBinding: identity.browserBinding ?? null,
-      });
-      return reply.code(201).send({ authorizationUrl: url.href });
-    }),
-  );
+  app.post(reconnectConnection.url, withSpec(reconnectConnection), async (request, reply) => {
+    const identity = requireUser(request, publicUrl);
+    const row = await find(identity.userId, request.params);
+    const { body } = parseRequest(reconnectConnection, request);
+    const url = await ctx.flow.start({
+      userId: identity.userId,
+      integrationId: row.integration_id,
+      returnTo: parseReturnTo(body?.returnTo, publicUrl),
+      connectionId: row.id,
+      browserBinding: identity.browserBinding ?? null,
+    });
+    return reply.code(201).send({ authorizationUrl: url.href });
+  });
 
-  app.route(
-    documented(deleteConnection, async (request, reply) => {
-      const identity = requireUser(request, publicUrl);
-      const row = await find(identity.userId, request.params);
-      await disconnect(disconnectDeps, row, identity.userId);
-      return reply.code(204).send();
-    }),
-  );
+  app.delete(deleteConnection.url, withSpec(deleteConnection), async (request, reply) => {
+    const identity = requireUser(request, publicUrl);
+    const row = await find(identity.userId, request.params);
+    await disconnect(disconnectDeps, row, identity.userId);
+    return reply.code(204).send();
+  });
 
   // The Integrations page's buttons: plain form posts with the CSRF token, answered by redirects.
-  app.route(
-    documented(formReconnect, async (request, reply) => {
-      const identity = requireUser(request, publicUrl);
-      const row = await find(identity.userId, request.params);
-      const url = await ctx.flow.start({
-        userId: identity.userId,
-        integrationId: row.integration_id,
-        returnTo: '/',
-        connectionId: row.id,
-        browserBinding: identity.browserBinding ?? null,
-      });
-      return reply.redirect(url.href, 303);
-    }),
-  );
+  app.post(formReconnect.url, withSpec(formReconnect), async (request, reply) => {
+    const identity = requireUser(request, publicUrl);
+    const row = await find(identity.userId, request.params);
+    const url = await ctx.flow.start({
+      userId: identity.userId,
+      integrationId: row.integration_id,
+      returnTo: '/',
+      connectionId: row.id,
+      browserBinding: identity.browserBinding ?? null,
+    });
+    return reply.redirect(url.href, 303);
+  });
 
-  app.route(
-    documented(formDisconnect, async (request, reply) => {
-      const identity = requireUser(request, publicUrl);
-      const row = await find(identity.userId, request.params);
-      await disconnect(disconnectDeps, row, identity.userId);
-      return reply.redirect(withOutcome('/', 'disconnected'), 303);
-    }),
-  );
+  app.post(formDisconnect.url, withSpec(formDisconnect), async (request, reply) => {
+    const identity = requireUser(request, publicUrl);
+    const row = await find(identity.userId, request.params);
+    await disconnect(disconnectDeps, row, identity.userId);
+    return reply.redirect(withOutcome('/', 'disconnected'), 303);
+  });
 }

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { type PopupOutcomeMessage, popupDonePage, popupScriptHash } from '../../ui/pages/popup-done.js';
 import type { AppContext } from '../context.js';
-import { defineRoute, documented, parseRequest, problem } from '../openapi/route-spec.js';
+import { defineRoute, parseRequest, problem, withSpec } from '../openapi/route-spec.js';
 import { securityHeaders } from '../security-headers.js';
 import { integrationIdSchema } from '../validate.js';
 
@@ -41,20 +41,18 @@ const popupCsp = (securityHeaders['content-security-policy'] ?? '').replace(
 /** `GET /embed/done`: the last page of a Connect opened by the host platform as a popup. */
 export function registerEmbedRoutes(app: FastifyInstance, ctx: AppContext): void {
   const origins = ctx.config.server.embedOrigins;
-  app.route(
-    documented(popupDone, async (request, reply) => {
-      const { query } = parseRequest(popupDone, request);
-      const message: PopupOutcomeMessage = {
-        type: 'nunq-connect',
-        outcome: query.outcome,
-        integration: query.integration,
-        ...(query.connection === undefined ? {} : { connectionId: query.connection }),
-        ...(query.reason === undefined ? {} : { reason: query.reason }),
-      };
-      return reply
-        .header('content-security-policy', popupCsp)
-        .type('text/html; charset=utf-8')
-        .send(popupDonePage(message, origins).value);
-    }),
-  );
+  app.get(popupDone.url, withSpec(popupDone), async (request, reply) => {
+    const { query } = parseRequest(popupDone, request);
+    const message: PopupOutcomeMessage = {
+      type: 'nunq-connect',
+      outcome: query.outcome,
+      integration: query.integration,
+      ...(query.connection === undefined ? {} : { connectionId: query.connection }),
+      ...(query.reason === undefined ? {} : { reason: query.reason }),
+    };
+    return reply
+      .header('content-security-policy', popupCsp)
+      .type('text/html; charset=utf-8')
+      .send(popupDonePage(message, origins).value);
+  });
 }

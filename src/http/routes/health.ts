@@ -5,7 +5,7 @@ import { script } from '../../ui/script.js';
 import { stylesheet } from '../../ui/styles.js';
 import { requireAdmin, singleAuthorization } from '../auth.js';
 import type { AppContext } from '../context.js';
-import { defineRoute, documented, problem } from '../openapi/route-spec.js';
+import { defineRoute, problem, withSpec } from '../openapi/route-spec.js';
 import { healthSchema } from '../openapi/schemas.js';
 import { Problem, unauthenticated } from '../problem.js';
 
@@ -42,46 +42,36 @@ const metrics = defineRoute({
  * (Prometheus text, for the scrape token or an administrator), and the page assets.
  */
 export function registerHealthRoutes(app: FastifyInstance, ctx: AppContext): void {
-  app.route(
-    documented(health, async () => {
-      try {
-        await pingStore(ctx.store);
-      } catch {
-        throw new Problem(503, 'service_unavailable', 'Service Unavailable', 'The database does not answer.');
-      }
-      return { status: 'ok', database: ctx.store.kind };
-    }),
-  );
+  app.get(health.url, withSpec(health), async () => {
+    try {
+      await pingStore(ctx.store);
+    } catch {
+      throw new Problem(503, 'service_unavailable', 'Service Unavailable', 'The database does not answer.');
+    }
+    return { status: 'ok', database: ctx.store.kind };
+  });
 
   // Operators only (contract §5): the configured scrape token, or an administrator.
   const scrapeToken = ctx.config.metrics.token;
-  app.route(
-    documented(
-      metrics,
-      async (request, reply) => {
-        const header = singleAuthorization(request) ?? '';
-        const bearer = header.toLowerCase().startsWith('bearer ');
-        const byToken =
-          scrapeToken !== undefined &&
-          bearer &&
-          constantTimeEqual(header.slice('bearer '.length), scrapeToken);
-        if (!byToken) {
-          // A bearer that is neither the scrape token nor a sign-in: say which credential was wrong.
-          if (header !== '' && request.identity === undefined) {
-            throw unauthenticated(
-              scrapeToken === undefined
-                ? 'The bearer token is invalid or expired (no scrape token is configured).'
-                : 'The scrape token is wrong, and the bearer is not a valid sign-in token either.',
-            );
-          }
-          requireAdmin(request, ctx.config.server.publicUrl, 'forbidden');
-        }
-        reply.type(ctx.metrics.registry.contentType);
-        return ctx.metrics.registry.metrics();
-      },
-      { config: { scrapeToken: true } },
-    ),
-  );
+  app.get(metrics.url, withSpec(metrics, { config: { scrapeToken: true } }), async (request, reply) => {
+    const header = singleAuthorization(request) ?? '';
+    const bearer = header.toLowerCase().startsWith('bearer ');
+    const byToken =
+      scrapeToken !== undefined && bearer && constantTimeEqual(header.slice('bearer '.length), scrapeToken);
+    if (!byToken) {
+      // A bearer that is neither the scrape token nor a sign-in: say which credential was wrong.
+      if (header !== '' && request.identity === undefined) {
+        throw unauthenticated(
+          scrapeToken === undefined
+            ? 'The bearer token is invalid or expired (no scrape token is configured).'
+            : 'The scrape token is wrong, and the bearer is not a valid sign-in token either.',
+        );
+      }
+      requireAdmin(request, ctx.config.server.publicUrl, 'forbidden');
+    }
+    reply.type(ctx.metrics.registry.contentType);
+    return ctx.metrics.registry.metrics();
+  });
 
   app.get('/assets/app.js', async (_request, reply) => {
     reply.header('cache-control', 'public, max-age=3600').type('text/javascript; charset=utf-8');

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { adminsAudience } from '../../notify/notifications.js';
 import { requireUser } from '../auth.js';
 import type { AppContext } from '../context.js';
-import { defineRoute, documented, problem } from '../openapi/route-spec.js';
+import { defineRoute, problem, withSpec } from '../openapi/route-spec.js';
 import { notificationSchema } from '../openapi/schemas.js';
 import { notFound } from '../problem.js';
 import { parseInput } from '../validate.js';
@@ -65,80 +65,74 @@ export function registerNotificationRoutes(app: FastifyInstance, ctx: AppContext
     for (const end of streams) end();
   });
 
-  app.route(
-    documented(listNotifications, async (request) => {
-      const identity = requireUser(request, publicUrl);
-      const mine = await ctx.notifications.list(identity.userId);
-      const forAdmins = identity.role === 'admin' ? await ctx.notifications.list(adminsAudience) : [];
-      return [...mine, ...forAdmins];
-    }),
-  );
+  app.get(listNotifications.url, withSpec(listNotifications), async (request) => {
+    const identity = requireUser(request, publicUrl);
+    const mine = await ctx.notifications.list(identity.userId);
+    const forAdmins = identity.role === 'admin' ? await ctx.notifications.list(adminsAudience) : [];
+    return [...mine, ...forAdmins];
+  });
 
-  app.route(
-    documented(markNotificationRead, async (request, reply) => {
-      const identity = requireUser(request, publicUrl);
-      const parsed = idParams.safeParse(request.params);
-      if (!parsed.success) throw notFound('There is no such notification.');
-      const ok =
-        (await ctx.notifications.markRead(identity.userId, parsed.data.id)) ||
-        (identity.role === 'admin' && (await ctx.notifications.markRead(adminsAudience, parsed.data.id)));
-      if (!ok) throw notFound('There is no such notification.');
-      return reply.code(204).send();
-    }),
-  );
+  app.post(markNotificationRead.url, withSpec(markNotificationRead), async (request, reply) => {
+    const identity = requireUser(request, publicUrl);
+    const parsed = idParams.safeParse(request.params);
+    if (!parsed.success) throw notFound('There is no such notification.');
+    const ok =
+      (await ctx.notifications.markRead(identity.userId, parsed.data.id)) ||
+      (identity.role === 'admin' && (await ctx.notifications.markRead(adminsAudience, parsed.data.id)));
+    if (!ok) throw notFound('There is no such notification.');
+    return reply.code(204).send();
+  });
 
-  app.route(
-    documented(streamEvents, async (request, reply) => {
-      const identity = requireUser(request, publicUrl);
-      const lastEventId = parseInput(
-        eventsHeaders,
-        { 'last-event-id': request.headers['last-event-id'] },
-        'header',
-      )['last-event-id'];
-      let cursor = lastEventId ?? (await ctx.notifications.latestEventId(identity.userId));
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-store',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-      });
-      res.write('retry: 3000\n\n');
-      let closed = false;
-      let sinceBeat = 0;
-      let wake: () => void = () => {};
-      const end = () => {
-        closed = true;
-        wake();
-      };
-      streams.add(end);
-      request.raw.on('close', end);
-      while (!closed) {
-        try {
-          const events = await ctx.notifications.eventsAfter(identity.userId, cursor);
-          for (const e of events) {
-            res.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${e.data}\n\n`);
-            cursor = e.id;
-          }
-          sinceBeat += pollMs;
-          if (sinceBeat >= 15_000) {
-            res.write(': keep-alive\n\n');
-            sinceBeat = 0;
-          }
-        } catch (error) {
-          request.log.warn({ err: error }, 'event stream poll failed');
+  app.get(streamEvents.url, withSpec(streamEvents), async (request, reply) => {
+    const identity = requireUser(request, publicUrl);
+    const lastEventId = parseInput(
+      eventsHeaders,
+      { 'last-event-id': request.headers['last-event-id'] },
+      'header',
+    )['last-event-id'];
+    let cursor = lastEventId ?? (await ctx.notifications.latestEventId(identity.userId));
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.write('retry: 3000\n\n');
+    let closed = false;
+    let sinceBeat = 0;
+    let wake: () => void = () => {};
+    const end = () => {
+      closed = true;
+      wake();
+    };
+    streams.add(end);
+    request.raw.on('close', end);
+    while (!closed) {
+      try {
+        const events = await ctx.notifications.eventsAfter(identity.userId, cursor);
+        for (const e of events) {
+          res.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${e.data}\n\n`);
+          cursor = e.id;
         }
-        await new Promise<void>((r) => {
-          const t = setTimeout(r, pollMs);
-          wake = () => {
-            clearTimeout(t);
-            r();
-          };
-        });
+        sinceBeat += pollMs;
+        if (sinceBeat >= 15_000) {
+          res.write(': keep-alive\n\n');
+          sinceBeat = 0;
+        }
+      } catch (error) {
+        request.log.warn({ err: error }, 'event stream poll failed');
       }
-      streams.delete(end);
-      res.end();
-    }),
-  );
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, pollMs);
+        wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+    }
+    streams.delete(end);
+    res.end();
+  });
 }

@@ -5,7 +5,7 @@ import { html } from '../../ui/html.js';
 import { layout, type PageOptions } from '../../ui/layout.js';
 import { integrationsPage } from '../../ui/pages/integrations.js';
 import type { AppContext } from '../context.js';
-import { defineRoute, documented } from '../openapi/route-spec.js';
+import { defineRoute, withSpec } from '../openapi/route-spec.js';
 
 const integrationsPageRoute = defineRoute({
   method: 'GET',
@@ -100,38 +100,36 @@ function reauthText(reason: unknown): string {
 
 /** `GET /`: the Integrations page. */
 export function registerPageRoutes(app: FastifyInstance, ctx: AppContext): void {
-  app.route(
-    documented(integrationsPageRoute, async (request, reply) => {
-      const identity: Identity | undefined = request.identity;
-      if (identity === undefined) return signInRedirect(ctx, request, reply);
-      const [integrations, open, discovery] = await Promise.all([
-        listUserIntegrations(ctx.catalog, ctx.connections, identity.userId),
-        ctx.notifications.list(identity.userId, { unresolvedOnly: true }),
-        ctx.mcpDiscovery.list(),
-      ]);
-      const names = new Map(integrations.map((i) => [i.id, i.name]));
-      const notifications = open
-        .filter((n) => n.type === 'connection.needs_reauth')
-        .map((n) => ({
-          id: n.id,
-          type: n.type,
-          connectionId: n.connectionId,
-          text: `${names.get(String(n.data.integration)) ?? 'A connection'} needs reconnecting: ${reauthText(n.data.reason)}`,
-        }));
-      return sendPage(
-        reply,
-        integrationsPage({
-          identity,
-          integrations,
-          notifications,
-          problems: new Map(
-            [...discovery.values()].flatMap((d) =>
-              d.problem === undefined ? [] : [[d.integrationId, d.problem]],
-            ),
+  app.get(integrationsPageRoute.url, withSpec(integrationsPageRoute), async (request, reply) => {
+    const identity: Identity | undefined = request.identity;
+    if (identity === undefined) return signInRedirect(ctx, request, reply);
+    const [integrations, open, discovery] = await Promise.all([
+      listUserIntegrations(ctx.catalog, ctx.connections, identity.userId),
+      ctx.notifications.list(identity.userId, { unresolvedOnly: true }),
+      ctx.mcpDiscovery.list(),
+    ]);
+    const names = new Map(integrations.map((i) => [i.id, i.name]));
+    const notifications = open
+      .filter((n) => n.type === 'connection.needs_reauth')
+      .map((n) => ({
+        id: n.id,
+        type: n.type,
+        connectionId: n.connectionId,
+        text: `${names.get(String(n.data.integration)) ?? 'A connection'} needs reconnecting: ${reauthText(n.data.reason)}`,
+      }));
+    return sendPage(
+      reply,
+      integrationsPage({
+        identity,
+        integrations,
+        notifications,
+        problems: new Map(
+          [...discovery.values()].flatMap((d) =>
+            d.problem === undefined ? [] : [[d.integrationId, d.problem]],
           ),
-          flash: (await wrongTenantFlash(ctx, request)) ?? flashFrom(request),
-        }).value,
-      );
-    }),
-  );
+        ),
+        flash: (await wrongTenantFlash(ctx, request)) ?? flashFrom(request),
+      }).value,
+    );
+  });
 }

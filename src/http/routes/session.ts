@@ -8,7 +8,7 @@ import { layout } from '../../ui/layout.js';
 import { switchAccountPage } from '../../ui/pages/switch-account.js';
 import { requireUser, setSessionCookie } from '../auth.js';
 import type { AppContext } from '../context.js';
-import { defineRoute, documented, parseRequest, problem } from '../openapi/route-spec.js';
+import { defineRoute, parseRequest, problem, withSpec } from '../openapi/route-spec.js';
 import { Problem, unauthenticated } from '../problem.js';
 import { parseReturnTo } from '../return-to.js';
 
@@ -131,79 +131,69 @@ export function registerSessionRoutes(app: FastifyInstance, ctx: AppContext): vo
 
   // The hand-off never replaces another user's session silently: that is login CSRF, and a
   // victim signed in as the attacker would connect their accounts into the attacker's.
-  app.route(
-    documented(startSession, async (request, reply) => {
-      const { query: q } = parseRequest(startSession, request);
-      const returnTo = parseReturnTo(q.return_to, publicUrl);
-      const claims = await verify(q.token);
-      const current = request.identity?.via === 'session' ? request.identity : undefined;
-      if (current !== undefined && current.userId !== claims.sub) {
-        if (await ctx.handOff.wasUsed(claims)) throw handOffProblem(new HandOffRefusedError('used'));
-        return reply.type('text/html; charset=utf-8').send(
-          switchAccountPage({
-            current,
-            next: { userId: claims.sub, name: claims.name },
-            token: q.token,
-            returnTo,
-          }).value,
-        );
-      }
-      await redeem(claims);
-      // The same user already signed in keeps the session (and the CSRF token of open pages).
-      if (current === undefined) await begin(reply, claims, false);
-      return reply.redirect(returnTo, 302);
-    }),
-  );
+  app.get(startSession.url, withSpec(startSession), async (request, reply) => {
+    const { query: q } = parseRequest(startSession, request);
+    const returnTo = parseReturnTo(q.return_to, publicUrl);
+    const claims = await verify(q.token);
+    const current = request.identity?.via === 'session' ? request.identity : undefined;
+    if (current !== undefined && current.userId !== claims.sub) {
+      if (await ctx.handOff.wasUsed(claims)) throw handOffProblem(new HandOffRefusedError('used'));
+      return reply.type('text/html; charset=utf-8').send(
+        switchAccountPage({
+          current,
+          next: { userId: claims.sub, name: claims.name },
+          token: q.token,
+          returnTo,
+        }).value,
+      );
+    }
+    await redeem(claims);
+    // The same user already signed in keeps the session (and the CSRF token of open pages).
+    if (current === undefined) await begin(reply, claims, false);
+    return reply.redirect(returnTo, 302);
+  });
 
   // "Continue as …" on the switch page: a POST with the current session's CSRF token.
-  app.route(
-    documented(switchSession, async (request, reply) => {
-      requireUser(request, publicUrl);
-      const { body: form } = parseRequest(switchSession, request);
-      const returnTo = parseReturnTo(form.return_to, publicUrl);
-      const claims = await verify(form.token);
-      await redeem(claims);
-      const old = request.cookies[ctx.auth.cookieName];
-      if (old !== undefined) await ctx.sessions.end(old);
-      await begin(reply, claims, true);
-      return reply.redirect(returnTo, 303);
-    }),
-  );
+  app.post(switchSession.url, withSpec(switchSession), async (request, reply) => {
+    requireUser(request, publicUrl);
+    const { body: form } = parseRequest(switchSession, request);
+    const returnTo = parseReturnTo(form.return_to, publicUrl);
+    const claims = await verify(form.token);
+    await redeem(claims);
+    const old = request.cookies[ctx.auth.cookieName];
+    if (old !== undefined) await ctx.sessions.end(old);
+    await begin(reply, claims, true);
+    return reply.redirect(returnTo, 303);
+  });
 
-  app.route(
-    documented(logout, async (request, reply) => {
-      requireUser(request, publicUrl);
-      const cookie = request.cookies[ctx.auth.cookieName];
-      if (cookie !== undefined) await ctx.sessions.end(cookie);
-      reply.clearCookie(ctx.auth.cookieName, { path: '/' });
-      return reply.redirect(ctx.config.auth.mode === 'dev' ? '/dev/login' : '/', 303);
-    }),
-  );
+  app.post(logout.url, withSpec(logout), async (request, reply) => {
+    requireUser(request, publicUrl);
+    const cookie = request.cookies[ctx.auth.cookieName];
+    if (cookie !== undefined) await ctx.sessions.end(cookie);
+    reply.clearCookie(ctx.auth.cookieName, { path: '/' });
+    return reply.redirect(ctx.config.auth.mode === 'dev' ? '/dev/login' : '/', 303);
+  });
 
   if (ctx.config.auth.mode !== 'dev') return;
 
-  app.route(
-    documented(devLoginPageRoute, async (request, reply) => {
-      const q = request.query as Record<string, unknown>;
-      const returnTo = parseReturnTo(q.return_to, publicUrl);
-      return reply.type('text/html; charset=utf-8').send(devLoginPage(returnTo).value);
-    }),
-  );
+  app.get(devLoginPageRoute.url, withSpec(devLoginPageRoute), async (request, reply) => {
+    const q = request.query as Record<string, unknown>;
+    const returnTo = parseReturnTo(q.return_to, publicUrl);
+    return reply.type('text/html; charset=utf-8').send(devLoginPage(returnTo).value);
+  });
 
-  app.route(
-    documented(devLogin, async (request, reply) => {
-      const { body: form } = parseRequest(devLogin, request);
-      const returnTo = parseReturnTo(form.return_to, publicUrl);
-      const cookie = await ctx.sessions.start({
-        userId: form.name,
-        name: form.name,
-        role: form.admin === 'on' ? 'admin' : null,
-      });
-      await ctx.audit.record({ actor: form.name, action: 'session.started', data: { mode: 'dev' } });
-      setSessionCookie(reply, ctx.auth, cookie, ctx.sessions.ttlSeconds);
-      return reply.redirect(returnTo, 303);
-    }),
-  );
+  app.post(devLogin.url, withSpec(devLogin), async (request, reply) => {
+    const { body: form } = parseRequest(devLogin, request);
+    const returnTo = parseReturnTo(form.return_to, publicUrl);
+    const cookie = await ctx.sessions.start({
+      userId: form.name,
+      name: form.name,
+      role: form.admin === 'on' ? 'admin' : null,
+    });
+    await ctx.audit.record({ actor: form.name, action: 'session.started', data: { mode: 'dev' } });
+    setSessionCookie(reply, ctx.auth, cookie, ctx.sessions.ttlSeconds);
+    return reply.redirect(returnTo, 303);
+  });
 }
 
 function devLoginPage(returnTo: string) {
