@@ -427,8 +427,8 @@ export const mutations: Mutation[] = [
   {
     id: 'proxy-route-trace-handled-like-any-metho',
     file: 'src/gateway/proxy.ts',
-    search: "      scope.route({ method: 'TRACE', url, handler: refuseMethod });\n",
-    replace: "      scope.route({ method: 'TRACE', url, handler });\n",
+    search: '      scope.route(documented(specs.trace, refuseMethod));\n',
+    replace: '      scope.route(documented(specs.trace, handler));\n',
     also: [
       {
         search: '  if (refusedMethods.has(request.method)) return refuseMethod(request, reply);\n',
