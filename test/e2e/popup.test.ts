@@ -56,7 +56,7 @@ window.addEventListener('message', (e) => window.messages.push({ origin: e.origi
 const nunq = createClient({ baseUrl: ${JSON.stringify(serviceUrl)} });
 window.nunq = nunq;
 document.getElementById('connect').addEventListener('click', () => {
-  window.result = nunq.connect('items').then(
+  window.result = nunq.connect('items', window.connectOptions ?? {}).then(
     (outcome) => ({ outcome }),
     (error) => ({ error: { name: error.name, reason: error.reason } }),
   );
@@ -146,11 +146,11 @@ describe.each(databaseKinds)('Connect in a popup from the host platform on %s', 
     await database?.drop();
   });
 
-  /** A browser signed in at the service as `user`, showing the host page at `hostUrl`. */
-  async function hostIn(hostUrl: string, user: string): Promise<Page> {
+  /** A browser signed in at the service as `user` (unless undefined), showing the host page at `hostUrl`. */
+  async function hostIn(hostUrl: string, user: string | undefined): Promise<Page> {
     const { context, page } = await openSession(browser, network);
     contexts.push(context);
-    await signInAtDevLogin(page, svc.url, user);
+    if (user !== undefined) await signInAtDevLogin(page, svc.url, user);
     await page.goto(hostUrl);
     await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true);
     return page;
@@ -201,6 +201,21 @@ describe.each(databaseKinds)('Connect in a popup from the host platform on %s', 
     const done = network.responses.find((r) => new URL(r.url).pathname === '/embed/done');
     expect(done?.headers['content-security-policy']).toMatch(/script-src 'sha256-[A-Za-z0-9+/=]+'(;|$)/);
     expect(done?.headers['content-security-policy']).not.toMatch(/unsafe-inline|script-src[^;]*'self'/);
+  });
+
+  it('a browser without a session connects through the platform’s hand-off token', async () => {
+    const page = await hostIn(listed.url, undefined);
+    const handOffToken = await svc.token(`popup-${kind}-handoff`);
+    await page.evaluate((token) => {
+      (window as unknown as { connectOptions: unknown }).connectOptions = { handOffToken: token };
+    }, handOffToken);
+    await connectInPopup(page);
+    const result = await resultOf(page);
+    expect(result.outcome).toMatchObject({ outcome: 'connected', integration: 'items' });
+    const connections = await page.context().request.get(`${svc.url}/api/v1/connections`);
+    expect(await connections.json()).toEqual([expect.objectContaining({ id: result.outcome?.connectionId })]);
+    const me = await page.context().request.get(`${svc.url}/api/v1/me`);
+    expect(await me.json()).toMatchObject({ id: `popup-${kind}-handoff` });
   });
 
   it('Cancel in the popup resolves with outcome cancelled and starts nothing', async () => {
