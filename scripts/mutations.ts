@@ -202,6 +202,57 @@ export const mutations: Mutation[] = [
     description: 'admin routes answer 403 to a non-admin bearer, advertising that they exist',
     tests: ['test/http/admin.test.ts'],
   },
+  // --- embedding: CORS and the popup Connect
+  {
+    id: 'cors-any-origin',
+    file: 'src/http/cors.ts',
+    search: 'if (origin === undefined || !origins.has(origin)) return false;',
+    replace: 'if (origin === undefined) return false;',
+    description: 'the API answers CORS for any origin, not only server.embedOrigins',
+    tests: ['test/http/cors.test.ts'],
+  },
+  {
+    id: 'cors-credentials',
+    file: 'src/http/cors.ts',
+    search: "reply.header('access-control-allow-origin', origin);",
+    replace:
+      "reply.header('access-control-allow-origin', origin).header('access-control-allow-credentials', 'true');",
+    description: 'CORS allows credentials: the session cookie acts for a cross-origin page',
+    tests: ['test/http/cors.test.ts'],
+  },
+  {
+    id: 'cors-proxy',
+    file: 'src/http/cors.ts',
+    search:
+      "return path.startsWith('/api/v1/') && !/^\\/api\\/v1\\/connections\\/[^/]*\\/proxy(?:\\/|$)/.test(path);",
+    replace: "return path.startsWith('/api/v1/');",
+    description: 'proxied answers grant CORS to the listed origins',
+    tests: ['test/http/cors.test.ts'],
+  },
+  {
+    id: 'popup-target-star',
+    file: 'src/ui/pages/popup-done.ts',
+    search: "'for(var i=0;i<origins.length;i++)window.opener.postMessage(message,origins[i]);' +",
+    replace: "'for(var i=0;i<origins.length;i++)window.opener.postMessage(message,\\'*\\');' +",
+    description: 'the popup posts its outcome to any opener (target origin *)',
+    tests: ['test/http/cors.test.ts'],
+  },
+  {
+    id: 'popup-csp-inline',
+    file: 'src/http/routes/embed.ts',
+    search: '`script-src ${popupScriptHash}`,',
+    replace: '"script-src \'unsafe-inline\'",',
+    description: 'the popup page allows any inline script instead of its one script by hash',
+    tests: ['test/http/cors.test.ts'],
+  },
+  {
+    id: 'client-message-origin',
+    file: 'src/client/popup.ts',
+    search: 'if (settled || event.origin !== serviceOrigin || event.source !== popup) return;',
+    replace: 'if (settled) return;',
+    description: 'connect() takes an outcome from any origin or window',
+    tests: ['test/client/client.test.ts'],
+  },
   // --- logs
   {
     id: 'redact-state',
@@ -376,8 +427,8 @@ export const mutations: Mutation[] = [
   {
     id: 'proxy-route-trace-handled-like-any-metho',
     file: 'src/gateway/proxy.ts',
-    search: "      scope.route({ method: 'TRACE', url, handler: refuseMethod });\n",
-    replace: "      scope.route({ method: 'TRACE', url, handler });\n",
+    search: '      scope.route(documented(specs.trace, refuseMethod));\n',
+    replace: '      scope.route(documented(specs.trace, handler));\n',
     also: [
       {
         search: '  if (refusedMethods.has(request.method)) return refuseMethod(request, reply);\n',

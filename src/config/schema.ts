@@ -127,8 +127,24 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 // ---------------------------------------------------------------------------------------------
 // server, database, encryption
 
+/**
+ * A web origin (`https://platform.example`, `http://127.0.0.1:8080`): scheme, host and port only,
+ * as browsers send it in `Origin`; never `*` or `null`. @see RFC 6454 §6.2
+ */
+const webOrigin = () =>
+  z.string().refine((s) => {
+    try {
+      const url = new URL(s);
+      return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === s;
+    } catch {
+      return false;
+    }
+  }, 'must be an origin such as https://platform.example (scheme, host and port; no path, no trailing slash, no *)');
+
 const serverSchema = z
   .strictObject({
+    /** Origins of the host platform's pages: popup Connect posts to them, the API answers their CORS. */
+    embedOrigins: z.array(webOrigin()).default([]),
     port: integer(0, 65535).default(3000),
     host: nonEmpty().default('127.0.0.1'),
     publicUrl: httpUrl().optional(),

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ConnectionCache } from '../connections/connection-cache.js';
 import type { TokenService } from '../connections/token-service.js';
+import { defineRoute, documented, problem, type RouteSpec } from '../http/openapi/route-spec.js';
 import { connectionNotFound, Problem, unauthenticated } from '../http/problem.js';
 import type { OutboundRequest } from '../oauth/outbound.js';
 import type { CatalogRepository, IntegrationRecord } from '../store/repos/catalog.js';
@@ -29,6 +30,49 @@ const allowHeader = proxiedMethods.join(', ');
 const bearerChallenge = 'Bearer realm="nunq-connect"';
 const connectionId = /^[0-9a-f-]{36}$/i;
 
+/** The proxy's two paths (with and without a rest) as the document describes them. */
+function proxySpecs(url: string): { forward: RouteSpec; trace: RouteSpec } {
+  const rest = url.endsWith('/*');
+  const base = {
+    url,
+    tags: ['Proxy'],
+    auth: 'bearer' as const,
+  };
+  return {
+    forward: defineRoute({
+      ...base,
+      method: proxiedMethods as RouteSpec['method'],
+      operationId: rest ? 'proxy' : 'proxyRoot',
+      summary: rest
+        ? 'Forward to the integration’s `api.baseUrl` + `{path}` with the connection’s token'
+        : 'Forward to the integration’s `api.baseUrl` itself',
+      description:
+        'Any method but TRACE (QUERY too, which OpenAPI 3.1 cannot name). Refreshes first when the ' +
+        'access token expired, and once more on a 401. Request and response bodies stream through; ' +
+        'the answer is the upstream’s, with its headers filtered and a sandbox CSP. Bearer only: a ' +
+        'session cookie is refused, and no answer here grants CORS.',
+      responses: {
+        200: { description: 'The upstream’s answer (any status, any media type)' },
+        401: {
+          description: 'No valid bearer token',
+          problem: true,
+          headers: { 'www-authenticate': 'Bearer realm="nunq-connect"' },
+        },
+        404: problem('connection_not_found'),
+        409: problem('connection_needs_reauth or integration_disabled'),
+        502: problem('upstream_error'),
+      },
+    }),
+    trace: defineRoute({
+      ...base,
+      method: 'TRACE',
+      operationId: rest ? 'proxyTrace' : 'proxyRootTrace',
+      summary: 'TRACE is never forwarded',
+      responses: { 405: problem('method_not_allowed') },
+    }),
+  };
+}
+
 /**
  * `ANY /api/v1/connections/:id/proxy/*`: forwards with the connection's token, streaming both
  * ways. Bearer callers only (the platform, never a browser session); TRACE answers 405.
@@ -47,8 +91,9 @@ export async function registerProxyRoutes(app: FastifyInstance, d: ProxyDeps): P
     });
     const handler = (request: FastifyRequest, reply: FastifyReply) => proxy(d, maxRetryBody, request, reply);
     for (const url of ['/api/v1/connections/:id/proxy/*', '/api/v1/connections/:id/proxy']) {
-      scope.route({ method: proxiedMethods, url, handler });
-      scope.route({ method: 'TRACE', url, handler: refuseMethod });
+      const specs = proxySpecs(url);
+      scope.route(documented(specs.forward, handler));
+      scope.route(documented(specs.trace, refuseMethod));
     }
   });
 }

@@ -9,15 +9,26 @@ import Fastify, {
 import { guardJsonBody } from './body-types.js';
 import { createClientErrorHandler, createConnectHandler, createExpectationHandler } from './client-errors.js';
 import type { AppContext } from './context.js';
+import { applyCors } from './cors.js';
 import { AccessLogController } from './log-controller.js';
+import { RouteTable } from './openapi/route-table.js';
 import { Problem } from './problem.js';
 import { lazyRequestLoggerFactory } from './request-logger.js';
 import { RouteMethods } from './route-methods.js';
 import { registerApiRoutes } from './routes/api.js';
+import { registerEmbedRoutes } from './routes/embed.js';
 import { registerHealthRoutes } from './routes/health.js';
+import { registerOpenApiRoutes } from './routes/openapi.js';
 import { registerPageRoutes } from './routes/pages.js';
 import { registerSessionRoutes } from './routes/session.js';
 import { securityHeaders } from './security-headers.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every registered route with its OpenAPI spec, if documented (see `documented`). */
+    routeTable: RouteTable;
+  }
+}
 
 /** Extra route sets later capabilities plug in (connect flow, proxy, MCP gateway, admin). */
 export type RouteRegistrar = (app: FastifyInstance, ctx: AppContext) => void | Promise<void>;
@@ -73,8 +84,11 @@ export async function buildApp(
   app.removeContentTypeParser('text/plain');
 
   const routeMethods = new RouteMethods();
+  const routeTable = new RouteTable();
+  app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
     routeMethods.add(route.url, route.method);
+    routeTable.add(route);
     guardJsonBody(route);
   });
   app.server.on(
@@ -83,8 +97,11 @@ export async function buildApp(
   );
   app.server.on('checkExpectation', createExpectationHandler(logger));
 
+  const embedOrigins = new Set(server.embedOrigins);
   app.addHook('onRequest', async (request, reply) => {
     reply.headers(securityHeaders);
+    // A listed origin's preflight is answered here, before identity (it carries no credentials).
+    if (applyCors(embedOrigins, request, reply)) return reply;
     if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
       throw new Problem(400, 'bad_request', 'Bad Request', 'The Host header is missing (RFC 9112 §3.2).');
     }
@@ -148,6 +165,8 @@ export async function buildApp(
   registerSessionRoutes(app, ctx);
   registerPageRoutes(app, ctx);
   registerApiRoutes(app, ctx);
+  registerEmbedRoutes(app, ctx);
+  registerOpenApiRoutes(app, ctx, routeTable);
   for (const register of extraRoutes) await register(app, ctx);
   return app;
 }

@@ -1,32 +1,35 @@
 /** Stable problem codes the HTTP API answers with (RFC 9457 `code` extension member). */
-export type ProblemCode =
-  | 'bad_request'
-  | 'validation_failed'
-  | 'unauthenticated'
-  | 'hand_off_used'
-  | 'forbidden'
-  | 'csrf_failed'
-  | 'not_found'
-  | 'method_not_allowed'
-  | 'not_implemented'
-  | 'request_timeout'
-  | 'header_fields_too_large'
-  | 'expectation_failed'
-  | 'conflict'
-  | 'payload_too_large'
-  | 'unsupported_media_type'
-  | 'integration_not_found'
-  | 'integration_disabled'
-  | 'connection_not_found'
-  | 'connection_needs_reauth'
-  | 'return_to_invalid'
-  | 'authorization_failed'
-  | 'provider_unavailable'
-  | 'provider_misconfigured'
-  | 'mcp_discovery_failed'
-  | 'upstream_error'
-  | 'internal_error'
-  | 'service_unavailable';
+export const problemCodes = [
+  'bad_request',
+  'validation_failed',
+  'unauthenticated',
+  'hand_off_used',
+  'forbidden',
+  'csrf_failed',
+  'not_found',
+  'method_not_allowed',
+  'not_implemented',
+  'request_timeout',
+  'header_fields_too_large',
+  'expectation_failed',
+  'conflict',
+  'payload_too_large',
+  'unsupported_media_type',
+  'integration_not_found',
+  'integration_disabled',
+  'connection_not_found',
+  'connection_needs_reauth',
+  'return_to_invalid',
+  'authorization_failed',
+  'provider_unavailable',
+  'provider_misconfigured',
+  'mcp_discovery_failed',
+  'upstream_error',
+  'internal_error',
+  'service_unavailable',
+] as const;
+
+export type ProblemCode = (typeof problemCodes)[number];
 
 export interface ProblemField {
   path: string;

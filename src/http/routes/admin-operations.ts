@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { z } from 'zod';
-import { webhookEventTypes, webhookSchema } from '../../config/schema.js';
+import type { z } from 'zod';
+import { webhookEventTypes } from '../../config/schema.js';
 import { disconnect } from '../../connections/disconnect.js';
 import type { Identity } from '../../identity/identity.js';
 import { type AuditFilter, auditView } from '../../notify/audit.js';
@@ -12,54 +12,25 @@ import { html, type SafeHtml } from '../../ui/html.js';
 import { layout } from '../../ui/layout.js';
 import { requireAdmin } from '../auth.js';
 import type { AppContext } from '../context.js';
+import { parseRequest, withSpec } from '../openapi/route-spec.js';
 import { connectionNotFound, Problem } from '../problem.js';
-import { integrationIdSchema, parseInput } from '../validate.js';
+import { parseInput } from '../validate.js';
+import * as spec from './admin-operations-specs.js';
+import {
+  adminAuditQuery,
+  adminConnectionParams,
+  adminConnectionsQuery,
+  adminDeliveryParams,
+  adminWebhookBody,
+  adminWebhookParams,
+  connectionStatus,
+} from './admin-operations-specs.js';
 import { sendPage, signInRedirect } from './pages.js';
 
 // The administrators' operations side (issue 10, item 5): every user's connections (health,
 // force a refresh, disconnect), the audit log (filters, JSON-lines export), admin notifications
 // and webhooks (endpoints with write-only secrets, recent deliveries, redeliver). The same
 // repositories answer the JSON API and the console pages; a token is never read for either.
-
-const connectionStatus = z.enum(['active', 'needs_reauth']);
-
-export const adminConnectionsQuery = z.strictObject({
-  status: connectionStatus.optional(),
-  integration: integrationIdSchema().optional(),
-  user: z.string().min(1).max(256).optional(),
-  limit: z.coerce.number().int().min(1).max(500).optional(),
-  offset: z.coerce.number().int().min(0).max(1_000_000).optional(),
-});
-
-export const adminConnectionParams = z.strictObject({ id: z.uuid() });
-
-/** An ISO 8601 time or milliseconds since the epoch. */
-const instant = z.string().transform((s, ctx) => {
-  const ms = /^\d{1,15}$/.test(s) ? Number(s) : Date.parse(s);
-  if (Number.isNaN(ms)) {
-    ctx.addIssue({ code: 'custom', message: 'must be an ISO 8601 time or milliseconds since the epoch' });
-    return z.NEVER;
-  }
-  return ms;
-});
-
-export const adminAuditQuery = z.strictObject({
-  user: z.string().min(1).max(256).optional(),
-  integration: integrationIdSchema().optional(),
-  action: z
-    .string()
-    .regex(/^[a-z_]+\.[a-z_]+$/, 'must be an audit action such as connection.deleted')
-    .optional(),
-  since: instant.optional(),
-  until: instant.optional(),
-  limit: z.coerce.number().int().min(1).max(500).optional(),
-  before: z.coerce.number().int().positive().optional(),
-  format: z.enum(['json', 'jsonl']).optional(),
-});
-
-export const adminWebhookBody = webhookSchema;
-export const adminWebhookParams = z.strictObject({ id: z.string().regex(/^(wh|cfg)_[A-Za-z0-9-]{1,64}$/) });
-export const adminDeliveryParams = z.strictObject({ id: z.uuid() });
 
 /** The console's sections, on every admin page. */
 export function adminNav(current: string): SafeHtml {
@@ -149,7 +120,7 @@ export function registerAdminOperationRoutes(app: FastifyInstance, ctx: AppConte
   // -------------------------------------------------------------------------------------------
   // JSON API
 
-  app.get('/api/v1/admin/connections', async (request) => {
+  app.get(spec.adminListConnections.url, withSpec(spec.adminListConnections), async (request) => {
     requireAdmin(request, publicUrl);
     const q = parseInput(adminConnectionsQuery, request.query, 'query');
     const rows = await ctx.connections.adminList({
@@ -162,22 +133,22 @@ export function registerAdminOperationRoutes(app: FastifyInstance, ctx: AppConte
     return rows.map(toAdminConnectionView);
   });
 
-  app.get('/api/v1/admin/connections/overview', async (request) => {
+  app.get(spec.adminConnectionOverview.url, withSpec(spec.adminConnectionOverview), async (request) => {
     requireAdmin(request, publicUrl);
     return overview(await ctx.connections.healthOverview());
   });
 
-  app.get('/api/v1/admin/connections/:id', async (request) => {
+  app.get(spec.adminGetConnection.url, withSpec(spec.adminGetConnection), async (request) => {
     requireAdmin(request, publicUrl);
     return toAdminConnectionView(await findConnection(request.params));
   });
 
-  app.post('/api/v1/admin/connections/:id/refresh', async (request) => {
+  app.post(spec.adminRefreshConnection.url, withSpec(spec.adminRefreshConnection), async (request) => {
     const admin = requireAdmin(request, publicUrl);
     return forceRefresh(admin, await findConnection(request.params));
   });
 
-  app.delete('/api/v1/admin/connections/:id', async (request, reply) => {
+  app.delete(spec.adminDeleteConnection.url, withSpec(spec.adminDeleteConnection), async (request, reply) => {
     const admin = requireAdmin(request, publicUrl);
     const row = await findConnection(request.params);
     const full = await ctx.connections.findById(row.id);
@@ -185,7 +156,7 @@ export function registerAdminOperationRoutes(app: FastifyInstance, ctx: AppConte
     return reply.code(204).send();
   });
 
-  app.get('/api/v1/admin/audit', async (request, reply) => {
+  app.get(spec.adminListAudit.url, withSpec(spec.adminListAudit), async (request, reply) => {
     requireAdmin(request, publicUrl);
     const q = parseInput(adminAuditQuery, request.query, 'query');
     if (q.format === 'jsonl') return sendAuditExport(reply, auditFilter(q));
@@ -194,12 +165,12 @@ export function registerAdminOperationRoutes(app: FastifyInstance, ctx: AppConte
     ).map(auditView);
   });
 
-  app.get('/api/v1/admin/notifications', async (request) => {
+  app.get(spec.adminListNotifications.url, withSpec(spec.adminListNotifications), async (request) => {
     requireAdmin(request, publicUrl);
     return ctx.notifications.list(adminsAudience, { limit: 200 });
   });
 
-  app.get('/api/v1/admin/webhooks', async (request) => {
+  app.get(spec.adminListWebhooks.url, withSpec(spec.adminListWebhooks), async (request) => {
     requireAdmin(request, publicUrl);
     return ctx.webhooks.listEndpoints();
   });
@@ -225,7 +196,7 @@ export function registerAdminOperationRoutes(app: FastifyInstance, ctx: AppConte
       ],
     });
 
-  app.post('/api/v1/admin/webhooks', async (request, reply) => {
+  app.post(spec.adminCreateWebhook.url, withSpec(spec.adminCreateWebhook), async (request, reply) => {
     const admin = requireAdmin(request, publicUrl);
     const body = parseInput(adminWebhookBody, request.body ?? {}, 'body');
     if (refusedTarget(body.url)) throw refusedProblem();
@@ -245,29 +216,22 @@ export function registerAdminOperationRoutes(app: FastifyInstance, ctx: AppConte
     return reply.code(201).send(created);
   });
 
-  app.delete('/api/v1/admin/webhooks/:id', async (request, reply) => {
+  app.delete(spec.adminDeleteWebhook.url, withSpec(spec.adminDeleteWebhook), async (request, reply) => {
     const admin = requireAdmin(request, publicUrl);
     await deleteWebhook(admin, request.params);
     return reply.code(204).send();
   });
 
-  app.get('/api/v1/admin/webhooks/deliveries', async (request) => {
+  app.get(spec.adminListDeliveries.url, withSpec(spec.adminListDeliveries), async (request) => {
     requireAdmin(request, publicUrl);
-    const q = parseInput(
-      z.strictObject({
-        endpoint: adminWebhookParams.shape.id.optional(),
-        limit: z.coerce.number().int().min(1).max(500).optional(),
-      }),
-      request.query,
-      'query',
-    );
+    const { query: q } = parseRequest(spec.adminListDeliveries, request);
     return ctx.webhooks.recentDeliveries({
       ...(q.endpoint === undefined ? {} : { endpointId: q.endpoint }),
       ...(q.limit === undefined ? {} : { limit: q.limit }),
     });
   });
 
-  app.post('/api/v1/admin/webhooks/deliveries/:id/redeliver', async (request, reply) => {
+  app.post(spec.adminRedeliver.url, withSpec(spec.adminRedeliver), async (request, reply) => {
     const admin = requireAdmin(request, publicUrl);
     return reply.code(201).send({ id: await redeliver(admin, request.params) });
   });
@@ -329,7 +293,7 @@ export function registerAdminOperationRoutes(app: FastifyInstance, ctx: AppConte
     return typeof text === 'string' && flashes[text] !== undefined ? flashes[text] : undefined;
   };
 
-  app.get('/admin/connections', async (request, reply) => {
+  app.get(spec.adminConnectionsPage.url, withSpec(spec.adminConnectionsPage), async (request, reply) => {
     const admin = adminPage(request, reply);
     if (admin === undefined) return reply;
     // Empty form fields mean "any"; `done` names the outcome shown after an action.
@@ -395,14 +359,14 @@ ${rows.length === 0 ? html`<p class="muted">No connection matches.</p>` : ''}
     );
   });
 
-  app.post('/admin/connections/:id/refresh', async (request, reply) => {
+  app.post(spec.adminRefreshForm.url, withSpec(spec.adminRefreshForm), async (request, reply) => {
     const admin = requireAdmin(request, publicUrl);
     const { outcome } = await forceRefresh(admin, await findConnection(request.params));
     return reply.redirect(`/admin/connections?done=refresh_${outcome}`, 303);
   });
 
   // Disconnecting someone else's connection is destructive: a page says what happens, then a POST.
-  app.get('/admin/connections/:id/disconnect', async (request, reply) => {
+  app.get(spec.adminDisconnectPage.url, withSpec(spec.adminDisconnectPage), async (request, reply) => {
     const admin = adminPage(request, reply);
     if (admin === undefined) return reply;
     const row = await findConnection(request.params);
@@ -420,7 +384,7 @@ and must connect again to use ${row.integration_id}. This cannot be undone.</p>
     );
   });
 
-  app.post('/admin/connections/:id/disconnect', async (request, reply) => {
+  app.post(spec.adminDisconnectForm.url, withSpec(spec.adminDisconnectForm), async (request, reply) => {
     const admin = requireAdmin(request, publicUrl);
     const row = await findConnection(request.params);
     const full = await ctx.connections.findById(row.id);
@@ -428,7 +392,7 @@ and must connect again to use ${row.integration_id}. This cannot be undone.</p>
     return reply.redirect('/admin/connections?done=disconnected', 303);
   });
 
-  app.get('/admin/audit', async (request, reply) => {
+  app.get(spec.adminAuditPage.url, withSpec(spec.adminAuditPage), async (request, reply) => {
     const admin = adminPage(request, reply);
     if (admin === undefined) return reply;
     // Empty form fields mean "any".
@@ -476,7 +440,7 @@ ${last !== undefined && rows.length === (q.limit ?? 100) ? html`<p><a href="/adm
     );
   });
 
-  app.get('/admin/webhooks', async (request, reply) => {
+  app.get(spec.adminWebhooksPage.url, withSpec(spec.adminWebhooksPage), async (request, reply) => {
     const admin = adminPage(request, reply);
     if (admin === undefined) return reply;
     const [endpoints, deliveries] = await Promise.all([
@@ -523,7 +487,7 @@ ${deliveries.length === 0 ? html`<p class="muted">No delivery yet.</p>` : ''}`,
     );
   });
 
-  app.post('/admin/webhooks', async (request, reply) => {
+  app.post(spec.adminAddWebhookForm.url, withSpec(spec.adminAddWebhookForm), async (request, reply) => {
     const admin = requireAdmin(request, publicUrl);
     const form = (request.body ?? {}) as Record<string, unknown>;
     const events = form.events === undefined ? undefined : [form.events].flat();
@@ -547,13 +511,13 @@ ${deliveries.length === 0 ? html`<p class="muted">No delivery yet.</p>` : ''}`,
     return reply.redirect('/admin/webhooks?done=webhook_added', 303);
   });
 
-  app.post('/admin/webhooks/:id/delete', async (request, reply) => {
+  app.post(spec.adminDeleteWebhookForm.url, withSpec(spec.adminDeleteWebhookForm), async (request, reply) => {
     const admin = requireAdmin(request, publicUrl);
     await deleteWebhook(admin, request.params);
     return reply.redirect('/admin/webhooks?done=webhook_deleted', 303);
   });
 
-  app.post('/admin/webhooks/deliveries/:id/redeliver', async (request, reply) => {
+  app.post(spec.adminRedeliverForm.url, withSpec(spec.adminRedeliverForm), async (request, reply) => {
     const admin = requireAdmin(request, publicUrl);
     await redeliver(admin, request.params);
     return reply.redirect('/admin/webhooks?done=redelivering', 303);

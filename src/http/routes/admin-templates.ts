@@ -9,8 +9,8 @@ import {
 } from '../../oauth/templates/index.js';
 import { requireAdmin } from '../auth.js';
 import type { AppContext } from '../context.js';
+import { defineRoute, parseRequest, problem, withSpec } from '../openapi/route-spec.js';
 import { notFound } from '../problem.js';
-import { parseInput } from '../validate.js';
 
 const templateParams = z.strictObject({ id: z.string().regex(/^[a-z0-9-]{1,32}$/, 'must be a template id') });
 
@@ -28,6 +28,59 @@ const adminConsentQuery = z.strictObject({
   redirectUri: z.url({ protocol: /^https?$/ }).optional(),
 });
 
+const templateSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    type: z.enum(['entra', 'oidc', 'oauth2']),
+    endpoints: z.record(z.string(), z.unknown()),
+    clientAuthMethod: z.string(),
+    authorizationParams: z.record(z.string(), z.string()),
+    tokenParams: z.record(z.string(), z.string()),
+    defaultScopes: z.array(z.string()),
+    quirks: z.array(z.string()).describe('What is particular about this provider, in sentences'),
+    redirectUri: z.string().describe('The redirect URI to register at the provider'),
+    requiredFields: z.array(z.string()).describe('What the admin fills in; the template sets the rest'),
+    integrations: z.array(z.record(z.string(), z.unknown())).describe('Suggested integrations'),
+  })
+  .loose();
+
+const notAdmin = problem('Signed in but not an administrator (the admin surface is not advertised)');
+const admin = { tags: ['Admin'], auth: 'admin' as const };
+
+export const adminListTemplates = defineRoute({
+  method: 'GET',
+  url: '/api/v1/admin/templates',
+  operationId: 'adminListTemplates',
+  summary: 'Provider templates: what each sets, its quirks, the redirect URI to register',
+  ...admin,
+  responses: { 200: { description: 'Templates', json: z.array(templateSchema) }, 404: notAdmin },
+});
+
+export const adminEntraAdminConsent = defineRoute({
+  method: 'GET',
+  url: '/api/v1/admin/templates/entra/admin-consent',
+  operationId: 'adminEntraAdminConsent',
+  summary: "Entra's tenant-wide admin consent link for an app registration",
+  ...admin,
+  query: adminConsentQuery,
+  responses: {
+    200: { description: 'The link', json: z.object({ url: z.string() }) },
+    400: problem('validation_failed'),
+    404: notAdmin,
+  },
+});
+
+export const adminGetTemplate = defineRoute({
+  method: 'GET',
+  url: '/api/v1/admin/templates/:id',
+  operationId: 'adminGetTemplate',
+  summary: 'One provider template',
+  ...admin,
+  params: templateParams,
+  responses: { 200: { description: 'The template', json: templateSchema }, 404: problem('No such template') },
+});
+
 /**
  * `GET /api/v1/admin/templates[/:id]`: the provider templates an admin picks from (what they set,
  * their quirks, the redirect URI to register and suggested integrations), and
@@ -39,14 +92,14 @@ export function registerAdminTemplateRoutes(app: FastifyInstance, ctx: AppContex
   const redirectUri = `${publicUrl}${callbackPath}`;
   const view = (t: ProviderTemplate) => templateView(t, redirectUri);
 
-  app.get('/api/v1/admin/templates', async (request) => {
+  app.get(adminListTemplates.url, withSpec(adminListTemplates), async (request) => {
     requireAdmin(request, publicUrl);
     return [...providerTemplates().values()].map(view);
   });
 
-  app.get('/api/v1/admin/templates/entra/admin-consent', async (request) => {
+  app.get(adminEntraAdminConsent.url, withSpec(adminEntraAdminConsent), async (request) => {
     requireAdmin(request, publicUrl);
-    const q = parseInput(adminConsentQuery, request.query, 'query');
+    const { query: q } = parseRequest(adminEntraAdminConsent, request);
     const template = getTemplate('entra');
     const authority = template?.provider.type === 'entra' ? template.provider.authority : undefined;
     const url = entraAdminConsentUrl({
@@ -60,9 +113,11 @@ export function registerAdminTemplateRoutes(app: FastifyInstance, ctx: AppContex
     return { url: url.href };
   });
 
-  app.get('/api/v1/admin/templates/:id', async (request) => {
+  app.get(adminGetTemplate.url, withSpec(adminGetTemplate), async (request) => {
     requireAdmin(request, publicUrl);
-    const { id } = parseInput(templateParams, request.params, 'path');
+    const {
+      params: { id },
+    } = parseRequest(adminGetTemplate, request);
     const template = getTemplate(id);
     if (template === undefined) throw notFound();
     return view(template);

@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { z } from 'zod';
 import {
   CallbackRejectedError,
   type CompletedOutcome,
@@ -13,20 +12,19 @@ import { layout } from '../../ui/layout.js';
 import { connectConfirmPage } from '../../ui/pages/connect-confirm.js';
 import { requireUser } from '../auth.js';
 import type { AppContext } from '../context.js';
+import { documented, parseRequest, withSpec } from '../openapi/route-spec.js';
 import { Problem } from '../problem.js';
 import { parseReturnTo } from '../return-to.js';
-import { parseInput } from '../validate.js';
+import {
+  accountConfirm,
+  accountConfirmPage,
+  clientMetadata,
+  connectForm,
+  connectPage,
+  oauthCallback,
+} from './connect-specs.js';
+import { popupDonePath } from './embed.js';
 import { signInRedirect } from './pages.js';
-
-const integrationParams = z.strictObject({ integrationId: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/) });
-/** An elicitation id of the MCP gateway: 32 random bytes, base64url. */
-const elicitationId = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be an elicitation id');
-const connectQuery = z.object({ return_to: z.string().optional(), elicitation: elicitationId.optional() });
-const connectForm = z.strictObject({
-  return_to: z.string().optional(),
-  elicitation: elicitationId.optional(),
-  _csrf: z.string().optional(),
-});
 
 /**
  * Appends the outcome of a flow to the `return_to` path: `?outcome=connected&connection=<id>`;
@@ -67,7 +65,7 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
   // Our Client ID Metadata Document: MCP authorization servers that support CIMD fetch it, and
   // its URL is our client_id there. Public: it holds nothing secret. Served even where another
   // URL is configured (`mcp.clientMetadataUrl`), whose document names that URL instead.
-  const clientMetadata = JSON.stringify(
+  const metadataJson = JSON.stringify(
     clientMetadataDocument({
       publicUrl,
       ...(ctx.config.mcp.clientMetadataUrl === undefined
@@ -76,17 +74,22 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
       redirectUri: `${publicUrl}${callbackPath}`,
     }),
   );
-  app.get('/oauth/client-metadata.json', async (_request, reply) =>
-    reply.type('application/json').header('cache-control', 'public, max-age=300').send(clientMetadata),
+  app.route(
+    documented(clientMetadata, async (_request, reply) =>
+      reply.type('application/json').header('cache-control', 'public, max-age=300').send(metadataJson),
+    ),
   );
 
   // A GET (a link, a redirect, a hand-off's return_to) only shows what would happen; the flow
   // starts from the page's POST, which needs the session's CSRF token. @see contract §4
-  app.get('/connect/:integrationId', async (request, reply) => {
+  app.get(connectPage.url, withSpec(connectPage), async (request, reply) => {
     if (request.identity === undefined) return signInRedirect(ctx, request, reply);
     const identity = requireUser(request, publicUrl);
-    const { integrationId } = parseInput(integrationParams, request.params, 'path');
-    const { return_to, elicitation } = parseInput(connectQuery, request.query, 'query');
+    const { params, query } = parseRequest(connectPage, request);
+    const { integrationId } = params;
+    const { return_to, elicitation } = query;
+    const popup = query.display === 'popup';
+    if (popup && ctx.config.server.embedOrigins.length === 0) return embeddingOff(reply);
     const returnTo = parseReturnTo(return_to, publicUrl);
     const integration = await offeredIntegration(ctx.catalog, integrationId);
     if (
@@ -108,15 +111,21 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
         reconnect: existing !== undefined,
         returnTo,
         elicitation,
+        popup,
       }).value,
     );
   });
 
-  app.post('/connect/:integrationId', async (request, reply) => {
+  app.post(connectForm.url, withSpec(connectForm), async (request, reply) => {
     const identity = requireUser(request, publicUrl);
-    const { integrationId } = parseInput(integrationParams, request.params, 'path');
-    const form = parseInput(connectForm, request.body ?? {}, 'form');
-    const returnTo = parseReturnTo(form.return_to, publicUrl);
+    const { params, body: form } = parseRequest(connectForm, request);
+    const { integrationId } = params;
+    const popup = form.display === 'popup';
+    if (popup && ctx.config.server.embedOrigins.length === 0) return embeddingOff(reply);
+    // A popup ends at the page that tells its opener (its own return_to is not used).
+    const returnTo = popup
+      ? `${popupDonePath}?integration=${integrationId}`
+      : parseReturnTo(form.return_to, publicUrl);
     const elicitation =
       form.elicitation === undefined
         ? undefined
@@ -159,13 +168,10 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
     return reply.redirect(url.href, 303);
   });
 
-  const confirmParams = z.strictObject({ id: z.uuid(), confirmationId: z.uuid() });
-  const confirmForm = z.object({ decision: z.enum(['replace', 'keep']), _csrf: z.string().optional() });
-
-  app.get('/connections/:id/confirm/:confirmationId', async (request, reply) => {
+  app.get(accountConfirmPage.url, withSpec(accountConfirmPage), async (request, reply) => {
     if (request.identity === undefined) return signInRedirect(ctx, request, reply);
     const identity = requireUser(request, publicUrl);
-    const { confirmationId } = parseInput(confirmParams, request.params, 'path');
+    const { confirmationId } = parseRequest(accountConfirmPage, request).params;
     const pending = await ctx.flow.confirmations.pendingAccount(identity.userId, confirmationId);
     if (pending === undefined) {
       return errorPage(reply, 404, 'Nothing to confirm', 'This request expired or was already answered.');
@@ -196,10 +202,11 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
     );
   });
 
-  app.post('/connections/:id/confirm/:confirmationId', async (request, reply) => {
+  app.post(accountConfirm.url, withSpec(accountConfirm), async (request, reply) => {
     const identity = requireUser(request, publicUrl);
-    const { confirmationId } = parseInput(confirmParams, request.params, 'path');
-    const { decision } = parseInput(confirmForm, request.body ?? {}, 'form');
+    const { params, body } = parseRequest(accountConfirm, request);
+    const { confirmationId } = params;
+    const { decision } = body;
     const result = await ctx.flow.confirmations.resolveAccount(identity.userId, confirmationId, decision);
     if (result === undefined) {
       return errorPage(reply, 404, 'Nothing to confirm', 'This request expired or was already answered.');
@@ -211,7 +218,7 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
     return reply.redirect(withOutcome(result.returnTo, result.outcome, result.connectionId), 303);
   });
 
-  app.get(callbackPath, async (request, reply) => {
+  app.get(oauthCallback.url, withSpec(oauthCallback), async (request, reply) => {
     if (request.identity === undefined) {
       return errorPage(
         reply,
@@ -257,6 +264,16 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
       throw error;
     }
   });
+}
+
+/** `display=popup` while no origin may embed the service: nothing could receive the outcome. */
+function embeddingOff(reply: FastifyReply): FastifyReply {
+  return errorPage(
+    reply,
+    404,
+    'Embedding is not enabled',
+    'This service does not accept Connect from another site (server.embedOrigins is empty).',
+  );
 }
 
 /** The user's unexpired elicitation for this integration; another user's or integration's is absent. */

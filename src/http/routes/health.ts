@@ -5,14 +5,44 @@ import { script } from '../../ui/script.js';
 import { stylesheet } from '../../ui/styles.js';
 import { requireAdmin, singleAuthorization } from '../auth.js';
 import type { AppContext } from '../context.js';
+import { defineRoute, problem, withSpec } from '../openapi/route-spec.js';
+import { healthSchema } from '../openapi/schemas.js';
 import { Problem, unauthenticated } from '../problem.js';
+
+const health = defineRoute({
+  method: 'GET',
+  url: '/healthz',
+  operationId: 'getHealth',
+  summary: 'Liveness plus a database round trip',
+  tags: ['Operations'],
+  auth: 'none',
+  responses: {
+    200: { description: 'Up, and the database answers', json: healthSchema },
+    503: problem('service_unavailable: the database does not answer'),
+  },
+});
+
+const metrics = defineRoute({
+  method: 'GET',
+  url: '/metrics',
+  operationId: 'getMetrics',
+  summary: 'Prometheus metrics',
+  description: 'For the configured scrape token (`metrics.token`) or an administrator.',
+  tags: ['Operations'],
+  auth: 'operator',
+  responses: {
+    200: { description: 'Prometheus text exposition format', contentType: 'text/plain' },
+    401: problem('No or a wrong credential'),
+    403: problem('Signed in, but not an administrator'),
+  },
+});
 
 /**
  * `GET /healthz` (liveness plus a database round trip, for anyone) and `GET /metrics`
  * (Prometheus text, for the scrape token or an administrator), and the page assets.
  */
 export function registerHealthRoutes(app: FastifyInstance, ctx: AppContext): void {
-  app.get('/healthz', async () => {
+  app.get(health.url, withSpec(health), async () => {
     try {
       await pingStore(ctx.store);
     } catch {
@@ -23,7 +53,7 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: AppContext): voi
 
   // Operators only (contract §5): the configured scrape token, or an administrator.
   const scrapeToken = ctx.config.metrics.token;
-  app.get('/metrics', { config: { scrapeToken: true } }, async (request, reply) => {
+  app.get(metrics.url, withSpec(metrics, { config: { scrapeToken: true } }), async (request, reply) => {
     const header = singleAuthorization(request) ?? '';
     const bearer = header.toLowerCase().startsWith('bearer ');
     const byToken =

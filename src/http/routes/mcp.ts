@@ -1,7 +1,53 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { McpGateway } from '../../gateway/mcp/index.js';
 import type { GatewayAnswer, GatewayRequest } from '../../gateway/mcp/integration-gateway.js';
+import { defineRoute, documented, problem, type ResponseSpec } from '../openapi/route-spec.js';
 import { Problem, unauthenticated } from '../problem.js';
+
+const streamableHttp =
+  'MCP Streamable HTTP (MCP 2025-11-25, Basic / Transports): POST a JSON-RPC message (answered ' +
+  'as JSON or an SSE stream), GET for the server-to-client stream, DELETE to end the session ' +
+  '(`Mcp-Session-Id`). When the user must connect or reconnect first, a client with the ' +
+  '`elicitation.url` capability gets JSON-RPC error -32042 with the URL; others get a tool result ' +
+  'with `isError: true` naming it. The upstream never sees the caller’s credential.';
+const gatewayResponses: Record<number, ResponseSpec> = {
+  200: {
+    description: 'A JSON-RPC answer (application/json) or an event stream',
+    contentType: 'text/event-stream',
+  },
+  202: { description: 'A notification or response was accepted' },
+  401: {
+    description: 'No valid bearer token (a session cookie is not accepted)',
+    problem: true,
+    headers: { 'www-authenticate': 'Bearer realm="nunq-connect"' },
+  },
+};
+
+const perIntegrationSpec = defineRoute({
+  method: ['POST', 'GET', 'DELETE'],
+  url: '/mcp/:integrationId',
+  operationId: 'mcpGateway',
+  summary: 'MCP gateway for one MCP server integration',
+  description: `${streamableHttp} Speaks to the server with the user’s token.`,
+  tags: ['MCP gateway'],
+  auth: 'bearer',
+  responses: {
+    ...gatewayResponses,
+    404: problem('integration_not_found: no MCP server integration has this id'),
+    409: problem('integration_disabled'),
+  },
+});
+
+const aggregateSpec = defineRoute({
+  method: ['POST', 'GET', 'DELETE'],
+  url: '/mcp',
+  operationId: 'mcpAggregateGateway',
+  summary: 'MCP gateway over every MCP server the user has connected',
+  description: `${streamableHttp} Tools, prompts and resources are named \`<integrationId>__<name>\`.`,
+  tags: ['MCP gateway'],
+  auth: 'bearer',
+  responses: gatewayResponses,
+});
 
 /** RFC 6750 §3: the gateway takes a bearer token and nothing else. */
 const bearerChallenge = 'Bearer realm="nunq-connect"';
@@ -21,16 +67,8 @@ export async function registerMcpRoutes(app: FastifyInstance, gateway: McpGatewa
     scope.addHook('onError', async (_request, reply, error) => {
       if ((error as { status?: number }).status === 401) reply.header('www-authenticate', bearerChallenge);
     });
-    scope.route({
-      method: ['POST', 'GET', 'DELETE'],
-      url: '/mcp/:integrationId',
-      handler: (request, reply) => perIntegration(gateway, request, reply),
-    });
-    scope.route({
-      method: ['POST', 'GET', 'DELETE'],
-      url: '/mcp',
-      handler: (request, reply) => aggregate(gateway, request, reply),
-    });
+    scope.route(documented(perIntegrationSpec, (request, reply) => perIntegration(gateway, request, reply)));
+    scope.route(documented(aggregateSpec, (request, reply) => aggregate(gateway, request, reply)));
   });
 }
 

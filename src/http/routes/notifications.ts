@@ -3,10 +3,54 @@ import { z } from 'zod';
 import { adminsAudience } from '../../notify/notifications.js';
 import { requireUser } from '../auth.js';
 import type { AppContext } from '../context.js';
+import { defineRoute, problem, withSpec } from '../openapi/route-spec.js';
+import { notificationSchema } from '../openapi/schemas.js';
 import { notFound } from '../problem.js';
 import { parseInput } from '../validate.js';
 
-const idParams = z.strictObject({ id: z.uuid() });
+const idParams = z.strictObject({ id: z.uuid().describe('The notification id') });
+
+export const listNotifications = defineRoute({
+  method: 'GET',
+  url: '/api/v1/notifications',
+  operationId: 'listNotifications',
+  summary: 'The user’s notifications, newest first (an admin also sees the administrators’ ones)',
+  tags: ['Notifications'],
+  auth: 'user',
+  responses: { 200: { description: 'Notifications', json: z.array(notificationSchema) } },
+});
+
+export const markNotificationRead = defineRoute({
+  method: 'POST',
+  url: '/api/v1/notifications/:id/read',
+  operationId: 'markNotificationRead',
+  summary: 'Mark a notification read',
+  tags: ['Notifications'],
+  auth: 'user',
+  params: idParams,
+  responses: {
+    204: { description: 'Marked read' },
+    404: problem('No such notification, or not this user’s'),
+  },
+});
+
+const eventsHeaders = z.object({
+  'last-event-id': z.coerce.number().int().nonnegative().optional(),
+});
+
+export const streamEvents = defineRoute({
+  method: 'GET',
+  url: '/api/v1/events',
+  operationId: 'streamEvents',
+  summary: 'Server-sent events: connection status changes and notifications',
+  description:
+    'A `text/event-stream` (WHATWG HTML §9.2). Each event has an `id` (send it back as ' +
+    '`Last-Event-ID` to resume), a type such as `connection.needs_reauth`, and JSON data. ' +
+    'A comment line every 15 s keeps the stream open.',
+  tags: ['Notifications'],
+  auth: 'user',
+  responses: { 200: { description: 'The event stream', contentType: 'text/event-stream' } },
+});
 
 /**
  * `GET /api/v1/notifications`, `POST /api/v1/notifications/:id/read`, and `GET /api/v1/events`
@@ -21,14 +65,14 @@ export function registerNotificationRoutes(app: FastifyInstance, ctx: AppContext
     for (const end of streams) end();
   });
 
-  app.get('/api/v1/notifications', async (request) => {
+  app.get(listNotifications.url, withSpec(listNotifications), async (request) => {
     const identity = requireUser(request, publicUrl);
     const mine = await ctx.notifications.list(identity.userId);
     const forAdmins = identity.role === 'admin' ? await ctx.notifications.list(adminsAudience) : [];
     return [...mine, ...forAdmins];
   });
 
-  app.post('/api/v1/notifications/:id/read', async (request, reply) => {
+  app.post(markNotificationRead.url, withSpec(markNotificationRead), async (request, reply) => {
     const identity = requireUser(request, publicUrl);
     const parsed = idParams.safeParse(request.params);
     if (!parsed.success) throw notFound('There is no such notification.');
@@ -39,10 +83,10 @@ export function registerNotificationRoutes(app: FastifyInstance, ctx: AppContext
     return reply.code(204).send();
   });
 
-  app.get('/api/v1/events', async (request, reply) => {
+  app.get(streamEvents.url, withSpec(streamEvents), async (request, reply) => {
     const identity = requireUser(request, publicUrl);
     const lastEventId = parseInput(
-      z.object({ 'last-event-id': z.coerce.number().int().nonnegative().optional() }),
+      eventsHeaders,
       { 'last-event-id': request.headers['last-event-id'] },
       'header',
     )['last-event-id'];

@@ -5,6 +5,21 @@ import { html } from '../../ui/html.js';
 import { layout, type PageOptions } from '../../ui/layout.js';
 import { integrationsPage } from '../../ui/pages/integrations.js';
 import type { AppContext } from '../context.js';
+import { defineRoute, withSpec } from '../openapi/route-spec.js';
+
+const integrationsPageRoute = defineRoute({
+  method: 'GET',
+  url: '/',
+  operationId: 'integrationsPage',
+  summary: 'The Integrations page: Connect, Reconnect, Disconnect; notifications',
+  tags: ['Browser flow'],
+  auth: 'session',
+  responses: {
+    200: { description: 'HTML page', contentType: 'text/html' },
+    302: { description: 'Not signed in (dev mode): to `/dev/login`' },
+    401: { description: 'Not signed in: a page saying so', contentType: 'text/html' },
+  },
+});
 
 /** Flash messages for a flow's outcome (`?outcome=<key>`): fixed texts, never echoed input. */
 export const flashMessages = {
@@ -93,7 +108,7 @@ function reauthText(reason: unknown): string {
 
 /** `GET /`: the Integrations page. */
 export function registerPageRoutes(app: FastifyInstance, ctx: AppContext): void {
-  app.get('/', async (request, reply) => {
+  app.get(integrationsPageRoute.url, withSpec(integrationsPageRoute), async (request, reply) => {
     const identity: Identity | undefined = request.identity;
     if (identity === undefined) return signInRedirect(ctx, request, reply);
     const [integrations, open, discovery] = await Promise.all([

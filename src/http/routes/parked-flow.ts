@@ -4,12 +4,41 @@ import { parkedFlowPath } from '../../connections/authorization-flow.js';
 import { parkedFlowPage } from '../../ui/pages/parked-flow.js';
 import { requireUser } from '../auth.js';
 import type { AppContext } from '../context.js';
-import { parseInput } from '../validate.js';
+import { defineRoute, parseRequest, withSpec } from '../openapi/route-spec.js';
 import { errorPage, withOutcome } from './connect.js';
 import { signInRedirect } from './pages.js';
 
 const params = z.strictObject({ id: z.uuid() });
-const form = z.object({ decision: z.enum(['connect', 'cancel']), _csrf: z.string().optional() });
+
+const parkedPage = defineRoute({
+  method: 'GET',
+  url: `${parkedFlowPath}/:id`,
+  operationId: 'parkedFlowPage',
+  summary: 'A sign-in that finished in another browser than the one that started it: asks first',
+  tags: ['Browser flow'],
+  auth: 'session',
+  params,
+  responses: {
+    200: { description: 'The question', contentType: 'text/html' },
+    404: { description: 'Nothing to confirm', contentType: 'text/html' },
+  },
+});
+
+const parkedAnswer = defineRoute({
+  method: 'POST',
+  url: `${parkedFlowPath}/:id`,
+  operationId: 'parkedFlowAnswer',
+  summary: 'The answer: connect, or cancel',
+  tags: ['Browser flow'],
+  auth: 'session',
+  params,
+  bodyType: 'form',
+  body: z.object({ decision: z.enum(['connect', 'cancel']), _csrf: z.string().optional() }),
+  responses: {
+    303: { description: 'To `return_to` with the outcome' },
+    404: { description: 'Nothing to confirm', contentType: 'text/html' },
+  },
+});
 
 const gone = 'This request expired, was already answered, or belongs to another browser.';
 
@@ -20,10 +49,10 @@ const gone = 'This request expired, was already answered, or belongs to another 
 export function registerParkedFlowRoutes(app: FastifyInstance, ctx: AppContext): void {
   const publicUrl = ctx.config.server.publicUrl;
 
-  app.get(`${parkedFlowPath}/:id`, async (request, reply) => {
+  app.get(parkedPage.url, withSpec(parkedPage), async (request, reply) => {
     if (request.identity === undefined) return signInRedirect(ctx, request, reply);
     const identity = requireUser(request, publicUrl);
-    const { id } = parseInput(params, request.params, 'path');
+    const { id } = parseRequest(parkedPage, request).params;
     const parked = await ctx.flow.confirmations.parked(identity.userId, id, identity.browserBinding);
     if (parked === undefined) return errorPage(reply, 404, 'Nothing to confirm', gone);
     const integration = await ctx.catalog.getIntegration(parked.integrationId);
@@ -38,10 +67,11 @@ export function registerParkedFlowRoutes(app: FastifyInstance, ctx: AppContext):
     );
   });
 
-  app.post(`${parkedFlowPath}/:id`, async (request, reply) => {
+  app.post(parkedAnswer.url, withSpec(parkedAnswer), async (request, reply) => {
     const identity = requireUser(request, publicUrl);
-    const { id } = parseInput(params, request.params, 'path');
-    const { decision } = parseInput(form, request.body ?? {}, 'form');
+    const { params: p, body } = parseRequest(parkedAnswer, request);
+    const { id } = p;
+    const { decision } = body;
     const result = await ctx.flow.confirmations.resolveParked(
       identity.userId,
       id,

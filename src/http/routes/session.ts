@@ -8,20 +8,87 @@ import { layout } from '../../ui/layout.js';
 import { switchAccountPage } from '../../ui/pages/switch-account.js';
 import { requireUser, setSessionCookie } from '../auth.js';
 import type { AppContext } from '../context.js';
+import { defineRoute, parseRequest, problem, withSpec } from '../openapi/route-spec.js';
 import { Problem, unauthenticated } from '../problem.js';
 import { parseReturnTo } from '../return-to.js';
-import { parseInput } from '../validate.js';
 
-const sessionQuery = z.strictObject({ token: z.string().min(1).max(8192), return_to: z.string().optional() });
-const switchForm = z.strictObject({
-  token: z.string().min(1).max(8192),
-  return_to: z.string().optional(),
-  _csrf: z.string().optional(),
+const returnTo = z.string().optional().describe('A same-origin path to go to afterwards (default `/`)');
+const handOffToken = z
+  .string()
+  .min(1)
+  .max(8192)
+  .describe('The platform’s JWT (accepted once if it has a `jti`)');
+
+const startSession = defineRoute({
+  method: 'GET',
+  url: '/session',
+  operationId: 'startSession',
+  summary: 'Exchange the platform’s JWT for a session cookie, then 302 to `return_to`',
+  description:
+    'When another user is signed in in this browser, a page asks before switching (never silently).',
+  tags: ['Session'],
+  auth: 'none',
+  query: z.strictObject({ token: handOffToken, return_to: returnTo }),
+  responses: {
+    200: { description: 'The “switch account?” page', contentType: 'text/html' },
+    302: {
+      description: 'Signed in',
+      headers: { location: '`return_to`', 'set-cookie': 'The session cookie' },
+    },
+    400: problem('validation_failed or return_to_invalid'),
+    401: problem('unauthenticated (invalid or expired token) or hand_off_used'),
+  },
 });
-const devLoginForm = z.strictObject({
-  name: z.string().trim().regex(userIdPattern, 'letters, digits and . _ @ : | + - only'),
-  admin: z.literal('on').optional(),
-  return_to: z.string().optional(),
+
+const switchSession = defineRoute({
+  method: 'POST',
+  url: '/session',
+  operationId: 'switchSession',
+  summary: '“Continue as …” on the switch page: replace the current session',
+  tags: ['Session'],
+  auth: 'session',
+  bodyType: 'form',
+  body: z.strictObject({ token: handOffToken, return_to: returnTo, _csrf: z.string().optional() }),
+  responses: { 303: { description: 'Signed in as the new user', headers: { location: '`return_to`' } } },
+});
+
+const logout = defineRoute({
+  method: 'POST',
+  url: '/logout',
+  operationId: 'logout',
+  summary: 'End the session',
+  tags: ['Session'],
+  auth: 'session',
+  bodyType: 'form',
+  body: z.object({ _csrf: z.string().optional() }),
+  responses: { 303: { description: 'Signed out' } },
+});
+
+const devLoginPageRoute = defineRoute({
+  method: 'GET',
+  url: '/dev/login',
+  operationId: 'devLoginPage',
+  summary: 'Development sign-in page (`auth.mode: dev` only)',
+  tags: ['Session'],
+  auth: 'none',
+  query: z.object({ return_to: returnTo }),
+  responses: { 200: { description: 'HTML page', contentType: 'text/html' } },
+});
+
+const devLogin = defineRoute({
+  method: 'POST',
+  url: '/dev/login',
+  operationId: 'devLogin',
+  summary: 'Development sign-in: any user name (`auth.mode: dev` only)',
+  tags: ['Session'],
+  auth: 'none',
+  bodyType: 'form',
+  body: z.strictObject({
+    name: z.string().trim().regex(userIdPattern, 'letters, digits and . _ @ : | + - only'),
+    admin: z.literal('on').optional(),
+    return_to: returnTo,
+  }),
+  responses: { 303: { description: 'Signed in', headers: { location: '`return_to`' } } },
 });
 
 /**
@@ -52,7 +119,7 @@ export function registerSessionRoutes(app: FastifyInstance, ctx: AppContext): vo
     ctx.handOff.redeem(claims).catch((error: unknown) => {
       throw handOffProblem(error);
     });
-  const startSession = async (reply: FastifyReply, claims: PlatformClaims, switched: boolean) => {
+  const begin = async (reply: FastifyReply, claims: PlatformClaims, switched: boolean) => {
     const cookie = await ctx.sessions.start({
       userId: claims.sub,
       name: claims.name,
@@ -64,8 +131,8 @@ export function registerSessionRoutes(app: FastifyInstance, ctx: AppContext): vo
 
   // The hand-off never replaces another user's session silently: that is login CSRF, and a
   // victim signed in as the attacker would connect their accounts into the attacker's.
-  app.get('/session', async (request, reply) => {
-    const q = parseInput(sessionQuery, request.query, 'query');
+  app.get(startSession.url, withSpec(startSession), async (request, reply) => {
+    const { query: q } = parseRequest(startSession, request);
     const returnTo = parseReturnTo(q.return_to, publicUrl);
     const claims = await verify(q.token);
     const current = request.identity?.via === 'session' ? request.identity : undefined;
@@ -82,24 +149,24 @@ export function registerSessionRoutes(app: FastifyInstance, ctx: AppContext): vo
     }
     await redeem(claims);
     // The same user already signed in keeps the session (and the CSRF token of open pages).
-    if (current === undefined) await startSession(reply, claims, false);
+    if (current === undefined) await begin(reply, claims, false);
     return reply.redirect(returnTo, 302);
   });
 
   // "Continue as …" on the switch page: a POST with the current session's CSRF token.
-  app.post('/session', async (request, reply) => {
+  app.post(switchSession.url, withSpec(switchSession), async (request, reply) => {
     requireUser(request, publicUrl);
-    const form = parseInput(switchForm, request.body ?? {}, 'form');
+    const { body: form } = parseRequest(switchSession, request);
     const returnTo = parseReturnTo(form.return_to, publicUrl);
     const claims = await verify(form.token);
     await redeem(claims);
     const old = request.cookies[ctx.auth.cookieName];
     if (old !== undefined) await ctx.sessions.end(old);
-    await startSession(reply, claims, true);
+    await begin(reply, claims, true);
     return reply.redirect(returnTo, 303);
   });
 
-  app.post('/logout', async (request, reply) => {
+  app.post(logout.url, withSpec(logout), async (request, reply) => {
     requireUser(request, publicUrl);
     const cookie = request.cookies[ctx.auth.cookieName];
     if (cookie !== undefined) await ctx.sessions.end(cookie);
@@ -109,14 +176,14 @@ export function registerSessionRoutes(app: FastifyInstance, ctx: AppContext): vo
 
   if (ctx.config.auth.mode !== 'dev') return;
 
-  app.get('/dev/login', async (request, reply) => {
+  app.get(devLoginPageRoute.url, withSpec(devLoginPageRoute), async (request, reply) => {
     const q = request.query as Record<string, unknown>;
     const returnTo = parseReturnTo(q.return_to, publicUrl);
     return reply.type('text/html; charset=utf-8').send(devLoginPage(returnTo).value);
   });
 
-  app.post('/dev/login', async (request, reply) => {
-    const form = parseInput(devLoginForm, request.body ?? {}, 'form');
+  app.post(devLogin.url, withSpec(devLogin), async (request, reply) => {
+    const { body: form } = parseRequest(devLogin, request);
     const returnTo = parseReturnTo(form.return_to, publicUrl);
     const cookie = await ctx.sessions.start({
       userId: form.name,

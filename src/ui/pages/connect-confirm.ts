@@ -16,6 +16,8 @@ export function connectConfirmPage(options: {
   returnTo: string;
   /** The MCP gateway's elicitation this Connect answers (opaque; carried to the POST). */
   elicitation?: string | undefined;
+  /** Opened as the host platform's popup: the flow ends at the page that tells the opener. */
+  popup?: boolean;
 }): SafeHtml {
   const { identity, integration } = options;
   const verb = options.reconnect ? 'Reconnect' : 'Connect';
@@ -31,9 +33,10 @@ export function connectConfirmPage(options: {
   <input type="hidden" name="_csrf" value="${identity.csrfToken ?? ''}">
   <input type="hidden" name="return_to" value="${options.returnTo}">
   ${options.elicitation === undefined ? '' : html`<input type="hidden" name="elicitation" value="${options.elicitation}">`}
+  ${options.popup === true ? html`<input type="hidden" name="display" value="popup">` : ''}
   <button type="submit" data-testid="confirm-connect">${verb}</button>
 </form>
-<a class="button secondary" href="/" data-testid="confirm-cancel">Cancel</a>
+<a class="button secondary" href="${options.popup === true ? `/embed/done?integration=${integration.id}&outcome=cancelled` : '/'}" data-testid="confirm-cancel">Cancel</a>
 </section>`,
   });
 }
