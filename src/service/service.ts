@@ -254,7 +254,7 @@ function buildContext(
     config.auth.sessionTtlSeconds,
     config.auth.admins,
   );
-  const verifyJwt = config.auth.jwt === undefined ? undefined : createJwtVerifier(config.auth.jwt);
+  const verifyJwt = config.auth.jwt === undefined ? undefined : createJwtVerifier(config.auth.jwt, undefined, config.auth.groupsClaim);
   const audit = new AuditLog(parts.store.db, parts.clock);
   const providers = new ProviderClients({
     catalog: parts.catalog,

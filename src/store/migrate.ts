@@ -11,6 +11,7 @@ import * as m0009 from './migrations/0009_connection_changes.js';
 import * as m0010 from './migrations/0010_mcp_registrations.js';
 import * as m0011 from './migrations/0011_mcp_gateway.js';
 import * as m0012 from './migrations/0012_pending_scopes.js';
+import * as m0013 from './migrations/0013_catalog_admin.js';
 
 /** The ordered list of migrations; each receives the engine kind for the few dialect differences. */
 function migrationsFor(store: Store): Record<string, Migration> {
@@ -26,6 +27,7 @@ function migrationsFor(store: Store): Record<string, Migration> {
     '0010_mcp_registrations': { up: (db) => m0010.up(db) },
     '0011_mcp_gateway': { up: (db) => m0011.up(db) },
     '0012_pending_scopes': { up: (db) => m0012.up(db) },
+    '0013_catalog_admin': { up: (db) => m0013.up(db) },
   };
 }
 

@@ -8,8 +8,11 @@ export interface ProviderRecord {
   type: string;
   settings: Record<string, unknown>;
   hasCredentials: boolean;
+  /** When the sealed credentials were last set or cleared (null: never). */
+  clientSecretChangedAt: Millis | null;
   source: ConfigSource;
   enabled: boolean;
+  createdAt: Millis;
   updatedAt: Millis;
 }
 
@@ -26,8 +29,13 @@ export interface IntegrationRecord {
   providerId: string | null;
   settings: IntegrationSettings;
   hasCredentials: boolean;
+  clientSecretChangedAt: Millis | null;
   source: ConfigSource;
+  /** Usable now: the integration and its provider (if any) are both enabled. */
   enabled: boolean;
+  /** The integration's own switch, as an admin set it (its provider may still be disabled). */
+  ownEnabled: boolean;
+  createdAt: Millis;
   updatedAt: Millis;
 }
 
@@ -42,6 +50,8 @@ export interface IntegrationSettings {
   clientAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'none';
   pkce?: 'assume-s256';
   resource?: 'omit';
+  /** Only users in one of these groups see and use it (absent: everyone). */
+  groups?: string[];
 }
 
 export interface ProviderInput {
@@ -64,6 +74,16 @@ export interface IntegrationInput {
   enabled: boolean;
 }
 
+/**
+ * How long an in-memory copy of catalog data may serve (the proxy's, the MCP gateway's, the
+ * refresh path's): an admin's change is in force on every instance within this, without a
+ * restart or a broadcast (the database carries it). Keep it at or under 2 s (issue 10).
+ */
+export const catalogCacheMs = 1_000;
+
+/** How a guarded write ended: `stale` when the row changed since it was read (or is gone). */
+export type WriteOutcome = 'done' | 'stale';
+
 /** Providers and integrations, whether from the config file or added by an administrator. */
 export class CatalogRepository {
   readonly #db: Kysely<Database>;
@@ -74,15 +94,40 @@ export class CatalogRepository {
     this.#sealer = sealer;
   }
 
+  /** Integrations (and MCP servers); without `includeDisabled`, those usable now only. */
   async listIntegrations(options: { includeDisabled?: boolean } = {}): Promise<IntegrationRecord[]> {
-    let q = this.#db.selectFrom('integrations').selectAll().orderBy('name').orderBy('id');
-    if (options.includeDisabled !== true) q = q.where('enabled', '=', 1);
+    let q = this.#integrations().orderBy('integrations.name').orderBy('integrations.id');
+    if (options.includeDisabled !== true) {
+      q = q
+        .where('integrations.enabled', '=', 1)
+        .where((eb) => eb.or([eb('providers.enabled', 'is', null), eb('providers.enabled', '=', 1)]));
+    }
     return (await q.execute()).map(toIntegration);
   }
 
   async getIntegration(id: string): Promise<IntegrationRecord | undefined> {
-    const row = await this.#db.selectFrom('integrations').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.#integrations().where('integrations.id', '=', id).executeTakeFirst();
     return row === undefined ? undefined : toIntegration(row);
+  }
+
+  /** Integrations joined with their provider's switch: a disabled provider disables its integrations. */
+  #integrations() {
+    return this.#db
+      .selectFrom('integrations')
+      .leftJoin('providers', 'providers.id', 'integrations.provider_id')
+      .selectAll('integrations')
+      .select('providers.enabled as provider_enabled');
+  }
+
+  /** The ids of the integrations that use a provider. */
+  async integrationsUsing(providerId: string): Promise<string[]> {
+    const rows = await this.#db
+      .selectFrom('integrations')
+      .select('id')
+      .where('provider_id', '=', providerId)
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => r.id);
   }
 
   async listProviders(): Promise<ProviderRecord[]> {
@@ -128,7 +173,7 @@ export class CatalogRepository {
   async upsertProvider(p: ProviderInput, now: Millis): Promise<void> {
     const existing = await this.#db
       .selectFrom('providers')
-      .select(['client_secret_sealed', 'settings', 'type', 'enabled', 'source'])
+      .select(['client_secret_sealed', 'client_secret_changed_at', 'settings', 'type', 'enabled', 'source'])
       .where('id', '=', p.id)
       .executeTakeFirst();
     const sealed = this.#resealIfChanged(
@@ -142,6 +187,7 @@ export class CatalogRepository {
       type: p.type,
       settings,
       client_secret_sealed: sealed,
+      client_secret_changed_at: secretChangedAt(existing, sealed, now),
       source: p.source,
       enabled: p.enabled ? 1 : 0,
       updated_at: now,
@@ -185,6 +231,7 @@ export class CatalogRepository {
           .select([
             'id',
             'client_secret_sealed',
+            'client_secret_changed_at',
             'settings',
             'name',
             'kind',
@@ -199,17 +246,19 @@ export class CatalogRepository {
       const inserts: Array<Database['integrations']> = [];
       for (const i of inputs) {
         const stored = existing.get(i.id);
+        const sealed = this.#resealIfChanged(
+          'integrations',
+          i.id,
+          i.credentials,
+          stored?.client_secret_sealed ?? null,
+        );
         const values = {
           kind: i.kind,
           name: i.name,
           provider_id: i.providerId,
           settings: JSON.stringify(i.settings),
-          client_secret_sealed: this.#resealIfChanged(
-            'integrations',
-            i.id,
-            i.credentials,
-            stored?.client_secret_sealed ?? null,
-          ),
+          client_secret_sealed: sealed,
+          client_secret_changed_at: secretChangedAt(stored, sealed, now),
           source: i.source,
           enabled: i.enabled ? 1 : 0,
           updated_at: now,
@@ -258,6 +307,172 @@ export class CatalogRepository {
     }
   }
 
+  /** Which of these ids an administrator created at run time (`source: admin`). */
+  async adminIdsAmong(table: 'providers' | 'integrations', ids: readonly string[]): Promise<string[]> {
+    const found: string[] = [];
+    for (const batch of chunks(ids, batchSize)) {
+      const rows = await this.#db
+        .selectFrom(table)
+        .select('id')
+        .where('id', 'in', batch)
+        .where('source', '=', 'admin')
+        .execute();
+      found.push(...rows.map((r) => r.id));
+    }
+    return found;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The admin API's writes: entries with `source: admin` only (config entries belong to the file).
+
+  /** Inserts an admin's provider; false when the id is taken. */
+  async createProvider(p: Omit<ProviderInput, 'source'>, now: Millis): Promise<boolean> {
+    const sealed = this.#seal('providers', p.id, p.credentials);
+    const r = await this.#db
+      .insertInto('providers')
+      .values({
+        id: p.id,
+        type: p.type,
+        settings: JSON.stringify(p.settings),
+        client_secret_sealed: sealed,
+        client_secret_changed_at: sealed === null ? null : now,
+        source: 'admin',
+        enabled: p.enabled ? 1 : 0,
+        created_at: now,
+        updated_at: now,
+      })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .executeTakeFirst();
+    return Number(r.numInsertedOrUpdatedRows ?? 0) === 1;
+  }
+
+  /**
+   * Replaces an admin's provider. `credentials: 'keep'` leaves the sealed secret as it is. With
+   * `expectedUpdatedAt`, a row changed meanwhile is left alone (`stale`): never a silent overwrite.
+   */
+  async updateProvider(
+    p: Omit<ProviderInput, 'source' | 'credentials'> & { credentials: ClientCredentials | null | 'keep' },
+    now: Millis,
+    expectedUpdatedAt: Millis,
+  ): Promise<WriteOutcome> {
+    const secret =
+      p.credentials === 'keep'
+        ? {}
+        : (() => {
+            const sealed = this.#seal('providers', p.id, p.credentials);
+            return { client_secret_sealed: sealed, client_secret_changed_at: now };
+          })();
+    const r = await this.#db
+      .updateTable('providers')
+      .set({
+        type: p.type,
+        settings: JSON.stringify(p.settings),
+        enabled: p.enabled ? 1 : 0,
+        updated_at: Math.max(now, expectedUpdatedAt + 1),
+        ...secret,
+      })
+      .where('id', '=', p.id)
+      .where('source', '=', 'admin')
+      .where('updated_at', '=', expectedUpdatedAt)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1 ? 'done' : 'stale';
+  }
+
+  /** Deletes an admin's provider unless an integration uses it; the ids of those that do. */
+  async deleteProvider(id: string): Promise<{ deleted: boolean; usedBy: string[] }> {
+    return this.#db.transaction().execute(async (trx) => {
+      const used = await trx
+        .selectFrom('integrations')
+        .select('id')
+        .where('provider_id', '=', id)
+        .orderBy('id')
+        .execute();
+      if (used.length > 0) return { deleted: false, usedBy: used.map((u) => u.id) };
+      const r = await trx
+        .deleteFrom('providers')
+        .where('id', '=', id)
+        .where('source', '=', 'admin')
+        .executeTakeFirst();
+      return { deleted: Number(r.numDeletedRows) === 1, usedBy: [] };
+    });
+  }
+
+  /** Inserts an admin's integration or MCP server; false when the id is taken (one namespace for both). */
+  async createIntegration(i: Omit<IntegrationInput, 'source'>, now: Millis): Promise<boolean> {
+    const sealed = this.#seal('integrations', i.id, i.credentials);
+    const r = await this.#db
+      .insertInto('integrations')
+      .values({
+        id: i.id,
+        kind: i.kind,
+        name: i.name,
+        provider_id: i.providerId,
+        settings: JSON.stringify(i.settings),
+        client_secret_sealed: sealed,
+        client_secret_changed_at: sealed === null ? null : now,
+        source: 'admin',
+        enabled: i.enabled ? 1 : 0,
+        created_at: now,
+        updated_at: now,
+      })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .executeTakeFirst();
+    return Number(r.numInsertedOrUpdatedRows ?? 0) === 1;
+  }
+
+  /** Replaces an admin's integration or MCP server, as {@link updateProvider} does a provider. */
+  async updateIntegration(
+    i: Omit<IntegrationInput, 'source' | 'credentials'> & { credentials: ClientCredentials | null | 'keep' },
+    now: Millis,
+    expectedUpdatedAt: Millis,
+  ): Promise<WriteOutcome> {
+    const secret =
+      i.credentials === 'keep'
+        ? {}
+        : {
+            client_secret_sealed: this.#seal('integrations', i.id, i.credentials),
+            client_secret_changed_at: now,
+          };
+    const r = await this.#db
+      .updateTable('integrations')
+      .set({
+        kind: i.kind,
+        name: i.name,
+        provider_id: i.providerId,
+        settings: JSON.stringify(i.settings),
+        enabled: i.enabled ? 1 : 0,
+        updated_at: Math.max(now, expectedUpdatedAt + 1),
+        ...secret,
+      })
+      .where('id', '=', i.id)
+      .where('source', '=', 'admin')
+      .where('updated_at', '=', expectedUpdatedAt)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1 ? 'done' : 'stale';
+  }
+
+  /** Deletes an admin's integration or MCP server and what discovery recorded of it. */
+  async deleteIntegration(id: string): Promise<boolean> {
+    return this.#db.transaction().execute(async (trx) => {
+      const r = await trx
+        .deleteFrom('integrations')
+        .where('id', '=', id)
+        .where('source', '=', 'admin')
+        .executeTakeFirst();
+      await trx.deleteFrom('mcp_discovery').where('integration_id', '=', id).execute();
+      return Number(r.numDeletedRows) === 1;
+    });
+  }
+
+  #seal(
+    table: 'providers' | 'integrations',
+    id: string,
+    credentials: ClientCredentials | null,
+  ): string | null {
+    if (credentials === null || Object.keys(credentials).length === 0) return null;
+    return this.#sealer.seal(JSON.stringify(credentials), { table, rowId: id, field: 'client_secret_sealed' });
+  }
+
   #resealIfChanged(
     table: 'providers' | 'integrations',
     id: string,
@@ -280,8 +495,18 @@ export class CatalogRepository {
 
 type StoredIntegration = Pick<
   Database['integrations'],
-  'id' | 'client_secret_sealed' | 'settings' | 'name' | 'kind' | 'provider_id' | 'enabled' | 'source'
+  'id' | 'client_secret_sealed' | 'client_secret_changed_at' | 'settings' | 'name' | 'kind' | 'provider_id' | 'enabled' | 'source'
 >;
+
+/** When the sealed secret last changed: kept while it is the same value, else now. */
+function secretChangedAt(
+  stored: { client_secret_sealed: string | null; client_secret_changed_at: Millis | null } | undefined,
+  sealed: string | null,
+  now: Millis,
+): Millis | null {
+  if (stored === undefined) return sealed === null ? null : now;
+  return stored.client_secret_sealed === sealed ? stored.client_secret_changed_at : now;
+}
 
 function integrationChanged(stored: StoredIntegration, next: Omit<StoredIntegration, 'id'>): boolean {
   return (
@@ -311,13 +536,17 @@ function toProvider(row: Database['providers']): ProviderRecord {
     type: row.type,
     settings: JSON.parse(row.settings),
     hasCredentials: row.client_secret_sealed !== null,
+    clientSecretChangedAt: row.client_secret_changed_at === null ? null : Number(row.client_secret_changed_at),
     source: row.source,
     enabled: row.enabled === 1,
-    updatedAt: row.updated_at,
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
   };
 }
 
-function toIntegration(row: Database['integrations']): IntegrationRecord {
+function toIntegration(
+  row: Database['integrations'] & { provider_enabled: number | null },
+): IntegrationRecord {
   return {
     id: row.id,
     kind: row.kind,
@@ -325,8 +554,11 @@ function toIntegration(row: Database['integrations']): IntegrationRecord {
     providerId: row.provider_id,
     settings: JSON.parse(row.settings),
     hasCredentials: row.client_secret_sealed !== null,
+    clientSecretChangedAt: row.client_secret_changed_at === null ? null : Number(row.client_secret_changed_at),
     source: row.source,
-    enabled: row.enabled === 1,
-    updatedAt: row.updated_at,
+    enabled: row.enabled === 1 && row.provider_enabled !== 0,
+    ownEnabled: row.enabled === 1,
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
   };
 }
