@@ -25,5 +25,7 @@ export function isAdmin(userId: string, roleClaim: unknown, admins: readonly str
  */
 export function groupsFromClaim(claim: unknown): string[] {
   const list = typeof claim === 'string' ? [claim] : Array.isArray(claim) ? claim : [];
-  return list.filter((g): g is string => typeof g === 'string' && g.length > 0 && g.length <= 200).slice(0, 100);
+  return list
+    .filter((g): g is string => typeof g === 'string' && g.length > 0 && g.length <= 200)
+    .slice(0, 100);
 }

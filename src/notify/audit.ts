@@ -18,6 +18,12 @@ export type AuditAction =
   | 'provider.config_error'
   | 'admin.provider_saved'
   | 'admin.integration_saved'
+  | 'admin.provider_created'
+  | 'admin.provider_updated'
+  | 'admin.provider_deleted'
+  | 'admin.integration_created'
+  | 'admin.integration_updated'
+  | 'admin.integration_deleted'
   | 'config.synced';
 
 export interface AuditEntry {

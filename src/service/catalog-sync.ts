@@ -82,8 +82,7 @@ async function refuseAdminIds(config: Config, catalog: CatalogRepository): Promi
     ),
   );
   config.providers.forEach((p, i) => {
-    if (providers.has(p.id))
-      issues.push({ path: `providers[${i}].id`, message: taken('provider', p.id) });
+    if (providers.has(p.id)) issues.push({ path: `providers[${i}].id`, message: taken('provider', p.id) });
   });
   const sections = [
     ['integrations', config.integrations],

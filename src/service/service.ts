@@ -19,6 +19,7 @@ import { buildApp, type RouteRegistrar } from '../http/app.js';
 import { createAuthenticator } from '../http/auth.js';
 import type { AppContext } from '../http/context.js';
 import { registerAdminRoutes } from '../http/routes/admin.js';
+import { registerAdminCatalogRoutes } from '../http/routes/admin-catalog.js';
 import { registerConnectRoutes } from '../http/routes/connect.js';
 import { registerConnectionRoutes } from '../http/routes/connections.js';
 import { registerMcpRoutes } from '../http/routes/mcp.js';
@@ -157,6 +158,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
       registerConnectionRoutes,
       registerNotificationRoutes,
       registerAdminRoutes,
+      registerAdminCatalogRoutes,
       (a) =>
         registerProxyRoutes(a, {
           connections: ctx.connectionCache,
@@ -254,7 +256,10 @@ function buildContext(
     config.auth.sessionTtlSeconds,
     config.auth.admins,
   );
-  const verifyJwt = config.auth.jwt === undefined ? undefined : createJwtVerifier(config.auth.jwt, undefined, config.auth.groupsClaim);
+  const verifyJwt =
+    config.auth.jwt === undefined
+      ? undefined
+      : createJwtVerifier(config.auth.jwt, undefined, config.auth.groupsClaim);
   const audit = new AuditLog(parts.store.db, parts.clock);
   const providers = new ProviderClients({
     catalog: parts.catalog,

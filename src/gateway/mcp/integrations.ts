@@ -1,4 +1,8 @@
-import { type CatalogRepository, catalogCacheMs as cacheMs, type IntegrationRecord } from '../../store/repos/catalog.js';
+import {
+  type CatalogRepository,
+  catalogCacheMs as cacheMs,
+  type IntegrationRecord,
+} from '../../store/repos/catalog.js';
 
 /** MCP integrations from the catalog, cached {@link cacheMs} (an admin's change reaches every instance within that). */
 export class McpIntegrations {

@@ -14,21 +14,12 @@ const auditQuery = z.strictObject({
 });
 
 /**
- * The administrators' read side: `/admin` and `/api/v1/admin/{providers,integrations,connections,audit}`.
+ * The administrators' read side: `/admin` and `/api/v1/admin/{connections,audit}` (the catalog's
+ * routes are in admin-catalog.ts).
  * Secrets are never returned: only whether a provider has credentials. Non-admins get 404.
  */
 export function registerAdminRoutes(app: FastifyInstance, ctx: AppContext): void {
   const publicUrl = ctx.config.server.publicUrl;
-
-  app.get('/api/v1/admin/providers', async (request) => {
-    requireAdmin(request, publicUrl);
-    return ctx.catalog.listProviders();
-  });
-
-  app.get('/api/v1/admin/integrations', async (request) => {
-    requireAdmin(request, publicUrl);
-    return ctx.catalog.listIntegrations({ includeDisabled: true });
-  });
 
   app.get('/api/v1/admin/connections', async (request) => {
     requireAdmin(request, publicUrl);

@@ -81,6 +81,9 @@ export interface IntegrationInput {
  */
 export const catalogCacheMs = 1_000;
 
+/** Work done in the transaction of a catalog write once it took effect (the audit row). */
+export type InTransaction = (db: Kysely<Database>) => Promise<void>;
+
 /** How a guarded write ended: `stale` when the row changed since it was read (or is gone). */
 export type WriteOutcome = 'done' | 'stale';
 
@@ -326,24 +329,30 @@ export class CatalogRepository {
   // The admin API's writes: entries with `source: admin` only (config entries belong to the file).
 
   /** Inserts an admin's provider; false when the id is taken. */
-  async createProvider(p: Omit<ProviderInput, 'source'>, now: Millis): Promise<boolean> {
+  async createProvider(
+    p: Omit<ProviderInput, 'source'>,
+    now: Millis,
+    then?: InTransaction,
+  ): Promise<boolean> {
     const sealed = this.#seal('providers', p.id, p.credentials);
-    const r = await this.#db
-      .insertInto('providers')
-      .values({
-        id: p.id,
-        type: p.type,
-        settings: JSON.stringify(p.settings),
-        client_secret_sealed: sealed,
-        client_secret_changed_at: sealed === null ? null : now,
-        source: 'admin',
-        enabled: p.enabled ? 1 : 0,
-        created_at: now,
-        updated_at: now,
-      })
-      .onConflict((oc) => oc.column('id').doNothing())
-      .executeTakeFirst();
-    return Number(r.numInsertedOrUpdatedRows ?? 0) === 1;
+    return this.#write(then, async (db) => {
+      const r = await db
+        .insertInto('providers')
+        .values({
+          id: p.id,
+          type: p.type,
+          settings: JSON.stringify(p.settings),
+          client_secret_sealed: sealed,
+          client_secret_changed_at: sealed === null ? null : now,
+          source: 'admin',
+          enabled: p.enabled ? 1 : 0,
+          created_at: now,
+          updated_at: now,
+        })
+        .onConflict((oc) => oc.column('id').doNothing())
+        .executeTakeFirst();
+      return Number(r.numInsertedOrUpdatedRows ?? 0) === 1;
+    });
   }
 
   /**
@@ -354,6 +363,7 @@ export class CatalogRepository {
     p: Omit<ProviderInput, 'source' | 'credentials'> & { credentials: ClientCredentials | null | 'keep' },
     now: Millis,
     expectedUpdatedAt: Millis,
+    then?: InTransaction,
   ): Promise<WriteOutcome> {
     const secret =
       p.credentials === 'keep'
@@ -362,24 +372,26 @@ export class CatalogRepository {
             const sealed = this.#seal('providers', p.id, p.credentials);
             return { client_secret_sealed: sealed, client_secret_changed_at: now };
           })();
-    const r = await this.#db
-      .updateTable('providers')
-      .set({
-        type: p.type,
-        settings: JSON.stringify(p.settings),
-        enabled: p.enabled ? 1 : 0,
-        updated_at: Math.max(now, expectedUpdatedAt + 1),
-        ...secret,
-      })
-      .where('id', '=', p.id)
-      .where('source', '=', 'admin')
-      .where('updated_at', '=', expectedUpdatedAt)
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows) === 1 ? 'done' : 'stale';
+    return this.#write(then, async (db) => {
+      const r = await db
+        .updateTable('providers')
+        .set({
+          type: p.type,
+          settings: JSON.stringify(p.settings),
+          enabled: p.enabled ? 1 : 0,
+          updated_at: Math.max(now, expectedUpdatedAt + 1),
+          ...secret,
+        })
+        .where('id', '=', p.id)
+        .where('source', '=', 'admin')
+        .where('updated_at', '=', expectedUpdatedAt)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1 ? 'done' : 'stale';
+    });
   }
 
   /** Deletes an admin's provider unless an integration uses it; the ids of those that do. */
-  async deleteProvider(id: string): Promise<{ deleted: boolean; usedBy: string[] }> {
+  async deleteProvider(id: string, then?: InTransaction): Promise<{ deleted: boolean; usedBy: string[] }> {
     return this.#db.transaction().execute(async (trx) => {
       const used = await trx
         .selectFrom('integrations')
@@ -393,31 +405,39 @@ export class CatalogRepository {
         .where('id', '=', id)
         .where('source', '=', 'admin')
         .executeTakeFirst();
-      return { deleted: Number(r.numDeletedRows) === 1, usedBy: [] };
+      const deleted = Number(r.numDeletedRows) === 1;
+      if (deleted) await then?.(trx);
+      return { deleted, usedBy: [] };
     });
   }
 
   /** Inserts an admin's integration or MCP server; false when the id is taken (one namespace for both). */
-  async createIntegration(i: Omit<IntegrationInput, 'source'>, now: Millis): Promise<boolean> {
+  async createIntegration(
+    i: Omit<IntegrationInput, 'source'>,
+    now: Millis,
+    then?: InTransaction,
+  ): Promise<boolean> {
     const sealed = this.#seal('integrations', i.id, i.credentials);
-    const r = await this.#db
-      .insertInto('integrations')
-      .values({
-        id: i.id,
-        kind: i.kind,
-        name: i.name,
-        provider_id: i.providerId,
-        settings: JSON.stringify(i.settings),
-        client_secret_sealed: sealed,
-        client_secret_changed_at: sealed === null ? null : now,
-        source: 'admin',
-        enabled: i.enabled ? 1 : 0,
-        created_at: now,
-        updated_at: now,
-      })
-      .onConflict((oc) => oc.column('id').doNothing())
-      .executeTakeFirst();
-    return Number(r.numInsertedOrUpdatedRows ?? 0) === 1;
+    return this.#write(then, async (db) => {
+      const r = await db
+        .insertInto('integrations')
+        .values({
+          id: i.id,
+          kind: i.kind,
+          name: i.name,
+          provider_id: i.providerId,
+          settings: JSON.stringify(i.settings),
+          client_secret_sealed: sealed,
+          client_secret_changed_at: sealed === null ? null : now,
+          source: 'admin',
+          enabled: i.enabled ? 1 : 0,
+          created_at: now,
+          updated_at: now,
+        })
+        .onConflict((oc) => oc.column('id').doNothing())
+        .executeTakeFirst();
+      return Number(r.numInsertedOrUpdatedRows ?? 0) === 1;
+    });
   }
 
   /** Replaces an admin's integration or MCP server, as {@link updateProvider} does a provider. */
@@ -425,6 +445,7 @@ export class CatalogRepository {
     i: Omit<IntegrationInput, 'source' | 'credentials'> & { credentials: ClientCredentials | null | 'keep' },
     now: Millis,
     expectedUpdatedAt: Millis,
+    then?: InTransaction,
   ): Promise<WriteOutcome> {
     const secret =
       i.credentials === 'keep'
@@ -433,34 +454,64 @@ export class CatalogRepository {
             client_secret_sealed: this.#seal('integrations', i.id, i.credentials),
             client_secret_changed_at: now,
           };
-    const r = await this.#db
-      .updateTable('integrations')
-      .set({
-        kind: i.kind,
-        name: i.name,
-        provider_id: i.providerId,
-        settings: JSON.stringify(i.settings),
-        enabled: i.enabled ? 1 : 0,
-        updated_at: Math.max(now, expectedUpdatedAt + 1),
-        ...secret,
-      })
-      .where('id', '=', i.id)
-      .where('source', '=', 'admin')
-      .where('updated_at', '=', expectedUpdatedAt)
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows) === 1 ? 'done' : 'stale';
+    return this.#write(then, async (db) => {
+      const r = await db
+        .updateTable('integrations')
+        .set({
+          kind: i.kind,
+          name: i.name,
+          provider_id: i.providerId,
+          settings: JSON.stringify(i.settings),
+          enabled: i.enabled ? 1 : 0,
+          updated_at: Math.max(now, expectedUpdatedAt + 1),
+          ...secret,
+        })
+        .where('id', '=', i.id)
+        .where('source', '=', 'admin')
+        .where('updated_at', '=', expectedUpdatedAt)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1 ? 'done' : 'stale';
+    });
   }
 
-  /** Deletes an admin's integration or MCP server and what discovery recorded of it. */
-  async deleteIntegration(id: string): Promise<boolean> {
+  /**
+   * Deletes an admin's integration or MCP server and what discovery recorded of it, unless it
+   * still has connections (`has_connections`: the caller removes them first).
+   */
+  async deleteIntegration(
+    id: string,
+    then?: InTransaction,
+  ): Promise<'done' | 'not_found' | 'has_connections'> {
     return this.#db.transaction().execute(async (trx) => {
+      const left = await trx
+        .selectFrom('connections')
+        .select('id')
+        .where('integration_id', '=', id)
+        .limit(1)
+        .executeTakeFirst();
+      if (left !== undefined) return 'has_connections';
       const r = await trx
         .deleteFrom('integrations')
         .where('id', '=', id)
         .where('source', '=', 'admin')
         .executeTakeFirst();
+      if (Number(r.numDeletedRows) !== 1) return 'not_found';
       await trx.deleteFrom('mcp_discovery').where('integration_id', '=', id).execute();
-      return Number(r.numDeletedRows) === 1;
+      await then?.(trx);
+      return 'done';
+    });
+  }
+
+  /** Runs a write, and `then` (the audit row) in the same transaction when the write took effect. */
+  async #write<T extends boolean | WriteOutcome>(
+    then: InTransaction | undefined,
+    write: (db: Kysely<Database>) => Promise<T>,
+  ): Promise<T> {
+    if (then === undefined) return write(this.#db);
+    return this.#db.transaction().execute(async (trx) => {
+      const outcome = await write(trx);
+      if (outcome === true || outcome === 'done') await then(trx);
+      return outcome;
     });
   }
 
@@ -470,7 +521,11 @@ export class CatalogRepository {
     credentials: ClientCredentials | null,
   ): string | null {
     if (credentials === null || Object.keys(credentials).length === 0) return null;
-    return this.#sealer.seal(JSON.stringify(credentials), { table, rowId: id, field: 'client_secret_sealed' });
+    return this.#sealer.seal(JSON.stringify(credentials), {
+      table,
+      rowId: id,
+      field: 'client_secret_sealed',
+    });
   }
 
   #resealIfChanged(
@@ -495,7 +550,15 @@ export class CatalogRepository {
 
 type StoredIntegration = Pick<
   Database['integrations'],
-  'id' | 'client_secret_sealed' | 'client_secret_changed_at' | 'settings' | 'name' | 'kind' | 'provider_id' | 'enabled' | 'source'
+  | 'id'
+  | 'client_secret_sealed'
+  | 'client_secret_changed_at'
+  | 'settings'
+  | 'name'
+  | 'kind'
+  | 'provider_id'
+  | 'enabled'
+  | 'source'
 >;
 
 /** When the sealed secret last changed: kept while it is the same value, else now. */
@@ -536,7 +599,8 @@ function toProvider(row: Database['providers']): ProviderRecord {
     type: row.type,
     settings: JSON.parse(row.settings),
     hasCredentials: row.client_secret_sealed !== null,
-    clientSecretChangedAt: row.client_secret_changed_at === null ? null : Number(row.client_secret_changed_at),
+    clientSecretChangedAt:
+      row.client_secret_changed_at === null ? null : Number(row.client_secret_changed_at),
     source: row.source,
     enabled: row.enabled === 1,
     createdAt: Number(row.created_at),
@@ -554,7 +618,8 @@ function toIntegration(
     providerId: row.provider_id,
     settings: JSON.parse(row.settings),
     hasCredentials: row.client_secret_sealed !== null,
-    clientSecretChangedAt: row.client_secret_changed_at === null ? null : Number(row.client_secret_changed_at),
+    clientSecretChangedAt:
+      row.client_secret_changed_at === null ? null : Number(row.client_secret_changed_at),
     source: row.source,
     enabled: row.enabled === 1 && row.provider_enabled !== 0,
     ownEnabled: row.enabled === 1,
