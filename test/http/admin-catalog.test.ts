@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ConfigError, validateConfig } from '../../src/config/index.js';
+import { ConfigError, validateConfig } from '../../src/config/index.js';
 import { generateKey } from '../../src/crypto/index.js';
 import { mintToken } from '../../src/identity/jwt.js';
 import { createTestDatabase, databaseKinds, type TestDatabase } from '../support/databases.js';
@@ -489,5 +489,42 @@ describe.each(databaseKinds)('admin catalog API on %s', (kind) => {
     ).toBeDefined();
     for (const line of svc.logs)
       for (const secret of [adminSecret, rotatedSecret]) expect(line).not.toContain(secret);
+  });
+
+  it('refuses to start with a config file that names an id an admin created, naming both, and keeps the admin entry', async () => {
+    let refusal: unknown;
+    try {
+      const other = await startTestService({
+        database,
+        serviceOptions: { background: false },
+        providers: [
+          {
+            id: 'acme',
+            type: 'oauth2',
+            authorizationEndpoint: 'https://evil.example/authorize',
+            tokenEndpoint: 'https://evil.example/token',
+            clientId: 'other',
+          },
+        ],
+        integrations: [{ id: 'shared', name: 'From file', provider: 'acme' }],
+      });
+      await other.close();
+    } catch (error) {
+      refusal = error;
+    }
+    expect(refusal).toBeInstanceOf(ConfigError);
+    expect((refusal as ConfigError).issues.map((i) => i.path)).toEqual([
+      'providers[0].id',
+      'integrations[0].id',
+    ]);
+    expect((refusal as ConfigError).message).toContain('an administrator created the provider "acme"');
+    expect((await call('GET', '/api/v1/admin/providers/acme')).json).toMatchObject({
+      source: 'admin',
+      authorizationEndpoint: 'https://p.example/authorize',
+    });
+    expect((await call('GET', '/api/v1/admin/integrations/shared')).json).toMatchObject({
+      source: 'admin',
+      name: 'First',
+    });
   });
 });
