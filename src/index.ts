@@ -12,16 +12,18 @@
  * ```
  */
 import { type Config, loadConfigFile } from './config/index.js';
-import { ConnectionNotFoundError } from './connections/errors.js';
+import { ConnectionNotFoundError, IntegrationDisabledError } from './connections/errors.js';
 import type { UsableToken } from './connections/token-service.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createService, type Service } from './service/service.js';
+import { catalogCacheMs } from './store/repos/catalog.js';
 import { type ConnectionView, toConnectionView } from './store/repos/connections.js';
 
 export type { Config } from './config/index.js';
 export {
   ConnectionNeedsReauthError,
   ConnectionNotFoundError,
+  IntegrationDisabledError,
   ProviderMisconfiguredError,
   ProviderUnavailableError,
 } from './connections/errors.js';
@@ -60,10 +62,24 @@ export async function createConnections(options: ConnectionsOptions): Promise<Co
     logger: options.logger ?? createLogger({ level: 'warn' }),
     background: options.background ?? false,
   });
-  const { connections, connectionCache, tokens } = service.ctx;
+  const { connections, connectionCache, tokens, catalog } = service.ctx;
+  const integrations = new Map<string, { at: number; enabled: Promise<boolean> }>();
+  /** Whether the integration is enabled, re-read at most every `catalogCacheMs` (an admin's switch). */
+  const enabled = (id: string) => {
+    const now = Date.now();
+    let hit = integrations.get(id);
+    if (hit === undefined || now - hit.at >= catalogCacheMs) {
+      if (integrations.size >= 1_000) integrations.clear();
+      hit = { at: now, enabled: catalog.getIntegration(id).then((i) => i?.enabled !== false) };
+      integrations.set(id, hit);
+      hit.enabled.catch(() => integrations.delete(id));
+    }
+    return hit.enabled;
+  };
   const owned = async (userId: string, connectionId: string) => {
     const row = await connectionCache.findForUser(userId, connectionId);
     if (row === undefined) throw new ConnectionNotFoundError(`connection ${connectionId} not found`);
+    if (!(await enabled(row.integration_id))) throw new IntegrationDisabledError(row.integration_id);
     return row;
   };
   return {

@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validateConfig } from '../../src/config/index.js';
 import { mintToken } from '../../src/identity/jwt.js';
+import { type Connections, createConnections, IntegrationDisabledError } from '../../src/index.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { ConnectionRepository } from '../../src/store/repos/connections.js';
 import { databaseKinds } from '../support/databases.js';
 import { type Lifecycle, lifecycleClientSecret, proxyPath, startLifecycle } from '../support/lifecycle.js';
@@ -21,6 +25,8 @@ describe.each(databaseKinds)('catalog changes propagate between instances on %s'
   let a: TestService;
   let b: TestService;
   let connectionId: string;
+  /** The in-process library on the same database: a third reader of the catalog. */
+  let lib: Connections;
   const user = 'u-prop';
 
   const adminCall = async (method: string, path: string, body?: unknown) => {
@@ -64,8 +70,17 @@ describe.each(databaseKinds)('catalog changes propagate between instances on %s'
     lc = await startLifecycle({ kind, accessTokenTtlSeconds: 3600 });
     a = await lc.startService();
     b = await lc.startService();
+    const port = lc.takePort();
+    lib = await createConnections({
+      config: validateConfig({
+        ...lc.sharedConfig(),
+        server: { port, host: '127.0.0.1', publicUrl: `http://127.0.0.1:${port}` },
+      }),
+      logger: createLogger({ level: 'warn', destination: new Writable({ write: (_c, _e, cb) => cb() }) }),
+    });
   });
   afterAll(async () => {
+    await lib?.close();
     await lc?.close();
   });
 
@@ -116,6 +131,7 @@ describe.each(databaseKinds)('catalog changes propagate between instances on %s'
     );
     expect(took).toBeLessThan(boundMs);
     expect((await proxyOnB()).status).toBe(409);
+    await expect(lib.getAccessToken(user, connectionId)).rejects.toBeInstanceOf(IntegrationDisabledError);
     expect(await namesOnB()).not.toContain('runtime-items:Renamed Items');
     expect((await b.api(user, `/api/v1/connections/${connectionId}`)).status).toBe(200);
 
@@ -144,6 +160,8 @@ describe.each(databaseKinds)('catalog changes propagate between instances on %s'
     expect(await claim()).toContain(connectionId);
     const back = await seenOnB('the re-enabled integration', async () => (await proxyOnB()).status === 200);
     expect(back).toBeLessThan(boundMs);
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await lib.getAccessToken(user, connectionId)).connectionId).toBe(connectionId);
   });
 
   it('its provider disabled on A: B refuses the proxy the same way within 2 s', async () => {
