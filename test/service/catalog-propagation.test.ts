@@ -191,11 +191,15 @@ describe.each(databaseKinds)('catalog changes propagate between instances on %s'
     );
   });
 
-  it('deleted on A after confirmation: the connection is revoked at the provider and removed, its user told', async () => {
+  it('deleted on A after confirmation (its provider disabled): the connection is revoked at the provider and removed, its user told', async () => {
     const unconfirmed = await adminCall('DELETE', '/api/v1/admin/integrations/runtime-items');
     expect(unconfirmed.status).toBe(409);
     expect(unconfirmed.json).toMatchObject({ code: 'confirm_required', connections: 1 });
     expect((await proxyOnB()).status).toBe(200);
+    // Disabled first, as an admin winding it down would: the grant is still revoked at the provider.
+    expect((await adminCall('PATCH', '/api/v1/admin/providers/runtime-idp', { enabled: false })).status).toBe(
+      200,
+    );
     expect((await adminCall('DELETE', '/api/v1/admin/integrations/runtime-items?confirm=true')).status).toBe(
       204,
     );
