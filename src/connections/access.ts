@@ -11,5 +11,5 @@ export function mayAccess(
 ): boolean {
   const required = integration.settings.groups;
   if (required === undefined || required.length === 0) return true;
-  return groups !== undefined && groups.some((g) => required.includes(g));
+  return groups?.some((g) => required.includes(g)) === true;
 }

@@ -7,7 +7,8 @@ import type { AuditAction } from '../../notify/audit.js';
 import { McpDiscoveryError } from '../../oauth/mcp/errors.js';
 import { checkUrl } from '../../oauth/mcp/fetch.js';
 import { previewMcpServer } from '../../oauth/mcp/preview.js';
-import type { IntegrationRecord, WriteOutcome } from '../../store/repos/catalog.js';
+import type { IntegrationRecord } from '../../store/repos/catalog.js';
+import type { WriteOutcome } from '../../store/repos/catalog-admin.js';
 import type { Database } from '../../store/types.js';
 import { requireAdmin } from '../auth.js';
 import type { AppContext } from '../context.js';
@@ -145,7 +146,7 @@ export function registerAdminCatalogRoutes(app: FastifyInstance, ctx: AppContext
     const { enabled, ...entry } = body(request);
     const on = parseInput(providerSwitchBody, { enabled }, 'body').enabled ?? true;
     const input = providerInput(parseInput(providerCreateBody, entry, 'body'), on);
-    const created = await ctx.catalog.createProvider(
+    const created = await ctx.catalog.admin.createProvider(
       input,
       ctx.clock.now(),
       audit(identity.userId, 'admin.provider_created', 'provider', input.id, {
@@ -174,7 +175,7 @@ export function registerAdminCatalogRoutes(app: FastifyInstance, ctx: AppContext
     const merged = mergePatch(providerEntry(current, stored), entryPatch);
     const input = providerInput(parseInput(providerCreateBody, merged, 'body'), on);
     const secretTouched = 'clientSecret' in patch || 'privateKey' in patch;
-    const outcome = await ctx.catalog.updateProvider(
+    const outcome = await ctx.catalog.admin.updateProvider(
       { ...input, credentials: secretTouched ? input.credentials : 'keep' },
       ctx.clock.now(),
       version,
@@ -198,7 +199,7 @@ export function registerAdminCatalogRoutes(app: FastifyInstance, ctx: AppContext
     const id = idOf(request);
     const current = await providerOr404(id);
     if (current.source === 'config') throw readOnly('provider', id);
-    const result = await ctx.catalog.deleteProvider(
+    const result = await ctx.catalog.admin.deleteProvider(
       id,
       audit(identity.userId, 'admin.provider_deleted', 'provider', id, { type: current.type }),
     );
@@ -281,7 +282,7 @@ export function registerAdminCatalogRoutes(app: FastifyInstance, ctx: AppContext
       const input = parseEntry(body(request));
       await requireProvider(input.providerId);
       requireReachable(input.settings.url);
-      const created = await ctx.catalog.createIntegration(
+      const created = await ctx.catalog.admin.createIntegration(
         input,
         ctx.clock.now(),
         audit(identity.userId, 'admin.integration_created', 'integration', input.id, {
@@ -310,7 +311,7 @@ export function registerAdminCatalogRoutes(app: FastifyInstance, ctx: AppContext
       if ('provider' in patch) await requireProvider(input.providerId);
       if ('url' in patch) requireReachable(input.settings.url);
       const secretTouched = kind === 'mcp' && 'clientSecret' in patch;
-      const outcome = await ctx.catalog.updateIntegration(
+      const outcome = await ctx.catalog.admin.updateIntegration(
         { ...input, credentials: secretTouched ? input.credentials : 'keep' },
         ctx.clock.now(),
         version,
@@ -444,7 +445,7 @@ async function removeIntegration(
     clock: ctx.clock,
   };
   for (let round = 0; round < 1000; round++) {
-    const outcome = await ctx.catalog.deleteIntegration(id, then);
+    const outcome = await ctx.catalog.admin.deleteIntegration(id, then);
     if (outcome !== 'has_connections') return outcome === 'done';
     for (const row of await ctx.connections.listForIntegration(id, 50)) {
       await disconnect(deps, row, actor);
