@@ -123,6 +123,33 @@ describe.each(databaseKinds)('admin catalog API on %s', (kind) => {
     },
   );
 
+  it('refuses non-admins on every /api/v1/admin route of the route table (a new route cannot skip it)', async () => {
+    const table = routeTable(svc.service.app.printRoutes({ commonPrefix: false })).filter(
+      ([method, path]) => path.startsWith('/api/v1/admin/') && method !== 'HEAD' && method !== 'OPTIONS',
+    );
+    // The table is the source: every catalog route listed above is in it, and more may come.
+    for (const [method, path] of routes) {
+      expect(table).toContainEqual([method, path.replace(/\/(from-file|file-api|file-mcp)$/, '/:id')]);
+    }
+    const user = await svc.token('alice');
+    for (const [method, pattern] of table) {
+      const path = pattern.replace(/:[a-zA-Z]+/g, 'from-file');
+      const init = (authorization?: string): RequestInit => ({
+        method,
+        headers: {
+          ...(authorization === undefined ? {} : { authorization }),
+          ...(method === 'GET' || method === 'DELETE' ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(method === 'GET' || method === 'DELETE' ? {} : { body: '{}' }),
+      });
+      expect((await fetch(`${svc.url}${path}`, init(`Bearer ${user}`))).status, `${method} ${path}`).toBe(
+        404,
+      );
+      expect((await fetch(`${svc.url}${path}`, init())).status, `${method} ${path}`).toBe(401);
+    }
+    expect(table.length).toBeGreaterThanOrEqual(routes.length);
+  });
+
   it('creates a provider; its secret is write-only: never in a response, set/not set and when it changed', async () => {
     const created = await call('POST', '/api/v1/admin/providers', provider('acme'));
     expect(created.status).toBe(201);
@@ -528,3 +555,19 @@ describe.each(databaseKinds)('admin catalog API on %s', (kind) => {
     });
   });
 });
+
+/** `[method, path]` of every route in Fastify's `printRoutes({ commonPrefix: false })` tree. */
+function routeTable(printed: string): Array<[string, string]> {
+  const parents: string[] = [];
+  const out: Array<[string, string]> = [];
+  for (const line of printed.split('\n')) {
+    const m = /^([│\s]*)[├└]── (\S+)(?: \(([^)]+)\))?$/.exec(line);
+    if (m === null) continue;
+    const depth = (m[1] ?? '').length / 4;
+    const full = `${depth > 0 ? (parents[depth - 1] ?? '') : ''}${m[2]}`;
+    parents[depth] = full;
+    parents.length = depth + 1;
+    for (const method of (m[3] ?? '').split(', ').filter((x) => x !== '')) out.push([method, full]);
+  }
+  return out;
+}
