@@ -1,5 +1,6 @@
 import type * as oauth from 'oauth4webapi';
 import { describe, expect, it } from 'vitest';
+import { mayAccess } from '../../src/connections/access.js';
 import { mergePatch } from '../../src/http/routes/admin-catalog-entries.js';
 import { chooseRegistration } from '../../src/oauth/mcp/client-identity.js';
 
@@ -74,5 +75,23 @@ describe('chooseRegistration: how a client would be obtained, without registerin
     ['none when nothing is offered', as(), undefined, https, undefined, 'none'],
   ] as const)('%s', (_name, server, configured, publicUrl, clientMetadataUrl, expected) => {
     expect(chooseRegistration({ as: server, configured, publicUrl, clientMetadataUrl })).toBe(expected);
+  });
+});
+
+describe('mayAccess: who sees an integration limited to groups', () => {
+  const open = { settings: { scopes: [] } };
+  const limited = { settings: { scopes: [], groups: ['finance', 'ops'] } };
+  it.each([
+    [open, [], true],
+    [open, ['x'], true],
+    [limited, [], false],
+    [limited, undefined, false],
+    [limited, ['sales'], false],
+    [limited, ['sales', 'ops'], true],
+    [{ settings: { scopes: [], groups: [] } }, [], true],
+  ] as const)('%j for groups %j: %s', (integration, groups, expected) => {
+    expect(mayAccess(integration as { settings: { scopes: string[]; groups?: string[] } }, groups)).toBe(
+      expected,
+    );
   });
 });

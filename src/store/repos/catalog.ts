@@ -188,7 +188,7 @@ export class CatalogRepository {
       type: p.type,
       settings,
       client_secret_sealed: sealed,
-      client_secret_changed_at: secretChangedAt(existing, sealed, now),
+      client_secret_changed_at: this.#secretChangedAt('providers', p.id, existing, sealed, now),
       source: p.source,
       enabled: p.enabled ? 1 : 0,
       updated_at: now,
@@ -259,7 +259,7 @@ export class CatalogRepository {
           provider_id: i.providerId,
           settings: JSON.stringify(i.settings),
           client_secret_sealed: sealed,
-          client_secret_changed_at: secretChangedAt(stored, sealed, now),
+          client_secret_changed_at: this.#secretChangedAt('integrations', i.id, stored, sealed, now),
           source: i.source,
           enabled: i.enabled ? 1 : 0,
           updated_at: now,
@@ -323,6 +323,31 @@ export class CatalogRepository {
     return found;
   }
 
+  /**
+   * When the sealed secret last changed: kept while it holds the same value (re-sealed under a
+   * new key or not), else now.
+   */
+  #secretChangedAt(
+    table: 'providers' | 'integrations',
+    id: string,
+    stored: { client_secret_sealed: string | null; client_secret_changed_at: Millis | null } | undefined,
+    sealed: string | null,
+    now: Millis,
+  ): Millis | null {
+    if (stored === undefined) return sealed === null ? null : now;
+    const before = stored.client_secret_sealed;
+    if (before === sealed) return stored.client_secret_changed_at;
+    if (before === null || sealed === null) return now;
+    try {
+      const ctx = { table, rowId: id, field: 'client_secret_sealed' };
+      return this.#sealer.open(before, ctx) === this.#sealer.open(sealed, ctx)
+        ? stored.client_secret_changed_at
+        : now;
+    } catch {
+      return now;
+    }
+  }
+
   #resealIfChanged(
     table: 'providers' | 'integrations',
     id: string,
@@ -355,16 +380,6 @@ type StoredIntegration = Pick<
   | 'enabled'
   | 'source'
 >;
-
-/** When the sealed secret last changed: kept while it is the same value, else now. */
-function secretChangedAt(
-  stored: { client_secret_sealed: string | null; client_secret_changed_at: Millis | null } | undefined,
-  sealed: string | null,
-  now: Millis,
-): Millis | null {
-  if (stored === undefined) return sealed === null ? null : now;
-  return stored.client_secret_sealed === sealed ? stored.client_secret_changed_at : now;
-}
 
 function integrationChanged(stored: StoredIntegration, next: Omit<StoredIntegration, 'id'>): boolean {
   return (
