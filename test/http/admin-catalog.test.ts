@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, validateConfig } from '../../src/config/index.js';
 import { generateKey } from '../../src/crypto/index.js';
 import { mintToken } from '../../src/identity/jwt.js';
+import { connectMcpServer, gatewayAgent } from '../mcp/support.js';
 import { createTestDatabase, databaseKinds, type TestDatabase } from '../support/databases.js';
 import { startMcpPeer } from '../support/mcp-peer.js';
 import { startTestService, type TestService, testJwtSecret } from '../support/service.js';
@@ -487,6 +488,21 @@ describe.each(databaseKinds)('admin catalog API on %s', (kind) => {
     expect(offered).toContainEqual(
       expect.objectContaining({ id: 'peer', kind: 'mcp', status: 'not_connected' }),
     );
+    // Users connect it as any MCP server; then deleting it must be confirmed and revokes the grant.
+    const { connectionId } = await connectMcpServer(svc, 'bob', 'peer');
+    const { client } = await gatewayAgent(svc, 'bob', 'peer');
+    expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+    await client.close();
+    const unconfirmed = await call('DELETE', '/api/v1/admin/mcp-servers/peer');
+    expect(unconfirmed.json).toMatchObject({ code: 'confirm_required', connections: 1 });
+    expect((await call('DELETE', '/api/v1/admin/mcp-servers/peer?confirm=true')).status).toBe(204);
+    const deleted = await svc.service.ctx.store.db
+      .selectFrom('audit_log')
+      .select('data')
+      .where('target_id', '=', connectionId)
+      .where('action', '=', 'connection.deleted')
+      .executeTakeFirstOrThrow();
+    expect(JSON.parse(deleted.data)).toMatchObject({ integration: 'peer', revocation: 'revoked' });
   });
 
   it('audits every change with the admin as actor, and never a secret', async () => {
