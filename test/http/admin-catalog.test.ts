@@ -474,6 +474,14 @@ describe.each(databaseKinds)('admin catalog API on %s', (kind) => {
     const bad = await call('POST', '/api/v1/admin/mcp-servers/preview', { url: 'ftp://x.example/' });
     expect(bad.status).toBe(400);
     expect(bad.json.errors[0].path).toBe('body.url');
+    // A network the outbound policy refuses is never contacted (SSRF).
+    const metadata = await call('POST', '/api/v1/admin/mcp-servers/preview', {
+      url: 'http://169.254.169.254/mcp',
+    });
+    expect(metadata.status).toBe(400);
+    expect(metadata.json.errors).toEqual([
+      { path: 'body.url', message: 'is refused by the outbound policy (scheme, or a network not allowed)' },
+    ]);
 
     const saved = await call('POST', '/api/v1/admin/mcp-servers', {
       id: 'peer',
