@@ -12,17 +12,19 @@
  * ```
  */
 import { type Config, loadConfigFile } from './config/index.js';
-import { ConnectionNotFoundError } from './connections/errors.js';
+import { ConnectionNotFoundError, IntegrationDisabledError } from './connections/errors.js';
 import type { UsableToken } from './connections/token-service.js';
 import type { KeySource } from './crypto/key-source.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createService, type Service } from './service/service.js';
+import { catalogCacheMs } from './store/repos/catalog.js';
 import { type ConnectionView, toConnectionView } from './store/repos/connections.js';
 
 export type { Config } from './config/index.js';
 export {
   ConnectionNeedsReauthError,
   ConnectionNotFoundError,
+  IntegrationDisabledError,
   ProviderMisconfiguredError,
   ProviderUnavailableError,
 } from './connections/errors.js';
@@ -65,10 +67,24 @@ export async function createConnections(options: ConnectionsOptions): Promise<Co
     background: options.background ?? false,
     ...(options.keySource === undefined ? {} : { keySource: options.keySource }),
   });
-  const { connections, connectionCache, tokens } = service.ctx;
+  const { connections, connectionCache, tokens, catalog } = service.ctx;
+  const integrations = new Map<string, { at: number; enabled: Promise<boolean> }>();
+  /** Whether the integration is enabled, re-read at most every `catalogCacheMs` (an admin's switch). */
+  const enabled = (id: string) => {
+    const now = Date.now();
+    let hit = integrations.get(id);
+    if (hit === undefined || now - hit.at >= catalogCacheMs) {
+      if (integrations.size >= 1_000) integrations.clear();
+      hit = { at: now, enabled: catalog.getIntegration(id).then((i) => i?.enabled !== false) };
+      integrations.set(id, hit);
+      hit.enabled.catch(() => integrations.delete(id));
+    }
+    return hit.enabled;
+  };
   const owned = async (userId: string, connectionId: string) => {
     const row = await connectionCache.findForUser(userId, connectionId);
     if (row === undefined) throw new ConnectionNotFoundError(`connection ${connectionId} not found`);
+    if (!(await enabled(row.integration_id))) throw new IntegrationDisabledError(row.integration_id);
     return row;
   };
   return {

@@ -258,6 +258,8 @@ const authSchema = z
     mode: z.enum(['jwt', 'dev']).default('jwt'),
     jwt: jwtSchema.optional(),
     admins: z.array(nonEmpty()).default([]),
+    /** The JWT claim that lists a user's groups (an array of strings, or one string). */
+    groupsClaim: nonEmpty().default('groups'),
     sessionTtlSeconds: integer(1).default(12 * 60 * 60),
   })
   .superRefine((auth, ctx) => {
@@ -527,7 +529,11 @@ export const providerSchema = z.preprocess(
 const integrationId = () =>
   slug().refine((s) => !s.includes('__'), 'must not contain "__" (it separates ids from tool names on /mcp)');
 
-const integrationSchema = z.strictObject({
+/** Users who may see and connect an integration: any of these groups (absent: everyone). */
+const groupList = () => z.array(nonEmpty().max(200)).min(1).max(100);
+
+/** One `integrations` entry; the admin API validates its request bodies with this same schema. */
+export const integrationSchema = z.strictObject({
   id: integrationId(),
   name: nonEmpty(),
   description: z.string().optional(),
@@ -537,12 +543,14 @@ const integrationSchema = z.strictObject({
   api: z.strictObject({ baseUrl: baseUrl() }).optional(),
   enabled: boolean().default(true),
   authorizationParams: extraParams(reservedAuthorizationParams).optional(),
+  groups: groupList().optional(),
 });
 
 /** Client authentication at an MCP server's token endpoint (private_key_jwt is for providers). */
 const mcpClientAuthMethods = ['client_secret_basic', 'client_secret_post', 'none'] as const;
 
-const mcpServerSchema = z
+/** One `mcpServers` entry; the admin API validates its request bodies with this same schema. */
+export const mcpServerSchema = z
   .strictObject({
     id: integrationId(),
     name: nonEmpty(),
@@ -557,6 +565,7 @@ const mcpServerSchema = z
     /** For authorization servers that refuse RFC 8707 `resource` (Entra-protected servers). */
     resource: z.literal('omit').optional(),
     enabled: boolean().default(true),
+    groups: groupList().optional(),
     // A plain refine, not z.custom: z.custom's issue aborts the parse, which would skip the
     // cross-field checks and hide other problems.
     api: z

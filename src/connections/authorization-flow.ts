@@ -24,6 +24,7 @@ import type { CatalogRepository, IntegrationRecord } from '../store/repos/catalo
 import type { PendingAuthorizationRepository } from '../store/repos/pending-authorizations.js';
 import type { Clock } from '../support/clock.js';
 import { sha256Hex } from '../support/hash.js';
+import { mayAccess } from './access.js';
 import type { ConnectionCache } from './connection-cache.js';
 import { FlowConfirmations } from './flow-confirmations.js';
 import { parkTokens } from './parked-tokens.js';
@@ -134,8 +135,10 @@ export class AuthorizationFlow {
     scopes?: readonly string[] | undefined;
     /** The gateway's URL elicitation this flow answers (marked complete on success). */
     elicitationId?: string | undefined;
+    /** The user's groups: an integration limited to others is not found. */
+    groups: readonly string[];
   }): Promise<URL> {
-    const integration = await offeredIntegration(this.#d.catalog, input.integrationId);
+    const integration = await offeredIntegration(this.#d.catalog, input.integrationId, input.groups);
     // An MCP server is discovered afresh for every Connect and Reconnect: its metadata may now
     // name another authorization server (whose own registration is then used), and a person
     // reconnecting is the moment to learn it. Refreshes keep using the cached client.
@@ -364,13 +367,23 @@ function providerProblem(error: unknown): Problem {
   throw error;
 }
 
-/** The integration users may connect now: 404 when there is none, 409 when an admin disabled it. */
+/**
+ * The integration a user may connect now: 404 when there is none or the user is in none of its
+ * groups; when an admin disabled it, 409 (`disabled: 'conflict'`, the API) or 404 (`'not_found'`,
+ * the Connect page: a disabled integration is not offered at all).
+ */
 export async function offeredIntegration(
   catalog: Pick<CatalogRepository, 'getIntegration'>,
   integrationId: string,
+  groups: readonly string[] | undefined,
+  disabled: 'conflict' | 'not_found' = 'conflict',
 ): Promise<IntegrationRecord> {
   const integration = await catalog.getIntegration(integrationId);
-  if (integration === undefined) {
+  if (
+    integration === undefined ||
+    !mayAccess(integration, groups) ||
+    (!integration.enabled && disabled === 'not_found')
+  ) {
     throw new Problem(
       404,
       'integration_not_found',

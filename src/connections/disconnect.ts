@@ -157,7 +157,7 @@ async function revoke(d: DisconnectDeps, row: ConnectionRow): Promise<Revocation
   const accessToken = open(row.access_token_sealed, 'access_token_sealed');
   if (refreshToken === undefined && accessToken === undefined) return 'nothing_to_revoke';
   try {
-    const client = await d.clients.forKey(clientKey);
+    const client = await d.clients.forKey(clientKey, { evenDisabled: true });
     if (!client.supportsRevocation) return 'unsupported';
     // Tokens go back only to the authorization server that issued them, never to a new one.
     if (row.issuer !== null && row.issuer !== client.expectedIssuer) return 'unsupported';

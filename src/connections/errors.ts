@@ -32,3 +32,11 @@ export class ProviderMisconfiguredError extends Error {
 export class ConnectionNotFoundError extends Error {
   readonly code = 'connection_not_found';
 }
+
+/** An administrator disabled the connection's integration (or its provider): kept, but unusable until re-enabled. */
+export class IntegrationDisabledError extends Error {
+  readonly code = 'integration_disabled';
+  constructor(readonly integrationId: string) {
+    super(`integration ${integrationId} is disabled by an administrator`);
+  }
+}

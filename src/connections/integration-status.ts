@@ -1,6 +1,7 @@
 import type { CatalogRepository, IntegrationRecord } from '../store/repos/catalog.js';
 import type { ConnectionRepository } from '../store/repos/connections.js';
 import type { ConnectionRow, IntegrationKind } from '../store/types.js';
+import { mayAccess } from './access.js';
 
 export type IntegrationStatus = 'not_connected' | 'active' | 'needs_reauth';
 
@@ -15,18 +16,23 @@ export interface UserIntegration {
   account?: { id?: string; name?: string; email?: string };
 }
 
-/** Joins the enabled integrations with the user's connections (two indexed queries). */
+/**
+ * Joins the enabled integrations the user may see (their groups) with the user's connections
+ * (two indexed queries).
+ */
 export async function listUserIntegrations(
   catalog: CatalogRepository,
   connections: ConnectionRepository,
-  userId: string,
+  user: { userId: string; groups: readonly string[] },
 ): Promise<UserIntegration[]> {
   const [integrations, rows] = await Promise.all([
     catalog.listIntegrations(),
-    connections.listForUser(userId),
+    connections.listForUser(user.userId),
   ]);
   const byIntegration = new Map(rows.map((r) => [r.integration_id, r]));
-  return integrations.map((i) => toUserIntegration(i, byIntegration.get(i.id)));
+  return integrations
+    .filter((i) => mayAccess(i, user.groups))
+    .map((i) => toUserIntegration(i, byIntegration.get(i.id)));
 }
 
 function toUserIntegration(i: IntegrationRecord, c: ConnectionRow | undefined): UserIntegration {

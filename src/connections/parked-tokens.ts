@@ -101,7 +101,7 @@ export async function revokeDeclined(
   const token = tokens.refreshToken ?? tokens.accessToken;
   const hint = tokens.refreshToken !== undefined ? 'refresh_token' : 'access_token';
   try {
-    const client = await d.clients.forKey(providerId);
+    const client = await d.clients.forKey(providerId, { evenDisabled: true });
     if (!client.supportsRevocation) return 'unsupported';
     await client.revoke(token, hint);
     return 'revoked';

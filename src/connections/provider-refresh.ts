@@ -2,7 +2,12 @@ import { ProviderError } from '../oauth/errors.js';
 import type { OAuthClient } from '../oauth/oauth-client.js';
 import { clientKeyOf, type ProviderClients } from '../oauth/registry.js';
 import type { TokenSet } from '../oauth/token-set.js';
-import type { CatalogRepository, IntegrationRecord, ProviderRecord } from '../store/repos/catalog.js';
+import {
+  type CatalogRepository,
+  catalogCacheMs,
+  type IntegrationRecord,
+  type ProviderRecord,
+} from '../store/repos/catalog.js';
 import type { ConnectionRepository } from '../store/repos/connections.js';
 import type { ConnectionRow } from '../store/types.js';
 import type { Clock } from '../support/clock.js';
@@ -61,7 +66,7 @@ export class RecentCatalog {
   readonly #records = new Map<string, { at: number; value: Promise<unknown> }>();
   constructor(
     private readonly deps: { catalog: CatalogRepository; clients: ProviderClients; clock: Clock },
-    private readonly ttlMs = 2_000,
+    private readonly ttlMs = catalogCacheMs,
   ) {}
 
   integration(id: string): Promise<IntegrationRecord | undefined> {

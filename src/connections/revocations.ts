@@ -89,7 +89,7 @@ export class RevocationQueue {
           rowId: r.id,
           field: 'token_sealed',
         });
-        const client = await this.#d.clients.forKey(r.provider_id);
+        const client = await this.#d.clients.forKey(r.provider_id, { evenDisabled: true });
         await client.revoke(token, r.token_type_hint);
       } catch (e) {
         error = e instanceof ProviderError ? e.kind : ((e as { code?: string }).code ?? 'error');

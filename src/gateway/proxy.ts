@@ -1,11 +1,12 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { mayAccess } from '../connections/access.js';
 import type { ConnectionCache } from '../connections/connection-cache.js';
 import type { TokenService } from '../connections/token-service.js';
 import { defineRoute, documented, problem, type RouteSpec } from '../http/openapi/route-spec.js';
 import { connectionNotFound, Problem, unauthenticated } from '../http/problem.js';
 import type { OutboundRequest } from '../oauth/outbound.js';
-import type { CatalogRepository, IntegrationRecord } from '../store/repos/catalog.js';
+import { type CatalogRepository, catalogCacheMs, type IntegrationRecord } from '../store/repos/catalog.js';
 import type { ConnectionRow } from '../store/types.js';
 import { connectionProblem } from './connection-problem.js';
 import { ForwardError, type ForwardToken, forward, refusedMethods, replayableBody } from './forwarder.js';
@@ -120,6 +121,8 @@ async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest
   const row = connectionId.test(id) ? await d.connections.findForUser(identity.userId, id) : undefined;
   if (row === undefined) throw connectionNotFound();
   const integration = await cachedIntegration(d, row.integration_id);
+  // Limited to groups the caller is in none of: as if the connection did not exist.
+  if (integration !== undefined && !mayAccess(integration, identity.groups)) throw connectionNotFound();
   if (integration !== undefined && !integration.enabled) {
     throw new Problem(
       409,
@@ -207,7 +210,7 @@ const integrationCache = new WeakMap<
   Map<string, { at: number; value: Promise<IntegrationRecord | undefined> }>
 >();
 
-/** The integration, cached for 5 s per service (an admin's change reaches every instance within that). */
+/** The integration, cached for {@link catalogCacheMs} per service (an admin's change reaches every instance within that). */
 function cachedIntegration(d: ProxyDeps, id: string): Promise<IntegrationRecord | undefined> {
   let cache = integrationCache.get(d);
   if (cache === undefined) {
@@ -216,7 +219,7 @@ function cachedIntegration(d: ProxyDeps, id: string): Promise<IntegrationRecord 
   }
   const now = Date.now();
   const hit = cache.get(id);
-  if (hit !== undefined && now - hit.at < 5_000) return hit.value;
+  if (hit !== undefined && now - hit.at < catalogCacheMs) return hit.value;
   const value = d.catalog.getIntegration(id);
   cache.set(id, { at: now, value });
   value.catch(() => cache.delete(id));

@@ -49,6 +49,7 @@ export function createAuthenticator(options: {
           role: isAdmin(claims.sub, claims.role, options.admins) ? 'admin' : 'user',
           via: 'bearer',
           csrfToken: null,
+          groups: claims.groups,
         };
       }
       const cookie = request.cookies[cookieName];

@@ -1,12 +1,14 @@
 import { createRemoteJWKSet, type JWTPayload, jwtVerify, SignJWT } from 'jose';
 import type { AuthConfig } from '../config/index.js';
-import { userIdPattern } from './identity.js';
+import { groupsFromClaim, userIdPattern } from './identity.js';
 
 /** The claims nunq-connect reads from a platform JWT. */
 export interface PlatformClaims {
   sub: string;
   name: string | null;
   role: string | null;
+  /** The claim named by `auth.groupsClaim` (default `groups`): a list of strings, or one string. */
+  groups: string[];
   /** `iss`, when the token names one (part of the hand-off's once-only key). */
   iss: string | null;
   /** `jti`: a hand-off token that carries one is accepted at `/session` once only. @see RFC 7519 §4.1.7 */
@@ -26,7 +28,11 @@ export type JwtVerifier = (token: string) => Promise<PlatformClaims>;
  * Builds the verifier for `auth.jwt`: HS256 with a shared secret, or a JWKS URL (asymmetric
  * algorithms only), with optional issuer and audience checks. @see RFC 8725 (JWT BCP)
  */
-export function createJwtVerifier(jwt: NonNullable<AuthConfig['jwt']>, clockToleranceSec = 30): JwtVerifier {
+export function createJwtVerifier(
+  jwt: NonNullable<AuthConfig['jwt']>,
+  clockToleranceSec = 30,
+  groupsClaim = 'groups',
+): JwtVerifier {
   const checks = {
     ...(jwt.issuer === undefined ? {} : { issuer: jwt.issuer }),
     ...(jwt.audience === undefined ? {} : { audience: jwt.audience }),
@@ -71,6 +77,7 @@ export function createJwtVerifier(jwt: NonNullable<AuthConfig['jwt']>, clockTole
       sub: payload.sub,
       name: typeof payload.name === 'string' ? payload.name.slice(0, 200) : null,
       role: typeof payload.role === 'string' ? payload.role : null,
+      groups: groupsFromClaim(payload[groupsClaim]),
       iss: typeof payload.iss === 'string' ? payload.iss : null,
       jti: payload.jti ?? null,
       exp: payload.exp ?? 0,
@@ -84,12 +91,13 @@ export function createJwtVerifier(jwt: NonNullable<AuthConfig['jwt']>, clockTole
 /** Mints an HS256 session JWT (for `nunq-connect token`, scripts and tests). */
 export async function mintToken(
   secret: string,
-  claims: { sub: string; name?: string; role?: string },
+  claims: { sub: string; name?: string; role?: string; groups?: string[] },
   options: { expiresIn?: string; issuer?: string; audience?: string; jti?: string } = {},
 ): Promise<string> {
   let jwt = new SignJWT({
     ...(claims.name ? { name: claims.name } : {}),
     ...(claims.role ? { role: claims.role } : {}),
+    ...(claims.groups ? { groups: claims.groups } : {}),
   })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setSubject(claims.sub)

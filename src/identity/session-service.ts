@@ -39,7 +39,12 @@ export class SessionService {
   }
 
   /** Starts a session; returns the cookie value (shown to the browser only, never stored). */
-  async start(user: { userId: string; name: string | null; role: string | null }): Promise<string> {
+  async start(user: {
+    userId: string;
+    name: string | null;
+    role: string | null;
+    groups?: readonly string[];
+  }): Promise<string> {
     const cookie = randomBytes(32).toString('base64url');
     const now = this.#clock.now();
     await this.#repo.create(
@@ -48,6 +53,7 @@ export class SessionService {
         userId: user.userId,
         userName: user.name,
         role: user.role,
+        groups: [...(user.groups ?? [])],
         csrfToken: randomBytes(24).toString('base64url'),
         expiresAt: now + this.#ttlMs,
       },
@@ -67,6 +73,7 @@ export class SessionService {
       role: isAdmin(s.userId, s.role, this.#admins) ? 'admin' : 'user',
       via: 'session',
       csrfToken: s.csrfToken,
+      groups: s.groups,
       browserBinding: browserBindingOf(cookie),
     };
   }

@@ -22,6 +22,12 @@ export type AuditAction =
   | 'admin.webhook_saved'
   | 'admin.webhook_deleted'
   | 'admin.webhook_redelivered'
+  | 'admin.provider_created'
+  | 'admin.provider_updated'
+  | 'admin.provider_deleted'
+  | 'admin.integration_created'
+  | 'admin.integration_updated'
+  | 'admin.integration_deleted'
   | 'config.synced';
 
 export interface AuditEntry {

@@ -75,12 +75,18 @@ export class ProviderClients {
     this.#deps = { ...deps, ttlMs: deps.ttlMs ?? 60 * 60 * 1000 };
   }
 
-  /** The client for a registry key ({@link clientKeyOf}): a provider id or `mcp:<integration id>`. */
-  async forKey(key: string): Promise<OAuthClient> {
-    if (!key.startsWith(mcpKeyPrefix)) return this.forProvider(key);
+  /**
+   * The client for a registry key ({@link clientKeyOf}): a provider id or `mcp:<integration id>`.
+   * `evenDisabled`: also for a disabled provider or MCP server, to revoke its grants (an admin
+   * deleting it removes its connections, revoked at the provider first).
+   */
+  async forKey(key: string, options: { evenDisabled?: boolean } = {}): Promise<OAuthClient> {
+    if (!key.startsWith(mcpKeyPrefix)) return this.forProvider(key, options);
     const id = key.slice(mcpKeyPrefix.length);
     const integration = await this.#deps.catalog.getIntegration(id);
-    if (integration === undefined || integration.kind !== 'mcp' || !integration.enabled) {
+    const usable =
+      integration?.enabled === true || (options.evenDisabled === true && integration !== undefined);
+    if (integration === undefined || integration.kind !== 'mcp' || !usable) {
       throw new ProviderError('config_error', `MCP server ${id} is not configured or disabled`);
     }
     return this.forIntegration(integration);
@@ -118,10 +124,10 @@ export class ProviderClients {
     for (const k of this.#cache.keys()) if (k.startsWith(`${key}@`)) this.#cache.delete(k);
   }
 
-  async forProvider(providerId: string): Promise<OAuthClient> {
+  async forProvider(providerId: string, options: { evenDisabled?: boolean } = {}): Promise<OAuthClient> {
     const { catalog, clock } = this.#deps;
     const provider = await catalog.getProvider(providerId);
-    if (provider === undefined || !provider.enabled) {
+    if (provider === undefined || (!provider.enabled && options.evenDisabled !== true)) {
       throw new ProviderError('config_error', `provider ${providerId} is not configured or disabled`);
     }
     const factory = factories[provider.type];

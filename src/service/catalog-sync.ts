@@ -1,4 +1,4 @@
-import type { Config } from '../config/index.js';
+import { type Config, ConfigError, type ConfigIssue } from '../config/index.js';
 import type { CatalogRepository, ClientCredentials } from '../store/repos/catalog.js';
 
 /**
@@ -12,6 +12,7 @@ export async function syncCatalogFromConfig(
   catalog: CatalogRepository,
   now: number,
 ): Promise<void> {
+  await refuseAdminIds(config, catalog);
   for (const p of config.providers) {
     const { clientSecret, privateKey, id, type, ...settings } = p;
     const credentials: ClientCredentials = {
@@ -31,6 +32,7 @@ export async function syncCatalogFromConfig(
         ...(i.description === undefined ? {} : { description: i.description }),
         ...(i.api === undefined ? {} : { api: { baseUrl: i.api.baseUrl } }),
         ...(i.authorizationParams === undefined ? {} : { authorizationParams: { ...i.authorizationParams } }),
+        ...(i.groups === undefined ? {} : { groups: [...i.groups] }),
       },
       credentials: null,
       source: 'config' as const,
@@ -52,6 +54,7 @@ export async function syncCatalogFromConfig(
         ...(m.clientAuthMethod === undefined ? {} : { clientAuthMethod: m.clientAuthMethod }),
         ...(m.pkce === undefined ? {} : { pkce: m.pkce }),
         ...(m.resource === undefined ? {} : { resource: m.resource }),
+        ...(m.groups === undefined ? {} : { groups: [...m.groups] }),
       },
       credentials: m.clientSecret === undefined ? null : { clientSecret: m.clientSecret },
       source: 'config' as const,
@@ -65,3 +68,40 @@ export async function syncCatalogFromConfig(
     now,
   );
 }
+
+/**
+ * The config file may not name an id an administrator created at run time: the service refuses to
+ * start and names both, instead of overwriting the admin's entry.
+ */
+async function refuseAdminIds(config: Config, catalog: CatalogRepository): Promise<void> {
+  const issues: ConfigIssue[] = [];
+  const providers = new Set(
+    await catalog.adminIdsAmong(
+      'providers',
+      config.providers.map((p) => p.id),
+    ),
+  );
+  config.providers.forEach((p, i) => {
+    if (providers.has(p.id)) issues.push({ path: `providers[${i}].id`, message: taken('provider', p.id) });
+  });
+  const sections = [
+    ['integrations', config.integrations],
+    ['mcpServers', config.mcpServers],
+  ] as const;
+  const integrations = new Set(
+    await catalog.adminIdsAmong(
+      'integrations',
+      sections.flatMap(([, entries]) => entries.map((e) => e.id)),
+    ),
+  );
+  for (const [section, entries] of sections) {
+    entries.forEach((e, i) => {
+      if (integrations.has(e.id))
+        issues.push({ path: `${section}[${i}].id`, message: taken('integration', e.id) });
+    });
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+}
+
+const taken = (what: string, id: string) =>
+  `an administrator created the ${what} "${id}" at run time (see /api/v1/admin); rename this entry or delete theirs`;

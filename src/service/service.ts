@@ -19,6 +19,7 @@ import { buildApp, type RouteRegistrar } from '../http/app.js';
 import { createAuthenticator } from '../http/auth.js';
 import type { AppContext } from '../http/context.js';
 import { registerAdminRoutes } from '../http/routes/admin.js';
+import { registerAdminCatalogRoutes } from '../http/routes/admin-catalog.js';
 import { registerAdminOperationRoutes } from '../http/routes/admin-operations.js';
 import { registerAdminTemplateRoutes } from '../http/routes/admin-templates.js';
 import { registerConnectRoutes } from '../http/routes/connect.js';
@@ -162,6 +163,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
       registerAdminRoutes,
       registerAdminOperationRoutes,
       registerAdminTemplateRoutes,
+      registerAdminCatalogRoutes,
       (a) =>
         registerProxyRoutes(a, {
           connections: ctx.connectionCache,
@@ -262,7 +264,10 @@ function buildContext(
     config.auth.sessionTtlSeconds,
     config.auth.admins,
   );
-  const verifyJwt = config.auth.jwt === undefined ? undefined : createJwtVerifier(config.auth.jwt);
+  const verifyJwt =
+    config.auth.jwt === undefined
+      ? undefined
+      : createJwtVerifier(config.auth.jwt, undefined, config.auth.groupsClaim);
   const audit = new AuditLog(parts.store.db, parts.clock);
   const providers = new ProviderClients({
     catalog: parts.catalog,

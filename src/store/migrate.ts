@@ -13,6 +13,7 @@ import * as m0011 from './migrations/0011_mcp_gateway.js';
 import * as m0012 from './migrations/0012_pending_scopes.js';
 import * as m0013 from './migrations/0013_connection_api_base.js';
 import * as m0014 from './migrations/0014_audit_subjects.js';
+import * as m0015 from './migrations/0015_catalog_admin.js';
 
 /** The ordered list of migrations; each receives the engine kind for the few dialect differences. */
 function migrationsFor(store: Store): Record<string, Migration> {
@@ -30,6 +31,7 @@ function migrationsFor(store: Store): Record<string, Migration> {
     '0012_pending_scopes': { up: (db) => m0012.up(db) },
     '0013_connection_api_base': { up: (db) => m0013.up(db) },
     '0014_audit_subjects': { up: (db) => m0014.up(db) },
+    '0015_catalog_admin': { up: (db) => m0015.up(db) },
   };
 }
 

@@ -15,6 +15,8 @@ export interface ProvidersTable {
   settings: string;
   /** Sealed client secret or private key (AAD: providers/<id>/client_secret). */
   client_secret_sealed: string | null;
+  /** When the sealed secret was last set or cleared (null: never set). */
+  client_secret_changed_at: Millis | null;
   source: ConfigSource;
   enabled: number;
   created_at: Millis;
@@ -31,6 +33,8 @@ export interface IntegrationsTable {
   settings: string;
   /** Sealed client secret of an MCP server given in config (AAD: integrations/<id>/client_secret). */
   client_secret_sealed: string | null;
+  /** When the sealed secret was last set or cleared (null: never set). */
+  client_secret_changed_at: Millis | null;
   source: ConfigSource;
   enabled: number;
   created_at: Millis;
@@ -142,6 +146,8 @@ export interface SessionsTable {
   user_id: string;
   user_name: string | null;
   role: string | null;
+  /** JSON list of the user's groups at sign-in (null: none). */
+  groups: string | null;
   csrf_token: string;
   created_at: Millis;
   expires_at: Millis;

@@ -10,11 +10,12 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mintToken } from '../../src/identity/jwt.js';
 import { McpElicitationRepository } from '../../src/store/repos/mcp-elicitations.js';
 import type { Database } from '../../src/store/types.js';
 import { databaseKinds } from '../support/databases.js';
 import { type Lifecycle, startLifecycle } from '../support/lifecycle.js';
-import type { TestService } from '../support/service.js';
+import { type TestService, testJwtSecret } from '../support/service.js';
 import { type McpUpstream, requiredScope, startMcpUpstream } from './mcp-upstream.js';
 
 const scopes = ['openid', 'offline_access', 'items:read'];
@@ -93,6 +94,48 @@ describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP se
     await lc?.close();
     await tracker?.close();
     await wiki?.close();
+  });
+
+  it('leaves out a server limited to groups the caller is in none of, and refuses its names; members get it', async () => {
+    const limit = (groups?: string[]) =>
+      db
+        .updateTable('integrations')
+        .set({
+          settings: JSON.stringify({ scopes, url: wiki.url, ...(groups ? { groups } : {}) }),
+          updated_at: Date.now(),
+        })
+        .where('id', '=', 'wiki')
+        .execute();
+    const connectAs = async (groups?: string[]) => {
+      const jwt = await mintToken(testJwtSecret, { sub: 'u-alice', ...(groups ? { groups } : {}) });
+      jwts.push(jwt);
+      const client = new Client({ name: 'test-agent', version: '1.0.0' }, { capabilities: {} });
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`${svc.url}/mcp`), {
+          requestInit: { headers: { authorization: `Bearer ${jwt}` } },
+        }),
+      );
+      clients.push(client);
+      return client;
+    };
+    await limit(['wiki-readers']);
+    try {
+      await new Promise((r) => setTimeout(r, 1100)); // the gateway's catalog cache
+      const outsider = await connectAs(['sales']);
+      const names = (await outsider.listTools()).tools.map((t) => t.name);
+      expect(names).toContain('tracker__echo');
+      expect(names.filter((n) => n.startsWith('wiki__'))).toEqual([]);
+      await expect(outsider.callTool({ name: 'wiki__echo', arguments: { text: 'x' } })).rejects.toMatchObject(
+        {
+          code: ErrorCode.InvalidParams,
+        },
+      );
+      const member = await connectAs(['wiki-readers']);
+      expect((await member.listTools()).tools.map((t) => t.name)).toContain('wiki__echo');
+    } finally {
+      await limit(undefined);
+      await new Promise((r) => setTimeout(r, 1100));
+    }
   });
 
   it('lists the tools of every connected server as <integration>__<name> and routes calls with the user token', async () => {

@@ -255,6 +255,42 @@ describe.each(databaseKinds)('real answers agree with the document on %s', (kind
       ['/api/v1/admin/templates/entra/admin-consent?tenant=common&clientId=app-1'],
     ];
     for (const [path, init] of adminCalls) await (await as(user, 'admin', path, init)).arrayBuffer();
+    // The run-time catalog: an admin adds, reads, edits and deletes a provider, an integration
+    // and an MCP server, and previews an MCP server.
+    const json = (method: string, body: unknown): RequestInit => ({ method, body: JSON.stringify(body) });
+    const catalogCalls: Array<[string, RequestInit?]> = [
+      [
+        '/api/v1/admin/providers',
+        json('POST', {
+          id: 'oa-extra',
+          type: 'oauth2',
+          authorizationEndpoint: 'http://127.0.0.1:9/authorize',
+          tokenEndpoint: 'http://127.0.0.1:9/token',
+          clientId: 'extra',
+          clientSecret: 'extra-client-secret-0123',
+        }),
+      ],
+      ['/api/v1/admin/providers/oa-extra'],
+      ['/api/v1/admin/providers/oa-extra', json('PATCH', { clientId: 'extra-2' })],
+      [
+        '/api/v1/admin/integrations',
+        json('POST', { id: 'oa-extra-api', name: 'Extra', provider: 'oa-extra' }),
+      ],
+      ['/api/v1/admin/integrations/oa-extra-api'],
+      ['/api/v1/admin/integrations/oa-extra-api', json('PATCH', { name: 'Extra API' })],
+      [
+        '/api/v1/admin/mcp-servers',
+        json('POST', { id: 'oa-extra-mcp', name: 'Extra MCP', url: 'http://127.0.0.1:9/mcp' }),
+      ],
+      ['/api/v1/admin/mcp-servers/oa-extra-mcp'],
+      ['/api/v1/admin/mcp-servers/oa-extra-mcp', json('PATCH', { name: 'Extra tools' })],
+      ['/api/v1/admin/mcp-servers/preview', json('POST', { url: 'http://127.0.0.1:9/mcp' })],
+      ['/api/v1/admin/providers/oa-extra', { method: 'DELETE' }],
+      ['/api/v1/admin/mcp-servers/oa-extra-mcp', { method: 'DELETE' }],
+      ['/api/v1/admin/integrations/oa-extra-api', { method: 'DELETE' }],
+      ['/api/v1/admin/providers/oa-extra', { method: 'DELETE' }],
+    ];
+    for (const [path, init] of catalogCalls) await (await as(user, 'admin', path, init)).arrayBuffer();
     const [delivery] = await svc.service.ctx.webhooks.recentDeliveries({ endpointId: hookId });
     await (
       await as(user, 'admin', `/api/v1/admin/webhooks/deliveries/${delivery!.id}/redeliver`, {

@@ -42,12 +42,29 @@ describe('mintToken', () => {
 describe('createJwtVerifier (HS256)', () => {
   const verify = createJwtVerifier({ secret });
 
+  it('reads groups from the configured claim: a list of strings or one string, anything else none', async () => {
+    const sign = (claims: Record<string, unknown>) =>
+      new SignJWT(claims)
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('gina')
+        .setExpirationTime('1h')
+        .sign(new TextEncoder().encode(secret));
+    expect((await verify(await sign({ groups: ['a', 'b', 7, ''] }))).groups).toEqual(['a', 'b']);
+    expect((await verify(await sign({ groups: 'solo' }))).groups).toEqual(['solo']);
+    expect((await verify(await sign({ groups: { a: 1 } }))).groups).toEqual([]);
+    const byRoles = createJwtVerifier({ secret }, 30, 'roles');
+    expect((await byRoles(await sign({ roles: ['finance'], groups: ['other'] }))).groups).toEqual([
+      'finance',
+    ]);
+  });
+
   it('accepts a valid token and returns its claims', async () => {
     const token = await mintToken(secret, { sub: 'alice', name: 'Alice', role: 'admin' });
     expect(await verify(token)).toEqual({
       sub: 'alice',
       name: 'Alice',
       role: 'admin',
+      groups: [],
       iss: null,
       jti: null,
       exp: expect.any(Number),
@@ -58,6 +75,7 @@ describe('createJwtVerifier (HS256)', () => {
       sub: 'bob',
       name: null,
       role: null,
+      groups: [],
       iss: 'platform',
       jti: 'hand-off-1',
       exp: expect.any(Number),

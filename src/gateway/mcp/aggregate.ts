@@ -28,6 +28,7 @@ import {
   ReadResourceRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
+import { mayAccess } from '../../connections/access.js';
 import { ConnectionNeedsReauthError } from '../../connections/errors.js';
 import type { Logger } from '../../observability/logger.js';
 import type { IntegrationRecord } from '../../store/repos/catalog.js';
@@ -62,6 +63,8 @@ export interface AggregateDeps {
 
 export interface AggregateRequest {
   userId: string;
+  /** The caller's groups: servers limited to other groups are left out, as if absent. */
+  groups?: readonly string[];
   headers: Record<string, string | string[] | undefined>;
   body?: Buffer;
 }
@@ -78,6 +81,8 @@ class RpcFailure extends Error {
 }
 
 type Connected = { integration: IntegrationRecord; row: ConnectionRow };
+/** A session as one request acts in it: with the caller's groups (they come with each request's JWT). */
+type Caller = GatewaySession & { groups: readonly string[] };
 
 export class AggregateGateway {
   readonly #d: AggregateDeps;
@@ -126,7 +131,7 @@ export class AggregateGateway {
     const rest = this.#calls.take(session.id, messages.messages);
     if (rest.length === 0) return { status: 202, headers: { [sessionHeader]: session.id } };
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-    const server = this.#server(session, (message, relatedRequestId) =>
+    const server = this.#server({ ...session, groups: req.groups ?? [] }, (message, relatedRequestId) =>
       transport.send(message, { relatedRequestId }),
     );
     await server.connect(transport);
@@ -170,7 +175,9 @@ export class AggregateGateway {
     const found = await this.#session(req);
     if ('status' in found) return found;
     const relay = new SseRelay();
-    const mcp = new Set((await this.#d.integrations.enabled()).map((i) => i.id));
+    const mcp = new Set(
+      (await this.#d.integrations.enabled()).filter((i) => mayAccess(i, req.groups)).map((i) => i.id),
+    );
     await this.#d.watcher.add({
       sessionId: found.id,
       userId: found.userId,
@@ -213,7 +220,7 @@ export class AggregateGateway {
   }
 
   /** The SDK server for one request of `session`. */
-  #server(session: GatewaySession, toAgent: ToAgent): Server {
+  #server(session: Caller, toAgent: ToAgent): Server {
     const server = new Server(
       { name: 'nunq-connect', title: 'nunq-connect MCP gateway', version: '1.0.0' },
       {
@@ -319,9 +326,13 @@ export class AggregateGateway {
   }
 
   /** The user's connected, enabled MCP integrations. */
-  async #connected(userId: string): Promise<Connected[]> {
-    const integrations = new Map((await this.#d.integrations.enabled()).map((i) => [i.id, i]));
-    const rows = await this.#d.connections.listForUser(userId);
+  async #connected(session: Caller): Promise<Connected[]> {
+    const integrations = new Map(
+      (await this.#d.integrations.enabled())
+        .filter((i) => mayAccess(i, session.groups))
+        .map((i) => [i.id, i]),
+    );
+    const rows = await this.#d.connections.listForUser(session.userId);
     return rows.flatMap((row) => {
       const integration = integrations.get(row.integration_id);
       return integration !== undefined && row.status === 'active' ? [{ integration, row }] : [];
@@ -330,10 +341,10 @@ export class AggregateGateway {
 
   /** Items of every connected server, named `<integration>__<name>`; a server that fails is left out. */
   async #collect<T extends { name: string }>(
-    session: GatewaySession,
+    session: Caller,
     list: (client: Client) => Promise<T[]>,
   ): Promise<T[]> {
-    const connected = await this.#connected(session.userId);
+    const connected = await this.#connected(session);
     const lists = await Promise.all(
       connected.map(async ({ integration, row }) => {
         try {
@@ -354,7 +365,7 @@ export class AggregateGateway {
 
   /** Sends a named request to its server; when the user must act, the answer that says how. */
   async #route<R>(
-    session: GatewaySession,
+    session: Caller,
     prefixed: string,
     method: string,
     params: Record<string, unknown>,
@@ -363,7 +374,7 @@ export class AggregateGateway {
   ): Promise<R> {
     const at = prefixed.indexOf(nameSeparator);
     const integration = at > 0 ? await this.#d.integrations.get(prefixed.slice(0, at)) : undefined;
-    if (integration === undefined || !integration.enabled) {
+    if (integration === undefined || !integration.enabled || !mayAccess(integration, session.groups)) {
       throw new RpcFailure(
         ErrorCode.InvalidParams,
         `Unknown name ${JSON.stringify(prefixed)}: names are <integration>${nameSeparator}<name>.`,

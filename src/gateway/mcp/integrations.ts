@@ -1,8 +1,10 @@
-import type { CatalogRepository, IntegrationRecord } from '../../store/repos/catalog.js';
+import {
+  type CatalogRepository,
+  catalogCacheMs as cacheMs,
+  type IntegrationRecord,
+} from '../../store/repos/catalog.js';
 
-const cacheMs = 5_000;
-
-/** MCP integrations from the catalog, cached 5 s (an admin's change reaches every instance within that). */
+/** MCP integrations from the catalog, cached {@link cacheMs} (an admin's change reaches every instance within that). */
 export class McpIntegrations {
   readonly #catalog: Pick<CatalogRepository, 'getIntegration' | 'listIntegrations'>;
   readonly #cache = new Map<string, { at: number; value: Promise<IntegrationRecord | undefined> }>();

@@ -1,36 +1,15 @@
 import type { FastifyInstance } from 'fastify';
-import { z } from 'zod';
 import { adminsAudience } from '../../notify/notifications.js';
 import { html } from '../../ui/html.js';
 import { layout } from '../../ui/layout.js';
 import { requireAdmin } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { defineRoute, problem, withSpec } from '../openapi/route-spec.js';
-import { adminIntegrationSchema, adminProviderSchema } from '../openapi/schemas.js';
+
 import { adminNav } from './admin-operations.js';
 import { sendPage, signInRedirect } from './pages.js';
 
 const notAdmin = problem('Signed in but not an administrator (the admin surface is not advertised)');
-
-export const adminListProviders = defineRoute({
-  method: 'GET',
-  url: '/api/v1/admin/providers',
-  operationId: 'adminListProviders',
-  summary: 'Every provider (secrets never returned: only `hasCredentials`)',
-  tags: ['Admin'],
-  auth: 'admin',
-  responses: { 200: { description: 'Providers', json: z.array(adminProviderSchema) }, 404: notAdmin },
-});
-
-export const adminListIntegrations = defineRoute({
-  method: 'GET',
-  url: '/api/v1/admin/integrations',
-  operationId: 'adminListIntegrations',
-  summary: 'Every integration and MCP server, disabled ones included',
-  tags: ['Admin'],
-  auth: 'admin',
-  responses: { 200: { description: 'Integrations', json: z.array(adminIntegrationSchema) }, 404: notAdmin },
-});
 
 const adminPage = defineRoute({
   method: 'GET',
@@ -43,22 +22,12 @@ const adminPage = defineRoute({
 });
 
 /**
- * The administrators' read side of the catalog: `/admin` (the console's overview) and
- * `/api/v1/admin/{providers,integrations}`; connections, audit and webhooks are in admin-operations.ts.
+ * The admin console's overview page, `/admin` (the catalog's API is in admin-catalog.ts;
+ * connections, audit and webhooks in admin-operations.ts).
  * Secrets are never returned: only whether a provider has credentials. Non-admins get 404.
  */
 export function registerAdminRoutes(app: FastifyInstance, ctx: AppContext): void {
   const publicUrl = ctx.config.server.publicUrl;
-
-  app.get(adminListProviders.url, withSpec(adminListProviders), async (request) => {
-    requireAdmin(request, publicUrl);
-    return ctx.catalog.listProviders();
-  });
-
-  app.get(adminListIntegrations.url, withSpec(adminListIntegrations), async (request) => {
-    requireAdmin(request, publicUrl);
-    return ctx.catalog.listIntegrations({ includeDisabled: true });
-  });
 
   app.get(adminPage.url, withSpec(adminPage), async (request, reply) => {
     if (request.identity === undefined) return signInRedirect(ctx, request, reply);

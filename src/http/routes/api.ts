@@ -45,7 +45,7 @@ export function registerApiRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.get(listIntegrations.url, withSpec(listIntegrations), async (request) => {
     const identity = requireUser(request, publicUrl);
-    const list = await listUserIntegrations(ctx.catalog, ctx.connections, identity.userId);
+    const list = await listUserIntegrations(ctx.catalog, ctx.connections, identity);
     return list.map((i) => ({
       id: i.id,
       name: i.name,

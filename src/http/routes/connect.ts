@@ -91,7 +91,8 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
     const popup = query.display === 'popup';
     if (popup && ctx.config.server.embedOrigins.length === 0) return embeddingOff(reply);
     const returnTo = parseReturnTo(return_to, publicUrl);
-    const integration = await offeredIntegration(ctx.catalog, integrationId);
+    // Not offered: missing, disabled, or limited to groups the user is in none of.
+    const integration = await offeredIntegration(ctx.catalog, integrationId, identity.groups, 'not_found');
     if (
       elicitation !== undefined &&
       (await findElicitation(ctx, elicitation, identity.userId, integrationId)) === undefined
@@ -147,6 +148,7 @@ export function registerConnectRoutes(app: FastifyInstance, ctx: AppContext): vo
         returnTo,
         ...(existing === undefined ? {} : { connectionId: existing.id }),
         browserBinding: identity.browserBinding ?? null,
+        groups: identity.groups,
         ...(elicitation === undefined
           ? {}
           : {

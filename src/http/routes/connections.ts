@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { mayAccess } from '../../connections/access.js';
 import { disconnect } from '../../connections/disconnect.js';
+import type { Identity } from '../../identity/identity.js';
 import { toConnectionView } from '../../store/repos/connections.js';
 import { requireUser } from '../auth.js';
 import type { AppContext } from '../context.js';
@@ -124,12 +126,17 @@ const formDisconnect = defineRoute({
  */
 export function registerConnectionRoutes(app: FastifyInstance, ctx: AppContext): void {
   const publicUrl = ctx.config.server.publicUrl;
-  const find = async (userId: string, params: unknown) => {
+  /** The user's connection; 404 when missing, another user's, or of an integration outside the user's groups. */
+  const find = async (identity: Identity, params: unknown) => {
     const parsed = idParams.safeParse(params);
     if (!parsed.success) throw connectionNotFound();
-    const row = await ctx.connections.findForUser(userId, parsed.data.id);
-    if (row === undefined) throw connectionNotFound();
+    const row = await ctx.connections.findForUser(identity.userId, parsed.data.id);
+    if (row === undefined || !(await visible(identity, row.integration_id))) throw connectionNotFound();
     return row;
+  };
+  const visible = async (identity: Identity, integrationId: string) => {
+    const integration = await ctx.catalog.getIntegration(integrationId);
+    return integration === undefined || mayAccess(integration, identity.groups);
   };
   const disconnectDeps = {
     store: ctx.store,
@@ -147,12 +154,17 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: AppContext):
 
   app.get(listConnections.url, withSpec(listConnections), async (request) => {
     const identity = requireUser(request, publicUrl);
-    return (await ctx.connections.listForUser(identity.userId)).map(toConnectionView);
+    const [rows, integrations] = await Promise.all([
+      ctx.connections.listForUser(identity.userId),
+      ctx.catalog.listIntegrations({ includeDisabled: true }),
+    ]);
+    const hidden = new Set(integrations.filter((i) => !mayAccess(i, identity.groups)).map((i) => i.id));
+    return rows.filter((r) => !hidden.has(r.integration_id)).map(toConnectionView);
   });
 
   app.get(getConnection.url, withSpec(getConnection), async (request) => {
     const identity = requireUser(request, publicUrl);
-    return toConnectionView(await find(identity.userId, request.params));
+    return toConnectionView(await find(identity, request.params));
   });
 
   app.post(createConnection.url, withSpec(createConnection), async (request, reply) => {
@@ -167,13 +179,14 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: AppContext):
       ...(existing === undefined ? {} : { connectionId: existing.id }),
       // A browser's own API call (session cookie + CSRF token) is bound to it; a bearer's is not.
       browserBinding: identity.browserBinding ?? null,
+      groups: identity.groups,
     });
     return reply.code(201).send({ authorizationUrl: url.href });
   });
 
   app.post(reconnectConnection.url, withSpec(reconnectConnection), async (request, reply) => {
     const identity = requireUser(request, publicUrl);
-    const row = await find(identity.userId, request.params);
+    const row = await find(identity, request.params);
     const { body } = parseRequest(reconnectConnection, request);
     const url = await ctx.flow.start({
       userId: identity.userId,
@@ -181,13 +194,14 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: AppContext):
       returnTo: parseReturnTo(body?.returnTo, publicUrl),
       connectionId: row.id,
       browserBinding: identity.browserBinding ?? null,
+      groups: identity.groups,
     });
     return reply.code(201).send({ authorizationUrl: url.href });
   });
 
   app.delete(deleteConnection.url, withSpec(deleteConnection), async (request, reply) => {
     const identity = requireUser(request, publicUrl);
-    const row = await find(identity.userId, request.params);
+    const row = await find(identity, request.params);
     await disconnect(disconnectDeps, row, identity.userId);
     return reply.code(204).send();
   });
@@ -195,20 +209,21 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: AppContext):
   // The Integrations page's buttons: plain form posts with the CSRF token, answered by redirects.
   app.post(formReconnect.url, withSpec(formReconnect), async (request, reply) => {
     const identity = requireUser(request, publicUrl);
-    const row = await find(identity.userId, request.params);
+    const row = await find(identity, request.params);
     const url = await ctx.flow.start({
       userId: identity.userId,
       integrationId: row.integration_id,
       returnTo: '/',
       connectionId: row.id,
       browserBinding: identity.browserBinding ?? null,
+      groups: identity.groups,
     });
     return reply.redirect(url.href, 303);
   });
 
   app.post(formDisconnect.url, withSpec(formDisconnect), async (request, reply) => {
     const identity = requireUser(request, publicUrl);
-    const row = await find(identity.userId, request.params);
+    const row = await find(identity, request.params);
     await disconnect(disconnectDeps, row, identity.userId);
     return reply.redirect(withOutcome('/', 'disconnected'), 303);
   });

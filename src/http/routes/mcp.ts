@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { mayAccess } from '../../connections/access.js';
 import type { McpGateway } from '../../gateway/mcp/index.js';
 import type { GatewayAnswer, GatewayRequest } from '../../gateway/mcp/integration-gateway.js';
+import type { Identity } from '../../identity/identity.js';
 import { defineRoute, documented, problem, type ResponseSpec } from '../openapi/route-spec.js';
 import { Problem, unauthenticated } from '../problem.js';
 
@@ -73,10 +75,12 @@ export async function registerMcpRoutes(app: FastifyInstance, gateway: McpGatewa
 }
 
 async function perIntegration(gateway: McpGateway, request: FastifyRequest, reply: FastifyReply) {
-  const userId = bearerUser(request);
+  const identity = bearerIdentity(request);
+  const userId = identity.userId;
   const { integrationId } = request.params as { integrationId: string };
   const integration = await gateway.integrations.get(integrationId);
-  if (integration === undefined) {
+  // Limited to groups the caller is in none of: as if it did not exist.
+  if (integration === undefined || !mayAccess(integration, identity.groups)) {
     throw new Problem(404, 'integration_not_found', 'Not Found', 'No MCP server integration has this id.');
   }
   if (!integration.enabled) {
@@ -104,8 +108,10 @@ async function perIntegration(gateway: McpGateway, request: FastifyRequest, repl
 }
 
 async function aggregate(gateway: McpGateway, request: FastifyRequest, reply: FastifyReply) {
+  const identity = bearerIdentity(request);
   const req = {
-    userId: bearerUser(request),
+    userId: identity.userId,
+    groups: identity.groups,
     headers: request.headers,
     ...(Buffer.isBuffer(request.body) ? { body: request.body } : {}),
   };
@@ -119,13 +125,13 @@ async function aggregate(gateway: McpGateway, request: FastifyRequest, reply: Fa
   return send(reply, answer);
 }
 
-/** The caller's user id: a nunq JWT as `Authorization: Bearer`, never a session cookie. */
-function bearerUser(request: FastifyRequest): string {
+/** The caller: a nunq JWT as `Authorization: Bearer`, never a session cookie. */
+function bearerIdentity(request: FastifyRequest): Identity {
   const identity = request.identity;
   if (identity === undefined || identity.via !== 'bearer') {
     throw unauthenticated('The MCP gateway takes an Authorization: Bearer token only.');
   }
-  return identity.userId;
+  return identity;
 }
 
 function send(reply: FastifyReply, answer: GatewayAnswer) {

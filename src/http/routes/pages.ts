@@ -112,7 +112,7 @@ export function registerPageRoutes(app: FastifyInstance, ctx: AppContext): void 
     const identity: Identity | undefined = request.identity;
     if (identity === undefined) return signInRedirect(ctx, request, reply);
     const [integrations, open, discovery] = await Promise.all([
-      listUserIntegrations(ctx.catalog, ctx.connections, identity.userId),
+      listUserIntegrations(ctx.catalog, ctx.connections, identity),
       ctx.notifications.list(identity.userId, { unresolvedOnly: true }),
       ctx.mcpDiscovery.list(),
     ]);

@@ -124,6 +124,7 @@ export function registerSessionRoutes(app: FastifyInstance, ctx: AppContext): vo
       userId: claims.sub,
       name: claims.name,
       role: isAdmin(claims.sub, claims.role, ctx.config.auth.admins) ? 'admin' : null,
+      groups: claims.groups,
     });
     await ctx.audit.record({ actor: claims.sub, action: 'session.started', data: { mode: 'jwt', switched } });
     setSessionCookie(reply, ctx.auth, cookie, ctx.sessions.ttlSeconds);

@@ -80,15 +80,48 @@ export function clientMetadataDocument(input: {
   };
 }
 
+/** How a client would be obtained at an authorization server; `none`: it offers no way (an admin must register one). */
+export type RegistrationChoice = RegistrationMethod | 'none';
+
 /**
- * Chooses the client in the MCP spec's priority: the client configured for the server; else a
- * Client ID Metadata Document when the authorization server supports them and the document's URL
- * can be reached by it (an https `publicUrl`, or `mcp.clientMetadataUrl`); else dynamic
- * registration, stored sealed and shared (an expired one is replaced); else `client_required`.
- * @see MCP authorization (2025-11-25) "Client Registration Approaches", RFC 7591
+ * Chooses how to get a client, in the MCP spec's priority, without registering anything: the
+ * client configured for the server; else a Client ID Metadata Document when the authorization
+ * server supports them and the document's URL can be reached by it (an https `publicUrl`, or
+ * `mcp.clientMetadataUrl`); else dynamic registration when it offers an endpoint; else `none`.
+ * The admin preview shows this; {@link resolveClientIdentity} acts on it.
+ * @see MCP authorization (2025-11-25) "Client Registration Approaches"
+ */
+export function chooseRegistration(input: {
+  as: oauth.AuthorizationServer;
+  configured?: ConfiguredClient | undefined;
+  publicUrl: string;
+  clientMetadataUrl?: string | undefined;
+}): RegistrationChoice {
+  if (input.configured !== undefined) return 'configured';
+  const cimdReachable =
+    input.clientMetadataUrl !== undefined || new URL(input.publicUrl).protocol === 'https:';
+  if (input.as.client_id_metadata_document_supported === true && cimdReachable) return 'cimd';
+  if (input.as.registration_endpoint !== undefined) return 'dynamic';
+  return 'none';
+}
+
+/** What to tell an admin when an authorization server offers no way to get a client. */
+export function clientRequiredError(as: oauth.AuthorizationServer): McpDiscoveryError {
+  return new McpDiscoveryError(
+    'client_required',
+    `the authorization server ${as.issuer} offers neither dynamic registration nor client metadata documents: register a client there and configure its clientId (and clientSecret) for this MCP server`,
+    { url: as.issuer },
+  );
+}
+
+/**
+ * Gets the client {@link chooseRegistration} chose: the configured one; our Client ID Metadata
+ * Document's URL; or a dynamic registration, stored sealed and shared (an expired one is
+ * replaced); else `client_required`. @see RFC 7591
  */
 export async function resolveClientIdentity(input: ClientIdentityInput): Promise<ClientIdentity> {
   const { as, configured } = input;
+  const choice = chooseRegistration(input);
   if (configured !== undefined) {
     const credentials = input.credentials ?? {};
     const method = configured.clientAuthMethod ?? (credentials.clientSecret ? 'client_secret_basic' : 'none');
@@ -98,21 +131,15 @@ export async function resolveClientIdentity(input: ClientIdentityInput): Promise
       clientAuth: await buildClientAuth(method, credentials),
     };
   }
-  const cimdReachable =
-    input.clientMetadataUrl !== undefined || new URL(input.publicUrl).protocol === 'https:';
-  if (as.client_id_metadata_document_supported === true && cimdReachable) {
+  if (choice === 'cimd') {
     return {
       method: 'cimd',
       client: { client_id: clientMetadataUrlFor(input), token_endpoint_auth_method: 'none' },
       clientAuth: oauth.None(),
     };
   }
-  if (as.registration_endpoint !== undefined) return fromRegistration(await registeredClient(input));
-  throw new McpDiscoveryError(
-    'client_required',
-    `the authorization server ${as.issuer} offers neither dynamic registration nor client metadata documents: register a client there and configure its clientId (and clientSecret) for this MCP server`,
-    { url: as.issuer },
-  );
+  if (choice === 'dynamic') return fromRegistration(await registeredClient(input));
+  throw clientRequiredError(as);
 }
 
 /**

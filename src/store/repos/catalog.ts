@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Sealer } from '../../crypto/index.js';
 import type { ConfigSource, Database, IntegrationKind, Millis } from '../types.js';
+import { AdminCatalogWrites } from './catalog-admin.js';
 
 /** A provider as stored: non-secret settings in clear, credentials sealed. */
 export interface ProviderRecord {
@@ -8,8 +9,11 @@ export interface ProviderRecord {
   type: string;
   settings: Record<string, unknown>;
   hasCredentials: boolean;
+  /** When the sealed credentials were last set or cleared (null: never). */
+  clientSecretChangedAt: Millis | null;
   source: ConfigSource;
   enabled: boolean;
+  createdAt: Millis;
   updatedAt: Millis;
 }
 
@@ -26,8 +30,13 @@ export interface IntegrationRecord {
   providerId: string | null;
   settings: IntegrationSettings;
   hasCredentials: boolean;
+  clientSecretChangedAt: Millis | null;
   source: ConfigSource;
+  /** Usable now: the integration and its provider (if any) are both enabled. */
   enabled: boolean;
+  /** The integration's own switch, as an admin set it (its provider may still be disabled). */
+  ownEnabled: boolean;
+  createdAt: Millis;
   updatedAt: Millis;
 }
 
@@ -42,6 +51,8 @@ export interface IntegrationSettings {
   clientAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'none';
   pkce?: 'assume-s256';
   resource?: 'omit';
+  /** Only users in one of these groups see and use it (absent: everyone). */
+  groups?: string[];
 }
 
 export interface ProviderInput {
@@ -64,25 +75,60 @@ export interface IntegrationInput {
   enabled: boolean;
 }
 
+/**
+ * How long an in-memory copy of catalog data may serve (the proxy's, the MCP gateway's, the
+ * refresh path's): an admin's change is in force on every instance within this, without a
+ * restart or a broadcast (the database carries it). Keep it at or under 2 s (issue 10).
+ */
+export const catalogCacheMs = 1_000;
+
 /** Providers and integrations, whether from the config file or added by an administrator. */
 export class CatalogRepository {
   readonly #db: Kysely<Database>;
   readonly #sealer: Sealer;
+  /** The admin API's writes (entries with `source: admin`). */
+  readonly admin: AdminCatalogWrites;
 
   constructor(db: Kysely<Database>, sealer: Sealer) {
     this.#db = db;
     this.#sealer = sealer;
+    this.admin = new AdminCatalogWrites(db, sealer);
   }
 
+  /** Integrations (and MCP servers); without `includeDisabled`, those usable now only. */
   async listIntegrations(options: { includeDisabled?: boolean } = {}): Promise<IntegrationRecord[]> {
-    let q = this.#db.selectFrom('integrations').selectAll().orderBy('name').orderBy('id');
-    if (options.includeDisabled !== true) q = q.where('enabled', '=', 1);
+    let q = this.#integrations().orderBy('integrations.name').orderBy('integrations.id');
+    if (options.includeDisabled !== true) {
+      q = q
+        .where('integrations.enabled', '=', 1)
+        .where((eb) => eb.or([eb('providers.enabled', 'is', null), eb('providers.enabled', '=', 1)]));
+    }
     return (await q.execute()).map(toIntegration);
   }
 
   async getIntegration(id: string): Promise<IntegrationRecord | undefined> {
-    const row = await this.#db.selectFrom('integrations').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.#integrations().where('integrations.id', '=', id).executeTakeFirst();
     return row === undefined ? undefined : toIntegration(row);
+  }
+
+  /** Integrations joined with their provider's switch: a disabled provider disables its integrations. */
+  #integrations() {
+    return this.#db
+      .selectFrom('integrations')
+      .leftJoin('providers', 'providers.id', 'integrations.provider_id')
+      .selectAll('integrations')
+      .select('providers.enabled as provider_enabled');
+  }
+
+  /** The ids of the integrations that use a provider. */
+  async integrationsUsing(providerId: string): Promise<string[]> {
+    const rows = await this.#db
+      .selectFrom('integrations')
+      .select('id')
+      .where('provider_id', '=', providerId)
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => r.id);
   }
 
   async listProviders(): Promise<ProviderRecord[]> {
@@ -128,7 +174,7 @@ export class CatalogRepository {
   async upsertProvider(p: ProviderInput, now: Millis): Promise<void> {
     const existing = await this.#db
       .selectFrom('providers')
-      .select(['client_secret_sealed', 'settings', 'type', 'enabled', 'source'])
+      .select(['client_secret_sealed', 'client_secret_changed_at', 'settings', 'type', 'enabled', 'source'])
       .where('id', '=', p.id)
       .executeTakeFirst();
     const sealed = this.#resealIfChanged(
@@ -142,6 +188,7 @@ export class CatalogRepository {
       type: p.type,
       settings,
       client_secret_sealed: sealed,
+      client_secret_changed_at: this.#secretChangedAt('providers', p.id, existing, sealed, now),
       source: p.source,
       enabled: p.enabled ? 1 : 0,
       updated_at: now,
@@ -185,6 +232,7 @@ export class CatalogRepository {
           .select([
             'id',
             'client_secret_sealed',
+            'client_secret_changed_at',
             'settings',
             'name',
             'kind',
@@ -199,17 +247,19 @@ export class CatalogRepository {
       const inserts: Array<Database['integrations']> = [];
       for (const i of inputs) {
         const stored = existing.get(i.id);
+        const sealed = this.#resealIfChanged(
+          'integrations',
+          i.id,
+          i.credentials,
+          stored?.client_secret_sealed ?? null,
+        );
         const values = {
           kind: i.kind,
           name: i.name,
           provider_id: i.providerId,
           settings: JSON.stringify(i.settings),
-          client_secret_sealed: this.#resealIfChanged(
-            'integrations',
-            i.id,
-            i.credentials,
-            stored?.client_secret_sealed ?? null,
-          ),
+          client_secret_sealed: sealed,
+          client_secret_changed_at: this.#secretChangedAt('integrations', i.id, stored, sealed, now),
           source: i.source,
           enabled: i.enabled ? 1 : 0,
           updated_at: now,
@@ -258,6 +308,46 @@ export class CatalogRepository {
     }
   }
 
+  /** Which of these ids an administrator created at run time (`source: admin`). */
+  async adminIdsAmong(table: 'providers' | 'integrations', ids: readonly string[]): Promise<string[]> {
+    const found: string[] = [];
+    for (const batch of chunks(ids, batchSize)) {
+      const rows = await this.#db
+        .selectFrom(table)
+        .select('id')
+        .where('id', 'in', batch)
+        .where('source', '=', 'admin')
+        .execute();
+      found.push(...rows.map((r) => r.id));
+    }
+    return found;
+  }
+
+  /**
+   * When the sealed secret last changed: kept while it holds the same value (re-sealed under a
+   * new key or not), else now.
+   */
+  #secretChangedAt(
+    table: 'providers' | 'integrations',
+    id: string,
+    stored: { client_secret_sealed: string | null; client_secret_changed_at: Millis | null } | undefined,
+    sealed: string | null,
+    now: Millis,
+  ): Millis | null {
+    if (stored === undefined) return sealed === null ? null : now;
+    const before = stored.client_secret_sealed;
+    if (before === sealed) return stored.client_secret_changed_at;
+    if (before === null || sealed === null) return now;
+    try {
+      const ctx = { table, rowId: id, field: 'client_secret_sealed' };
+      return this.#sealer.open(before, ctx) === this.#sealer.open(sealed, ctx)
+        ? stored.client_secret_changed_at
+        : now;
+    } catch {
+      return now;
+    }
+  }
+
   #resealIfChanged(
     table: 'providers' | 'integrations',
     id: string,
@@ -280,7 +370,15 @@ export class CatalogRepository {
 
 type StoredIntegration = Pick<
   Database['integrations'],
-  'id' | 'client_secret_sealed' | 'settings' | 'name' | 'kind' | 'provider_id' | 'enabled' | 'source'
+  | 'id'
+  | 'client_secret_sealed'
+  | 'client_secret_changed_at'
+  | 'settings'
+  | 'name'
+  | 'kind'
+  | 'provider_id'
+  | 'enabled'
+  | 'source'
 >;
 
 function integrationChanged(stored: StoredIntegration, next: Omit<StoredIntegration, 'id'>): boolean {
@@ -299,9 +397,9 @@ function integrationChanged(stored: StoredIntegration, next: Omit<StoredIntegrat
  * Rows per statement: SQLite binds at most 32,766 parameters, PostgreSQL 65,535; an integration
  * row has ten columns.
  */
-const batchSize = 500;
+export const batchSize = 500;
 
-function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
+export function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
   for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
 }
 
@@ -311,13 +409,18 @@ function toProvider(row: Database['providers']): ProviderRecord {
     type: row.type,
     settings: JSON.parse(row.settings),
     hasCredentials: row.client_secret_sealed !== null,
+    clientSecretChangedAt:
+      row.client_secret_changed_at === null ? null : Number(row.client_secret_changed_at),
     source: row.source,
     enabled: row.enabled === 1,
-    updatedAt: row.updated_at,
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
   };
 }
 
-function toIntegration(row: Database['integrations']): IntegrationRecord {
+function toIntegration(
+  row: Database['integrations'] & { provider_enabled: number | null },
+): IntegrationRecord {
   return {
     id: row.id,
     kind: row.kind,
@@ -325,8 +428,12 @@ function toIntegration(row: Database['integrations']): IntegrationRecord {
     providerId: row.provider_id,
     settings: JSON.parse(row.settings),
     hasCredentials: row.client_secret_sealed !== null,
+    clientSecretChangedAt:
+      row.client_secret_changed_at === null ? null : Number(row.client_secret_changed_at),
     source: row.source,
-    enabled: row.enabled === 1,
-    updatedAt: row.updated_at,
+    enabled: row.enabled === 1 && row.provider_enabled !== 0,
+    ownEnabled: row.enabled === 1,
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
   };
 }

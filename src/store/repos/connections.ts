@@ -168,6 +168,27 @@ export class ConnectionRepository {
       .executeTakeFirst();
   }
 
+  /** How many connections (of all users) an integration has. */
+  async countForIntegration(integrationId: string): Promise<number> {
+    const row = await this.#db
+      .selectFrom('connections')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .where('integration_id', '=', integrationId)
+      .executeTakeFirst();
+    return Number(row?.count ?? 0);
+  }
+
+  /** Up to `limit` connections (of all users) of an integration, for removing them one by one. */
+  async listForIntegration(integrationId: string, limit: number): Promise<ConnectionRow[]> {
+    return this.#db
+      .selectFrom('connections')
+      .selectAll()
+      .where('integration_id', '=', integrationId)
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+  }
+
   /** Admin overview: counts by integration and status. */
   async healthOverview(): Promise<
     Array<{ integration_id: string; status: ConnectionStatus; count: number }>
@@ -207,7 +228,7 @@ export class ConnectionRepository {
 
   /**
    * Claims the refresh lease of up to `limit` due, active connections of enabled integrations at
-   * once (the scheduler's batch), oldest due first: one statement instead of a read and a lease
+   * once (the scheduler's batch; disabled ones are kept but not refreshed), oldest due first: one statement instead of a read and a lease
    * per row. Rows another instance holds are skipped. Returns the claimed rows with their provider.
    */
   async claimDueRefreshes(
@@ -220,10 +241,13 @@ export class ConnectionRepository {
     const due = this.#db
       .selectFrom('connections')
       .innerJoin('integrations', 'integrations.id', 'connections.integration_id')
+      // A disabled provider disables its integrations: their connections are kept, not refreshed.
+      .leftJoin('providers', 'providers.id', 'integrations.provider_id')
       .select('connections.id')
       .where('connections.next_refresh_at', '<=', now)
       .where('connections.status', '=', 'active')
       .where('integrations.enabled', '=', 1)
+      .where((eb) => eb.or([eb('providers.enabled', 'is', null), eb('providers.enabled', '=', 1)]))
       .where((eb) =>
         eb.or([eb('connections.lease_until', 'is', null), eb('connections.lease_until', '<', now)]),
       )

@@ -5,6 +5,7 @@ export interface SessionRecord {
   userId: string;
   userName: string | null;
   role: string | null;
+  groups: string[];
   csrfToken: string;
   expiresAt: Millis;
 }
@@ -24,6 +25,7 @@ export class SessionRepository {
         user_id: s.userId,
         user_name: s.userName,
         role: s.role,
+        groups: s.groups.length === 0 ? null : JSON.stringify(s.groups),
         csrf_token: s.csrfToken,
         created_at: now,
         expires_at: s.expiresAt,
@@ -43,6 +45,7 @@ export class SessionRepository {
       userId: row.user_id,
       userName: row.user_name,
       role: row.role,
+      groups: row.groups === null ? [] : (JSON.parse(row.groups) as string[]),
       csrfToken: row.csrf_token,
       expiresAt: row.expires_at,
     };
