@@ -20,6 +20,7 @@ import { createAuthenticator } from '../http/auth.js';
 import type { AppContext } from '../http/context.js';
 import { registerAdminRoutes } from '../http/routes/admin.js';
 import { registerAdminCatalogRoutes } from '../http/routes/admin-catalog.js';
+import { registerAdminMcpPages } from '../http/routes/admin-mcp-pages.js';
 import { registerAdminOperationRoutes } from '../http/routes/admin-operations.js';
 import { registerAdminTemplateRoutes } from '../http/routes/admin-templates.js';
 import { registerConnectRoutes } from '../http/routes/connect.js';
@@ -162,6 +163,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
       registerNotificationRoutes,
       registerAdminRoutes,
       registerAdminOperationRoutes,
+      registerAdminMcpPages,
       registerAdminTemplateRoutes,
       registerAdminCatalogRoutes,
       (a) =>

@@ -38,6 +38,7 @@ th,td{text-align:left;padding:.5rem .75rem;border-bottom:1px solid var(--line);f
 .filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end;margin-bottom:1rem}.filters label{margin:0}
 select,input[type=password]{font:inherit;padding:.45rem .5rem;border:1px solid #9aa3af;border-radius:8px;max-width:100%}
 input[type=password]{width:100%;max-width:360px}fieldset{border:1px solid var(--line);border-radius:8px;margin:.75rem 0}
+.facts{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0 0 1rem}.facts dt{font-weight:600}.facts dd{margin:0;overflow-wrap:anywhere}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}td.actions{display:table-cell}td.actions>*{margin:.15rem .25rem .15rem 0}
 @media (max-width:600px){main{padding:1rem .75rem}th,td{padding:.4rem .5rem}}
 `;
