@@ -22,6 +22,7 @@ import { registerAdminRoutes } from '../http/routes/admin.js';
 import { registerAdminCatalogRoutes } from '../http/routes/admin-catalog.js';
 import { registerAdminMcpPages } from '../http/routes/admin-mcp-pages.js';
 import { registerAdminOperationRoutes } from '../http/routes/admin-operations.js';
+import { registerAdminProviderPages } from '../http/routes/admin-provider-pages.js';
 import { registerAdminTemplateRoutes } from '../http/routes/admin-templates.js';
 import { registerConnectRoutes } from '../http/routes/connect.js';
 import { registerConnectionRoutes } from '../http/routes/connections.js';
@@ -164,6 +165,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
       registerAdminRoutes,
       registerAdminOperationRoutes,
       registerAdminMcpPages,
+      registerAdminProviderPages,
       registerAdminTemplateRoutes,
       registerAdminCatalogRoutes,
       (a) =>

@@ -37,6 +37,7 @@ export function adminNav(current: string): SafeHtml {
   const links: Array<[string, string]> = [
     ['/admin', 'Overview'],
     ['/admin/connections', 'Connections'],
+    ['/admin/providers', 'Providers'],
     ['/admin/mcp-servers', 'MCP servers'],
     ['/admin/audit', 'Audit log'],
     ['/admin/webhooks', 'Webhooks'],
