@@ -20,6 +20,7 @@ import {
   GetPromptRequestSchema,
   type InitializeRequest,
   isInitializeRequest,
+  isJSONRPCRequest,
   ListPromptsRequestSchema,
   ListResourcesRequestSchema,
   ListResourceTemplatesRequestSchema,
@@ -37,20 +38,19 @@ import { type GatewayAnswer, grantedScopes, isJson, reasonOf, rpcAnswer, session
 import type { ConnectionLookup } from './connection-lookup.js';
 import type { McpIntegrations } from './integrations.js';
 import { BodyRefusal, errorResponse, type JSONRPCRequest, parseMessages } from './jsonrpc.js';
+import { nameSeparator, resolveName, unknownName } from './names.js';
+import { RoutedCalls } from './routed-calls.js';
 import { acceptsUrlElicitation, type GatewaySession, type GatewaySessions } from './sessions.js';
 import { SseRelay } from './sse.js';
 import type { StreamWatcher } from './streams.js';
-import { UpstreamRefusal } from './upstream.js';
+import { type UpstreamDeps, UpstreamRefusal } from './upstream.js';
 import type { CallRelay, UpstreamClients } from './upstream-clients.js';
 import { stepUpScopes, type UserActionReason, type UserActions } from './user-action.js';
 
 /** Compiled schemas are cached by the validator, so one instance serves every request. */
 const sharedValidator = new AjvJsonSchemaValidator();
 
-/** Separates the integration id from the server's own name. */
-export const nameSeparator = '__';
-
-export interface AggregateDeps {
+export interface AggregateDeps extends UpstreamDeps {
   sessions: GatewaySessions;
   connections: ConnectionLookup;
   integrations: McpIntegrations;
@@ -83,8 +83,11 @@ export class AggregateGateway {
   readonly #d: AggregateDeps;
   /** Calls in flight here: cancellations and relayed requests find them. */
   readonly #calls = new AgentCalls();
+  /** The hot calls, answered without an SDK server. */
+  readonly #routed: RoutedCalls;
   constructor(deps: AggregateDeps) {
     this.#d = deps;
+    this.#routed = new RoutedCalls({ ...deps, calls: this.#calls });
   }
 
   async post(req: AggregateRequest): Promise<GatewayAnswer> {
@@ -125,6 +128,11 @@ export class AggregateGateway {
     // Cancellations and answers to relayed requests are for calls in flight, not for a new server.
     const rest = this.#calls.take(session.id, messages.messages);
     if (rest.length === 0) return { status: 202, headers: { [sessionHeader]: session.id } };
+    const only = rest[0]!;
+    if (!messages.batch && rest.length === 1 && isJSONRPCRequest(only)) {
+      const routed = await this.#routed.answer(session, only, req.headers);
+      if (routed !== undefined) return routed;
+    }
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined });
     const server = this.#server(session, (message, relatedRequestId) =>
       transport.send(message, { relatedRequestId }),
@@ -361,15 +369,12 @@ export class AggregateGateway {
     call: (client: Client, name: string) => Promise<R>,
     relay?: CallRelay,
   ): Promise<R> {
-    const at = prefixed.indexOf(nameSeparator);
-    const integration = at > 0 ? await this.#d.integrations.get(prefixed.slice(0, at)) : undefined;
-    if (integration === undefined || !integration.enabled) {
-      throw new RpcFailure(
-        ErrorCode.InvalidParams,
-        `Unknown name ${JSON.stringify(prefixed)}: names are <integration>${nameSeparator}<name>.`,
-      );
+    const named = await resolveName(this.#d.integrations, session.userId, prefixed);
+    if (named === undefined) {
+      const unknown = unknownName(prefixed);
+      throw new RpcFailure(unknown.code, unknown.message);
     }
-    const name = prefixed.slice(at + nameSeparator.length);
+    const { integration, name } = named;
     const act = (reason: UserActionReason) => this.#mustAct<R>(session, integration, reason, method, params);
     for (let attempt = 1; ; attempt++) {
       const row = await this.#d.connections.find(session.userId, integration.id);
