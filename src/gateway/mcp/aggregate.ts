@@ -18,9 +18,6 @@ import {
   CallToolRequestSchema,
   ErrorCode,
   GetPromptRequestSchema,
-  type InitializeRequest,
-  isInitializeRequest,
-  isJSONRPCRequest,
   ListPromptsRequestSchema,
   ListResourcesRequestSchema,
   ListResourceTemplatesRequestSchema,
@@ -37,7 +34,7 @@ import { AgentCalls, type ToAgent } from './agent-calls.js';
 import { type GatewayAnswer, grantedScopes, isJson, reasonOf, rpcAnswer, sessionHeader } from './answers.js';
 import type { ConnectionLookup } from './connection-lookup.js';
 import type { McpIntegrations } from './integrations.js';
-import { BodyRefusal, errorResponse, type JSONRPCRequest, parseMessages } from './jsonrpc.js';
+import { BodyRefusal, errorResponse, isInitialize, isRequestMessage, parseMessages } from './jsonrpc.js';
 import { nameSeparator, resolveName, unknownName } from './names.js';
 import { RoutedCalls } from './routed-calls.js';
 import { acceptsUrlElicitation, type GatewaySession, type GatewaySessions } from './sessions.js';
@@ -105,9 +102,7 @@ export class AggregateGateway {
       if (error instanceof BodyRefusal) return rpcAnswer(400, errorResponse(null, error.rpc));
       throw error;
     }
-    const init = messages.messages.find((m): m is JSONRPCRequest & InitializeRequest =>
-      isInitializeRequest(m),
-    );
+    const init = messages.messages.find(isInitialize);
     let session: GatewaySession | undefined;
     if (init !== undefined) {
       session = await this.#d.sessions.create(
@@ -129,7 +124,7 @@ export class AggregateGateway {
     const rest = this.#calls.take(session.id, messages.messages);
     if (rest.length === 0) return { status: 202, headers: { [sessionHeader]: session.id } };
     const only = rest[0]!;
-    if (!messages.batch && rest.length === 1 && isJSONRPCRequest(only)) {
+    if (!messages.batch && rest.length === 1 && isRequestMessage(only)) {
       const routed = await this.#routed.answer(session, only, req.headers);
       if (routed !== undefined) return routed;
     }

@@ -9,7 +9,7 @@
  * @see MCP 2025-11-25, Basic / Transports §Streamable HTTP
  */
 import type { Readable } from 'node:stream';
-import { type InitializeRequest, isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { InitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { ConnectionNeedsReauthError } from '../../connections/errors.js';
 import type { Logger } from '../../observability/logger.js';
 import type { IntegrationRecord } from '../../store/repos/catalog.js';
@@ -35,6 +35,7 @@ import type { ConnectionLookup } from './connection-lookup.js';
 import {
   BodyRefusal,
   errorResponse,
+  isInitialize,
   type JSONRPCRequest,
   type PostedMessages,
   parseMessages,
@@ -101,7 +102,7 @@ export class IntegrationGateway {
       if (error instanceof BodyRefusal) return rpcAnswer(400, errorResponse(null, error.rpc));
       throw error;
     }
-    const init = posted.messages.find((m): m is JSONRPCRequest & InitializeRequest => isInitializeRequest(m));
+    const init = posted.messages.find(isInitialize);
     if (init !== undefined) return this.#initialize(req, init);
     const found = await this.#session(req);
     if ('status' in found) return found;

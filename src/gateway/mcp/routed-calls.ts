@@ -21,8 +21,6 @@ import {
   ElicitResultSchema,
   ErrorCode,
   isJSONRPCErrorResponse,
-  isJSONRPCRequest,
-  isJSONRPCResultResponse,
   ListRootsResultSchema,
   McpError,
   SUPPORTED_PROTOCOL_VERSIONS,
@@ -49,7 +47,7 @@ import type { McpIntegrations } from './integrations.js';
 import { errorResponse, type JSONRPCRequest, type RequestId, type RpcError } from './jsonrpc.js';
 import { type NamedItem, nameSeparator, resolveName, unknownName } from './names.js';
 import type { GatewaySession } from './sessions.js';
-import { SseParser, sseMessage } from './sse.js';
+import { isAnswer, SseParser, sseMessage } from './sse.js';
 import { refusalOf, sendUpstream, type UpstreamDeps, UpstreamRefusal, upstreamTarget } from './upstream.js';
 import type { UpstreamClients } from './upstream-clients.js';
 import { stepUpScopes, type UserActionReason, type UserActions } from './user-action.js';
@@ -333,7 +331,7 @@ export class RoutedCalls {
           answered = true;
           write(this.#toAgent(call, message));
           finish();
-        } else if (isJSONRPCRequest(message)) {
+        } else if (isServerRequest(message)) {
           void this.#serverRequest(call, message, toAgent, signal);
         } else write(message);
       }
@@ -513,7 +511,7 @@ function isAnswerTo(
   message: unknown,
   id: string,
 ): message is { jsonrpc: '2.0'; id: RequestId; result?: unknown; error?: unknown } {
-  return (isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) && message.id === id;
+  return isAnswer(message) && message.id === id;
 }
 
 /** Streamable HTTP: a POST's Accept lists both answer types. */
@@ -558,4 +556,11 @@ function messagesIn(data: string): unknown[] {
   } catch {
     return [];
   }
+}
+
+/** A request a server sends: a method and an id. */
+function isServerRequest(message: unknown): message is JSONRPCRequest {
+  if (typeof message !== 'object' || message === null) return false;
+  const m = message as { method?: unknown; id?: unknown };
+  return typeof m.method === 'string' && (typeof m.id === 'string' || typeof m.id === 'number');
 }
