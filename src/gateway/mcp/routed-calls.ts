@@ -135,7 +135,7 @@ export class RoutedCalls {
         sink = new PassThrough();
         openEarly(streamAnswer(session, sink));
       }
-      sink.write(sseMessage(message));
+      if (!sink.writableEnded && !sink.destroyed) sink.write(sseMessage(message));
     };
     const untrack = this.#d.clients.track(session.userId, named.integration.id, {
       capabilities: session.hello.capabilities,
@@ -153,11 +153,10 @@ export class RoutedCalls {
       throw first.error;
     }
     if (sink === undefined) {
-      if (typeof first.body === 'string' || first.body === undefined) done();
-      else {
-        sink = first.body as PassThrough;
+      if (first.body instanceof PassThrough) {
+        sink = first.body;
         first.body.once('close', done);
-      }
+      } else done();
       return first;
     }
     // The agent already has an event stream: the call's answer goes on it.
@@ -167,10 +166,11 @@ export class RoutedCalls {
         if (typeof answer.body === 'string') {
           stream.end(`event: message\ndata: ${answer.body}\n\n`);
           done();
-        } else if (answer.body !== undefined) {
-          answer.body.once('close', done);
-          stream.once('close', () => (answer.body as Readable).destroy());
-          answer.body.pipe(stream);
+        } else if (answer.body instanceof PassThrough) {
+          const body = answer.body;
+          body.once('close', done);
+          stream.once('close', () => body.destroy());
+          body.pipe(stream);
         } else {
           stream.end();
           done();
