@@ -147,20 +147,28 @@ export class RoutedCalls {
       running.done();
     };
     const work = this.#call(session, request, named, field, running);
-    const first = await Promise.race([work.catch((error: unknown) => ({ error })), early]);
+    const first = await Promise.race([
+      work.then(
+        (answer) => ({ answer }),
+        (error: unknown) => ({ error }),
+      ),
+      early.then((stream) => ({ stream })),
+    ]);
     if ('error' in first) {
       done();
       throw first.error;
     }
-    if (sink === undefined) {
-      if (first.body instanceof PassThrough) {
-        sink = first.body;
-        first.body.once('close', done);
+    if ('answer' in first) {
+      // A relayed request that lost the race to the answer has nowhere to go now.
+      sink?.end();
+      if (first.answer.body instanceof PassThrough) {
+        sink = first.answer.body;
+        first.answer.body.once('close', done);
       } else done();
-      return first;
+      return first.answer;
     }
     // The agent already has an event stream: the call's answer goes on it.
-    const stream = sink;
+    const stream = sink!;
     void work.then(
       (answer) => {
         if (typeof answer.body === 'string') {
@@ -181,7 +189,7 @@ export class RoutedCalls {
         done();
       },
     );
-    return first;
+    return first.stream;
   }
 
   async #call(
