@@ -1,11 +1,13 @@
 /**
  * `/mcp`: one MCP server for the agent that aggregates every MCP integration the user has
- * connected. Tools, prompts and resources are named `<integrationId>__<name>` (integration ids
- * never contain `__`); a call goes to its server through an SDK client holding the user's token
- * (upstream-clients.ts). Built with the MCP SDK's `Server` over its web-standard Streamable HTTP
- * transport, stateless per request: the session row carries what a request needs, so any
- * instance serves any session. Our GET stream carries `notifications/tools/list_changed` when
- * one of the user's connections is added, reconnected or removed, and elicitation completions.
+ * connected. Tools, prompts and resources are named `<integrationId>__<name>` (names.ts). The hot
+ * calls (`tools/call`, `prompts/get`, `resources/read`) are routed at the JSON-RPC level
+ * (routed-calls.ts); the rest (`initialize`, the lists, batches, requests the SDK refuses) goes to
+ * the MCP SDK's `Server` over its web-standard Streamable HTTP transport, stateless per request,
+ * whose lists ask each server through an SDK client holding the user's token
+ * (upstream-clients.ts). The session row carries what a request needs, so any instance serves
+ * any session. Our GET stream carries `notifications/tools/list_changed` when one of the user's
+ * connections is added, reconnected or removed, and elicitation completions.
  * @see MCP 2025-11-25, Server Features / Tools, Prompts, Resources
  */
 import { Readable } from 'node:stream';
