@@ -23,7 +23,6 @@ import {
   isJSONRPCErrorResponse,
   ListRootsResultSchema,
   McpError,
-  SUPPORTED_PROTOCOL_VERSIONS,
 } from '@modelcontextprotocol/sdk/types.js';
 import { ConnectionNeedsReauthError } from '../../connections/errors.js';
 import type { Logger } from '../../observability/logger.js';
@@ -37,17 +36,29 @@ import {
   type GatewayAnswer,
   grantedScopes,
   isEventStream,
-  json,
   reasonOf,
   sessionHeader,
   unreachable,
 } from './answers.js';
 import type { ConnectionLookup } from './connection-lookup.js';
 import type { McpIntegrations } from './integrations.js';
-import { errorResponse, type JSONRPCRequest, type RequestId, type RpcError } from './jsonrpc.js';
+import { errorResponse, type JSONRPCRequest, type RequestId } from './jsonrpc.js';
 import { type NamedItem, nameSeparator, resolveName, unknownName } from './names.js';
+import {
+  acceptsBoth,
+  cancelled,
+  drain,
+  isAnswerTo,
+  isServerRequest,
+  jsonAnswer,
+  knownVersion,
+  messagesIn,
+  readJson,
+  streamAnswer,
+  UnexpectedAnswer,
+} from './routed-answers.js';
 import type { GatewaySession } from './sessions.js';
-import { isAnswer, SseParser, sseMessage } from './sse.js';
+import { SseParser, sseMessage } from './sse.js';
 import { refusalOf, sendUpstream, type UpstreamDeps, UpstreamRefusal, upstreamTarget } from './upstream.js';
 import type { UpstreamClients } from './upstream-clients.js';
 import { stepUpScopes, type UserActionReason, type UserActions } from './user-action.js';
@@ -65,9 +76,6 @@ const relayable = {
   'sampling/createMessage': { capability: 'sampling', schema: CreateMessageResultSchema },
   'roots/list': { capability: 'roots', schema: ListRootsResultSchema },
 } as const;
-
-/** A JSON answer is read whole (to give it the agent's id back) up to this size. */
-const maxJsonAnswerBytes = 32 * 1024 * 1024;
 
 export interface RoutedCallsDeps extends UpstreamDeps {
   connections: ConnectionLookup;
@@ -494,100 +502,4 @@ export class RoutedCalls {
     }
     return out;
   }
-}
-
-/** An answer that is neither a JSON-RPC answer to our request nor a refusal we understand. */
-class UnexpectedAnswer extends Error {
-  readonly code = 'upstream_unexpected_answer';
-  constructor(status: number) {
-    super(`the server answered HTTP ${status} without an answer to the request`);
-  }
-}
-
-const cancelled: RpcError = { code: ErrorCode.InternalError, message: 'The request was cancelled.' };
-
-function streamAnswer(session: GatewaySession, body: PassThrough): GatewayAnswer {
-  return {
-    status: 200,
-    headers: {
-      'content-type': 'text/event-stream',
-      'cache-control': 'no-cache, no-transform',
-      [sessionHeader]: session.id,
-    },
-    body,
-  };
-}
-
-function jsonAnswer(session: GatewaySession, message: unknown): GatewayAnswer {
-  return { status: 200, headers: { ...json, [sessionHeader]: session.id }, body: JSON.stringify(message) };
-}
-
-function isAnswerTo(
-  message: unknown,
-  id: string,
-): message is { jsonrpc: '2.0'; id: RequestId; result?: unknown; error?: unknown } {
-  return isAnswer(message) && message.id === id;
-}
-
-/** Streamable HTTP: a POST's Accept lists both answer types. */
-function acceptsBoth(accept: string | string[] | undefined): boolean {
-  const value = String(accept ?? '');
-  return value.includes('application/json') && value.includes('text/event-stream');
-}
-
-function knownVersion(version: string | string[] | undefined): boolean {
-  return (
-    version === undefined || (typeof version === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(version))
-  );
-}
-
-function drain(answer: ForwardedResponse): void {
-  answer.body?.resume();
-}
-
-/** A JSON body, read whole (bounded); undefined when it is not JSON or too large. */
-async function readJson(body: Readable, contentLength: string | undefined): Promise<unknown> {
-  const length = contentLength === undefined ? Number.NaN : Number(contentLength);
-  let text: string;
-  if (length <= maxJsonAnswerBytes && typeof (body as Partial<BodyText>).text === 'function') {
-    // undici's body reads itself whole in one go, cheaper than iterating it.
-    text = await (body as unknown as BodyText).text();
-  } else {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of body) {
-      size += (chunk as Buffer).length;
-      if (size > maxJsonAnswerBytes) {
-        body.destroy();
-        return undefined;
-      }
-      chunks.push(chunk as Buffer);
-    }
-    text = Buffer.concat(chunks).toString('utf8');
-  }
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-interface BodyText {
-  text(): Promise<string>;
-}
-
-function messagesIn(data: string): unknown[] {
-  try {
-    const parsed: unknown = JSON.parse(data);
-    return Array.isArray(parsed) ? parsed : [parsed];
-  } catch {
-    return [];
-  }
-}
-
-/** A request a server sends: a method and an id. */
-function isServerRequest(message: unknown): message is JSONRPCRequest {
-  if (typeof message !== 'object' || message === null) return false;
-  const m = message as { method?: unknown; id?: unknown };
-  return typeof m.method === 'string' && (typeof m.id === 'string' || typeof m.id === 'number');
 }
