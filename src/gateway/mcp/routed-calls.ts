@@ -256,12 +256,8 @@ export class RoutedCalls {
         if (refusal !== undefined) throw refusal;
         if (answer.statusCode === 200 && answer.body !== undefined) {
           if (isEventStream(answer.headers['content-type'])) return this.#stream(call, answer.body);
-          const message = await this.#untilCancelled(
-            call,
-            readJson(answer.body, answer.headers['content-length']),
-            () => {},
-          );
-          if (message === 'cancelled') return jsonAnswer(session, errorResponse(request.id, cancelled));
+          // The head has come: the rest of a JSON answer is read without watching for a cancellation.
+          const message = await readJson(answer.body, answer.headers['content-length']);
           if (isAnswerTo(message, call.upstreamId)) return jsonAnswer(session, this.#toAgent(call, message));
         } else {
           const message =
