@@ -62,9 +62,9 @@ describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP se
     lc = await startLifecycle({
       kind,
       webhooks: false,
-      extraIntegrations: ['tracker', 'wiki'].map((id) => ({
+      extraIntegrations: ['tracker', 'wiki', 'vault'].map((id) => ({
         id,
-        name: id === 'tracker' ? 'Issue tracker' : 'Team wiki',
+        name: { tracker: 'Issue tracker', wiki: 'Team wiki', vault: 'Vault' }[id]!,
         provider: 'demo',
         scopes,
         api: { baseUrl: 'http://127.0.0.1:9/' },
@@ -76,10 +76,12 @@ describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP se
     await lc.connect(svc, 'u-alice', 'alice', 'tracker');
     aliceWiki = await lc.connect(svc, 'u-alice', 'alice', 'wiki');
     await lc.connect(svc, 'u-bob', 'alice', 'tracker');
+    await lc.connect(svc, 'u-alice', 'alice', 'vault');
     db = svc.service.ctx.store.db;
     for (const [id, upstream] of [
       ['tracker', tracker],
       ['wiki', wiki],
+      ['vault', tracker],
     ] as const) {
       await db
         .updateTable('integrations')
@@ -87,6 +89,8 @@ describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP se
         .where('id', '=', id)
         .execute();
     }
+    // An MCP server alice has connected, then disabled by an administrator: she may not use it.
+    await db.updateTable('integrations').set({ enabled: 0 }).where('id', '=', 'vault').execute();
   });
 
   afterAll(async () => {
@@ -295,6 +299,99 @@ describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP se
     expect(textOf(viaAggregate)).toBe(`awake after ${ms} ms`);
     expect(textOf(viaDirect)).toBe(`awake after ${ms} ms`);
   }, 30_000);
+
+  /** The JSON-RPC messages of an answer, JSON or SSE. */
+  const messagesOf = (text: string) =>
+    text.trimStart().startsWith('{') || text.trimStart().startsWith('[')
+      ? [JSON.parse(text)].flat()
+      : text
+          .split('\n')
+          .filter((l) => l.startsWith('data: '))
+          .map((l) => JSON.parse(l.slice(6)));
+  const rawCall = async (sessionId: string, id: unknown, method: string, params: unknown) => {
+    const r = await post('u-alice', JSON.stringify({ jsonrpc: '2.0', id, method, params }), {
+      'mcp-session-id': sessionId,
+      'mcp-protocol-version': '2025-11-25',
+    });
+    expect(r.status).toBe(200);
+    const answers = messagesOf(r.text).filter((m) => 'result' in m || 'error' in m);
+    expect(answers).toHaveLength(1);
+    return answers[0] as {
+      id: unknown;
+      result?: Record<string, unknown>;
+      error?: { code: number; message: string };
+    };
+  };
+
+  it("gives the agent's id back, whatever it is, and sends the server its own name under an id of ours", async () => {
+    const a = (await agent('u-alice')).transport.sessionId!;
+    const b = (await agent('u-alice')).transport.sessionId!;
+    const before = tracker.seen.length;
+    // Two sessions of the user share one upstream session: the same id at once must not mix up.
+    const [one, two, three] = await Promise.all([
+      rawCall(a, 7, 'tools/call', { name: 'tracker__echo', arguments: { text: 'from a' } }),
+      rawCall(b, 7, 'tools/call', { name: 'tracker__echo', arguments: { text: 'from b' } }),
+      rawCall(a, 'agent-id-8', 'tools/call', { name: 'tracker__echo', arguments: { text: 'string id' } }),
+    ]);
+    expect(one.id).toBe(7);
+    expect(textOf(one.result)).toBe('echo: from a');
+    expect(two.id).toBe(7);
+    expect(textOf(two.result)).toBe('echo: from b');
+    expect(three.id).toBe('agent-id-8');
+    expect(textOf(three.result)).toBe('echo: string id');
+    // (A call the server refused with 401 is sent again with a fresh token: count what it served.)
+    const calls = tracker.seen.slice(before).filter((s) => s.rpcMethod === 'tools/call' && s.status === 'ok');
+    expect(calls.map((c) => c.rpcName)).toEqual(['echo', 'echo', 'echo']);
+    expect(new Set(calls.map((c) => c.rpcId)).size).toBe(3);
+    for (const c of calls) expect([7, 'agent-id-8']).not.toContain(c.rpcId);
+  });
+
+  it('answers the same unknown-name error for a name without a server, an unknown server and one the user may not use', async () => {
+    const session = (await agent('u-alice')).transport.sessionId!;
+    const before = tracker.seen.length;
+    const names = ['nowhere__echo', 'vault__echo', 'echo', '__echo'];
+    const answers = await Promise.all(
+      names.map((name, i) => rawCall(session, i, 'tools/call', { name, arguments: { text: 'x' } })),
+    );
+    for (const [i, answer] of answers.entries()) {
+      expect(answer.id).toBe(i);
+      expect(answer.error?.code).toBe(ErrorCode.InvalidParams);
+      // The text names only what was asked: it does not tell whether the server exists.
+      expect(answer.error?.message.replace(JSON.stringify(names[i]), 'NAME')).toBe(
+        answers[0]!.error?.message.replace(JSON.stringify(names[0]), 'NAME'),
+      );
+    }
+    const prompt = await rawCall(session, 'p', 'prompts/get', {
+      name: 'vault__greet',
+      arguments: { who: 'x' },
+    });
+    expect(prompt.error?.code).toBe(ErrorCode.InvalidParams);
+    const resource = await rawCall(session, 'r', 'resources/read', { uri: 'vault__tracker://readme' });
+    expect(resource.error?.code).toBe(ErrorCode.InvalidParams);
+    expect(tracker.seen.length).toBe(before);
+  });
+
+  it('a call to a disconnected server answers with the Connect link under the agent id, without asking the server', async () => {
+    const { transport } = await agent('u-bob');
+    const before = wiki.seen.length;
+    const r = await post(
+      'u-bob',
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 'bob-1',
+        method: 'tools/call',
+        params: { name: 'wiki__echo', arguments: {} },
+      }),
+      {
+        'mcp-session-id': transport.sessionId!,
+      },
+    );
+    const [answer] = messagesOf(r.text);
+    expect(answer.id).toBe('bob-1');
+    expect(answer.result.isError).toBe(true);
+    expect(textOf(answer.result)).toContain(`${svc.url}/connect/wiki?elicitation=`);
+    expect(wiki.seen.length).toBe(before);
+  });
 
   it("refuses another user's session and garbage JSON-RPC", async () => {
     const { transport } = await agent('u-alice');

@@ -1,8 +1,8 @@
 import { PassThrough } from 'node:stream';
-import { ErrorCode } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
 import { describe, expect, it } from 'vitest';
 import { insufficientScope } from '../../src/gateway/mcp/challenge.js';
-import { type BodyRefusal, parseMessages } from '../../src/gateway/mcp/jsonrpc.js';
+import { type BodyRefusal, parseMessages, plainlyValid } from '../../src/gateway/mcp/jsonrpc.js';
 import { relayAnswers, type SseEvent, SseParser, SseRelay } from '../../src/gateway/mcp/sse.js';
 import { stepUpScopes } from '../../src/gateway/mcp/user-action.js';
 
@@ -105,6 +105,60 @@ describe('parseMessages', () => {
     const batch = parseMessages('[{"jsonrpc":"2.0","method":"n"},{"jsonrpc":"2.0","id":"a","result":{}}]');
     expect(batch.batch).toBe(true);
     expect(batch.messages).toHaveLength(2);
+  });
+});
+
+describe('plainlyValid (the hand check in front of the SDK schema)', () => {
+  const accepted = [
+    { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' } } },
+    { jsonrpc: '2.0', id: 'a', method: 'tools/list' },
+    { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'slow', _meta: { progressToken: 7 } } },
+    { jsonrpc: '2.0', method: 'notifications/initialized' },
+    { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 3, reason: 'r' } },
+    { jsonrpc: '2.0', id: 'r-1', result: { action: 'accept', content: { name: 'G' } } },
+    { jsonrpc: '2.0', id: 4, error: { code: -32600, message: 'no', data: { x: 1 } } },
+    { jsonrpc: '2.0', error: { code: -32700, message: 'parse' } },
+  ];
+  // Shapes the hand check must refuse or leave to the schema (which decides either way).
+  const doubtful = [
+    null,
+    [],
+    'x',
+    { id: 1, method: 'm' },
+    { jsonrpc: '1.0', id: 1, method: 'm' },
+    { jsonrpc: '2.0', id: 1.5, method: 'm' },
+    { jsonrpc: '2.0', id: null, method: 'm' },
+    { jsonrpc: '2.0', id: 2 ** 60, method: 'm' },
+    { jsonrpc: '2.0', id: true, method: 'm' },
+    { jsonrpc: '2.0', id: 1, method: 7 },
+    { jsonrpc: '2.0', id: 1, method: 'm', params: null },
+    { jsonrpc: '2.0', id: 1, method: 'm', params: [1] },
+    { jsonrpc: '2.0', id: 1, method: 'm', params: { _meta: { progressToken: 1.5 } } },
+    { jsonrpc: '2.0', id: 1, method: 'm', params: { _meta: { 'io.modelcontextprotocol/related-task': {} } } },
+    { jsonrpc: '2.0', id: 1, method: 'm', extra: true },
+    { jsonrpc: '2.0', id: 1, method: 'm', result: {} },
+    { jsonrpc: '2.0', result: {} },
+    { jsonrpc: '2.0', id: 1, result: [] },
+    { jsonrpc: '2.0', id: 1, result: {}, error: { code: 1, message: 'm' } },
+    { jsonrpc: '2.0', id: 1, error: { code: 1.5, message: 'm' } },
+    { jsonrpc: '2.0', id: 1, error: { code: 1 } },
+    { jsonrpc: '2.0', id: 1, error: { code: 1, message: 'm', more: 1 } },
+    { jsonrpc: '2.0', id: 1 },
+    { jsonrpc: '2.0' },
+  ];
+  it('accepts the common shapes, each one the schema accepts unchanged', () => {
+    for (const item of accepted) {
+      expect(plainlyValid(item)).toBe(true);
+      const parsed = JSONRPCMessageSchema.safeParse(item);
+      expect(parsed.success).toBe(true);
+      expect(parsed.data).toEqual(item);
+    }
+  });
+  it('never accepts what the schema refuses', () => {
+    for (const item of doubtful) {
+      if (plainlyValid(item)) expect(JSONRPCMessageSchema.safeParse(item).success).toBe(true);
+    }
+    expect(doubtful.filter((item) => plainlyValid(item))).toEqual([]);
   });
 });
 

@@ -23,6 +23,9 @@ export interface SeenRequest {
   sub: string | undefined;
   status: 'ok' | 'refused';
   rpcMethod: string | undefined;
+  /** The JSON-RPC id and `params.name` of the (first) message. */
+  rpcId: unknown;
+  rpcName: string | undefined;
   protocolVersion: string | undefined;
 }
 
@@ -57,7 +60,7 @@ export async function startMcpUpstream(issuer: string): Promise<McpUpstream> {
     const text = Buffer.concat(chunks).toString('utf8');
     const body: unknown = text === '' ? undefined : JSON.parse(text);
     const rpc = (Array.isArray(body) ? body[0] : body) as
-      | { method?: string; params?: { name?: string } }
+      | { method?: string; id?: unknown; params?: { name?: string } }
       | undefined;
     const header = req.headers.authorization;
     const record: SeenRequest = {
@@ -68,6 +71,8 @@ export async function startMcpUpstream(issuer: string): Promise<McpUpstream> {
       sub: undefined,
       status: 'refused',
       rpcMethod: rpc?.method,
+      rpcId: rpc?.id,
+      rpcName: rpc?.params?.name,
       protocolVersion: req.headers['mcp-protocol-version'] as string | undefined,
     };
     seen.push(record);

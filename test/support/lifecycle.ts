@@ -154,10 +154,12 @@ export async function startLifecycle(options: LifecycleOptions): Promise<Lifecyc
 
   /** The real outbound fetch, recording what the token endpoint was asked and answered. */
   const recordingFetch = (instance: number): OutboundFetch => {
-    // The transport token requests take in production (small answers, read whole).
-    const inner = createOutbound({ allow: ['127.0.0.0/8'], timeoutMs: 10_000 }).smallFetch;
+    // The transports production uses: token requests through smallFetch (answers read whole),
+    // everything else (discovery, the MCP gateway's event streams) through the streaming fetch.
+    const outbound = createOutbound({ allow: ['127.0.0.0/8'], timeoutMs: 10_000 });
+    const inner = outbound.smallFetch;
     return async (input, init) => {
-      if (String(input) !== tokenEndpoint) return inner(input, init);
+      if (String(input) !== tokenEndpoint) return outbound.fetch(input, init);
       const form = formOf(init?.body);
       const startedAt = Date.now();
       const response = await inner(input, init);

@@ -5,13 +5,8 @@
  * of the call it belongs to, then hand the agent's answer (which comes in a later POST) back.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  isJSONRPCErrorResponse,
-  isJSONRPCResultResponse,
-  type JSONRPCMessage,
-  McpError,
-} from '@modelcontextprotocol/sdk/types.js';
-import type { RequestId } from './jsonrpc.js';
+import { isJSONRPCErrorResponse, type JSONRPCMessage, McpError } from '@modelcontextprotocol/sdk/types.js';
+import { isAnswerMessage, type RequestId } from './jsonrpc.js';
 
 /** Writes a message to the agent on the stream of the request it relates to. */
 export type ToAgent = (message: JSONRPCMessage, relatedRequestId: RequestId) => Promise<void>;
@@ -48,7 +43,7 @@ export class AgentCalls {
       if (m.method === 'notifications/cancelled') {
         this.#running.get(keyOf(sessionId, m.params?.requestId))?.abort();
       }
-      if (!isJSONRPCResultResponse(message) && !isJSONRPCErrorResponse(message)) return true;
+      if (!isAnswerMessage(message)) return true;
       const settle = typeof message.id === 'string' ? this.#relays.get(message.id) : undefined;
       settle?.(message);
       return settle === undefined;

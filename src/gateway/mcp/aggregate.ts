@@ -1,11 +1,13 @@
 /**
  * `/mcp`: one MCP server for the agent that aggregates every MCP integration the user has
- * connected. Tools, prompts and resources are named `<integrationId>__<name>` (integration ids
- * never contain `__`); a call goes to its server through an SDK client holding the user's token
- * (upstream-clients.ts). Built with the MCP SDK's `Server` over its web-standard Streamable HTTP
- * transport, stateless per request: the session row carries what a request needs, so any
- * instance serves any session. Our GET stream carries `notifications/tools/list_changed` when
- * one of the user's connections is added, reconnected or removed, and elicitation completions.
+ * connected. Tools, prompts and resources are named `<integrationId>__<name>` (names.ts). The hot
+ * calls (`tools/call`, `prompts/get`, `resources/read`) are routed at the JSON-RPC level
+ * (routed-calls.ts); the rest (`initialize`, the lists, batches, requests the SDK refuses) goes to
+ * the MCP SDK's `Server` over its web-standard Streamable HTTP transport, stateless per request,
+ * whose lists ask each server through an SDK client holding the user's token
+ * (upstream-clients.ts). The session row carries what a request needs, so any instance serves
+ * any session. Our GET stream carries `notifications/tools/list_changed` when one of the user's
+ * connections is added, reconnected or removed, and elicitation completions.
  * @see MCP 2025-11-25, Server Features / Tools, Prompts, Resources
  */
 import { Readable } from 'node:stream';
@@ -18,8 +20,6 @@ import {
   CallToolRequestSchema,
   ErrorCode,
   GetPromptRequestSchema,
-  type InitializeRequest,
-  isInitializeRequest,
   ListPromptsRequestSchema,
   ListResourcesRequestSchema,
   ListResourceTemplatesRequestSchema,
@@ -37,21 +37,20 @@ import { AgentCalls, type ToAgent } from './agent-calls.js';
 import { type GatewayAnswer, grantedScopes, isJson, reasonOf, rpcAnswer, sessionHeader } from './answers.js';
 import type { ConnectionLookup } from './connection-lookup.js';
 import type { McpIntegrations } from './integrations.js';
-import { BodyRefusal, errorResponse, type JSONRPCRequest, parseMessages } from './jsonrpc.js';
+import { BodyRefusal, errorResponse, isInitialize, isRequestMessage, parseMessages } from './jsonrpc.js';
+import { nameSeparator, resolveName, unknownName } from './names.js';
+import { RoutedCalls } from './routed-calls.js';
 import { acceptsUrlElicitation, type GatewaySession, type GatewaySessions } from './sessions.js';
 import { SseRelay } from './sse.js';
 import type { StreamWatcher } from './streams.js';
-import { UpstreamRefusal } from './upstream.js';
+import { type UpstreamDeps, UpstreamRefusal } from './upstream.js';
 import type { CallRelay, UpstreamClients } from './upstream-clients.js';
 import { stepUpScopes, type UserActionReason, type UserActions } from './user-action.js';
 
 /** Compiled schemas are cached by the validator, so one instance serves every request. */
 const sharedValidator = new AjvJsonSchemaValidator();
 
-/** Separates the integration id from the server's own name. */
-export const nameSeparator = '__';
-
-export interface AggregateDeps {
+export interface AggregateDeps extends UpstreamDeps {
   sessions: GatewaySessions;
   connections: ConnectionLookup;
   integrations: McpIntegrations;
@@ -88,8 +87,11 @@ export class AggregateGateway {
   readonly #d: AggregateDeps;
   /** Calls in flight here: cancellations and relayed requests find them. */
   readonly #calls = new AgentCalls();
+  /** The hot calls, answered without an SDK server. */
+  readonly #routed: RoutedCalls;
   constructor(deps: AggregateDeps) {
     this.#d = deps;
+    this.#routed = new RoutedCalls({ ...deps, calls: this.#calls });
   }
 
   async post(req: AggregateRequest): Promise<GatewayAnswer> {
@@ -107,9 +109,7 @@ export class AggregateGateway {
       if (error instanceof BodyRefusal) return rpcAnswer(400, errorResponse(null, error.rpc));
       throw error;
     }
-    const init = messages.messages.find((m): m is JSONRPCRequest & InitializeRequest =>
-      isInitializeRequest(m),
-    );
+    const init = messages.messages.find(isInitialize);
     let session: GatewaySession | undefined;
     if (init !== undefined) {
       session = await this.#d.sessions.create(
@@ -130,6 +130,11 @@ export class AggregateGateway {
     // Cancellations and answers to relayed requests are for calls in flight, not for a new server.
     const rest = this.#calls.take(session.id, messages.messages);
     if (rest.length === 0) return { status: 202, headers: { [sessionHeader]: session.id } };
+    const only = rest[0]!;
+    if (!messages.batch && rest.length === 1 && isRequestMessage(only)) {
+      const routed = await this.#routed.answer({ ...session, groups: req.groups ?? [] }, only, req.headers);
+      if (routed !== undefined) return routed;
+    }
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined });
     const server = this.#server({ ...session, groups: req.groups ?? [] }, (message, relatedRequestId) =>
       transport.send(message, { relatedRequestId }),
@@ -372,15 +377,12 @@ export class AggregateGateway {
     call: (client: Client, name: string) => Promise<R>,
     relay?: CallRelay,
   ): Promise<R> {
-    const at = prefixed.indexOf(nameSeparator);
-    const integration = at > 0 ? await this.#d.integrations.get(prefixed.slice(0, at)) : undefined;
-    if (integration === undefined || !integration.enabled || !mayAccess(integration, session.groups)) {
-      throw new RpcFailure(
-        ErrorCode.InvalidParams,
-        `Unknown name ${JSON.stringify(prefixed)}: names are <integration>${nameSeparator}<name>.`,
-      );
+    const named = await resolveName(this.#d.integrations, session, prefixed);
+    if (named === undefined) {
+      const unknown = unknownName(prefixed);
+      throw new RpcFailure(unknown.code, unknown.message);
     }
-    const name = prefixed.slice(at + nameSeparator.length);
+    const { integration, name } = named;
     const act = (reason: UserActionReason) => this.#mustAct<R>(session, integration, reason, method, params);
     for (let attempt = 1; ; attempt++) {
       const row = await this.#d.connections.find(session.userId, integration.id);

@@ -19,7 +19,7 @@ import type { GatewaySession } from './sessions.js';
 export interface GatewayAnswer {
   status: number;
   headers: Record<string, string>;
-  body?: string | Readable;
+  body?: string | Buffer | Readable;
 }
 
 export const sessionHeader = 'mcp-session-id';

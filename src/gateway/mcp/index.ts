@@ -73,6 +73,8 @@ export function createMcpGateway(d: McpGatewayDeps): McpGateway {
   const integrations = new McpIntegrations(d.catalog);
   const clients = new UpstreamClients({ fetch: d.fetch, tokens: d.tokens, connections });
   const aggregate = new AggregateGateway({
+    request: d.request,
+    tokens: d.tokens,
     sessions,
     connections,
     integrations,

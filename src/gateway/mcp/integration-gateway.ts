@@ -9,7 +9,7 @@
  * @see MCP 2025-11-25, Basic / Transports §Streamable HTTP
  */
 import type { Readable } from 'node:stream';
-import { type InitializeRequest, isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { InitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { ConnectionNeedsReauthError } from '../../connections/errors.js';
 import type { Logger } from '../../observability/logger.js';
 import type { IntegrationRecord } from '../../store/repos/catalog.js';
@@ -35,6 +35,7 @@ import type { ConnectionLookup } from './connection-lookup.js';
 import {
   BodyRefusal,
   errorResponse,
+  isInitialize,
   type JSONRPCRequest,
   type PostedMessages,
   parseMessages,
@@ -61,6 +62,18 @@ import {
 import { stepUpScopes, type UserActionReason, type UserActions } from './user-action.js';
 
 export type { GatewayAnswer };
+
+/** Answers up to this size (with a Content-Length) are read whole before they are sent on. */
+const maxBufferedBytes = 256 * 1024;
+
+/** A body read whole: undici's own reader when it has one. */
+async function bytesOf(body: Readable): Promise<Buffer> {
+  const own = body as Readable & { arrayBuffer?: () => Promise<ArrayBuffer> };
+  if (typeof own.arrayBuffer === 'function') return Buffer.from(await own.arrayBuffer());
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
 
 export interface IntegrationGatewayDeps extends UpstreamDeps {
   sessions: GatewaySessions;
@@ -101,7 +114,7 @@ export class IntegrationGateway {
       if (error instanceof BodyRefusal) return rpcAnswer(400, errorResponse(null, error.rpc));
       throw error;
     }
-    const init = posted.messages.find((m): m is JSONRPCRequest & InitializeRequest => isInitializeRequest(m));
+    const init = posted.messages.find(isInitialize);
     if (init !== undefined) return this.#initialize(req, init);
     const found = await this.#session(req);
     if ('status' in found) return found;
@@ -138,7 +151,7 @@ export class IntegrationGateway {
       }
       const refusal = await refusalOf(answer);
       if (refusal !== undefined) throw refusal;
-      return this.#relay(session, integration, answer, requests);
+      return await this.#relay(session, integration, answer, requests);
     } catch (error) {
       return this.#failure(error, session, integration, row, requests, posted);
     }
@@ -251,7 +264,7 @@ export class IntegrationGateway {
             hello,
             answer.headers[sessionHeader] ?? '',
           );
-          return this.#relay(session, integration, answer, [init]);
+          return await this.#relay(session, integration, answer, [init]);
         }
         answer.body?.resume();
         this.#d.logger.info(
@@ -347,18 +360,20 @@ export class IntegrationGateway {
    * if it breaks off before answering every request, each unanswered one gets an error naming
    * the integration (unless the server made the stream resumable: then the client resumes it).
    */
-  #relay(
+  async #relay(
     session: GatewaySession,
     integration: IntegrationRecord,
     answer: ForwardedResponse,
     requests: readonly JSONRPCRequest[],
-  ): GatewayAnswer {
+  ): Promise<GatewayAnswer> {
     const headers = withSession(answer.headers, session);
-    if (
-      answer.body === undefined ||
-      !isEventStream(answer.headers['content-type']) ||
-      requests.length === 0
-    ) {
+    const sse = isEventStream(answer.headers['content-type']);
+    if (answer.body !== undefined && !sse && Number(answer.headers['content-length']) <= maxBufferedBytes) {
+      // A small answer of known length is read whole and sent in one write: piping it cost more
+      // (an answer of the echo tool: about a tenth of a call's CPU). The bytes are the same.
+      return { status: answer.statusCode, headers, body: await bytesOf(answer.body) };
+    }
+    if (answer.body === undefined || !sse || requests.length === 0) {
       return {
         status: answer.statusCode,
         headers,

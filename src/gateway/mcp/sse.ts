@@ -8,7 +8,6 @@
  * @see WHATWG HTML §9.2.6 (parsing an event stream)
  */
 import { PassThrough, type Readable } from 'node:stream';
-import { isJSONRPCErrorResponse, isJSONRPCResultResponse } from '@modelcontextprotocol/sdk/types.js';
 import type { JSONRPCRequest, RequestId } from './jsonrpc.js';
 
 /** One `data`-carrying event as dispatched. */
@@ -166,8 +165,7 @@ export function relayAnswers(
   const relay = new SseRelay((event) => {
     if (event.id !== undefined) resumable = true;
     for (const message of messagesIn(event.data)) {
-      if (isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message))
-        pending.delete(message.id as RequestId);
+      if (isAnswer(message)) pending.delete(message.id as RequestId);
     }
   });
   void relay.relay(upstream).then((how) => {
@@ -186,4 +184,18 @@ function messagesIn(data: string): unknown[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * Whether a message read from a server's stream answers a request: an id and a result or an
+ * error (a cheap look, not the SDK's schema parse: it only decides which ids are answered).
+ */
+export function isAnswer(message: unknown): message is { id: RequestId; result?: unknown; error?: unknown } {
+  return (
+    typeof message === 'object' &&
+    message !== null &&
+    'id' in message &&
+    ('result' in message || 'error' in message) &&
+    !('method' in message)
+  );
 }

@@ -98,19 +98,27 @@ export class UpstreamClients {
    * request does not say which call it belongs to; with several, it is refused, not guessed).
    */
   async during<R>(row: ConnectionRow, relay: CallRelay, call: () => Promise<R>): Promise<R> {
-    const key = keyOf(row.user_id, row.integration_id);
+    const untrack = this.track(row.user_id, row.integration_id, relay);
+    try {
+      return await call();
+    } finally {
+      untrack();
+    }
+  }
+
+  /** Registers an agent's call on the user's client (as `during` does) until the returned function is called. */
+  track(userId: string, integrationId: string, relay: CallRelay): () => void {
+    const key = keyOf(userId, integrationId);
     let calls = this.#calls.get(key);
     if (calls === undefined) {
       calls = new Set();
       this.#calls.set(key, calls);
     }
     calls.add(relay);
-    try {
-      return await call();
-    } finally {
+    return () => {
       calls.delete(relay);
-      if (calls.size === 0) this.#calls.delete(key);
-    }
+      if (calls.size === 0 && this.#calls.get(key) === calls) this.#calls.delete(key);
+    };
   }
 
   /** Drops (and closes) the client of a user's server. */

@@ -27,10 +27,21 @@ export interface UpstreamDeps {
   tokens: TokenService;
 }
 
-/** The forwarder's target for an MCP server URL (query kept, fragment dropped). */
+const targets = new Map<string, Readonly<UpstreamTarget>>();
+
+/**
+ * The forwarder's target for an MCP server URL (query kept, fragment dropped). Remembered per
+ * URL (bounded): parsing two URLs per call showed in the gateway's profile.
+ */
 export function upstreamTarget(url: string): UpstreamTarget {
-  const parsed = new URL(url);
-  return { origin: new URL(parsed.origin), path: `${parsed.pathname}${parsed.search}` };
+  let target = targets.get(url);
+  if (target === undefined) {
+    const parsed = new URL(url);
+    target = Object.freeze({ origin: new URL(parsed.origin), path: `${parsed.pathname}${parsed.search}` });
+    if (targets.size >= 1_000) targets.clear();
+    targets.set(url, target);
+  }
+  return target;
 }
 
 /**

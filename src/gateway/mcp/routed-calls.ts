@@ -1,0 +1,501 @@
+/**
+ * The aggregate's hot calls, `tools/call`, `prompts/get` and `resources/read`, routed at the
+ * JSON-RPC level rather than through an SDK `Server` and `Client` per call: the name
+ * `<integration>__<name>` is resolved (names.ts), and the request goes to its server, renamed,
+ * in the upstream session of the user's cached SDK client (upstream-clients.ts, which opens it)
+ * through the forwarder `/mcp/:integrationId` uses (the user's token, one forced refresh and one
+ * retry after a 401). The upstream session is shared by the user's agents on this instance, so
+ * the request carries an id of ours, and the answer, JSON or SSE, goes back with the agent's.
+ * On the call's event stream, notifications (progress) pass through; a server's request
+ * (elicitation, sampling, roots) is relayed to the agent when it declared the capability, else
+ * refused; a stream that breaks off before answering ends with an error naming the server.
+ * What the SDK server checks for itself (params of the wrong shape, an unsupported protocol
+ * version, an agent that does not accept both answer types) stays with it: `answer` then
+ * returns undefined. @see MCP 2025-11-25, Basic / Transports §Sending Messages to the Server
+ */
+import { randomBytes } from 'node:crypto';
+import { PassThrough, type Readable } from 'node:stream';
+import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import {
+  CreateMessageResultSchema,
+  ElicitResultSchema,
+  ErrorCode,
+  isJSONRPCErrorResponse,
+  ListRootsResultSchema,
+  McpError,
+} from '@modelcontextprotocol/sdk/types.js';
+import { ConnectionNeedsReauthError } from '../../connections/errors.js';
+import type { Logger } from '../../observability/logger.js';
+import type { IntegrationRecord } from '../../store/repos/catalog.js';
+import type { ConnectionRow } from '../../store/types.js';
+import type { ForwardedResponse } from '../forwarder.js';
+import type { UpstreamTarget } from '../target.js';
+import type { AgentCalls, ToAgent } from './agent-calls.js';
+import {
+  dropped,
+  type GatewayAnswer,
+  grantedScopes,
+  isEventStream,
+  reasonOf,
+  sessionHeader,
+  unreachable,
+} from './answers.js';
+import type { ConnectionLookup } from './connection-lookup.js';
+import type { McpIntegrations } from './integrations.js';
+import { errorResponse, type JSONRPCRequest, type RequestId } from './jsonrpc.js';
+import { type NamedItem, nameSeparator, resolveName, unknownName } from './names.js';
+import {
+  acceptsBoth,
+  cancelled,
+  drain,
+  isAnswerTo,
+  isServerRequest,
+  jsonAnswer,
+  knownVersion,
+  messagesIn,
+  readJson,
+  streamAnswer,
+  UnexpectedAnswer,
+} from './routed-answers.js';
+import type { GatewaySession } from './sessions.js';
+import { SseParser, sseMessage } from './sse.js';
+import { refusalOf, sendUpstream, type UpstreamDeps, UpstreamRefusal, upstreamTarget } from './upstream.js';
+import type { UpstreamClients } from './upstream-clients.js';
+import { stepUpScopes, type UserActionReason, type UserActions } from './user-action.js';
+
+/** The methods routed here; the param that carries the prefixed name. */
+const routed: ReadonlyMap<string, 'name' | 'uri'> = new Map([
+  ['tools/call', 'name'],
+  ['prompts/get', 'name'],
+  ['resources/read', 'uri'],
+]);
+
+/** A server's requests relayed to the agent: the capability it must have declared, and the answer's schema. */
+const relayable = {
+  'elicitation/create': { capability: 'elicitation', schema: ElicitResultSchema },
+  'sampling/createMessage': { capability: 'sampling', schema: CreateMessageResultSchema },
+  'roots/list': { capability: 'roots', schema: ListRootsResultSchema },
+} as const;
+
+export interface RoutedCallsDeps extends UpstreamDeps {
+  connections: ConnectionLookup;
+  integrations: McpIntegrations;
+  clients: UpstreamClients;
+  actions: UserActions;
+  calls: AgentCalls;
+  logger: Logger;
+}
+
+/** One call on its way: who asked, where it goes, and how to reach the upstream session. */
+interface Call {
+  session: GatewaySession;
+  request: JSONRPCRequest;
+  integration: IntegrationRecord;
+  /** `<integration>__`: what the server's own names and URIs get in front on the way back. */
+  prefix: string;
+  row: ConnectionRow;
+  target: UpstreamTarget;
+  /** The upstream session's headers (id, negotiated version). */
+  sessionHeaders: Record<string, string>;
+  upstreamId: string;
+  signal: AbortSignal;
+}
+
+export class RoutedCalls {
+  readonly #d: RoutedCallsDeps;
+  /** Our ids upstream: unique on this instance (the upstream session is shared by the user's agents). */
+  readonly #idPrefix = `nunq-${randomBytes(6).toString('base64url')}-`;
+  #next = 0;
+
+  constructor(deps: RoutedCallsDeps) {
+    this.#d = deps;
+  }
+
+  /** The answer to `request`, or undefined when it is not one of the routed calls the SDK server should see. */
+  async answer(
+    session: GatewaySession & { groups: readonly string[] },
+    request: JSONRPCRequest,
+    headers: Record<string, string | string[] | undefined>,
+  ): Promise<GatewayAnswer | undefined> {
+    const field = routed.get(request.method);
+    const prefixed = request.params?.[field ?? 'name'];
+    if (
+      field === undefined ||
+      typeof prefixed !== 'string' ||
+      !acceptsBoth(headers.accept) ||
+      !knownVersion(headers['mcp-protocol-version'])
+    ) {
+      return undefined;
+    }
+    const named = await resolveName(this.#d.integrations, session, prefixed);
+    if (named === undefined) return jsonAnswer(session, errorResponse(request.id, unknownName(prefixed)));
+    const running = this.#d.calls.start(session.id, request.id);
+    // A server may also send its requests on its own stream (the SDK client's GET stream): they
+    // come to this call while it is the only one on that client, and then the agent is
+    // answered with an event stream at once, which the call's answer joins when it comes.
+    let sink: PassThrough | undefined;
+    let openEarly!: (answer: GatewayAnswer) => void;
+    const early = new Promise<GatewayAnswer>((resolve) => {
+      openEarly = resolve;
+    });
+    const toAgent: ToAgent = async (message) => {
+      if (sink === undefined) {
+        sink = new PassThrough();
+        openEarly(streamAnswer(session, sink));
+      }
+      if (!sink.writableEnded && !sink.destroyed) sink.write(sseMessage(message));
+    };
+    const untrack = this.#d.clients.track(session.userId, named.integration.id, {
+      capabilities: session.hello.capabilities,
+      sendRequest: (message, schema) =>
+        this.#d.calls.ask(toAgent, request.id, message, schema, running.signal),
+    });
+    const done = () => {
+      untrack();
+      running.done();
+    };
+    const work = this.#call(session, request, named, field, running);
+    const first = await Promise.race([
+      work.then(
+        (answer) => ({ answer }),
+        (error: unknown) => ({ error }),
+      ),
+      early.then((stream) => ({ stream })),
+    ]);
+    if ('error' in first) {
+      done();
+      throw first.error;
+    }
+    if ('answer' in first) {
+      // A relayed request that lost the race to the answer has nowhere to go now.
+      sink?.end();
+      if (first.answer.body instanceof PassThrough) {
+        sink = first.answer.body;
+        first.answer.body.once('close', done);
+      } else done();
+      return first.answer;
+    }
+    // The agent already has an event stream: the call's answer goes on it.
+    const stream = sink!;
+    void work.then(
+      (answer) => {
+        if (typeof answer.body === 'string') {
+          stream.end(`event: message\ndata: ${answer.body}\n\n`);
+          done();
+        } else if (answer.body instanceof PassThrough) {
+          const body = answer.body;
+          body.once('close', done);
+          stream.once('close', () => body.destroy());
+          body.pipe(stream);
+        } else {
+          stream.end();
+          done();
+        }
+      },
+      () => {
+        stream.end();
+        done();
+      },
+    );
+    return first.stream;
+  }
+
+  async #call(
+    session: GatewaySession,
+    request: JSONRPCRequest,
+    { integration, name }: NamedItem,
+    field: 'name' | 'uri',
+    running: { signal: AbortSignal },
+  ): Promise<GatewayAnswer> {
+    const act = async (reason: UserActionReason) => {
+      const [answer] = await this.#d.actions.answer(session, integration, reason, [request]);
+      return jsonAnswer(session, answer);
+    };
+    const url = integration.settings.url!;
+    const target = upstreamTarget(url);
+    for (let attempt = 1; ; attempt++) {
+      const row = await this.#d.connections.find(session.userId, integration.id);
+      if (row === undefined || row.status !== 'active') {
+        return act({ kind: row === undefined ? 'not_connected' : 'needs_reauth' });
+      }
+      let call: Call | undefined;
+      try {
+        const client = await this.#d.clients.get(row, url);
+        const transport = client.transport as StreamableHTTPClientTransport | undefined;
+        const sessionHeaders: Record<string, string> = {};
+        if (transport?.sessionId !== undefined) sessionHeaders[sessionHeader] = transport.sessionId;
+        if (transport?.protocolVersion !== undefined) {
+          sessionHeaders['mcp-protocol-version'] = transport.protocolVersion;
+        }
+        call = {
+          session,
+          request,
+          integration,
+          prefix: `${integration.id}${nameSeparator}`,
+          row,
+          target,
+          sessionHeaders,
+          upstreamId: `${this.#idPrefix}${++this.#next}`,
+          signal: running.signal,
+        };
+        const body = JSON.stringify({
+          jsonrpc: '2.0',
+          id: call.upstreamId,
+          method: request.method,
+          params: { ...request.params, [field]: name },
+        });
+        const answer = await this.#untilCancelled(call, this.#send(call, Buffer.from(body)), drain);
+        if (answer === 'cancelled') return jsonAnswer(session, errorResponse(request.id, cancelled));
+        // The server forgot the session (it restarted): once more with a new one.
+        if (answer.statusCode === 404 && sessionHeaders[sessionHeader] !== undefined && attempt === 1) {
+          answer.body?.resume();
+          this.#d.clients.evict(row.user_id, integration.id);
+          continue;
+        }
+        const refusal = await refusalOf(answer);
+        if (refusal !== undefined) throw refusal;
+        if (answer.statusCode === 200 && answer.body !== undefined) {
+          if (isEventStream(answer.headers['content-type'])) return this.#stream(call, answer.body);
+          // The head has come: the rest of a JSON answer is read without watching for a cancellation.
+          const message = await readJson(answer.body, answer.headers['content-length']);
+          if (isAnswerTo(message, call.upstreamId)) return jsonAnswer(session, this.#toAgent(call, message));
+        } else {
+          const message =
+            answer.body === undefined
+              ? undefined
+              : await readJson(answer.body, answer.headers['content-length']);
+          // The server's own error answer (an HTTP 4xx carrying it) is passed on as it is.
+          if (isJSONRPCErrorResponse(message) && message.id === call.upstreamId) {
+            return jsonAnswer(session, this.#toAgent(call, message));
+          }
+        }
+        throw new UnexpectedAnswer(answer.statusCode);
+      } catch (error) {
+        if (error instanceof ConnectionNeedsReauthError) return act({ kind: 'needs_reauth' });
+        if (error instanceof UpstreamRefusal) {
+          if (error.kind === 'unauthorized') this.#d.clients.evict(row.user_id, integration.id);
+          return act(
+            error.kind === 'unauthorized'
+              ? { kind: 'needs_reauth' }
+              : { kind: 'insufficient_scope', scopes: stepUpScopes(grantedScopes(row), error.scopes) },
+          );
+        }
+        // A client that could not open its session is not kept; an open one stays usable.
+        if (call === undefined) this.#d.clients.evict(row.user_id, integration.id);
+        this.#d.logger.warn(
+          { integration: integration.id, reason: reasonOf(error) },
+          'mcp gateway: upstream call failed',
+        );
+        return jsonAnswer(session, errorResponse(request.id, unreachable(integration, error)));
+      }
+    }
+  }
+
+  /** `work`, unless the agent cancels the call first: then the server is told, and a late answer is drained. */
+  async #untilCancelled<T>(call: Call, work: Promise<T>, late: (value: T) => void): Promise<T | 'cancelled'> {
+    if (call.signal.aborted) {
+      void work.then(late, () => {});
+      this.#cancelUpstream(call);
+      return 'cancelled';
+    }
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<'cancelled'>((resolve) => {
+      onAbort = () => resolve('cancelled');
+      call.signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      const outcome = await Promise.race([work, aborted]);
+      if (outcome === 'cancelled') {
+        void work.then(late, () => {});
+        this.#cancelUpstream(call);
+      }
+      return outcome;
+    } finally {
+      call.signal.removeEventListener('abort', onAbort!);
+    }
+  }
+
+  /**
+   * Relays the server's event stream to the agent, message by message: its answer with the
+   * agent's id (then the stream ends), notifications as they are, its requests to the agent.
+   */
+  #stream(call: Call, upstream: Readable): GatewayAnswer {
+    const out = new PassThrough();
+    const closed = new AbortController();
+    const signal = AbortSignal.any([call.signal, closed.signal]);
+    let answered = false;
+    const write = (message: unknown) => {
+      if (out.writableEnded || out.destroyed) return;
+      if (!out.write(sseMessage(message)) && !upstream.isPaused()) {
+        // A slow agent slows the server down instead of filling our memory.
+        upstream.pause();
+        out.once('drain', () => upstream.resume());
+      }
+    };
+    /** Ends the agent's stream; the rest of the server's is read and dropped, or cut off when unanswered. */
+    const finish = (cut = false) => {
+      if (closed.signal.aborted) return;
+      closed.abort();
+      if (!out.writableEnded) out.end();
+      if (!cut) {
+        upstream.removeListener('data', feed);
+        upstream.resume();
+      } else upstream.destroy();
+    };
+    const toAgent: ToAgent = async (message) => write(message);
+    const parser = new SseParser((event) => {
+      for (const message of messagesIn(event.data)) {
+        if (answered) return;
+        if (isAnswerTo(message, call.upstreamId)) {
+          answered = true;
+          write(this.#toAgent(call, message));
+          finish();
+        } else if (isServerRequest(message)) {
+          void this.#serverRequest(call, message, toAgent, signal);
+        } else write(message);
+      }
+    });
+    const feed = (chunk: Buffer) => parser.feed(chunk);
+    upstream.on('data', feed);
+    const ended = () => {
+      if (!answered && !call.signal.aborted) {
+        answered = true;
+        this.#d.logger.warn(
+          { integration: call.integration.id, unanswered: 1 },
+          'mcp gateway: upstream stream ended before answering',
+        );
+        write(errorResponse(call.request.id, dropped(call.integration)));
+      }
+      finish();
+    };
+    upstream.once('end', ended);
+    upstream.once('error', ended);
+    upstream.once('close', ended);
+    call.signal.addEventListener(
+      'abort',
+      () => {
+        if (!answered) {
+          answered = true;
+          this.#cancelUpstream(call);
+          write(errorResponse(call.request.id, cancelled));
+        }
+        finish(true);
+      },
+      { once: true },
+    );
+    out.once('close', () => {
+      // The agent went away before the answer: the server need not go on.
+      if (!answered) {
+        answered = true;
+        this.#cancelUpstream(call);
+      }
+      finish(true);
+    });
+    return streamAnswer(call.session, out);
+  }
+
+  /** A server's request during the call: relayed to the agent when it can answer, else refused; the reply goes upstream. */
+  async #serverRequest(
+    call: Call,
+    message: JSONRPCRequest,
+    toAgent: ToAgent,
+    signal: AbortSignal,
+  ): Promise<void> {
+    let reply: object;
+    try {
+      reply = {
+        jsonrpc: '2.0',
+        id: message.id,
+        result: await this.#askAgent(call, message, toAgent, signal),
+      };
+    } catch (error) {
+      const mcp = error instanceof McpError;
+      reply = {
+        jsonrpc: '2.0',
+        id: message.id,
+        error: {
+          code: mcp ? error.code : ErrorCode.InternalError,
+          message: mcp ? error.message.replace(`MCP error ${error.code}: `, '') : 'The agent did not answer.',
+          ...(mcp && error.data !== undefined ? { data: error.data } : {}),
+        },
+      };
+    }
+    try {
+      drain(await this.#send(call, Buffer.from(JSON.stringify(reply))));
+    } catch (error) {
+      this.#d.logger.info(
+        { integration: call.integration.id, reason: reasonOf(error) },
+        "mcp gateway: a server's request was not answered",
+      );
+    }
+  }
+
+  async #askAgent(call: Call, message: JSONRPCRequest, toAgent: ToAgent, signal: AbortSignal) {
+    if (message.method === 'ping') return {};
+    const relay = relayable[message.method as keyof typeof relayable];
+    if (relay === undefined) {
+      throw new McpError(ErrorCode.MethodNotFound, `${message.method} cannot be relayed to the agent`);
+    }
+    const declared = call.session.hello.capabilities[relay.capability] as Record<string, unknown> | undefined;
+    const mode =
+      message.method === 'elicitation/create'
+        ? ((message.params?.mode as string | undefined) ?? 'form')
+        : undefined;
+    if (declared === undefined || (mode !== undefined && mode !== 'form' && declared[mode] === undefined)) {
+      throw new McpError(ErrorCode.InvalidRequest, `the agent does not support ${message.method}`);
+    }
+    return this.#d.calls.ask(
+      toAgent,
+      call.request.id,
+      { method: message.method, ...(message.params === undefined ? {} : { params: message.params }) },
+      relay.schema,
+      signal,
+    );
+  }
+
+  /** Tells the server the agent cancelled the call. @see MCP 2025-11-25, Utilities / Cancellation */
+  #cancelUpstream(call: Call): void {
+    const notification = {
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: call.upstreamId, reason: 'The agent cancelled the request.' },
+    };
+    this.#send(call, Buffer.from(JSON.stringify(notification))).then(drain, (error: unknown) =>
+      this.#d.logger.info(
+        { integration: call.integration.id, reason: reasonOf(error) },
+        'mcp gateway: a cancellation was not passed on',
+      ),
+    );
+  }
+
+  #send(call: Call, body: Buffer): Promise<ForwardedResponse> {
+    return sendUpstream(
+      this.#d,
+      call.row,
+      call.target,
+      'POST',
+      {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'accept-encoding': 'identity',
+        ...call.sessionHeaders,
+      },
+      body,
+    );
+  }
+
+  /** The server's answer with the agent's id; a resource's URIs get the integration's prefix again. */
+  #toAgent(call: Call, message: { id?: RequestId; result?: unknown; error?: unknown }) {
+    const out = { ...message, id: call.request.id };
+    const contents = (message.result as { contents?: unknown } | undefined)?.contents;
+    if (call.request.method === 'resources/read' && Array.isArray(contents)) {
+      out.result = {
+        ...(message.result as object),
+        contents: contents.map((c: { uri?: unknown }) =>
+          typeof c?.uri === 'string' ? { ...c, uri: `${call.prefix}${c.uri}` } : c,
+        ),
+      };
+    }
+    return out;
+  }
+}
