@@ -17,6 +17,7 @@ describe('parseConfig: the contract §3 example', () => {
       requestTimeoutMs: 60_000,
       keepAliveTimeoutMs: 72_000,
       bodyLimitBytes: 1024 * 1024,
+      embedOrigins: [],
     });
     expect(config.database.url).toBe('sqlite:./.nunq/nunq.db');
     expect(config.encryption).toEqual({
@@ -98,6 +99,7 @@ describe('parseConfig: the contract §3 example', () => {
       requestTimeoutMs: 60_000,
       keepAliveTimeoutMs: 72_000,
       bodyLimitBytes: 1024 * 1024,
+      embedOrigins: [],
     });
     expect(config.database).toEqual({ url: 'sqlite:./.nunq/nunq.db' });
     expect(config.auth).toEqual({ mode: 'dev', admins: [], sessionTtlSeconds: 43_200 });
