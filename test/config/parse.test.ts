@@ -32,6 +32,7 @@ describe('parseConfig: the contract §3 example', () => {
       jwt: { secret: env.NUNQ_JWT_SECRET },
       admins: ['alice'],
       sessionTtlSeconds: 43_200,
+      groupsClaim: 'groups',
     });
     expect(config.outbound).toEqual({ allow: [], timeoutMs: 10_000 });
     expect(config.webhooks).toEqual([
@@ -102,7 +103,12 @@ describe('parseConfig: the contract §3 example', () => {
       embedOrigins: [],
     });
     expect(config.database).toEqual({ url: 'sqlite:./.nunq/nunq.db' });
-    expect(config.auth).toEqual({ mode: 'dev', admins: [], sessionTtlSeconds: 43_200 });
+    expect(config.auth).toEqual({
+      mode: 'dev',
+      admins: [],
+      sessionTtlSeconds: 43_200,
+      groupsClaim: 'groups',
+    });
     expect(config.outbound).toEqual({ allow: [], timeoutMs: 10_000 });
     expect([config.webhooks, config.providers, config.integrations, config.mcpServers]).toEqual([
       [],
