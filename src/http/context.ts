@@ -2,6 +2,7 @@ import type { Config } from '../config/index.js';
 import type { AuthorizationFlow } from '../connections/authorization-flow.js';
 import type { ConnectionCache } from '../connections/connection-cache.js';
 import type { ConnectionChangeFeed } from '../connections/connection-changes.js';
+import type { DisconnectDeps } from '../connections/disconnect.js';
 import type { RevocationQueue } from '../connections/revocations.js';
 import type { TokenService } from '../connections/token-service.js';
 import type { Keyring, Sealer } from '../crypto/index.js';
@@ -54,4 +55,21 @@ export interface AppContext {
   readonly revocations: RevocationQueue;
   /** True when no config file was found and the service runs its bundled demo. */
   readonly demo: boolean;
+}
+
+/** What Disconnect needs, from the service's parts: a user's Disconnect, an admin's, a catalog delete. */
+export function disconnectDepsOf(ctx: AppContext): DisconnectDeps {
+  return {
+    store: ctx.store,
+    catalog: ctx.catalog,
+    clients: ctx.providers,
+    sealer: ctx.sealer,
+    audit: ctx.audit,
+    webhooks: ctx.webhooks,
+    notifications: ctx.notifications,
+    revocations: ctx.revocations,
+    logger: ctx.logger,
+    cache: ctx.connectionCache,
+    clock: ctx.clock,
+  };
 }

@@ -278,27 +278,14 @@ export class Webhooks {
       .where('webhook_endpoints.enabled', '=', 1)
       .executeTakeFirst();
     if (row === undefined) return undefined;
-    const id = randomUUID();
-    const now = this.#clock.now();
-    await this.#db
-      .insertInto('webhook_deliveries')
-      .values({
-        id,
-        endpoint_id: row.endpoint_id,
-        event_id: row.event_id,
-        event_type: row.event_type,
-        payload: row.payload,
-        status: 'pending',
-        attempts: 0,
-        next_attempt_at: now,
-        lease_until: null,
-        last_status: null,
-        last_error: null,
-        created_at: now,
-        delivered_at: null,
-      })
-      .execute();
-    return id;
+    return newDelivery(
+      this.#db,
+      row.endpoint_id,
+      row.event_id,
+      row.event_type,
+      row.payload,
+      this.#clock.now(),
+    );
   }
 
   /** Records an event for every endpoint subscribed to it, inside the caller's transaction. */
@@ -313,24 +300,7 @@ export class Webhooks {
     const payload = JSON.stringify({ id: eventId, type, createdAt: new Date(now).toISOString(), data });
     for (const e of endpoints) {
       if (e.events !== null && !(JSON.parse(e.events) as string[]).includes(type)) continue;
-      await trx
-        .insertInto('webhook_deliveries')
-        .values({
-          id: randomUUID(),
-          endpoint_id: e.id,
-          event_id: eventId,
-          event_type: type,
-          payload,
-          status: 'pending',
-          attempts: 0,
-          next_attempt_at: now,
-          lease_until: null,
-          last_status: null,
-          last_error: null,
-          created_at: now,
-          delivered_at: null,
-        })
-        .execute();
+      await newDelivery(trx, e.id, eventId, type, payload, now);
     }
   }
 
@@ -446,4 +416,35 @@ export class Webhooks {
       .execute();
     if (!delivered) this.#logger.warn({ delivery: id, attempts, status, error }, 'webhook delivery failed');
   }
+}
+
+/** Queues one event for one endpoint, due now; returns the delivery's id. */
+async function newDelivery(
+  db: Kysely<Database>,
+  endpointId: string,
+  eventId: string,
+  eventType: string,
+  payload: string,
+  now: number,
+): Promise<string> {
+  const id = randomUUID();
+  await db
+    .insertInto('webhook_deliveries')
+    .values({
+      id,
+      endpoint_id: endpointId,
+      event_id: eventId,
+      event_type: eventType,
+      payload,
+      status: 'pending',
+      attempts: 0,
+      next_attempt_at: now,
+      lease_until: null,
+      last_status: null,
+      last_error: null,
+      created_at: now,
+      delivered_at: null,
+    })
+    .execute();
+  return id;
 }

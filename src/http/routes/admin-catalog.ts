@@ -9,7 +9,7 @@ import type { IntegrationRecord } from '../../store/repos/catalog.js';
 import type { WriteOutcome } from '../../store/repos/catalog-admin.js';
 import type { Database } from '../../store/types.js';
 import { requireAdmin } from '../auth.js';
-import type { AppContext } from '../context.js';
+import { type AppContext, disconnectDepsOf } from '../context.js';
 import { withSpec } from '../openapi/route-spec.js';
 import { notFound, Problem } from '../problem.js';
 import { parseInput } from '../validate.js';
@@ -409,19 +409,7 @@ async function removeIntegration(
   actor: string,
   then: (db: Kysely<Database>) => Promise<void>,
 ): Promise<boolean> {
-  const deps = {
-    store: ctx.store,
-    catalog: ctx.catalog,
-    clients: ctx.providers,
-    sealer: ctx.sealer,
-    audit: ctx.audit,
-    webhooks: ctx.webhooks,
-    notifications: ctx.notifications,
-    revocations: ctx.revocations,
-    logger: ctx.logger,
-    cache: ctx.connectionCache,
-    clock: ctx.clock,
-  };
+  const deps = disconnectDepsOf(ctx);
   for (let round = 0; round < 1000; round++) {
     const outcome = await ctx.catalog.admin.deleteIntegration(id, then);
     if (outcome !== 'has_connections') return outcome === 'done';

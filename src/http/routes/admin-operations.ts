@@ -11,7 +11,7 @@ import { type AdminConnectionRow, toAdminConnectionView } from '../../store/repo
 import { html, type SafeHtml } from '../../ui/html.js';
 import { layout } from '../../ui/layout.js';
 import { requireAdmin } from '../auth.js';
-import type { AppContext } from '../context.js';
+import { type AppContext, disconnectDepsOf } from '../context.js';
 import { parseRequest, withSpec } from '../openapi/route-spec.js';
 import { connectionNotFound, Problem } from '../problem.js';
 import { parseInput } from '../validate.js';
@@ -50,19 +50,7 @@ export function adminNav(current: string): SafeHtml {
 
 export function registerAdminOperationRoutes(app: FastifyInstance, ctx: AppContext): void {
   const publicUrl = ctx.config.server.publicUrl;
-  const disconnectDeps = {
-    store: ctx.store,
-    catalog: ctx.catalog,
-    clients: ctx.providers,
-    sealer: ctx.sealer,
-    audit: ctx.audit,
-    webhooks: ctx.webhooks,
-    notifications: ctx.notifications,
-    revocations: ctx.revocations,
-    logger: ctx.logger,
-    cache: ctx.connectionCache,
-    clock: ctx.clock,
-  };
+  const disconnectDeps = disconnectDepsOf(ctx);
 
   const findConnection = async (params: unknown): Promise<AdminConnectionRow> => {
     const parsed = adminConnectionParams.safeParse(params);

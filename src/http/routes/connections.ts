@@ -5,7 +5,7 @@ import { disconnect } from '../../connections/disconnect.js';
 import type { Identity } from '../../identity/identity.js';
 import { toConnectionView } from '../../store/repos/connections.js';
 import { requireUser } from '../auth.js';
-import type { AppContext } from '../context.js';
+import { type AppContext, disconnectDepsOf } from '../context.js';
 import { defineRoute, parseRequest, problem, withSpec } from '../openapi/route-spec.js';
 import { authorizationUrlSchema, connectionSchema } from '../openapi/schemas.js';
 import { connectionNotFound } from '../problem.js';
@@ -138,19 +138,7 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: AppContext):
     const integration = await ctx.catalog.getIntegration(integrationId);
     return integration === undefined || mayAccess(integration, identity.groups);
   };
-  const disconnectDeps = {
-    store: ctx.store,
-    catalog: ctx.catalog,
-    clients: ctx.providers,
-    sealer: ctx.sealer,
-    audit: ctx.audit,
-    webhooks: ctx.webhooks,
-    notifications: ctx.notifications,
-    revocations: ctx.revocations,
-    logger: ctx.logger,
-    cache: ctx.connectionCache,
-    clock: ctx.clock,
-  };
+  const disconnectDeps = disconnectDepsOf(ctx);
 
   app.get(listConnections.url, withSpec(listConnections), async (request) => {
     const identity = requireUser(request, publicUrl);
