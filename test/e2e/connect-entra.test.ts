@@ -286,7 +286,14 @@ describe.each(databaseKinds)(
       for (const code of codes) expect(findSecrets([code], entraRedirects)).not.toEqual([]);
 
       const fromService = network.from(svc.url);
-      expect(fromService.filter((r) => r.bodyError !== undefined)).toEqual([]);
+      // A body Chromium dropped (the page was navigated away from before it could be read) was
+      // still scanned: the tap inside the service kept every body it sent, and it is a haystack.
+      const unread = fromService.filter((r) => r.bodyError !== undefined);
+      const tappedBody = (r: { url: string; status: number }) =>
+        tapped.some(
+          (t) => t.path === new URL(r.url).pathname && t.status === r.status && t.body !== undefined,
+        );
+      expect(unread.filter((r) => !tappedBody(r))).toEqual([]);
       expect(tapped.filter((r) => r.path === '/oauth/callback' && r.status === 302)).toHaveLength(
         callbacks.length,
       );

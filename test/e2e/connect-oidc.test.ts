@@ -345,7 +345,12 @@ describe.each(databaseKinds)('a person connects in Chromium against oidc-provide
 
     // Every text body the browser got from the service was actually read, pages included.
     const fromService = network.from(svc.url);
-    expect(fromService.filter((r) => r.bodyError !== undefined)).toEqual([]);
+    // A body Chromium dropped (the page was navigated away from before it could be read) was
+    // still scanned: the tap inside the service kept every body it sent, and it is a haystack.
+    const unread = fromService.filter((r) => r.bodyError !== undefined);
+    const tappedBody = (r: { url: string; status: number }) =>
+      tapped.some((t) => t.path === new URL(r.url).pathname && t.status === r.status && t.body !== undefined);
+    expect(unread.filter((r) => !tappedBody(r))).toEqual([]);
     expect(fromService.filter((r) => r.body?.includes('<main')).length).toBeGreaterThanOrEqual(6);
     // The tap inside the service saw the callbacks' redirects, whose bodies Chromium does not keep.
     expect(tapped.filter((r) => r.path === '/oauth/callback' && r.status === 302)).toHaveLength(
