@@ -346,10 +346,10 @@ describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP se
     for (const c of calls) expect([7, 'agent-id-8']).not.toContain(c.rpcId);
   });
 
-  it('answers the same unknown-name error for a name without a server, an unknown server and one the user may not use', async () => {
+  it('answers the same unknown-name error for a name without a server and an unknown server, and integration_disabled for a disabled one', async () => {
     const session = (await agent('u-alice')).transport.sessionId!;
     const before = tracker.seen.length;
-    const names = ['nowhere__echo', 'vault__echo', 'echo', '__echo'];
+    const names = ['nowhere__echo', 'echo', '__echo'];
     const answers = await Promise.all(
       names.map((name, i) => rawCall(session, i, 'tools/call', { name, arguments: { text: 'x' } })),
     );
@@ -361,13 +361,19 @@ describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP se
         answers[0]!.error?.message.replace(JSON.stringify(names[0]), 'NAME'),
       );
     }
-    const prompt = await rawCall(session, 'p', 'prompts/get', {
-      name: 'vault__greet',
-      arguments: { who: 'x' },
-    });
-    expect(prompt.error?.code).toBe(ErrorCode.InvalidParams);
-    const resource = await rawCall(session, 'r', 'resources/read', { uri: 'vault__tracker://readme' });
-    expect(resource.error?.code).toBe(ErrorCode.InvalidParams);
+    // A server alice may use but an administrator disabled: kept, unusable, and said so (the
+    // proxy's and /mcp/:id's 409 integration_disabled, as a JSON-RPC error), on all three routed
+    // methods.
+    const disabled = await Promise.all([
+      rawCall(session, 't', 'tools/call', { name: 'vault__echo', arguments: { text: 'x' } }),
+      rawCall(session, 'p', 'prompts/get', { name: 'vault__greet', arguments: { who: 'x' } }),
+      rawCall(session, 'r', 'resources/read', { uri: 'vault__tracker://readme' }),
+    ]);
+    for (const answer of disabled) {
+      expect(answer.error?.code).toBe(ErrorCode.InvalidRequest);
+      expect(answer.error?.data).toEqual({ code: 'integration_disabled', integration: 'vault' });
+      expect(answer.error?.message).toContain('disabled by an administrator');
+    }
     expect(tracker.seen.length).toBe(before);
   });
 

@@ -38,7 +38,7 @@ import { type GatewayAnswer, grantedScopes, isJson, reasonOf, rpcAnswer, session
 import type { ConnectionLookup } from './connection-lookup.js';
 import type { McpIntegrations } from './integrations.js';
 import { BodyRefusal, errorResponse, isInitialize, isRequestMessage, parseMessages } from './jsonrpc.js';
-import { nameSeparator, resolveName, unknownName } from './names.js';
+import { nameSeparator, resolveName, unroutable } from './names.js';
 import { RoutedCalls } from './routed-calls.js';
 import { acceptsUrlElicitation, type GatewaySession, type GatewaySessions } from './sessions.js';
 import { SseRelay } from './sse.js';
@@ -378,9 +378,9 @@ export class AggregateGateway {
     relay?: CallRelay,
   ): Promise<R> {
     const named = await resolveName(this.#d.integrations, session, prefixed);
-    if (named === undefined) {
-      const unknown = unknownName(prefixed);
-      throw new RpcFailure(unknown.code, unknown.message);
+    if (named === undefined || 'disabled' in named) {
+      const refused = unroutable(prefixed, named);
+      throw new RpcFailure(refused.code, refused.message, refused.data);
     }
     const { integration, name } = named;
     const act = (reason: UserActionReason) => this.#mustAct<R>(session, integration, reason, method, params);

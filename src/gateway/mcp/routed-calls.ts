@@ -43,7 +43,7 @@ import {
 import type { ConnectionLookup } from './connection-lookup.js';
 import type { McpIntegrations } from './integrations.js';
 import { errorResponse, type JSONRPCRequest, type RequestId } from './jsonrpc.js';
-import { type NamedItem, nameSeparator, resolveName, unknownName } from './names.js';
+import { type NamedItem, nameSeparator, resolveName, unroutable } from './names.js';
 import {
   acceptsBoth,
   cancelled,
@@ -128,7 +128,9 @@ export class RoutedCalls {
       return undefined;
     }
     const named = await resolveName(this.#d.integrations, session, prefixed);
-    if (named === undefined) return jsonAnswer(session, errorResponse(request.id, unknownName(prefixed)));
+    if (named === undefined || 'disabled' in named) {
+      return jsonAnswer(session, errorResponse(request.id, unroutable(prefixed, named)));
+    }
     const running = this.#d.calls.start(session.id, request.id);
     // A server may also send its requests on its own stream (the SDK client's GET stream): they
     // come to this call while it is the only one on that client, and then the agent is
