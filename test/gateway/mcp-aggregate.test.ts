@@ -319,7 +319,7 @@ describe.each(databaseKinds)('the aggregate MCP gateway /mcp against real MCP se
     return answers[0] as {
       id: unknown;
       result?: Record<string, unknown>;
-      error?: { code: number; message: string };
+      error?: { code: number; message: string; data?: unknown };
     };
   };
 

@@ -6,33 +6,18 @@
  * through the forwarder `/mcp/:integrationId` uses (the user's token, one forced refresh and one
  * retry after a 401). The upstream session is shared by the user's agents on this instance, so
  * the request carries an id of ours, and the answer, JSON or SSE, goes back with the agent's.
- * On the call's event stream, notifications (progress) pass through; a server's request
- * (elicitation, sampling, roots) is relayed to the agent when it declared the capability, else
- * refused; a stream that breaks off before answering ends with an error naming the server.
+ * An answer that comes as an event stream is relayed by routed-stream.ts.
  * What the SDK server checks for itself (params of the wrong shape, an unsupported protocol
  * version, an agent that does not accept both answer types) stays with it: `answer` then
  * returns undefined. @see MCP 2025-11-25, Basic / Transports §Sending Messages to the Server
  */
 import { randomBytes } from 'node:crypto';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import {
-  CreateMessageResultSchema,
-  ElicitResultSchema,
-  ErrorCode,
-  isJSONRPCErrorResponse,
-  ListRootsResultSchema,
-  McpError,
-} from '@modelcontextprotocol/sdk/types.js';
+import { isJSONRPCErrorResponse } from '@modelcontextprotocol/sdk/types.js';
 import { ConnectionNeedsReauthError } from '../../connections/errors.js';
-import type { Logger } from '../../observability/logger.js';
-import type { IntegrationRecord } from '../../store/repos/catalog.js';
-import type { ConnectionRow } from '../../store/types.js';
-import type { ForwardedResponse } from '../forwarder.js';
-import type { UpstreamTarget } from '../target.js';
-import type { AgentCalls, ToAgent } from './agent-calls.js';
+import type { ToAgent } from './agent-calls.js';
 import {
-  dropped,
   type GatewayAnswer,
   grantedScopes,
   isEventStream,
@@ -40,28 +25,33 @@ import {
   sessionHeader,
   unreachable,
 } from './answers.js';
-import type { ConnectionLookup } from './connection-lookup.js';
-import type { McpIntegrations } from './integrations.js';
-import { errorResponse, type JSONRPCRequest, type RequestId } from './jsonrpc.js';
+import { errorResponse, type JSONRPCRequest } from './jsonrpc.js';
 import { type NamedItem, nameSeparator, resolveName, unroutable } from './names.js';
 import {
   acceptsBoth,
   cancelled,
   drain,
   isAnswerTo,
-  isServerRequest,
   jsonAnswer,
   knownVersion,
-  messagesIn,
   readJson,
   streamAnswer,
   UnexpectedAnswer,
 } from './routed-answers.js';
+import {
+  answerForAgent,
+  type Call,
+  cancelUpstream,
+  type RoutedCallsDeps,
+  sendOnCall,
+} from './routed-call.js';
+import { relayStream } from './routed-stream.js';
 import type { GatewaySession } from './sessions.js';
-import { SseParser, sseMessage } from './sse.js';
-import { refusalOf, sendUpstream, type UpstreamDeps, UpstreamRefusal, upstreamTarget } from './upstream.js';
-import type { UpstreamClients } from './upstream-clients.js';
-import { stepUpScopes, type UserActionReason, type UserActions } from './user-action.js';
+import { sseMessage } from './sse.js';
+import { refusalOf, UpstreamRefusal, upstreamTarget } from './upstream.js';
+import { stepUpScopes, type UserActionReason } from './user-action.js';
+
+export type { RoutedCallsDeps } from './routed-call.js';
 
 /** The methods routed here; the param that carries the prefixed name. */
 const routed: ReadonlyMap<string, 'name' | 'uri'> = new Map([
@@ -69,37 +59,6 @@ const routed: ReadonlyMap<string, 'name' | 'uri'> = new Map([
   ['prompts/get', 'name'],
   ['resources/read', 'uri'],
 ]);
-
-/** A server's requests relayed to the agent: the capability it must have declared, and the answer's schema. */
-const relayable = {
-  'elicitation/create': { capability: 'elicitation', schema: ElicitResultSchema },
-  'sampling/createMessage': { capability: 'sampling', schema: CreateMessageResultSchema },
-  'roots/list': { capability: 'roots', schema: ListRootsResultSchema },
-} as const;
-
-export interface RoutedCallsDeps extends UpstreamDeps {
-  connections: ConnectionLookup;
-  integrations: McpIntegrations;
-  clients: UpstreamClients;
-  actions: UserActions;
-  calls: AgentCalls;
-  logger: Logger;
-}
-
-/** One call on its way: who asked, where it goes, and how to reach the upstream session. */
-interface Call {
-  session: GatewaySession;
-  request: JSONRPCRequest;
-  integration: IntegrationRecord;
-  /** `<integration>__`: what the server's own names and URIs get in front on the way back. */
-  prefix: string;
-  row: ConnectionRow;
-  target: UpstreamTarget;
-  /** The upstream session's headers (id, negotiated version). */
-  sessionHeaders: Record<string, string>;
-  upstreamId: string;
-  signal: AbortSignal;
-}
 
 export class RoutedCalls {
   readonly #d: RoutedCallsDeps;
@@ -246,7 +205,7 @@ export class RoutedCalls {
           method: request.method,
           params: { ...request.params, [field]: name },
         });
-        const answer = await this.#untilCancelled(call, this.#send(call, Buffer.from(body)), drain);
+        const answer = await this.#untilCancelled(call, sendOnCall(this.#d, call, Buffer.from(body)), drain);
         if (answer === 'cancelled') return jsonAnswer(session, errorResponse(request.id, cancelled));
         // The server forgot the session (it restarted): once more with a new one.
         if (answer.statusCode === 404 && sessionHeaders[sessionHeader] !== undefined && attempt === 1) {
@@ -257,10 +216,10 @@ export class RoutedCalls {
         const refusal = await refusalOf(answer);
         if (refusal !== undefined) throw refusal;
         if (answer.statusCode === 200 && answer.body !== undefined) {
-          if (isEventStream(answer.headers['content-type'])) return this.#stream(call, answer.body);
+          if (isEventStream(answer.headers['content-type'])) return relayStream(this.#d, call, answer.body);
           // The head has come: the rest of a JSON answer is read without watching for a cancellation.
           const message = await readJson(answer.body, answer.headers['content-length']);
-          if (isAnswerTo(message, call.upstreamId)) return jsonAnswer(session, this.#toAgent(call, message));
+          if (isAnswerTo(message, call.upstreamId)) return jsonAnswer(session, answerForAgent(call, message));
         } else {
           const message =
             answer.body === undefined
@@ -268,7 +227,7 @@ export class RoutedCalls {
               : await readJson(answer.body, answer.headers['content-length']);
           // The server's own error answer (an HTTP 4xx carrying it) is passed on as it is.
           if (isJSONRPCErrorResponse(message) && message.id === call.upstreamId) {
-            return jsonAnswer(session, this.#toAgent(call, message));
+            return jsonAnswer(session, answerForAgent(call, message));
           }
         }
         throw new UnexpectedAnswer(answer.statusCode);
@@ -297,7 +256,7 @@ export class RoutedCalls {
   async #untilCancelled<T>(call: Call, work: Promise<T>, late: (value: T) => void): Promise<T | 'cancelled'> {
     if (call.signal.aborted) {
       void work.then(late, () => {});
-      this.#cancelUpstream(call);
+      cancelUpstream(this.#d, call);
       return 'cancelled';
     }
     let onAbort: (() => void) | undefined;
@@ -309,195 +268,11 @@ export class RoutedCalls {
       const outcome = await Promise.race([work, aborted]);
       if (outcome === 'cancelled') {
         void work.then(late, () => {});
-        this.#cancelUpstream(call);
+        cancelUpstream(this.#d, call);
       }
       return outcome;
     } finally {
       call.signal.removeEventListener('abort', onAbort!);
     }
-  }
-
-  /**
-   * Relays the server's event stream to the agent, message by message: its answer with the
-   * agent's id (then the stream ends), notifications as they are, its requests to the agent.
-   */
-  #stream(call: Call, upstream: Readable): GatewayAnswer {
-    const out = new PassThrough();
-    const closed = new AbortController();
-    const signal = AbortSignal.any([call.signal, closed.signal]);
-    let answered = false;
-    const write = (message: unknown) => {
-      if (out.writableEnded || out.destroyed) return;
-      if (!out.write(sseMessage(message)) && !upstream.isPaused()) {
-        // A slow agent slows the server down instead of filling our memory.
-        upstream.pause();
-        out.once('drain', () => upstream.resume());
-      }
-    };
-    /** Ends the agent's stream; the rest of the server's is read and dropped, or cut off when unanswered. */
-    const finish = (cut = false) => {
-      if (closed.signal.aborted) return;
-      closed.abort();
-      if (!out.writableEnded) out.end();
-      if (!cut) {
-        upstream.removeListener('data', feed);
-        upstream.resume();
-      } else upstream.destroy();
-    };
-    const toAgent: ToAgent = async (message) => write(message);
-    const parser = new SseParser((event) => {
-      for (const message of messagesIn(event.data)) {
-        if (answered) return;
-        if (isAnswerTo(message, call.upstreamId)) {
-          answered = true;
-          write(this.#toAgent(call, message));
-          finish();
-        } else if (isServerRequest(message)) {
-          void this.#serverRequest(call, message, toAgent, signal);
-        } else write(message);
-      }
-    });
-    const feed = (chunk: Buffer) => parser.feed(chunk);
-    upstream.on('data', feed);
-    const ended = () => {
-      if (!answered && !call.signal.aborted) {
-        answered = true;
-        this.#d.logger.warn(
-          { integration: call.integration.id, unanswered: 1 },
-          'mcp gateway: upstream stream ended before answering',
-        );
-        write(errorResponse(call.request.id, dropped(call.integration)));
-      }
-      finish();
-    };
-    upstream.once('end', ended);
-    upstream.once('error', ended);
-    upstream.once('close', ended);
-    call.signal.addEventListener(
-      'abort',
-      () => {
-        if (!answered) {
-          answered = true;
-          this.#cancelUpstream(call);
-          write(errorResponse(call.request.id, cancelled));
-        }
-        finish(true);
-      },
-      { once: true },
-    );
-    out.once('close', () => {
-      // The agent went away before the answer: the server need not go on.
-      if (!answered) {
-        answered = true;
-        this.#cancelUpstream(call);
-      }
-      finish(true);
-    });
-    return streamAnswer(call.session, out);
-  }
-
-  /** A server's request during the call: relayed to the agent when it can answer, else refused; the reply goes upstream. */
-  async #serverRequest(
-    call: Call,
-    message: JSONRPCRequest,
-    toAgent: ToAgent,
-    signal: AbortSignal,
-  ): Promise<void> {
-    let reply: object;
-    try {
-      reply = {
-        jsonrpc: '2.0',
-        id: message.id,
-        result: await this.#askAgent(call, message, toAgent, signal),
-      };
-    } catch (error) {
-      const mcp = error instanceof McpError;
-      reply = {
-        jsonrpc: '2.0',
-        id: message.id,
-        error: {
-          code: mcp ? error.code : ErrorCode.InternalError,
-          message: mcp ? error.message.replace(`MCP error ${error.code}: `, '') : 'The agent did not answer.',
-          ...(mcp && error.data !== undefined ? { data: error.data } : {}),
-        },
-      };
-    }
-    try {
-      drain(await this.#send(call, Buffer.from(JSON.stringify(reply))));
-    } catch (error) {
-      this.#d.logger.info(
-        { integration: call.integration.id, reason: reasonOf(error) },
-        "mcp gateway: a server's request was not answered",
-      );
-    }
-  }
-
-  async #askAgent(call: Call, message: JSONRPCRequest, toAgent: ToAgent, signal: AbortSignal) {
-    if (message.method === 'ping') return {};
-    const relay = relayable[message.method as keyof typeof relayable];
-    if (relay === undefined) {
-      throw new McpError(ErrorCode.MethodNotFound, `${message.method} cannot be relayed to the agent`);
-    }
-    const declared = call.session.hello.capabilities[relay.capability] as Record<string, unknown> | undefined;
-    const mode =
-      message.method === 'elicitation/create'
-        ? ((message.params?.mode as string | undefined) ?? 'form')
-        : undefined;
-    if (declared === undefined || (mode !== undefined && mode !== 'form' && declared[mode] === undefined)) {
-      throw new McpError(ErrorCode.InvalidRequest, `the agent does not support ${message.method}`);
-    }
-    return this.#d.calls.ask(
-      toAgent,
-      call.request.id,
-      { method: message.method, ...(message.params === undefined ? {} : { params: message.params }) },
-      relay.schema,
-      signal,
-    );
-  }
-
-  /** Tells the server the agent cancelled the call. @see MCP 2025-11-25, Utilities / Cancellation */
-  #cancelUpstream(call: Call): void {
-    const notification = {
-      jsonrpc: '2.0',
-      method: 'notifications/cancelled',
-      params: { requestId: call.upstreamId, reason: 'The agent cancelled the request.' },
-    };
-    this.#send(call, Buffer.from(JSON.stringify(notification))).then(drain, (error: unknown) =>
-      this.#d.logger.info(
-        { integration: call.integration.id, reason: reasonOf(error) },
-        'mcp gateway: a cancellation was not passed on',
-      ),
-    );
-  }
-
-  #send(call: Call, body: Buffer): Promise<ForwardedResponse> {
-    return sendUpstream(
-      this.#d,
-      call.row,
-      call.target,
-      'POST',
-      {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'accept-encoding': 'identity',
-        ...call.sessionHeaders,
-      },
-      body,
-    );
-  }
-
-  /** The server's answer with the agent's id; a resource's URIs get the integration's prefix again. */
-  #toAgent(call: Call, message: { id?: RequestId; result?: unknown; error?: unknown }) {
-    const out = { ...message, id: call.request.id };
-    const contents = (message.result as { contents?: unknown } | undefined)?.contents;
-    if (call.request.method === 'resources/read' && Array.isArray(contents)) {
-      out.result = {
-        ...(message.result as object),
-        contents: contents.map((c: { uri?: unknown }) =>
-          typeof c?.uri === 'string' ? { ...c, uri: `${call.prefix}${c.uri}` } : c,
-        ),
-      };
-    }
-    return out;
   }
 }
