@@ -88,6 +88,25 @@ describe('the console adds a provider from a template', () => {
     expect(again.body).toContain('github is already an integration or MCP server');
   });
 
+  it("takes a national cloud's sign-in authority for Entra, and names a bad one", async () => {
+    const form = { _csrf: csrf, template: 'entra', id: 'gov', clientId: 'c-gov', clientSecret: secret };
+    const page = await root.get(`${svc.url}/admin/providers/new?template=entra`);
+    expect(page.body).toContain('name="authority"');
+    const bad = await root.post(`${svc.url}/admin/providers`, { ...form, authority: 'not a url' });
+    expect(bad.status).toBe(400);
+    expect(bad.body).toContain('form.authority');
+    expect(bad.body).not.toContain(secret);
+    const saved = await root.post(`${svc.url}/admin/providers`, {
+      ...form,
+      authority: 'https://login.microsoftonline.us',
+    });
+    expect(saved.status).toBe(303);
+    const provider = (await (await svc.api('root', '/api/v1/admin/providers/gov')).json()) as {
+      authority?: string;
+    };
+    expect(provider.authority).toBe('https://login.microsoftonline.us');
+  });
+
   it('is for administrators only', async () => {
     const user = await signedInAgent(svc, 'alice');
     expect((await user.get(`${svc.url}/admin/providers`)).status).toBe(404);

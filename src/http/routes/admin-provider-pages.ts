@@ -30,6 +30,7 @@ const addForm = z.object({
   clientId: z.string(),
   clientSecret: z.string(),
   tenant: z.string().optional(),
+  authority: z.string().optional(),
   integrations: z.union([z.string(), z.array(z.string())]).optional(),
 });
 
@@ -121,7 +122,7 @@ ${providers.map(
     const template = getTemplate(query.template);
     if (template === undefined)
       throw new Problem(404, 'not_found', 'Not Found', 'There is no such template.');
-    const fields = { id: template.id, clientId: '', tenant: '' };
+    const fields = { id: template.id, clientId: '', tenant: '', authority: '' };
     return sendPage(
       reply,
       templateForm(
@@ -151,7 +152,12 @@ ${providers.map(
             admin,
             template,
             redirectUri,
-            { id: form.id, clientId: form.clientId, tenant: form.tenant ?? '' },
+            {
+              id: form.id,
+              clientId: form.clientId,
+              tenant: form.tenant ?? '',
+              authority: form.authority ?? '',
+            },
             chosen,
             errors,
           ).value,
@@ -172,6 +178,7 @@ ${providers.map(
         clientId: form.clientId,
         ...(form.clientSecret === '' ? {} : { clientSecret: form.clientSecret }),
         ...(template.provider.type === 'entra' && form.tenant ? { tenant: form.tenant } : {}),
+        ...(template.provider.type === 'entra' && form.authority ? { authority: form.authority } : {}),
       };
       provider = providerInput(parseInput(providerCreateBody, entry, 'form'), true);
     } catch (error) {
@@ -258,7 +265,7 @@ function templateForm(
   admin: Identity,
   t: ProviderTemplate,
   redirectUri: string,
-  fields: { id: string; clientId: string; tenant: string },
+  fields: { id: string; clientId: string; tenant: string; authority: string },
   chosen: readonly string[],
   errors: Array<{ path: string; message: string }>,
 ): SafeHtml {
@@ -279,7 +286,12 @@ ${errors.length === 0 ? '' : html`<div class="flash flash-error" role="alert" da
 <input type="hidden" name="_csrf" value="${admin.csrfToken ?? ''}">
 <input type="hidden" name="template" value="${t.id}">
 <label for="p-id">Provider id</label><input type="text" id="p-id" name="id" required value="${fields.id}">
-${t.provider.type === 'entra' ? html`<label for="p-tenant">Tenant (organizations, common, a tenant id or a domain)</label><input type="text" id="p-tenant" name="tenant" value="${fields.tenant}" placeholder="organizations">` : ''}
+${
+  t.provider.type === 'entra'
+    ? html`<label for="p-tenant">Tenant (organizations, common, a tenant id or a domain)</label><input type="text" id="p-tenant" name="tenant" value="${fields.tenant}" placeholder="organizations">
+<label for="p-authority">Sign-in authority (leave empty for the global cloud; a national cloud's, e.g. https://login.microsoftonline.us)</label><input type="url" id="p-authority" name="authority" value="${fields.authority}" placeholder="https://login.microsoftonline.com">`
+    : ''
+}
 <label for="p-client">Client id</label><input type="text" id="p-client" name="clientId" required value="${fields.clientId}" autocomplete="off">
 <label for="p-secret">Client secret (stored sealed, never shown again)</label><input type="password" id="p-secret" name="clientSecret" autocomplete="new-password">
 <fieldset><legend>Integrations to offer users</legend>${t.integrations.map(
