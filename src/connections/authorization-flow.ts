@@ -19,6 +19,7 @@ import {
 import { clientKeyOf, type ProviderClients } from '../oauth/registry.js';
 import type { TokenSet } from '../oauth/token-set.js';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Store } from '../store/database.js';
 import type { CatalogRepository, IntegrationRecord } from '../store/repos/catalog.js';
 import type { PendingAuthorizationRepository } from '../store/repos/pending-authorizations.js';
@@ -82,6 +83,8 @@ export interface AuthorizationFlowDeps {
   logger?: Logger;
   /** The MCP gateway's URL elicitations: a flow that answers one marks it complete on success. */
   elicitations?: ElicitationLedger;
+  /** Counts code exchanges in `nunq_token_requests_total` (grant `authorization_code`). */
+  metrics?: Pick<Metrics, 'tokenRequests'>;
 }
 
 /** What the flow needs of the MCP gateway's URL elicitations (`/connect/:id?elicitation=…`). */
@@ -107,6 +110,14 @@ export class AuthorizationFlow {
   constructor(deps: AuthorizationFlowDeps) {
     this.#d = deps;
     this.confirmations = new FlowConfirmations(deps);
+  }
+
+  #countExchange(integration: IntegrationRecord, outcome: string): void {
+    this.#d.metrics?.tokenRequests.inc({
+      provider: clientKeyOf(integration) ?? integration.id,
+      grant: 'authorization_code',
+      outcome,
+    });
   }
 
   get redirectUri(): string {
@@ -242,7 +253,9 @@ export class AuthorizationFlow {
             : (JSON.parse(p.scopes) as string[]),
         integrationApiBaseUrl: integration.settings.api?.baseUrl,
       });
+      this.#countExchange(integration, 'ok');
     } catch (error) {
+      if (error instanceof ProviderError) this.#countExchange(integration, error.kind);
       await this.#auditFailure(input.userId, p.integration_id, error);
       // An MCP server's client that failed for a reason of ours: discover (and register) again next time.
       if (

@@ -340,6 +340,7 @@ function buildContext(
     revocations,
     logger: parts.logger,
     elicitations: elicitationLedger(new McpElicitationRepository(parts.store.db), parts.clock),
+    metrics,
   });
   return {
     ...parts,

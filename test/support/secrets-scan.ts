@@ -72,7 +72,7 @@ export class SecretsCollector {
 
   /**
    * Wraps the real outbound fetch: each JSON response carrying tokens is cloned and its
-   * `access_token`, `refresh_token` and `id_token` recorded; each form-encoded request's
+   * `access_token`, `refresh_token`, `id_token` and `client_secret` recorded; each form-encoded request's
    * `code_verifier` too. Requests and responses pass through untouched.
    */
   recordingFetch(inner: OutboundFetch): OutboundFetch {
@@ -86,6 +86,8 @@ export class SecretsCollector {
           const body = (await copy.json()) as Record<string, unknown>;
           if (tokenFields.some((f) => typeof body[f] === 'string')) this.tokenResponses += 1;
           for (const field of tokenFields) this.add(field, body[field] as string | undefined);
+          // A dynamic registration's answer (RFC 7591 §3.2.1) carries the client's secret.
+          this.add('client_secret', body.client_secret as string | undefined);
         } catch {
           // Not JSON after all: no tokens in it.
         }
