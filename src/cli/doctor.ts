@@ -13,14 +13,16 @@ import {
   summarize,
   warn,
 } from './doctor/report.js';
+import { runtimeEntries } from './doctor/runtime-entries.js';
 import { checkDatabase, checkKeys } from './doctor/store-checks.js';
+import { describeError } from './doctor/support.js';
 import { findConfigPath } from './load.js';
 import type { Io } from './main.js';
 
 /**
  * `doctor [--config FILE] [--json]`: checks a deployment without changing it (config, database
- * and migrations, keys against every stored value, each provider's discovery through the
- * outbound guard, clock skew against the providers, publicUrl) and prints one line per check.
+ * and migrations, keys against every stored value, each provider's and MCP server's discovery
+ * through the outbound guard (the config file's and those an administrator added at run time), clock skew against the providers, publicUrl) and prints one line per check.
  * Exit 1 when a check failed; warnings do not fail. Never prints a secret or a stored value.
  */
 export async function doctorCommand(
@@ -66,18 +68,40 @@ async function diagnose(flag: string | undefined, io: Io, now: () => number): Pr
     ),
   ];
   const outbound = createOutbound(config.outbound);
+  const networkDeps = { fetch: outbound.fetch, policy: config.outbound, now };
   // The database and the network checks run side by side; the network ones in parallel among themselves.
-  const network = checkProviders(config, { fetch: outbound.fetch, policy: config.outbound, now });
+  const network = checkProviders(config, networkDeps);
   const database = await checkDatabase(config, io.cwd);
+  let runtime: ReturnType<typeof checkProviders> | undefined;
+  let runtimeCount = 0;
   try {
     checks.push(...database.results);
     checks.push(...(await checkKeys(configKeySource(config.encryption), database.store)));
+    if (database.store !== undefined) {
+      try {
+        const entries = await runtimeEntries(database.store);
+        runtimeCount = entries.providers.length + entries.mcpServers.length;
+        runtime = checkProviders(entries, networkDeps, ' (console)');
+      } catch (error) {
+        checks.push(
+          warn(
+            'catalog',
+            `run-time providers and MCP servers not read (${describeError(error)}): apply the migrations first`,
+          ),
+        );
+      }
+    }
   } finally {
     await database.store?.close();
   }
   const { results, samples } = await network;
   checks.push(...results);
-  checks.push(checkClock(samples, config.providers.length + config.mcpServers.length));
+  if (runtime !== undefined) {
+    const added = await runtime;
+    checks.push(...added.results);
+    samples.push(...added.samples);
+  }
+  checks.push(checkClock(samples, config.providers.length + config.mcpServers.length + runtimeCount));
   checks.push(checkPublicUrl(config));
   return { config: path, checks };
 }

@@ -276,6 +276,65 @@ describe.each(databaseKinds)('doctor on %s', (kind) => {
     expect(ran.stdout).toMatch(/1 failure,/);
   }, 60_000);
 
+  it('checks the providers and MCP servers an administrator added at run time too, but not disabled ones', async () => {
+    const db = await database({ k2: 1 });
+    const store = openStore(db.url);
+    try {
+      const now = Date.now();
+      const row = { client_secret_sealed: null, client_secret_changed_at: null, source: 'admin' as const };
+      const provider = (id: string, type: string, settings: object, enabled = 1) =>
+        store.db
+          .insertInto('providers')
+          .values({
+            ...row,
+            id,
+            type,
+            settings: JSON.stringify(settings),
+            enabled,
+            created_at: now,
+            updated_at: now,
+          })
+          .execute();
+      await provider('console-oidc', 'oidc', { issuer: oidc.issuer, clientId: 'nunq' });
+      const dead = `http://127.0.0.1:${closedPort}`;
+      await provider('console-dead', 'oauth2', {
+        authorizationEndpoint: `${dead}/authorize`,
+        tokenEndpoint: `${dead}/token`,
+        clientId: 'nunq',
+      });
+      await provider('console-off', 'oidc', { issuer: `${dead}/off`, clientId: 'nunq' }, 0);
+      await store.db
+        .insertInto('integrations')
+        .values({
+          ...row,
+          id: 'console-mcp',
+          kind: 'mcp',
+          name: 'Console MCP',
+          provider_id: null,
+          settings: JSON.stringify({ url: mcp.url, scopes: [] }),
+          enabled: 1,
+          created_at: now,
+          updated_at: now,
+        })
+        .execute();
+    } finally {
+      await store.close();
+    }
+    const ran = await doctor(['--config', writeConfig(`runtime-${kind}`, { url: db.url })]);
+    expect(ran.code).toBe(1);
+    const out = ran.stdout;
+    expect(lines(out, 'provider:console-oidc (console)')[0]).toMatch(
+      /^ok {4}.*OIDC discovery .* issuer matches/,
+    );
+    expect(lines(out, 'provider:console-dead (console)')[0]).toMatch(/^FAIL {2}/);
+    expect(lines(out, 'mcp:console-mcp (console)')[0]).toMatch(
+      /^ok {4}.*discovery found authorization server/,
+    );
+    expect(out).not.toContain('console-off');
+    // The config file's own entries are still checked as before.
+    expect(lines(out, 'provider:demo')[0]).toMatch(/^ok {4}provider:demo: OIDC discovery/);
+  }, 60_000);
+
   it('fails on pending migrations, lists them, and applies none', async () => {
     const db = await database({ k2: 1 });
     const store = openStore(db.url);

@@ -22,8 +22,10 @@ export interface NetworkDeps {
  * follows several documents, by three times it). Returns the `Date` headers seen for the clock check.
  */
 export async function checkProviders(
-  config: Config,
+  config: Pick<Config, 'providers' | 'mcpServers'>,
   deps: NetworkDeps,
+  /** After each check's name: where the entries come from (run-time ones: ` (console)`). */
+  from = '',
 ): Promise<{ results: CheckResult[]; samples: ClockSample[] }> {
   const samples: ClockSample[] = [];
   const recording = (source: string): OutboundFetch => {
@@ -48,6 +50,7 @@ export async function checkProviders(
       bounded(`mcp:${s.id}`, checkMcpServer(s, { ...deps, fetch: recording(`MCP server ${s.id}`) })),
     ),
   ]);
+  if (from !== '') for (const r of results) r.check = `${r.check}${from}`;
   return { results, samples };
 }
 
