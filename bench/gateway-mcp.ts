@@ -2,18 +2,22 @@
  * The MCP parts of the gateway benchmark (bench/gateway.ts): the upstream MCP server, run as its
  * own process (`startUpstream`), and the load generator's MCP client: sessions opened once over
  * raw undici requests and `tools/call` of the `echo` tool, each answer checked, plus a check of a
- * target with the SDK's own `Client`. Run as a script with `--role upstream`, this file is the
- * upstream child (started by `startUpstream`, never by hand).
+ * target with the SDK's own `Client`; and the bare hop (`startBareHop`): a pass-through that does
+ * as little as an HTTP hop can (node:http in, an undici Pool out, the bearer swapped for the
+ * upstream's token, the MCP headers passed, the bodies piped), the floor any gateway stands on.
+ * Run as a script with `--role upstream` or `--role bare-hop`, this file is that child (started
+ * by `startUpstream` / `startBareHop`, never by hand).
  */
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { pipeline } from 'node:stream';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
-import type { Pool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import { z } from 'zod';
 import type { DatabaseKind } from '../src/store/database.js';
 import { type ChildHandle, forkChild, isMainModule, option, serveParent } from './support.js';
@@ -24,7 +28,7 @@ const thisFile = new URL(import.meta.url).pathname;
 const echoText = 'hello from the gateway bench';
 
 export type Answers = 'json' | 'sse';
-export type Path = 'direct' | 'single' | 'aggregate';
+export type Path = 'direct' | 'bare' | 'single' | 'aggregate';
 
 /** The upstream's path and the MCP integration id for each answer mode. */
 export const servers: Record<Answers, { path: string; integrationId: string }> = {
@@ -298,4 +302,58 @@ export async function checkWithSdkClient(t: Target): Promise<void> {
   }
 }
 
+/** Starts the bare hop in a child process, in front of `upstream` with its `token`. */
+export async function startBareHop(
+  upstream: string,
+  token: string,
+): Promise<{ url: string; child: ChildHandle }> {
+  const child = forkChild(thisFile, ['--role', 'bare-hop']);
+  const { url } = await child.call<{ url: string }>('start', { upstream, token });
+  return { url, child };
+}
+
+/** Request and answer headers the bare hop passes (all a Streamable HTTP exchange needs). */
+const passedUp = ['content-type', 'content-length', 'accept', 'mcp-session-id', 'mcp-protocol-version'];
+const passedDown = ['content-type', 'content-length', 'mcp-session-id'];
+
+function serveBareHop(): void {
+  serveParent({
+    async start(payload) {
+      const o = payload as { upstream: string; token: string };
+      const upstream = new Pool(o.upstream);
+      const authorization = `Bearer ${o.token}`;
+      const server = createServer((req, res) => {
+        const headers: Record<string, string> = { authorization };
+        for (const name of passedUp) {
+          const value = req.headers[name];
+          if (typeof value === 'string') headers[name] = value;
+        }
+        upstream
+          .request({
+            path: req.url ?? '/',
+            method: (req.method ?? 'POST') as Dispatcher.HttpMethod,
+            headers,
+            ...(req.method === 'POST' ? { body: req } : {}),
+          })
+          .then(
+            (up) => {
+              const down: Record<string, string> = { 'cache-control': 'no-store' };
+              for (const name of passedDown) {
+                const value = up.headers[name];
+                if (typeof value === 'string') down[name] = value;
+              }
+              res.writeHead(up.statusCode, down);
+              pipeline(up.body, res, () => {});
+            },
+            () => res.writeHead(502).end(),
+          );
+      });
+      server.keepAliveTimeout = 120_000;
+      await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+      return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+    },
+  });
+}
+
 if (isMainModule(import.meta.url) && option('role', '') === 'upstream') serveUpstream();
+if (isMainModule(import.meta.url) && option('role', '') === 'bare-hop') serveBareHop();

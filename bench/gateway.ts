@@ -15,6 +15,11 @@
  *   constant-time compare of a static bearer token (no JWT verification: a costly upstream would
  *   hide our cost). It serves JSON answers at `/mcp` (`enableJsonResponse: true`) and SSE answers
  *   at `/mcp-sse`, two MCP servers of the config (`bench` and `bench-sse`).
+ * - the bare hop (`--paths` has `bare`): a pass-through that does as little as an HTTP hop can
+ *   (node:http in, an undici Pool out, the bearer swapped for the upstream's token, bodies piped;
+ *   bench/gateway-mcp.ts), its own process. The target compares the gateway with direct calls, so
+ *   one more hop is in its ratio; the bare hop measures what that hop alone costs here, and the
+ *   gateway is also reported against it.
  * - the load generator: this process. `--concurrency` MCP sessions per target, each initialized
  *   once (`initialize`, then `notifications/initialized`), then calling `tools/call` in a loop,
  *   one call in flight per session, over an undici Pool of as many connections. The calls are
@@ -40,7 +45,7 @@
  *
  * Run: `node --import tsx bench/gateway.ts [--seconds 8] [--cycles 3] [--concurrency 32]
  *       [--latency-seconds 3] [--warmup-seconds 2] [--answers json|sse|both]
- *       [--paths direct,single,aggregate] [--only sqlite|postgres] [--client raw|sdk] [--no-build]
+ *       [--paths direct,bare,single,aggregate] [--only sqlite|postgres] [--client raw|sdk] [--no-build]
  *       [--pairing rotating|adjacent] [--verbose] [--profile [--profile-path single|aggregate] [--top 30]]`
  * `--verbose` prints every round to stderr as it ends.
  * `--client sdk` makes the calls with one SDK `Client` per session instead (to see what it costs).
@@ -65,6 +70,7 @@ import {
   openSession,
   type Path,
   servers,
+  startBareHop,
   startUpstream,
   type Target,
   type UpstreamCounters,
@@ -180,9 +186,9 @@ async function main(): Promise<void> {
   const answersOption = option('answers', 'both');
   const answerModes: Answers[] = answersOption === 'both' ? ['json', 'sse'] : [answersOption as Answers];
   if (!answerModes.every((a) => a in servers)) throw new Error('--answers must be json, sse or both');
-  const paths = option('paths', 'direct,single,aggregate').split(',') as Path[];
-  if (!paths.every((p) => ['direct', 'single', 'aggregate'].includes(p))) {
-    throw new Error('--paths must list direct, single and/or aggregate');
+  const paths = option('paths', 'direct,bare,single,aggregate').split(',') as Path[];
+  if (!paths.every((p) => ['direct', 'bare', 'single', 'aggregate'].includes(p))) {
+    throw new Error('--paths must list direct, bare, single and/or aggregate');
   }
   const sdkClient = option('client', 'raw') === 'sdk';
   const pairing = option('pairing', 'rotating');
@@ -190,7 +196,7 @@ async function main(): Promise<void> {
     throw new Error('--pairing must be rotating or adjacent');
   const adjacent = pairing === 'adjacent';
   const kinds = (['sqlite', 'postgres'] as DatabaseKind[]).filter((k) => only === '' || k === only);
-  const gatewayPaths = paths.filter((p) => p !== 'direct');
+  const gatewayPaths = paths.filter((p) => p === 'single' || p === 'aggregate');
   if (!flag('no-build') && gatewayPaths.length > 0) build();
 
   out(
@@ -241,6 +247,24 @@ async function main(): Promise<void> {
             url: upstream,
             endpoint: servers[answers].path,
             authorization: `Bearer ${upstreamToken}`,
+            tool: 'echo',
+          }),
+        );
+      }
+    }
+    if (paths.includes('bare')) {
+      const { url, child } = await startBareHop(upstream, upstreamToken);
+      children.push(child);
+      for (const answers of answerModes) {
+        targets.push(
+          target({
+            name: `bare hop (${answers.toUpperCase()})`,
+            path: 'bare',
+            answers,
+            serverPids: [child.pid],
+            url,
+            endpoint: servers[answers].path,
+            authorization: 'Bearer not-the-upstream-token',
             tool: 'echo',
           }),
         );
@@ -508,9 +532,20 @@ function resultTables(targets: Target[], rounds: Rounds, concurrency: number): s
         range(addedLoaded, 2, ' ms'),
       ];
     });
+  const bareRows = targets
+    .filter((t) => t.path === 'single' || t.path === 'aggregate')
+    .flatMap((t) => {
+      const bare = targets.find((b) => b.path === 'bare' && b.answers === t.answers);
+      if (bare === undefined) return [];
+      const g = rounds.get(t.name)!;
+      const b = rounds.get(bare.name)!;
+      const throughput = g.load.map((r, i) => rps(r) / rps(b.load[i]!));
+      const added = g.one.map((r, i) => percentile(r.latencies, 50) - percentile(b.one[i]!.latencies, 50));
+      return [[`${t.name} / ${bare.name}`, range(throughput, 2, '×'), range(added, 2, ' ms')]];
+    });
   const ratios = markdownTable(
     [
-      'gateway path / direct',
+      'gateway path (or bare hop) / direct',
       `calls/s (target ≥ ${GATEWAY_TARGET_THROUGHPUT.toFixed(2)}×)`,
       `added p50, 1 in flight (target < ${GATEWAY_TARGET_ADDED_P50_MS} ms)`,
       'added p99, 1 in flight',
@@ -519,7 +554,15 @@ function resultTables(targets: Target[], rounds: Rounds, concurrency: number): s
     ratioRows,
     'lrrrr',
   );
-  return `${main}\n\n${ratios}`;
+  const againstBare =
+    bareRows.length === 0
+      ? ''
+      : `\n\nAgainst the bare hop (what any pass-through costs on this machine; no target):\n\n${markdownTable(
+          ['gateway path / bare hop', 'calls/s', 'added p50, 1 in flight'],
+          bareRows,
+          'lrr',
+        )}`;
+  return `${main}\n\n${ratios}${againstBare}`;
 }
 
 if (isMainModule(import.meta.url)) await main();
