@@ -346,8 +346,12 @@ function unchangeable(patch: Record<string, unknown>, fixed: Record<string, stri
   }
 }
 
-function duplicate(what: string, id: string): Problem {
-  return new Problem(409, 'already_exists', 'Conflict', `An ${what} with the id "${id}" already exists.`);
+/** 409 `already_exists`, naming the field (`body.id`) so a form can show it beside the id. */
+function duplicate(what: 'provider' | 'integration or MCP server', id: string): Problem {
+  const message = `is already ${what === 'provider' ? 'a provider' : 'an integration or MCP server'}`;
+  return new Problem(409, 'already_exists', 'Conflict', `An ${what} with the id "${id}" already exists.`, {
+    errors: [{ path: 'body.id', message }],
+  });
 }
 
 function requireDone(outcome: WriteOutcome): void {
