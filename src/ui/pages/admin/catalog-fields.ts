@@ -19,9 +19,9 @@ export interface SecretState {
 }
 
 const clientAuthOptions = [
-  ['client_secret_basic', 'client_secret_basic (secret in the Authorization header)'],
-  ['client_secret_post', 'client_secret_post (secret in the body)'],
-  ['none', 'none (a public client, PKCE only)'],
+  ['client_secret_basic', 'client_secret_basic (Authorization header)'],
+  ['client_secret_post', 'client_secret_post (request body)'],
+  ['none', 'none (public client, PKCE)'],
 ] as const;
 
 /** A provider's fields for its `type`; the client secret is write-only. */
