@@ -83,7 +83,7 @@ export function webhookPage(o: {
   const e = o.endpoint;
   const body =
     e.source === 'config'
-      ? html`<p class="facts-note" data-testid="from-config">From the config file: read-only here. Change the file to change it.</p>
+      ? html`${errorSummary(o.errors)}<p class="facts-note" data-testid="from-config">From the config file: read-only here. Change the file to change it.</p>
 <dl class="facts"><dt>URL</dt><dd><code>${e.url}</code></dd><dt>Events</dt><dd>${e.events === null ? 'all' : e.events.join(', ')}</dd><dt>Secret</dt><dd>set (write-only)</dd><dt>Enabled</dt><dd>${e.enabled ? 'yes' : 'no'}</dd></dl>`
       : html`${errorSummary(o.errors)}
 <form method="post" action="/admin/webhooks/${e.id}" class="narrow" data-testid="edit-form">${csrfField(o.admin)}
