@@ -20,6 +20,7 @@ export type AuditAction =
   | 'admin.integration_saved'
   | 'admin.connection_refreshed'
   | 'admin.webhook_saved'
+  | 'admin.webhook_updated'
   | 'admin.webhook_deleted'
   | 'admin.webhook_redelivered'
   | 'admin.provider_created'

@@ -5,7 +5,7 @@ import type { OutboundFetch } from '../oauth/outbound.js';
 import type { Logger } from '../observability/logger.js';
 import type { Database } from '../store/types.js';
 import type { Clock } from '../support/clock.js';
-import { sha256Hex } from '../support/hash.js';
+import { WebhookEndpoints } from './webhook-endpoints.js';
 
 export type WebhookEventType =
   | 'connection.created'
@@ -34,23 +34,7 @@ export function webhookBackoffMs(attempt: number, random = () => randomInt(1_000
 
 export const maxWebhookAttempts = 12;
 
-/**
- * Webhooks through an outbox: `enqueue` writes one delivery row per subscribed endpoint in the
- * caller's transaction (so an event exists exactly when its change does); `deliverDue` claims
- * due rows with a lease (any instance may run it), POSTs them signed, and records the outcome,
- * retrying with backoff.
- */
-export interface WebhookEndpointView {
-  id: string;
-  url: string;
-  /** The event types sent there; null: all. */
-  events: string[] | null;
-  source: 'config' | 'admin';
-  enabled: boolean;
-  /** Always true: an endpoint cannot exist without its secret, which is never shown. */
-  hasSecret: true;
-  createdAt: string;
-}
+export type { WebhookEndpointChange, WebhookEndpointView } from './webhook-endpoints.js';
 
 export interface WebhookDeliveryView {
   id: string;
@@ -66,7 +50,14 @@ export interface WebhookDeliveryView {
   nextAttemptAt: string | null;
 }
 
-export class Webhooks {
+/**
+ * Webhooks through an outbox: `enqueue` writes one delivery row per subscribed endpoint in the
+ * caller's transaction (so an event exists exactly when its change does); `deliverDue` claims
+ * due rows with a lease (any instance may run it), POSTs them signed, and records the outcome,
+ * retrying with backoff.
+ * The endpoints themselves are {@link WebhookEndpoints}.
+ */
+export class Webhooks extends WebhookEndpoints {
   readonly #db: Kysely<Database>;
   readonly #sealer: Sealer;
   readonly #fetch: OutboundFetch;
@@ -83,141 +74,13 @@ export class Webhooks {
     /** How long a claimed delivery is ours; must exceed one POST's timeout (default 60 s). */
     leaseMs?: number;
   }) {
+    super(deps);
     this.#db = deps.db;
     this.#sealer = deps.sealer;
     this.#fetch = deps.fetch;
     this.#clock = deps.clock;
     this.#logger = deps.logger;
     this.#leaseMs = deps.leaseMs ?? 60_000;
-  }
-
-  /** Makes config webhooks into endpoint rows (id derived from the URL), sealing their secrets. */
-  async syncFromConfig(
-    hooks: ReadonlyArray<{ url: string; secret: string; events?: readonly string[] | undefined }>,
-  ): Promise<void> {
-    const now = this.#clock.now();
-    const ids: string[] = [];
-    for (const h of hooks) {
-      const id = `cfg_${sha256Hex(h.url).slice(0, 24)}`;
-      ids.push(id);
-      const events = h.events === undefined ? null : JSON.stringify(h.events);
-      const existing = await this.#db
-        .selectFrom('webhook_endpoints')
-        .selectAll()
-        .where('id', '=', id)
-        .executeTakeFirst();
-      const ctx = { table: 'webhook_endpoints', rowId: id, field: 'secret_sealed' };
-      let sameSecret = false;
-      if (existing !== undefined) {
-        try {
-          sameSecret =
-            this.#sealer.open(existing.secret_sealed, ctx) === h.secret &&
-            !this.#sealer.needsRotation(existing.secret_sealed);
-        } catch {
-          sameSecret = false;
-        }
-      }
-      if (existing === undefined) {
-        await this.#db
-          .insertInto('webhook_endpoints')
-          .values({
-            id,
-            url: h.url,
-            secret_sealed: this.#sealer.seal(h.secret, ctx),
-            events,
-            source: 'config',
-            enabled: 1,
-            created_at: now,
-          })
-          .onConflict((oc) => oc.column('id').doNothing())
-          .execute();
-      } else if (!sameSecret || existing.events !== events || existing.enabled !== 1) {
-        await this.#db
-          .updateTable('webhook_endpoints')
-          .set({
-            secret_sealed: sameSecret ? existing.secret_sealed : this.#sealer.seal(h.secret, ctx),
-            events,
-            enabled: 1,
-          })
-          .where('id', '=', id)
-          .execute();
-      }
-    }
-    let q = this.#db.updateTable('webhook_endpoints').set({ enabled: 0 }).where('source', '=', 'config');
-    if (ids.length > 0) q = q.where('id', 'not in', ids);
-    await q.execute();
-  }
-
-  /** Every endpoint, for the admin console: never the secret, only that one is set. */
-  async listEndpoints(): Promise<WebhookEndpointView[]> {
-    const rows = await this.#db
-      .selectFrom('webhook_endpoints')
-      .select(['id', 'url', 'events', 'source', 'enabled', 'created_at'])
-      .orderBy('created_at')
-      .orderBy('id')
-      .execute();
-    return rows.map((r) => ({
-      id: r.id,
-      url: r.url,
-      events: r.events === null ? null : (JSON.parse(r.events) as string[]),
-      source: r.source,
-      enabled: r.enabled === 1,
-      hasSecret: true,
-      createdAt: new Date(r.created_at).toISOString(),
-    }));
-  }
-
-  /** Adds an endpoint at run time (`source: admin`), its secret sealed and never shown again. */
-  async createEndpoint(input: {
-    url: string;
-    secret: string;
-    events?: readonly string[] | undefined;
-  }): Promise<WebhookEndpointView> {
-    const id = `wh_${randomUUID()}`;
-    const now = this.#clock.now();
-    await this.#db
-      .insertInto('webhook_endpoints')
-      .values({
-        id,
-        url: input.url,
-        secret_sealed: this.#sealer.seal(input.secret, {
-          table: 'webhook_endpoints',
-          rowId: id,
-          field: 'secret_sealed',
-        }),
-        events: input.events === undefined ? null : JSON.stringify(input.events),
-        source: 'admin',
-        enabled: 1,
-        created_at: now,
-      })
-      .execute();
-    const created = (await this.listEndpoints()).find((e) => e.id === id);
-    if (created === undefined) throw new Error('webhook endpoint vanished after insert');
-    return created;
-  }
-
-  /**
-   * Removes an endpoint added at run time; its pending deliveries stop (`endpoint_removed`).
-   * Config endpoints are the file's to change.
-   */
-  async deleteEndpoint(id: string): Promise<'deleted' | 'from_config' | 'missing'> {
-    const row = await this.#db
-      .selectFrom('webhook_endpoints')
-      .select(['source'])
-      .where('id', '=', id)
-      .executeTakeFirst();
-    if (row === undefined) return 'missing';
-    if (row.source === 'config') return 'from_config';
-    await this.#db.transaction().execute(async (trx) => {
-      await trx
-        .updateTable('webhook_deliveries')
-        .set({ status: 'failed', next_attempt_at: null, lease_until: null, last_error: 'endpoint_removed' })
-        .where('endpoint_id', '=', id)
-        .where('status', '=', 'pending')
-        .execute();
-      await trx.deleteFrom('webhook_endpoints').where('id', '=', id).execute();
-    });
-    return 'deleted';
   }
 
   /** Recent deliveries, newest first, with their outcome (never the signature or the secret). */

@@ -20,10 +20,12 @@ import { createAuthenticator } from '../http/auth.js';
 import type { AppContext } from '../http/context.js';
 import { registerAdminRoutes } from '../http/routes/admin.js';
 import { registerAdminCatalogRoutes } from '../http/routes/admin-catalog.js';
+import { registerAdminCatalogPages } from '../http/routes/admin-catalog-pages.js';
 import { registerAdminMcpPages } from '../http/routes/admin-mcp-pages.js';
 import { registerAdminOperationRoutes } from '../http/routes/admin-operations.js';
 import { registerAdminProviderPages } from '../http/routes/admin-provider-pages.js';
 import { registerAdminTemplateRoutes } from '../http/routes/admin-templates.js';
+import { registerAdminWebhookRoutes } from '../http/routes/admin-webhooks.js';
 import { registerConnectRoutes } from '../http/routes/connect.js';
 import { registerConnectionRoutes } from '../http/routes/connections.js';
 import { registerMcpRoutes } from '../http/routes/mcp.js';
@@ -164,8 +166,10 @@ export async function createService(config: Config, options: ServiceOptions = {}
       registerNotificationRoutes,
       registerAdminRoutes,
       registerAdminOperationRoutes,
+      registerAdminWebhookRoutes,
       registerAdminMcpPages,
       registerAdminProviderPages,
+      registerAdminCatalogPages,
       registerAdminTemplateRoutes,
       registerAdminCatalogRoutes,
       (a) =>

@@ -40,5 +40,7 @@ select,input[type=password]{font:inherit;padding:.45rem .5rem;border:1px solid #
 input[type=password]{width:100%;max-width:360px}fieldset{border:1px solid var(--line);border-radius:8px;margin:.75rem 0}
 .facts{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0 0 1rem}.facts dt{font-weight:600}.facts dd{margin:0;overflow-wrap:anywhere}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}td.actions{display:table-cell}td.actions>*{margin:.15rem .25rem .15rem 0}
+.field-error{color:var(--err);margin:.25rem 0 0;font-size:.9em}[aria-invalid=true]{border-color:var(--err)}.hint{margin:0 0 .25rem;font-size:.9em;font-weight:400}
+.facts-note{background:#eef0f3;border-radius:var(--radius);padding:.5rem .75rem}
 @media (max-width:600px){main{padding:1rem .75rem}th,td{padding:.4rem .5rem}}
 `;

@@ -60,7 +60,7 @@ describe('the console adds an MCP server after a preview', () => {
     expect((await root.post(`${svc.url}/admin/mcp-servers`, form)).status).toBe(403);
     const badId = await root.post(`${svc.url}/admin/mcp-servers`, { ...form, id: 'Bad Id', _csrf: csrf });
     expect(badId.status).toBe(400);
-    expect(badId.body).toContain('form.id');
+    expect(badId.body).toContain('body.id');
     expect(await mcpRows()).toEqual([]);
 
     const saved = await root.post(`${svc.url}/admin/mcp-servers`, { ...form, _csrf: csrf });

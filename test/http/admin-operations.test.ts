@@ -283,6 +283,27 @@ describe.each(databaseKinds)('admin operations on %s', (kind) => {
       (e) => e.source === 'config',
     )!.id;
     expect((await admin(`/api/v1/admin/webhooks/${configId}`, { method: 'DELETE' })).status).toBe(409);
+    const patched = await admin(`/api/v1/admin/webhooks/${configId}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ enabled: false }),
+    });
+    expect(patched.status).toBe(409);
+    // The console shows it read-only, and a save to it is refused on that page.
+    const browser = await signedInAgent(svc, 'root');
+    const token = JSON.parse((await browser.get(`${svc.url}/api/v1/me`)).body).csrfToken as string;
+    const view = await browser.get(`${svc.url}/admin/webhooks/${configId}`);
+    expect(view.body).toContain('data-testid="from-config"');
+    expect(view.body).not.toContain('data-testid="edit-form"');
+    const save = await browser.post(`${svc.url}/admin/webhooks/${configId}`, {
+      _csrf: token,
+      url: `${receiver.url}/elsewhere`,
+    });
+    expect(save.status).toBe(409);
+    expect(save.body).toContain('comes from the config file');
+    expect(JSON.parse(await (await admin('/api/v1/admin/webhooks')).text())).toContainEqual(
+      expect.objectContaining({ id: configId, enabled: true, url: `${receiver.url}/from-config` }),
+    );
     expect((await admin(`/api/v1/admin/webhooks/${endpoint.id}`, { method: 'DELETE' })).status).toBe(204);
     expect((await admin(`/api/v1/admin/webhooks/${endpoint.id}`, { method: 'DELETE' })).status).toBe(404);
   });

@@ -136,4 +136,56 @@ describe.each(databaseKinds)('dev sign-in on %s', (kind) => {
     await expectProblem(post, 404, 'not_found');
     expect(post.headers.getSetCookie()).toEqual([]);
   });
+  it('takes optional groups (comma-separated), so an integration limited to groups can be tried in demo mode', async () => {
+    const asRoot = (path: string, body: unknown) =>
+      dev.api('root', path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    expect(
+      (
+        await asRoot('/api/v1/admin/providers', {
+          id: 'grp',
+          type: 'oauth2',
+          authorizationEndpoint: 'https://p.example/authorize',
+          tokenEndpoint: 'https://p.example/token',
+          clientId: 'nunq',
+        })
+      ).status,
+    ).toBe(201);
+    expect(
+      (
+        await asRoot('/api/v1/admin/integrations', {
+          id: 'finance-only',
+          name: 'Finance only',
+          provider: 'grp',
+          groups: ['finance'],
+        })
+      ).status,
+    ).toBe(201);
+    const page = await (await fetch(`${dev.url}/dev/login`)).text();
+    expect(page).toMatch(/<label for="groups">Groups \(optional, separated by commas\)<\/label>/);
+    const signIn = async (fields: Record<string, string>) => {
+      const res = await fetch(`${dev.url}/dev/login`, loginForm({ return_to: '/', ...fields }));
+      expect(res.status).toBe(303);
+      return res.headers.getSetCookie()[0]!.split(';')[0]!;
+    };
+    const member = await signIn({ name: 'gina', groups: ' sales , finance ,' });
+    const outsider = await signIn({ name: 'otto', groups: '' });
+    const ids = async (cookie: string) =>
+      (
+        (await (await fetch(`${dev.url}/api/v1/integrations`, { headers: { cookie } })).json()) as Array<{
+          id: string;
+        }>
+      ).map((i) => i.id);
+    expect(await ids(member)).toContain('finance-only');
+    expect(await ids(outsider)).not.toContain('finance-only');
+    expect((await fetch(`${dev.url}/connect/finance-only`, { headers: { cookie: member } })).status).toBe(
+      200,
+    );
+    expect((await fetch(`${dev.url}/connect/finance-only`, { headers: { cookie: outsider } })).status).toBe(
+      404,
+    );
+  });
 });

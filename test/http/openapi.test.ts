@@ -250,6 +250,11 @@ describe.each(databaseKinds)('real answers agree with the document on %s', (kind
       ],
       [`/api/v1/admin/connections/${other}`, { method: 'DELETE' }],
       [`/api/v1/admin/webhooks/deliveries?endpoint=${hookId}`],
+      [
+        `/api/v1/admin/webhooks/${hookId}`,
+        { method: 'PATCH', body: JSON.stringify({ events: null, enabled: true }) },
+      ],
+      [`/api/v1/admin/webhooks/${hookId}`, { method: 'PATCH', body: JSON.stringify({ secret: 'short' }) }],
       ['/api/v1/admin/templates/google'],
       ['/api/v1/admin/templates/entra/admin-consent?tenant=contoso.onmicrosoft.com&clientId=app-1'],
       ['/api/v1/admin/templates/entra/admin-consent?tenant=common&clientId=app-1'],

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Identity } from '../../identity/identity.js';
 import { McpDiscoveryError } from '../../oauth/mcp/errors.js';
@@ -6,15 +6,14 @@ import { checkUrl } from '../../oauth/mcp/fetch.js';
 import { type McpPreview, previewMcpServer } from '../../oauth/mcp/preview.js';
 import { html, type SafeHtml } from '../../ui/html.js';
 import { layout } from '../../ui/layout.js';
+import { adminNav } from '../../ui/pages/admin/nav.js';
 import { requireAdmin } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { defineRoute, parseRequest, problem, withSpec } from '../openapi/route-spec.js';
-import { Problem } from '../problem.js';
-import { parseInput } from '../validate.js';
-import { mcpServerInput } from './admin-catalog-entries.js';
+import { catalogActions } from './admin-catalog-actions.js';
 import { mcpServerCreateBody } from './admin-catalog-schemas.js';
-import { adminNav } from './admin-operations.js';
-import { sendPage, signInRedirect } from './pages.js';
+import { adminPageGuard, fieldErrorsOf } from './admin-console-support.js';
+import { sendPage } from './pages.js';
 
 // The console's MCP servers page (issue 10, item 3): the admin pastes a URL, sees what discovery
 // found (resource, authorization server, how a client would be obtained, scopes, problems)
@@ -76,13 +75,8 @@ export const adminMcpSaveForm = defineRoute({
 
 export function registerAdminMcpPages(app: FastifyInstance, ctx: AppContext): void {
   const publicUrl = ctx.config.server.publicUrl;
-  const adminPage = (request: FastifyRequest, reply: FastifyReply): Identity | undefined => {
-    if (request.identity === undefined) {
-      signInRedirect(ctx, request, reply);
-      return undefined;
-    }
-    return requireAdmin(request, publicUrl);
-  };
+  const actions = catalogActions(ctx);
+  const adminPage = adminPageGuard(ctx);
   const preview = (url: string) =>
     previewMcpServer({
       url: new URL(url),
@@ -113,7 +107,7 @@ export function registerAdminMcpPages(app: FastifyInstance, ctx: AppContext): vo
       ctx.catalog.listIntegrations({ includeDisabled: true }),
       ctx.mcpDiscovery.list(),
     ]);
-    const saved = (request.query as Record<string, unknown> | undefined)?.saved;
+    const { saved, deleted } = (request.query ?? {}) as Record<string, unknown>;
     const mcp = servers.filter((i) => i.kind === 'mcp');
     return sendPage(
       reply,
@@ -123,7 +117,9 @@ export function registerAdminMcpPages(app: FastifyInstance, ctx: AppContext): vo
         flash:
           typeof saved === 'string' && mcp.some((m) => m.id === saved)
             ? { kind: 'success', text: `Saved ${saved}: users can connect it now.` }
-            : undefined,
+            : typeof deleted === 'string' && /^[a-z0-9][a-z0-9_-]{0,63}$/.test(deleted)
+              ? { kind: 'success', text: `Deleted ${deleted} and its connections.` }
+              : undefined,
         body: html`<h1>Administration</h1>${adminNav('/admin/mcp-servers')}
 <h2>MCP servers</h2>
 <div class="scroll"><table data-testid="admin-mcp-servers"><thead><tr><th scope="col">Id</th><th scope="col">Name</th><th scope="col">URL</th><th scope="col">Last discovery</th><th scope="col">Source</th><th scope="col">Usable</th></tr></thead><tbody>
@@ -135,7 +131,7 @@ ${mcp.map((m) => {
       : d.ok
         ? html`${d.summary.issuer ?? ''} (${d.summary.registration ?? ''})`
         : html`<span class="problem">${d.problem ?? 'failed'}</span>`;
-  return html`<tr><td><code>${m.id}</code></td><td>${m.name}</td><td><code>${m.settings.url ?? ''}</code></td><td>${found}</td><td>${m.source === 'config' ? 'config file' : 'console / API'}</td><td>${m.enabled ? 'yes' : 'no'}</td></tr>`;
+  return html`<tr><td><a href="/admin/mcp-servers/${m.id}"><code>${m.id}</code></a></td><td>${m.name}</td><td><code>${m.settings.url ?? ''}</code></td><td>${found}</td><td>${m.source === 'config' ? 'config file' : 'console / API'}</td><td>${m.enabled ? 'yes' : 'no'}</td></tr>`;
 })}
 </tbody></table></div>
 ${mcp.length === 0 ? html`<p class="muted">No MCP server yet.</p>` : ''}
@@ -180,33 +176,18 @@ ${mcp.length === 0 ? html`<p class="muted">No MCP server yet.</p>` : ''}
             form.name,
           ).value,
         );
-    let parsed: ReturnType<typeof mcpServerInput>;
-    try {
-      parsed = mcpServerInput(parseInput(mcpServerCreateBody, entry, 'form'));
-    } catch (error) {
-      if (!(error instanceof Problem)) throw error;
-      return again((error.extra.errors as Array<{ path: string; message: string }>) ?? []);
-    }
     if (refused(form.url) !== undefined) {
-      return again([{ path: 'form.url', message: 'is refused by the outbound policy' }]);
+      return again([{ path: 'body.url', message: 'is refused by the outbound policy' }]);
     }
-    const created = await ctx.catalog.admin.createIntegration(parsed, ctx.clock.now(), (db) =>
-      ctx.audit.record(
-        {
-          actor: admin.userId,
-          action: 'admin.integration_created',
-          targetType: 'integration',
-          targetId: parsed.id,
-          data: { kind: 'mcp', enabled: parsed.enabled, clientSecret: 'none', via: 'console' },
-        },
-        db,
-      ),
-    );
-    if (!created) return again([{ path: 'form.id', message: 'is already an integration or MCP server' }]);
-    return reply.redirect(`/admin/mcp-servers?saved=${encodeURIComponent(parsed.id)}`, 303);
+    // The same action the API's POST /api/v1/admin/mcp-servers is: same checks, same audit row.
+    try {
+      await actions.createEntry('mcp', { userId: admin.userId, via: 'console' }, entry);
+    } catch (error) {
+      return again(fieldErrorsOf(error));
+    }
+    return reply.redirect(`/admin/mcp-servers?saved=${encodeURIComponent(form.id)}`, 303);
   });
 }
-
 /** An id to start from: the host's first label, as a slug. */
 function suggestedId(url: string): string {
   try {

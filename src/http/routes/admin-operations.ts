@@ -1,52 +1,31 @@
-import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
-import { webhookEventTypes } from '../../config/schema.js';
 import { disconnect } from '../../connections/disconnect.js';
 import type { Identity } from '../../identity/identity.js';
 import { type AuditFilter, auditView } from '../../notify/audit.js';
 import { adminsAudience } from '../../notify/notifications.js';
-import { isAddressAllowed, parseAllowList } from '../../oauth/outbound.js';
 import { type AdminConnectionRow, toAdminConnectionView } from '../../store/repos/connections.js';
-import { html, type SafeHtml } from '../../ui/html.js';
+import { html } from '../../ui/html.js';
 import { layout } from '../../ui/layout.js';
+import { adminNav } from '../../ui/pages/admin/nav.js';
 import { requireAdmin } from '../auth.js';
 import { type AppContext, disconnectDepsOf } from '../context.js';
-import { parseRequest, withSpec } from '../openapi/route-spec.js';
-import { connectionNotFound, Problem } from '../problem.js';
+import { withSpec } from '../openapi/route-spec.js';
+import { connectionNotFound } from '../problem.js';
 import { parseInput } from '../validate.js';
 import * as spec from './admin-operations-specs.js';
 import {
   adminAuditQuery,
   adminConnectionParams,
   adminConnectionsQuery,
-  adminDeliveryParams,
-  adminWebhookBody,
-  adminWebhookParams,
   connectionStatus,
 } from './admin-operations-specs.js';
 import { sendPage, signInRedirect } from './pages.js';
 
 // The administrators' operations side (issue 10, item 5): every user's connections (health,
-// force a refresh, disconnect), the audit log (filters, JSON-lines export), admin notifications
-// and webhooks (endpoints with write-only secrets, recent deliveries, redeliver). The same
-// repositories answer the JSON API and the console pages; a token is never read for either.
-
-/** The console's sections, on every admin page. */
-export function adminNav(current: string): SafeHtml {
-  const links: Array<[string, string]> = [
-    ['/admin', 'Overview'],
-    ['/admin/connections', 'Connections'],
-    ['/admin/providers', 'Providers'],
-    ['/admin/mcp-servers', 'MCP servers'],
-    ['/admin/audit', 'Audit log'],
-    ['/admin/webhooks', 'Webhooks'],
-  ];
-  return html`<nav class="tabs" aria-label="Administration">${links.map(
-    ([href, label]) =>
-      html`<a href="${href}"${current === href ? html` aria-current="page"` : ''}>${label}</a>`,
-  )}</nav>`;
-}
+// force a refresh, disconnect), the audit log (filters, JSON-lines export) and admin
+// notifications; webhooks are in admin-webhooks.ts. The same repositories answer the JSON API
+// and the console pages; a token is never read for either.
 
 export function registerAdminOperationRoutes(app: FastifyInstance, ctx: AppContext): void {
   const publicUrl = ctx.config.server.publicUrl;
@@ -159,113 +138,6 @@ export function registerAdminOperationRoutes(app: FastifyInstance, ctx: AppConte
     requireAdmin(request, publicUrl);
     return ctx.notifications.list(adminsAudience, { limit: 200 });
   });
-
-  app.get(spec.adminListWebhooks.url, withSpec(spec.adminListWebhooks), async (request) => {
-    requireAdmin(request, publicUrl);
-    return ctx.webhooks.listEndpoints();
-  });
-
-  /**
-   * An endpoint at an address the outbound policy refuses could never be reached: said now, not
-   * at the first delivery. (A host name is judged when it is resolved, at each delivery.)
-   */
-  const allowList = parseAllowList(ctx.config.outbound.allow);
-  const refusedTarget = (url: string): boolean => {
-    const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-    if (host === 'localhost') return !isAddressAllowed('127.0.0.1', allowList);
-    return isIP(host) !== 0 && !isAddressAllowed(host, allowList);
-  };
-  const refusedProblem = () =>
-    new Problem(400, 'validation_failed', 'Bad Request', 'body.url: is refused by the outbound policy', {
-      errors: [
-        {
-          path: 'body.url',
-          message:
-            'is refused by the outbound policy (loopback, private and link-local addresses need outbound.allow)',
-        },
-      ],
-    });
-
-  app.post(spec.adminCreateWebhook.url, withSpec(spec.adminCreateWebhook), async (request, reply) => {
-    const admin = requireAdmin(request, publicUrl);
-    const body = parseInput(adminWebhookBody, request.body ?? {}, 'body');
-    if (refusedTarget(body.url)) throw refusedProblem();
-    if ((await ctx.webhooks.listEndpoints()).some((e) => e.url === body.url)) {
-      throw new Problem(409, 'conflict', 'Conflict', 'An endpoint with this url exists already.', {
-        errors: [{ path: 'body.url', message: 'is already an endpoint' }],
-      });
-    }
-    const created = await ctx.webhooks.createEndpoint(body);
-    await ctx.audit.record({
-      actor: admin.userId,
-      action: 'admin.webhook_saved',
-      targetType: 'webhook',
-      targetId: created.id,
-      data: { url: created.url, events: created.events },
-    });
-    return reply.code(201).send(created);
-  });
-
-  app.delete(spec.adminDeleteWebhook.url, withSpec(spec.adminDeleteWebhook), async (request, reply) => {
-    const admin = requireAdmin(request, publicUrl);
-    await deleteWebhook(admin, request.params);
-    return reply.code(204).send();
-  });
-
-  app.get(spec.adminListDeliveries.url, withSpec(spec.adminListDeliveries), async (request) => {
-    requireAdmin(request, publicUrl);
-    const { query: q } = parseRequest(spec.adminListDeliveries, request);
-    return ctx.webhooks.recentDeliveries({
-      ...(q.endpoint === undefined ? {} : { endpointId: q.endpoint }),
-      ...(q.limit === undefined ? {} : { limit: q.limit }),
-    });
-  });
-
-  app.post(spec.adminRedeliver.url, withSpec(spec.adminRedeliver), async (request, reply) => {
-    const admin = requireAdmin(request, publicUrl);
-    return reply.code(201).send({ id: await redeliver(admin, request.params) });
-  });
-
-  const deleteWebhook = async (admin: Identity, params: unknown) => {
-    const parsed = adminWebhookParams.safeParse(params);
-    const outcome = parsed.success ? await ctx.webhooks.deleteEndpoint(parsed.data.id) : 'missing';
-    if (outcome === 'missing') throw new Problem(404, 'not_found', 'Not Found', 'No such webhook endpoint.');
-    if (outcome === 'from_config') {
-      throw new Problem(
-        409,
-        'conflict',
-        'Conflict',
-        'This endpoint comes from the config file; change it there.',
-      );
-    }
-    await ctx.audit.record({
-      actor: admin.userId,
-      action: 'admin.webhook_deleted',
-      targetType: 'webhook',
-      targetId: (parsed as { data: { id: string } }).data.id,
-    });
-  };
-
-  const redeliver = async (admin: Identity, params: unknown) => {
-    const parsed = adminDeliveryParams.safeParse(params);
-    const id = parsed.success ? await ctx.webhooks.redeliver(parsed.data.id) : undefined;
-    if (id === undefined) {
-      throw new Problem(
-        404,
-        'not_found',
-        'Not Found',
-        'No such delivery, or its endpoint is gone or disabled.',
-      );
-    }
-    await ctx.audit.record({
-      actor: admin.userId,
-      action: 'admin.webhook_redelivered',
-      targetType: 'webhook_delivery',
-      targetId: (parsed as { data: { id: string } }).data.id,
-      data: { delivery: id },
-    });
-    return id;
-  };
 
   // -------------------------------------------------------------------------------------------
   // Console pages (server-rendered, no script needed; every action a POST with the CSRF token)
@@ -429,89 +301,6 @@ ${last !== undefined && rows.length === (q.limit ?? 100) ? html`<p><a href="/adm
       }).value,
     );
   });
-
-  app.get(spec.adminWebhooksPage.url, withSpec(spec.adminWebhooksPage), async (request, reply) => {
-    const admin = adminPage(request, reply);
-    if (admin === undefined) return reply;
-    const [endpoints, deliveries] = await Promise.all([
-      ctx.webhooks.listEndpoints(),
-      ctx.webhooks.recentDeliveries({ limit: 50 }),
-    ]);
-    const csrf = admin.csrfToken ?? '';
-    return sendPage(
-      reply,
-      layout({
-        title: 'Webhooks · Admin',
-        identity: admin,
-        flash: flashOf(request),
-        body: html`<h1>Administration</h1>${adminNav('/admin/webhooks')}
-<h2>Endpoints</h2>
-<div class="scroll"><table data-testid="admin-webhooks"><thead><tr><th scope="col">URL</th><th scope="col">Events</th><th scope="col">Secret</th><th scope="col">Source</th><th scope="col">Enabled</th><th scope="col">Actions</th></tr></thead><tbody>
-${endpoints.map(
-  (e) =>
-    html`<tr><td><code>${e.url}</code></td><td>${e.events === null ? 'all' : e.events.join(', ')}</td><td>set (write-only)</td><td>${e.source === 'config' ? 'config file' : 'console'}</td><td>${e.enabled ? 'yes' : 'no'}</td>
-<td>${e.source === 'admin' ? html`<form method="post" action="/admin/webhooks/${e.id}/delete" class="inline"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit" class="danger" aria-label="Delete endpoint ${e.url}">Delete</button></form>` : html`<span class="muted">edit the config file</span>`}</td></tr>`,
-)}
-</tbody></table></div>
-<h3>Add an endpoint</h3>
-<form method="post" action="/admin/webhooks" class="narrow">
-<input type="hidden" name="_csrf" value="${csrf}">
-<label for="wh-url">URL</label><input type="text" id="wh-url" name="url" required placeholder="https://platform.example/hooks/nunq">
-<label for="wh-secret">Signing secret (at least 16 characters; never shown again)</label><input type="password" id="wh-secret" name="secret" required minlength="16" autocomplete="new-password">
-<fieldset><legend>Events (none ticked: all)</legend>${webhookEventTypes.map(
-          (t) =>
-            html`<label class="check"><input type="checkbox" name="events" value="${t}"> <code>${t}</code></label>`,
-        )}</fieldset>
-<div class="actions"><button type="submit">Add endpoint</button></div>
-</form>
-<h2>Recent deliveries</h2>
-<div class="scroll"><table data-testid="admin-deliveries"><thead><tr><th scope="col">Created</th><th scope="col">Event</th><th scope="col">Endpoint</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Last answer</th><th scope="col">Actions</th></tr></thead><tbody>
-${deliveries.map(
-  (d) =>
-    html`<tr><td>${d.createdAt}</td><td><code>${d.eventType}</code></td><td>${endpoints.find((e) => e.id === d.endpointId)?.url ?? d.endpointId}</td><td>${d.status}</td><td>${d.attempts}</td><td>${d.lastStatus === null ? (d.lastError ?? '') : `HTTP ${d.lastStatus}`}</td>
-<td><form method="post" action="/admin/webhooks/deliveries/${d.id}/redeliver" class="inline"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit" class="secondary">Redeliver</button></form></td></tr>`,
-)}
-</tbody></table></div>
-${deliveries.length === 0 ? html`<p class="muted">No delivery yet.</p>` : ''}`,
-      }).value,
-    );
-  });
-
-  app.post(spec.adminAddWebhookForm.url, withSpec(spec.adminAddWebhookForm), async (request, reply) => {
-    const admin = requireAdmin(request, publicUrl);
-    const form = (request.body ?? {}) as Record<string, unknown>;
-    const events = form.events === undefined ? undefined : [form.events].flat();
-    const body = parseInput(
-      adminWebhookBody,
-      { url: form.url, secret: form.secret, ...(events === undefined ? {} : { events }) },
-      'body',
-    );
-    if (refusedTarget(body.url)) return reply.redirect('/admin/webhooks?done=webhook_refused', 303);
-    if ((await ctx.webhooks.listEndpoints()).some((e) => e.url === body.url)) {
-      return reply.redirect('/admin/webhooks?done=webhook_exists', 303);
-    }
-    const created = await ctx.webhooks.createEndpoint(body);
-    await ctx.audit.record({
-      actor: admin.userId,
-      action: 'admin.webhook_saved',
-      targetType: 'webhook',
-      targetId: created.id,
-      data: { url: created.url, events: created.events },
-    });
-    return reply.redirect('/admin/webhooks?done=webhook_added', 303);
-  });
-
-  app.post(spec.adminDeleteWebhookForm.url, withSpec(spec.adminDeleteWebhookForm), async (request, reply) => {
-    const admin = requireAdmin(request, publicUrl);
-    await deleteWebhook(admin, request.params);
-    return reply.redirect('/admin/webhooks?done=webhook_deleted', 303);
-  });
-
-  app.post(spec.adminRedeliverForm.url, withSpec(spec.adminRedeliverForm), async (request, reply) => {
-    const admin = requireAdmin(request, publicUrl);
-    await redeliver(admin, request.params);
-    return reply.redirect('/admin/webhooks?done=redelivering', 303);
-  });
 }
 
 const flashes: Record<string, { kind: 'success' | 'error' | 'info'; text: string }> = {
@@ -525,17 +314,6 @@ const flashes: Record<string, { kind: 'success' | 'error' | 'info'; text: string
     text: 'The provider could not be asked (down, throttling, or misconfigured); the connection stays as it was.',
   },
   disconnected: { kind: 'success', text: 'Disconnected; the user has been told.' },
-  webhook_added: {
-    kind: 'success',
-    text: 'Endpoint added. Its secret is stored sealed and is not shown again.',
-  },
-  webhook_exists: { kind: 'error', text: 'An endpoint with this URL exists already.' },
-  webhook_refused: {
-    kind: 'error',
-    text: 'That address is refused by the outbound policy (loopback, private and link-local addresses need outbound.allow).',
-  },
-  webhook_deleted: { kind: 'success', text: 'Endpoint deleted; its pending deliveries stopped.' },
-  redelivering: { kind: 'info', text: 'The event is queued for delivery again.' },
 };
 
 function when(ms: number | null): string {

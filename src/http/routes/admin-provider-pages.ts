@@ -1,10 +1,11 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { callbackPath } from '../../connections/authorization-flow.js';
 import type { Identity } from '../../identity/identity.js';
 import { getTemplate, type ProviderTemplate, providerTemplates } from '../../oauth/templates/index.js';
 import { html, type SafeHtml } from '../../ui/html.js';
 import { layout } from '../../ui/layout.js';
+import { adminNav } from '../../ui/pages/admin/nav.js';
 import { requireAdmin } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { defineRoute, parseRequest, problem, withSpec } from '../openapi/route-spec.js';
@@ -12,8 +13,8 @@ import { Problem } from '../problem.js';
 import { parseInput } from '../validate.js';
 import { integrationInput, providerInput } from './admin-catalog-entries.js';
 import { integrationCreateBody, providerCreateBody } from './admin-catalog-schemas.js';
-import { adminNav } from './admin-operations.js';
-import { sendPage, signInRedirect } from './pages.js';
+import { adminPageGuard } from './admin-console-support.js';
+import { sendPage } from './pages.js';
 
 // The console's providers page (issue 10, items 2 and 5): the providers with their secrets shown
 // only as set or not, and a provider added from a template by pasting a client id and secret,
@@ -76,19 +77,13 @@ export const adminAddProviderForm = defineRoute({
 export function registerAdminProviderPages(app: FastifyInstance, ctx: AppContext): void {
   const publicUrl = ctx.config.server.publicUrl;
   const redirectUri = `${publicUrl}${callbackPath}`;
-  const adminPage = (request: FastifyRequest, reply: FastifyReply): Identity | undefined => {
-    if (request.identity === undefined) {
-      signInRedirect(ctx, request, reply);
-      return undefined;
-    }
-    return requireAdmin(request, publicUrl);
-  };
+  const adminPage = adminPageGuard(ctx);
 
   app.get(adminProvidersPage.url, withSpec(adminProvidersPage), async (request, reply) => {
     const admin = adminPage(request, reply);
     if (admin === undefined) return reply;
     const providers = await ctx.catalog.listProviders();
-    const saved = (request.query as Record<string, unknown> | undefined)?.saved;
+    const { saved, deleted } = (request.query ?? {}) as Record<string, unknown>;
     return sendPage(
       reply,
       layout({
@@ -97,13 +92,15 @@ export function registerAdminProviderPages(app: FastifyInstance, ctx: AppContext
         flash:
           typeof saved === 'string' && providers.some((p) => p.id === saved)
             ? { kind: 'success', text: `Saved ${saved}. Users can connect its integrations now.` }
-            : undefined,
+            : typeof deleted === 'string' && /^[a-z0-9][a-z0-9_-]{0,63}$/.test(deleted)
+              ? { kind: 'success', text: `Deleted ${deleted}.` }
+              : undefined,
         body: html`<h1>Administration</h1>${adminNav('/admin/providers')}
 <h2>Providers</h2>
 <div class="scroll"><table data-testid="admin-providers"><thead><tr><th scope="col">Id</th><th scope="col">Type</th><th scope="col">Template</th><th scope="col">Client secret</th><th scope="col">Source</th><th scope="col">Enabled</th></tr></thead><tbody>
 ${providers.map(
   (p) =>
-    html`<tr><td><code>${p.id}</code></td><td>${p.type}</td><td>${typeof p.settings.template === 'string' ? p.settings.template : '—'}</td><td>${p.hasCredentials ? 'set (write-only)' : 'none'}</td><td>${p.source === 'config' ? 'config file' : 'console / API'}</td><td>${p.enabled ? 'yes' : 'no'}</td></tr>`,
+    html`<tr><td><a href="/admin/providers/${p.id}"><code>${p.id}</code></a></td><td>${p.type}</td><td>${typeof p.settings.template === 'string' ? p.settings.template : '—'}</td><td>${p.hasCredentials ? 'set (write-only)' : 'none'}</td><td>${p.source === 'config' ? 'config file' : 'console / API'}</td><td>${p.enabled ? 'yes' : 'no'}</td></tr>`,
 )}
 </tbody></table></div>
 <h2>Add a provider from a template</h2>

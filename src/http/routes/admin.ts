@@ -2,11 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import { adminsAudience } from '../../notify/notifications.js';
 import { html } from '../../ui/html.js';
 import { layout } from '../../ui/layout.js';
+import { adminNav } from '../../ui/pages/admin/nav.js';
 import { requireAdmin } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { defineRoute, problem, withSpec } from '../openapi/route-spec.js';
-
-import { adminNav } from './admin-operations.js';
 import { sendPage, signInRedirect } from './pages.js';
 
 const notAdmin = problem('Signed in but not an administrator (the admin surface is not advertised)');

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { HandOffRefusedError } from '../../identity/hand-off.js';
-import { isAdmin, userIdPattern } from '../../identity/identity.js';
+import { groupsFromClaim, isAdmin, userIdPattern } from '../../identity/identity.js';
 import type { PlatformClaims } from '../../identity/jwt.js';
 import { html } from '../../ui/html.js';
 import { layout } from '../../ui/layout.js';
@@ -86,6 +86,11 @@ const devLogin = defineRoute({
   body: z.strictObject({
     name: z.string().trim().regex(userIdPattern, 'letters, digits and . _ @ : | + - only'),
     admin: z.literal('on').optional(),
+    groups: z
+      .string()
+      .max(4000)
+      .optional()
+      .describe('Groups, separated by commas (what `auth.groupsClaim` carries in jwt mode)'),
     return_to: returnTo,
   }),
   responses: { 303: { description: 'Signed in', headers: { location: '`return_to`' } } },
@@ -190,6 +195,9 @@ export function registerSessionRoutes(app: FastifyInstance, ctx: AppContext): vo
       userId: form.name,
       name: form.name,
       role: form.admin === 'on' ? 'admin' : null,
+      // Groups typed here stand for the JWT's groups claim, so an integration's `groups` can be
+      // tried in demo mode; bounded as a claim is.
+      groups: groupsFromClaim((form.groups ?? '').split(',').map((g) => g.trim())),
     });
     await ctx.audit.record({ actor: form.name, action: 'session.started', data: { mode: 'dev' } });
     setSessionCookie(reply, ctx.auth, cookie, ctx.sessions.ttlSeconds);
@@ -206,6 +214,9 @@ function devLoginPage(returnTo: string) {
 <form method="post" action="/dev/login">
   <label for="name">User name</label>
   <input id="name" name="name" type="text" autocomplete="username" required autofocus pattern="[A-Za-z0-9._@:|+\\-]{1,200}">
+  <label for="groups">Groups (optional, separated by commas)</label>
+  <input id="groups" name="groups" type="text" autocomplete="off" aria-describedby="groups-hint">
+  <p class="muted hint" id="groups-hint">As the platform's token would carry them: integrations limited to groups are offered only to their members.</p>
   <label class="check"><input type="checkbox" name="admin"> Sign in as an administrator</label>
   <input type="hidden" name="return_to" value="${returnTo}">
   <p><button type="submit">Sign in</button></p>
