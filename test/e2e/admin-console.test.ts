@@ -265,6 +265,79 @@ describe.each(databaseKinds)(
       await keep(admin);
     });
 
+    it('on A, the admin disables both; on B, within 2 s, the proxy and both gateway endpoints refuse', async () => {
+      const changed: number[] = [];
+      for (const [id, section] of [
+        ['sharepoint', 'integrations'],
+        ['tracker', 'mcp-servers'],
+      ] as const) {
+        await admin.goto(`${a.url}/admin/${section}/${id}`);
+        await admin.getByTestId('disable').click();
+        await admin.waitForURL((u) => u.pathname === `/admin/${section}/${id}/disable`);
+        expect(await admin.getByTestId('consequence').textContent()).toBe(
+          '1 connection is kept but unusable until re-enabled.',
+        );
+        await keep(admin);
+        const post = await submitForm(admin, admin.getByTestId('confirm-disable'), a.url);
+        expect(post.status, post.detail).toBe(303);
+        changed.push(Date.now());
+        await admin.waitForURL((u) => u.pathname === `/admin/${section}/${id}`);
+        expect(await admin.getByTestId('entry-status').textContent()).toContain('Disabled');
+        await keep(admin);
+      }
+      const jwt = await b.token(userName);
+      const bearer = { authorization: `Bearer ${jwt}` };
+      const proxy = async () => {
+        const r = await fetch(`${b.url}/api/v1/connections/${ids.sharepoint}/proxy/v1.0/me`, {
+          headers: bearer,
+        });
+        const text = await r.text();
+        seen.push({ where: 'proxy on B', text });
+        return r.status === 409 ? (JSON.parse(text) as { code: string }).code : `${r.status}`;
+      };
+      const single = async () => {
+        const r = await fetch(`${b.url}/mcp/tracker`, {
+          method: 'POST',
+          headers: {
+            ...bearer,
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+          },
+          body: JSON.stringify({
+            jsonrpc: '2.0',
+            id: 1,
+            method: 'initialize',
+            params: {
+              protocolVersion: '2025-06-18',
+              capabilities: {},
+              clientInfo: { name: 'e2e', version: '1' },
+            },
+          }),
+        });
+        const text = await r.text();
+        seen.push({ where: '/mcp/tracker on B', text });
+        return r.status === 409 ? (JSON.parse(text) as { code: string }).code : `${r.status}`;
+      };
+      // An agent on the aggregating /mcp of B (the same tool answered through /mcp/tracker before).
+      const aggregate = await agent('/mcp');
+      await expect
+        .poll(() => Promise.all([proxy(), single()]), { timeout: boundMs + 3_000, interval: 100 })
+        .toEqual(['integration_disabled', 'integration_disabled']);
+      // The issue's bound, from the second change's 303 (the first was earlier still).
+      expect(Date.now() - changed[1]!).toBeLessThan(boundMs + 1_000);
+      const call = (await aggregate.callTool({ name: 'tracker__echo', arguments: { text: 'x' } }).then(
+        () => undefined,
+        (error: { code?: number; data?: unknown }) => error,
+      )) as { data?: unknown } | undefined;
+      expect(call?.data).toEqual({ code: 'integration_disabled', integration: 'tracker' });
+      expect((await aggregate.listTools()).tools.map((t) => t.name)).not.toContain('tracker__echo');
+      // And the person no longer sees them on B's Integrations page.
+      await person.goto(`${b.url}/`);
+      expect(await person.getByTestId('integration-sharepoint').count()).toBe(0);
+      expect(await person.getByTestId('integration-tracker').count()).toBe(0);
+      await keep(person);
+    });
+
     it('/metrics counters moved during the run', async () => {
       const after = await (await a.api(adminName, '/metrics')).text();
       const afterB = await (await b.api(adminName, '/metrics')).text();
