@@ -279,6 +279,23 @@ describe.each(databaseKinds)('admin catalog API on %s', (kind) => {
     });
   });
 
+  it("refuses the ids the console's own pages take (a provider 'new', an MCP server 'preview'), naming body.id", async () => {
+    const refusals = [
+      await call('POST', '/api/v1/admin/providers', provider('new')),
+      await call('POST', '/api/v1/admin/mcp-servers', {
+        id: 'preview',
+        name: 'P',
+        url: 'https://mcp.example/p',
+      }),
+    ];
+    for (const r of refusals) {
+      expect(r.status).toBe(400);
+      expect(r.json.detail).toMatch(/^body\.id: "(new|preview)" is reserved by the console/);
+    }
+    expect((await call('GET', '/api/v1/admin/providers/new')).status).toBe(404);
+    expect((await call('GET', '/api/v1/admin/mcp-servers/preview')).status).toBe(404);
+  });
+
   it('refuses a duplicate id with 409; integrations and MCP servers share one namespace', async () => {
     expect((await call('POST', '/api/v1/admin/providers', provider('acme'))).status).toBe(409);
     expect((await call('POST', '/api/v1/admin/providers', provider('from-file'))).status).toBe(409);

@@ -179,6 +179,7 @@ export function catalogActions(ctx: AppContext) {
       const { enabled, ...entry } = body;
       const on = parseInput(providerSwitchBody, { enabled }, 'body').enabled ?? true;
       const input = providerInput(parseInput(providerCreateBody, entry, 'body'), on);
+      refuseReservedId('provider', input.id);
       const created = await ctx.catalog.admin.createProvider(
         input,
         ctx.clock.now(),
@@ -249,6 +250,7 @@ export function catalogActions(ctx: AppContext) {
     async createEntry(kind: EntryKind, actor: Actor, body: unknown): Promise<IntegrationRecord> {
       if (!isPlainObject(body)) throw fieldProblem('body', 'must be a JSON object');
       const input = parseEntry(kind, body);
+      refuseReservedId(kind, input.id);
       await requireProvider(input.providerId);
       requireReachable(input.settings.url);
       const created = await ctx.catalog.admin.createIntegration(
@@ -379,4 +381,14 @@ async function removeIntegration(
     }
   }
   throw new Error(`integration ${id} kept gaining connections while being deleted`);
+}
+
+/** Ids the console's own pages take (`/admin/providers/new`, `/admin/mcp-servers/preview`). */
+const reservedIds: Readonly<Record<string, string>> = { provider: 'new', mcp: 'preview' };
+
+/** Refuses an id that would hide the entry's console page behind one of the console's own. */
+export function refuseReservedId(kind: 'provider' | EntryKind, id: string): void {
+  if (reservedIds[kind] === id) {
+    throw fieldProblem('body.id', `"${id}" is reserved by the console; choose another id`);
+  }
 }

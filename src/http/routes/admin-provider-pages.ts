@@ -11,6 +11,7 @@ import type { AppContext } from '../context.js';
 import { defineRoute, parseRequest, problem, withSpec } from '../openapi/route-spec.js';
 import { Problem } from '../problem.js';
 import { parseInput } from '../validate.js';
+import { refuseReservedId } from './admin-catalog-actions.js';
 import { integrationInput, providerInput } from './admin-catalog-entries.js';
 import { integrationCreateBody, providerCreateBody } from './admin-catalog-schemas.js';
 import { adminPageGuard } from './admin-console-support.js';
@@ -178,6 +179,7 @@ ${providers.map(
         ...(template.provider.type === 'entra' && form.authority ? { authority: form.authority } : {}),
       };
       provider = providerInput(parseInput(providerCreateBody, entry, 'form'), true);
+      refuseReservedId('provider', provider.id);
     } catch (error) {
       return again(problemsOf(error));
     }
