@@ -32,3 +32,10 @@ export {
   type WebhookEventType,
   webhookEventTypes,
 } from './schema.js';
+export {
+  type RateLimitCategory,
+  type RateLimitCategoryConfig,
+  type RateLimitsConfig,
+  rateLimitCategories,
+  rateLimitDefaults,
+} from './rate-limits.js';
