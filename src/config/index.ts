@@ -10,6 +10,13 @@ export {
   validateConfig,
 } from './load.js';
 export {
+  type RateLimitCategory,
+  type RateLimitCategoryConfig,
+  type RateLimitsConfig,
+  rateLimitCategories,
+  rateLimitDefaults,
+} from './rate-limits.js';
+export {
   type AuthConfig,
   type ClientAuthMethod,
   type Config,
@@ -32,10 +39,3 @@ export {
   type WebhookEventType,
   webhookEventTypes,
 } from './schema.js';
-export {
-  type RateLimitCategory,
-  type RateLimitCategoryConfig,
-  type RateLimitsConfig,
-  rateLimitCategories,
-  rateLimitDefaults,
-} from './rate-limits.js';

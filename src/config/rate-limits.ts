@@ -9,7 +9,15 @@ import { boolean, integer } from './fields.js';
  * (UI pages and their forms); health, metrics, the OpenAPI document, static assets and the
  * client metadata document are not limited at all.
  */
-export const rateLimitCategories = ['signIn', 'connect', 'callback', 'api', 'proxy', 'gateway', 'pages'] as const;
+export const rateLimitCategories = [
+  'signIn',
+  'connect',
+  'callback',
+  'api',
+  'proxy',
+  'gateway',
+  'pages',
+] as const;
 export type RateLimitCategory = (typeof rateLimitCategories)[number];
 
 interface CategoryDefaults {

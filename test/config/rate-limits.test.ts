@@ -22,7 +22,12 @@ describe('the rateLimits section', () => {
   gateway: { enabled: "false" }
 `);
     expect(rateLimits.proxy).toEqual({ ...rateLimitDefaults.proxy, enabled: true, perUser: 50 });
-    expect(rateLimits.api).toEqual({ ...rateLimitDefaults.api, enabled: true, perAddress: 0, windowSeconds: 5 });
+    expect(rateLimits.api).toEqual({
+      ...rateLimitDefaults.api,
+      enabled: true,
+      perAddress: 0,
+      windowSeconds: 5,
+    });
     expect(rateLimits.gateway.enabled).toBe(false);
     expect(parse('rateLimits: { enabled: false }\n').rateLimits.enabled).toBe(false);
   });
