@@ -78,6 +78,7 @@ import {
 import { processCpuUs, treeCpuUs } from './proc.js';
 import { build, type Ours, seedConnections, startOurs, trimProfile } from './proxy.js';
 import {
+  benchRateLimits,
   type ChildHandle,
   flag,
   isMainModule,
@@ -167,6 +168,7 @@ function oursConfig(port: number, databaseUrl: string, upstream: string, key: st
     database: { url: databaseUrl },
     encryption: { activeKey: 'k1', keys: [{ id: 'k1', key }] },
     auth: { mode: 'jwt', jwt: { secret: jwtSecret } },
+    rateLimits: benchRateLimits,
     outbound: { allow: ['127.0.0.1/32'] },
     mcpServers: (Object.values(servers) as Array<(typeof servers)[Answers]>).map((s) => ({
       id: s.integrationId,

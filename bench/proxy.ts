@@ -39,6 +39,7 @@ import { createTestDatabase, type TestDatabase } from '../test/support/databases
 import { freePort } from '../test/support/service.js';
 import { processCpuUs, processTree, treeCpuUs } from './proc.js';
 import {
+  benchRateLimits,
   type ChildHandle,
   flag,
   forkChild,
@@ -192,6 +193,7 @@ function oursConfig(port: number, databaseUrl: string, upstream: string, key: st
     database: { url: databaseUrl },
     encryption: { activeKey: 'k1', keys: [{ id: 'k1', key }] },
     auth: { mode: 'jwt', jwt: { secret: jwtSecret } },
+    rateLimits: benchRateLimits,
     outbound: { allow: ['127.0.0.0/8'] },
     providers: [
       {

@@ -27,6 +27,7 @@ import { freePort, startTestService, type TestService } from '../test/support/se
 import { processCpuUs } from './proc.js';
 import {
   benchClientSecret,
+  benchRateLimits,
   catalogFor,
   connectThroughFlow,
   flag,
@@ -98,6 +99,7 @@ async function startFleet(
         port,
         encryption,
         ...catalogFor(peers),
+        rateLimits: benchRateLimits,
         serviceOptions: { background: false, logger },
       }),
     );

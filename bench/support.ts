@@ -12,6 +12,7 @@ import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pino from 'pino';
+import { rateLimitCategories } from '../src/config/index.js';
 import { generateKey } from '../src/crypto/index.js';
 import { startDemoApi } from '../src/demo/demo-api.js';
 import { startOidcProvider } from '../src/demo/oidc-provider.js';
@@ -116,6 +117,18 @@ export function sharedEncryption(): { activeKey: string; keys: Array<{ id: strin
 }
 
 export const benchClientSecret = 'bench-client-secret-0123456789abcdef';
+
+/**
+ * The `rateLimits` of every benchmark: on, so the limiter's cost is measured as deployed (two
+ * in-memory counts per request), with limits no run reaches (one user at thousands of calls a
+ * second, many sign-ins from one address).
+ */
+export const benchRateLimits = Object.fromEntries(
+  rateLimitCategories.map((category) => [
+    category,
+    { windowSeconds: 60, perUser: 1_000_000_000, perAddress: 1_000_000_000 },
+  ]),
+);
 
 /** The provider and the `items` integration of the demo API, as `startTestService` takes them. */
 export function catalogFor(peers: { issuer: string; apiUrl: string }): {

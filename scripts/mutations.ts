@@ -678,4 +678,39 @@ export const mutations: Mutation[] = [
     description: '/mcp calls a tool of a disabled MCP server',
     tests: ['test/gateway/mcp-aggregate.test.ts'],
   },
+  // --- rate limits
+  {
+    id: 'rate-limit-address-after-identity',
+    file: 'src/http/app.ts',
+    search: `    const byAddress = rateLimits?.byAddress(request, reply);
+    if (byAddress !== undefined) await byAddress;
+    try {`,
+    replace: '    try {',
+    also: [
+      {
+        search: '    const byUser = rateLimits?.byUser(request, reply);',
+        replace: `    const byAddress = rateLimits?.byAddress(request, reply);
+    if (byAddress !== undefined) await byAddress;
+    const byUser = rateLimits?.byUser(request, reply);`,
+      },
+    ],
+    description: 'the per-address limit runs after identity: a flood of bad bearers costs a JWT check each',
+    tests: ['test/http/rate-limits.test.ts'],
+  },
+  {
+    id: 'rate-limit-per-user',
+    file: 'src/http/app.ts',
+    search: 'if (byUser !== undefined) await byUser;',
+    replace: '',
+    description: 'no per-user limit: one user spreads proxy and gateway calls over addresses unlimited',
+    tests: ['test/http/rate-limits.test.ts', 'test/http/rate-limits-upstream.test.ts'],
+  },
+  {
+    id: 'rate-limit-api-catch-all',
+    file: 'src/http/rate-limits.ts',
+    search: "if (url.startsWith('/api/')) return 'api';",
+    replace: "if (url.startsWith('/api/')) return null;",
+    description: 'an /api/v1 route added later escapes every limit',
+    tests: ['test/http/rate-limits.test.ts'],
+  },
 ];

@@ -10,6 +10,13 @@ export {
   validateConfig,
 } from './load.js';
 export {
+  type RateLimitCategory,
+  type RateLimitCategoryConfig,
+  type RateLimitsConfig,
+  rateLimitCategories,
+  rateLimitDefaults,
+} from './rate-limits.js';
+export {
   type AuthConfig,
   type ClientAuthMethod,
   type Config,

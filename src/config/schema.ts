@@ -7,6 +7,8 @@ import {
   connectionApiBaseSchema,
   tokenResponseShapes,
 } from '../oauth/templates/template.js';
+import { boolean, integer } from './fields.js';
+import { rateLimitsSchema } from './rate-limits.js';
 
 // The configuration file's schema (contract §3). Every object is strict: a misspelt key is an
 // error, not a silently ignored setting. Custom messages name the rule, never the value.
@@ -42,16 +44,6 @@ const scopeList = () =>
       .string()
       .refine((s) => scopeTokenPattern.test(s), 'must be one scope token (no spaces, quotes or backslashes)'),
   );
-
-/** Accepts an integer, or a string of digits (what `${ENV}` substitution produces). */
-const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.preprocess(
-    (v) => (typeof v === 'string' && /^\d{1,15}$/.test(v) ? Number(v) : v),
-    z.number().int().min(min).max(max),
-  );
-
-/** Accepts a boolean, or the strings `true`/`false` (what `${ENV}` substitution produces). */
-const boolean = () => z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean());
 
 /** Keys nunq-connect sets itself; extra parameters may not override them. */
 const reservedAuthorizationParams = [
@@ -691,6 +683,7 @@ export const configSchema = z
     mcp: mcpSchema.prefault({}),
     retention: retentionSchema.optional(),
     metrics: metricsSchema.prefault({}),
+    rateLimits: rateLimitsSchema.prefault({}),
   })
   .superRefine(checkReferences, always);
 

@@ -13,6 +13,7 @@ import { applyCors } from './cors.js';
 import { AccessLogController } from './log-controller.js';
 import { RouteTable } from './openapi/route-table.js';
 import { Problem } from './problem.js';
+import { registerRateLimits } from './rate-limits.js';
 import { lazyRequestLoggerFactory } from './request-logger.js';
 import { RouteMethods } from './route-methods.js';
 import { registerApiRoutes } from './routes/api.js';
@@ -82,6 +83,7 @@ export async function buildApp(
   await app.register(fastifyFormbody);
   // Nothing of ours reads plain text: such a body is a 415, not a string handed to validation.
   app.removeContentTypeParser('text/plain');
+  const rateLimits = await registerRateLimits(app, ctx.config.rateLimits, ctx.metrics);
 
   const routeMethods = new RouteMethods();
   const routeTable = new RouteTable();
@@ -105,12 +107,17 @@ export async function buildApp(
     if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
       throw new Problem(400, 'bad_request', 'Bad Request', 'The Host header is missing (RFC 9112 §3.2).');
     }
+    // Per address before identity, so a flood is refused before any JWT or session work.
+    const byAddress = rateLimits?.byAddress(request, reply);
+    if (byAddress !== undefined) await byAddress;
     try {
       request.identity = await ctx.auth.identify(request);
     } catch (error) {
       // A route that takes a bearer of its own (the metrics scrape token) judges it itself.
       if ((request.routeOptions.config as { scrapeToken?: boolean }).scrapeToken !== true) throw error;
     }
+    const byUser = rateLimits?.byUser(request, reply);
+    if (byUser !== undefined) await byUser;
   });
 
   app.addHook('onResponse', (request, reply, done) => {

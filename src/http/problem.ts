@@ -20,6 +20,7 @@ export const problemCodes = [
   'edit_conflict',
   'payload_too_large',
   'unsupported_media_type',
+  'rate_limited',
   'integration_not_found',
   'integration_disabled',
   'connection_not_found',

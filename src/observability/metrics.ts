@@ -6,6 +6,8 @@ export interface Metrics {
   readonly httpRequests: Histogram<'method' | 'route' | 'status'>;
   readonly decryptFailures: Counter<'table'>;
   readonly tokenRequests: Counter<'provider' | 'grant' | 'outcome'>;
+  /** Requests refused with 429 by a rate limit: `category` of route, `by` user or address. */
+  readonly rateLimited: Counter<'category' | 'by'>;
 }
 
 /** Creates the registry with process metrics and the service's own. */
@@ -31,6 +33,12 @@ export function createMetrics(): Metrics {
       name: 'nunq_token_requests_total',
       help: 'Token endpoint requests by provider, grant type and outcome',
       labelNames: ['provider', 'grant', 'outcome'],
+      registers: [registry],
+    }),
+    rateLimited: new Counter({
+      name: 'nunq_rate_limited_total',
+      help: 'Requests refused with 429 by a rate limit, by route category and by what was counted (user or address)',
+      labelNames: ['category', 'by'],
       registers: [registry],
     }),
   };

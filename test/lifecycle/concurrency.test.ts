@@ -62,7 +62,9 @@ describe.each(databaseKinds)('500 concurrent calls over three instances on %s', 
   let id: string;
 
   beforeAll(async () => {
-    lc = await startLifecycle({ kind, webhooks: false });
+    // Bursts of 500 calls of one user, a round every few seconds: up to about 700 per instance in
+    // the proxy's 10 s window, close to its default per-user limit (1,000), which is not under test here.
+    lc = await startLifecycle({ kind, webhooks: false, rateLimits: { proxy: { perUser: 100_000 } } });
     for (let i = 0; i < 3; i++) services.push(await lc.startService({ background: false, leaseMs: 5_000 }));
     id = await lc.connect(services[0]!, 'u-alice');
   });

@@ -56,6 +56,8 @@ export interface LifecycleOptions {
   webhooks?: boolean;
   /** Access token lifetime at the provider (default `accessTokenTtlSeconds`, 3 s). */
   accessTokenTtlSeconds?: number;
+  /** The `rateLimits` section of every instance (default: the config's defaults). */
+  rateLimits?: Record<string, unknown>;
 }
 
 export interface Lifecycle {
@@ -194,6 +196,7 @@ export async function startLifecycle(options: LifecycleOptions): Promise<Lifecyc
     providers,
     integrations,
     mcpServers: [],
+    ...(options.rateLimits === undefined ? {} : { rateLimits: options.rateLimits }),
   });
 
   const connection = async (svc: TestService, userId: string, connectionId: string) => {
@@ -224,6 +227,7 @@ export async function startLifecycle(options: LifecycleOptions): Promise<Lifecyc
         encryption,
         providers,
         integrations,
+        ...(options.rateLimits === undefined ? {} : { rateLimits: options.rateLimits }),
         webhooks,
         serviceOptions: { fetch: recordingFetch(instance), ...serviceOptions },
       });

@@ -50,6 +50,8 @@ export interface TestServiceOptions {
   outbound?: { allow: string[]; timeoutMs?: number };
   /** The `mcp` section (e.g. `clientMetadataUrl`). */
   mcp?: { clientMetadataUrl?: string };
+  /** The `rateLimits` section (default: the config's defaults). */
+  rateLimits?: Record<string, unknown>;
 }
 
 export interface TestService {
@@ -80,6 +82,7 @@ export async function startTestService(o: TestServiceOptions): Promise<TestServi
     mcpServers: o.mcpServers ?? [],
     ...(o.metrics === undefined ? {} : { metrics: o.metrics }),
     ...(o.mcp === undefined ? {} : { mcp: o.mcp }),
+    ...(o.rateLimits === undefined ? {} : { rateLimits: o.rateLimits }),
   });
   const logs: string[] = [];
   const destination = new Writable({

@@ -2,6 +2,13 @@ import type { FastifyRequest, HTTPMethods, RouteHandlerMethod, RouteOptions } fr
 import type { z } from 'zod';
 import { parseInput } from '../validate.js';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route's spec, where the route table finds it (see `documented`). */
+    openapi?: RouteSpec;
+  }
+}
+
 /**
  * Who may call a route, as the document's `security` says it:
  * `user` (bearer JWT or session cookie), `admin` (the same, with the admin role; others 404),
