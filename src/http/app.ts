@@ -22,7 +22,7 @@ import { registerHealthRoutes } from './routes/health.js';
 import { registerOpenApiRoutes } from './routes/openapi.js';
 import { registerPageRoutes } from './routes/pages.js';
 import { registerSessionRoutes } from './routes/session.js';
-import { securityHeaders } from './security-headers.js';
+import { securityHeadersFor } from './security-headers.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -100,8 +100,9 @@ export async function buildApp(
   app.server.on('checkExpectation', createExpectationHandler(logger));
 
   const embedOrigins = new Set(server.embedOrigins);
+  const ownHeaders = securityHeadersFor(server.publicUrl);
   app.addHook('onRequest', async (request, reply) => {
-    reply.headers(securityHeaders);
+    reply.headers(ownHeaders);
     // A listed origin's preflight is answered here, before identity (it carries no credentials).
     if (applyCors(embedOrigins, request, reply)) return reply;
     if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {

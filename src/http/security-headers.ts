@@ -11,3 +11,14 @@ export const securityHeaders: Readonly<Record<string, string>> = {
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' *; frame-ancestors 'none'; base-uri 'none'; script-src 'self'; connect-src 'self'",
   'cache-control': 'no-store',
 };
+
+/**
+ * The headers for a service at `publicUrl`: behind https also HSTS (a year, this host only: the
+ * operator's other hosts are not ours to pin). Plain http (local tests) gets none: browsers
+ * ignore it there. @see RFC 6797 §7.2
+ */
+export function securityHeadersFor(publicUrl: string): Readonly<Record<string, string>> {
+  return new URL(publicUrl).protocol === 'https:'
+    ? { ...securityHeaders, 'strict-transport-security': 'max-age=31536000' }
+    : securityHeaders;
+}

@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/index.js';
 import { generateKey } from '../../src/crypto/index.js';
+import { securityHeadersFor } from '../../src/http/security-headers.js';
 import { mintToken } from '../../src/identity/jwt.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createService, type Service } from '../../src/service/service.js';
@@ -48,6 +49,14 @@ describe.each(databaseKinds)('session cookie on an https public URL (%s)', (kind
     expect(setCookie).toBeDefined();
     return { setCookie: setCookie!, cookie: setCookie!.split(';')[0]! };
   }
+
+  it('pins https with HSTS on every answer (pages, API, errors); a plain-http service sends none', async () => {
+    for (const url of ['/', '/api/v1/integrations', '/nowhere', '/healthz']) {
+      const res = await service.app.inject({ method: 'GET', url });
+      expect(res.headers['strict-transport-security'], url).toBe('max-age=31536000');
+    }
+    expect(securityHeadersFor('http://127.0.0.1:3000')['strict-transport-security']).toBeUndefined();
+  });
 
   it('sets a __Host- cookie that is Secure, HttpOnly, SameSite=Lax, Path=/ and has no Domain', async () => {
     const { setCookie } = await signIn();
