@@ -4,14 +4,14 @@
  * raw undici requests and `tools/call` of the `echo` tool, each answer checked, plus a check of a
  * target with the SDK's own `Client`; and the bare hop (`startBareHop`): a pass-through that does
  * as little as an HTTP hop can (node:http in, an undici Pool out, the bearer swapped for the
- * upstream's token, the MCP headers passed, the bodies piped), the floor any gateway stands on.
+ * upstream's token, the MCP headers passed, each body read whole and written at once), the floor
+ * any gateway stands on.
  * Run as a script with `--role upstream` or `--role bare-hop`, this file is that child (started
  * by `startUpstream` / `startBareHop`, never by hand).
  */
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { pipeline } from 'node:stream';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -322,31 +322,34 @@ function serveBareHop(): void {
       const o = payload as { upstream: string; token: string };
       const upstream = new Pool(o.upstream);
       const authorization = `Bearer ${o.token}`;
-      const server = createServer((req, res) => {
+      // Bodies are read whole and sent in one write each way (an MCP call and its answer are
+      // small), as the gateway does with a JSON answer: piping costs more writes per call.
+      const server = createServer(async (req, res) => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of req) chunks.push(chunk as Buffer);
         const headers: Record<string, string> = { authorization };
         for (const name of passedUp) {
           const value = req.headers[name];
           if (typeof value === 'string') headers[name] = value;
         }
-        upstream
-          .request({
+        try {
+          const up = await upstream.request({
             path: req.url ?? '/',
             method: (req.method ?? 'POST') as Dispatcher.HttpMethod,
             headers,
-            ...(req.method === 'POST' ? { body: req } : {}),
-          })
-          .then(
-            (up) => {
-              const down: Record<string, string> = { 'cache-control': 'no-store' };
-              for (const name of passedDown) {
-                const value = up.headers[name];
-                if (typeof value === 'string') down[name] = value;
-              }
-              res.writeHead(up.statusCode, down);
-              pipeline(up.body, res, () => {});
-            },
-            () => res.writeHead(502).end(),
-          );
+            ...(chunks.length === 0 ? {} : { body: Buffer.concat(chunks) }),
+          });
+          const answer = Buffer.from(await up.body.arrayBuffer());
+          const down: Record<string, string> = { 'cache-control': 'no-store' };
+          for (const name of passedDown) {
+            const value = up.headers[name];
+            if (typeof value === 'string') down[name] = value;
+          }
+          down['content-length'] = String(answer.length);
+          res.writeHead(up.statusCode, down).end(answer);
+        } catch {
+          res.writeHead(502).end();
+        }
       });
       server.keepAliveTimeout = 120_000;
       await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));

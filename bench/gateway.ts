@@ -16,7 +16,7 @@
  *   hide our cost). It serves JSON answers at `/mcp` (`enableJsonResponse: true`) and SSE answers
  *   at `/mcp-sse`, two MCP servers of the config (`bench` and `bench-sse`).
  * - the bare hop (`--paths` has `bare`): a pass-through that does as little as an HTTP hop can
- *   (node:http in, an undici Pool out, the bearer swapped for the upstream's token, bodies piped;
+ *   (node:http in, an undici Pool out, the bearer swapped for the upstream's token, bodies read whole;
  *   bench/gateway-mcp.ts), its own process. The target compares the gateway with direct calls, so
  *   one more hop is in its ratio; the bare hop measures what that hop alone costs here, and the
  *   gateway is also reported against it.
