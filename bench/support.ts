@@ -123,12 +123,16 @@ export const benchClientSecret = 'bench-client-secret-0123456789abcdef';
  * in-memory counts per request), with limits no run reaches (one user at thousands of calls a
  * second, many sign-ins from one address).
  */
-export const benchRateLimits = Object.fromEntries(
-  rateLimitCategories.map((category) => [
-    category,
-    { windowSeconds: 60, perUser: 1_000_000_000, perAddress: 1_000_000_000 },
-  ]),
-);
+export const benchRateLimits =
+  // `--rate-limits off` (any bench): the limiter left out, to measure what it costs.
+  option('rate-limits', 'on') === 'off'
+    ? { enabled: false }
+    : Object.fromEntries(
+        rateLimitCategories.map((category) => [
+          category,
+          { windowSeconds: 60, perUser: 1_000_000_000, perAddress: 1_000_000_000 },
+        ]),
+      );
 
 /** The provider and the `items` integration of the demo API, as `startTestService` takes them. */
 export function catalogFor(peers: { issuer: string; apiUrl: string }): {
