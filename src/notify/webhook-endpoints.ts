@@ -158,13 +158,8 @@ export class WebhookEndpoints {
     id: string,
     change: WebhookEndpointChange,
   ): Promise<'updated' | 'from_config' | 'missing'> {
-    const row = await this.#db
-      .selectFrom('webhook_endpoints')
-      .select(['source'])
-      .where('id', '=', id)
-      .executeTakeFirst();
-    if (row === undefined) return 'missing';
-    if (row.source === 'config') return 'from_config';
+    const refused = await this.#refusedChange(id);
+    if (refused !== undefined) return refused;
     await this.#db.transaction().execute(async (trx) => {
       await trx
         .updateTable('webhook_endpoints')
@@ -187,19 +182,7 @@ export class WebhookEndpoints {
         .where('id', '=', id)
         .where('source', '=', 'admin')
         .execute();
-      if (change.enabled === false) {
-        await trx
-          .updateTable('webhook_deliveries')
-          .set({
-            status: 'failed',
-            next_attempt_at: null,
-            lease_until: null,
-            last_error: 'endpoint_disabled',
-          })
-          .where('endpoint_id', '=', id)
-          .where('status', '=', 'pending')
-          .execute();
-      }
+      if (change.enabled === false) await stopPending(trx, id, 'endpoint_disabled');
     });
     return 'updated';
   }
@@ -209,22 +192,33 @@ export class WebhookEndpoints {
    * Config endpoints are the file's to change.
    */
   async deleteEndpoint(id: string): Promise<'deleted' | 'from_config' | 'missing'> {
+    const refused = await this.#refusedChange(id);
+    if (refused !== undefined) return refused;
+    await this.#db.transaction().execute(async (trx) => {
+      await stopPending(trx, id, 'endpoint_removed');
+      await trx.deleteFrom('webhook_endpoints').where('id', '=', id).execute();
+    });
+    return 'deleted';
+  }
+
+  /** Why an endpoint may not be changed here: it does not exist, or the config file owns it. */
+  async #refusedChange(id: string): Promise<'missing' | 'from_config' | undefined> {
     const row = await this.#db
       .selectFrom('webhook_endpoints')
       .select(['source'])
       .where('id', '=', id)
       .executeTakeFirst();
     if (row === undefined) return 'missing';
-    if (row.source === 'config') return 'from_config';
-    await this.#db.transaction().execute(async (trx) => {
-      await trx
-        .updateTable('webhook_deliveries')
-        .set({ status: 'failed', next_attempt_at: null, lease_until: null, last_error: 'endpoint_removed' })
-        .where('endpoint_id', '=', id)
-        .where('status', '=', 'pending')
-        .execute();
-      await trx.deleteFrom('webhook_endpoints').where('id', '=', id).execute();
-    });
-    return 'deleted';
+    return row.source === 'config' ? 'from_config' : undefined;
   }
+}
+
+/** Ends an endpoint's pending deliveries as failed, with the reason (it was disabled or removed). */
+function stopPending(db: Kysely<Database>, endpointId: string, reason: string) {
+  return db
+    .updateTable('webhook_deliveries')
+    .set({ status: 'failed', next_attempt_at: null, lease_until: null, last_error: reason })
+    .where('endpoint_id', '=', endpointId)
+    .where('status', '=', 'pending')
+    .execute();
 }
