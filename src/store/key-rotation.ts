@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import { DecryptionError, type Keyring, type Sealer } from '../crypto/index.js';
 import type { Store } from './database.js';
-import { sealedColumns } from './sealed-columns.js';
+import { type SealedTable, sealedBatches, sealedColumns } from './sealed-columns.js';
 import type { Database } from './types.js';
 
 export interface RotationProgress {
@@ -64,47 +64,32 @@ export async function rotateKeys(
   sealer: Sealer,
   options: { batchSize?: number; onProgress?: (p: RotationProgress) => void } = {},
 ): Promise<RotationResult> {
-  const db = store.db as unknown as DynamicDb;
-  const batchSize = options.batchSize ?? 500;
   const total = await countStaleValues(store, keyring);
   const result: RotationResult = { rotated: 0, raced: 0, failed: [], remaining: 0 };
   let done = 0;
 
-  for (const t of sealedColumns) {
-    for (const column of t.columns) {
-      let after: string | null = null;
-      for (;;) {
-        let q = db
-          .selectFrom(t.table)
-          .select([`${t.idColumn} as id`, `${column} as value`])
-          .where(column, 'is not', null)
-          .where(notUnderActiveKey(column, keyring))
-          .orderBy(t.idColumn)
-          .limit(batchSize);
-        if (after !== null) q = q.where(t.idColumn, '>', after);
-        const rows = (await q.execute()) as Array<{ id: string; value: string }>;
-        if (rows.length === 0) break;
-        after = rows[rows.length - 1]!.id;
-
-        const updates: Array<{ id: string; old: string; next: string }> = [];
-        for (const row of rows) {
-          const ctx = { table: t.table, rowId: row.id, field: column };
-          try {
-            updates.push({ id: row.id, old: row.value, next: sealer.seal(sealer.open(row.value, ctx), ctx) });
-          } catch (error) {
-            if (!(error instanceof DecryptionError)) throw error;
-            result.failed.push({ table: t.table, column, rowId: row.id, code: error.code });
-          }
-        }
-        // One compare-and-swap statement per batch: a value the service rewrote meanwhile is left alone.
-        const swapped =
-          updates.length === 0 ? 0 : await swapBatch(store, t.table, t.idColumn, column, updates);
-        result.rotated += swapped;
-        result.raced += updates.length - swapped;
-        done += rows.length;
-        options.onProgress?.({ table: t.table, column, done: Math.min(done, total), total });
+  const batches = sealedBatches(store.db, {
+    batchSize: options.batchSize ?? 500,
+    where: (column) => notUnderActiveKey(column, keyring),
+  });
+  for await (const { table, column, rows } of batches) {
+    const updates: Array<{ id: string; old: string; next: string }> = [];
+    for (const row of rows) {
+      const ctx = { table, rowId: row.id, field: column };
+      try {
+        updates.push({ id: row.id, old: row.value, next: sealer.seal(sealer.open(row.value, ctx), ctx) });
+      } catch (error) {
+        if (!(error instanceof DecryptionError)) throw error;
+        result.failed.push({ table, column, rowId: row.id, code: error.code });
       }
     }
+    // One compare-and-swap statement per batch: a value the service rewrote meanwhile is left alone.
+    const swapped =
+      updates.length === 0 ? 0 : await swapBatch(store, table, idColumnOf(table), column, updates);
+    result.rotated += swapped;
+    result.raced += updates.length - swapped;
+    done += rows.length;
+    options.onProgress?.({ table, column, done: Math.min(done, total), total });
   }
   result.remaining = await countStaleValues(store, keyring);
   return result;
@@ -134,4 +119,8 @@ async function swapBatch(
 export async function rawColumn(db: Kysely<Database>, table: string, column: string): Promise<unknown[]> {
   const r = await sql`select ${sql.ref(column)} as v from ${sql.table(table)}`.execute(db);
   return r.rows.map((row) => (row as { v: unknown }).v);
+}
+
+function idColumnOf(table: SealedTable): string {
+  return sealedColumns.find((t) => t.table === table)!.idColumn;
 }

@@ -1,7 +1,6 @@
-import type { Kysely } from 'kysely';
 import { DecryptionError, type DecryptionErrorCode, type Sealer } from '../crypto/index.js';
 import type { Store } from './database.js';
-import { sealedColumns } from './sealed-columns.js';
+import { sealedBatches } from './sealed-columns.js';
 
 /** Values of one column that did not open, grouped by the key they name and why. */
 export interface UnreadableValues {
@@ -20,10 +19,8 @@ export interface SealedScan {
   unreadable: UnreadableValues[];
 }
 
-type DynamicDb = Kysely<Record<string, Record<string, string | null>>>;
-
 /**
- * Opens every stored sealed value (each column of {@link sealedColumns}, in batches, read only) to
+ * Opens every stored sealed value (each sealed column, through `sealedBatches`, read only) to
  * find out which keys the database needs and whether any value cannot be opened with the keys
  * the sealer holds. The plaintext of each value is dropped at once.
  */
@@ -32,43 +29,28 @@ export async function scanSealedValues(
   sealer: Sealer,
   options: { batchSize?: number } = {},
 ): Promise<SealedScan> {
-  const db = store.db as unknown as DynamicDb;
-  const batchSize = options.batchSize ?? 500;
   const openedByKey: Record<string, number> = {};
   const unreadable = new Map<string, UnreadableValues>();
-  for (const t of sealedColumns) {
-    for (const column of t.columns) {
-      let after: string | null = null;
-      for (;;) {
-        let q = db
-          .selectFrom(t.table)
-          .select([`${t.idColumn} as id`, `${column} as value`])
-          .where(column, 'is not', null)
-          .orderBy(t.idColumn)
-          .limit(batchSize);
-        if (after !== null) q = q.where(t.idColumn, '>', after);
-        const rows = (await q.execute()) as Array<{ id: string; value: string }>;
-        if (rows.length === 0) break;
-        after = rows[rows.length - 1]!.id;
-        for (const row of rows) {
-          try {
-            sealer.open(row.value, { table: t.table, rowId: row.id, field: column });
-            const keyId = keyIdOf(row.value);
-            openedByKey[keyId] = (openedByKey[keyId] ?? 0) + 1;
-          } catch (error) {
-            if (!(error instanceof DecryptionError)) throw error;
-            const key = `${t.table}|${column}|${error.keyId ?? ''}|${error.code}`;
-            const group = unreadable.get(key) ?? {
-              table: t.table,
-              column,
-              keyId: error.keyId,
-              code: error.code,
-              count: 0,
-            };
-            group.count += 1;
-            unreadable.set(key, group);
-          }
-        }
+  for await (const { table, column, rows } of sealedBatches(store.db, {
+    batchSize: options.batchSize ?? 500,
+  })) {
+    for (const row of rows) {
+      try {
+        sealer.open(row.value, { table, rowId: row.id, field: column });
+        const keyId = keyIdOf(row.value);
+        openedByKey[keyId] = (openedByKey[keyId] ?? 0) + 1;
+      } catch (error) {
+        if (!(error instanceof DecryptionError)) throw error;
+        const key = `${table}|${column}|${error.keyId ?? ''}|${error.code}`;
+        const group = unreadable.get(key) ?? {
+          table,
+          column,
+          keyId: error.keyId,
+          code: error.code,
+          count: 0,
+        };
+        group.count += 1;
+        unreadable.set(key, group);
       }
     }
   }
