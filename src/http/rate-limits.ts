@@ -12,6 +12,13 @@ import { Problem } from './problem.js';
  * instance, no database). Over a limit: 429 problem+json with `Retry-After`.
  */
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** This request's rate-limit category (null: not limited), once the first check found it. */
+    rateLimitCategory: RateLimitCategory | null | undefined;
+  }
+}
+
 /** Routes never limited: cheap, polled by machines (load balancers, Prometheus) or static. */
 const unlimitedRoutes = new Set([
   '/healthz',
@@ -119,7 +126,10 @@ export async function registerRateLimits(
   }
 
   const categories = new Map<string, RateLimitCategory | null>();
+  // Found once per request (by the per-address check) and kept on it for the per-user check.
+  app.decorateRequest('rateLimitCategory', undefined);
   const categoryFor = (request: FastifyRequest): RateLimitCategory | null => {
+    if (request.rateLimitCategory !== undefined) return request.rateLimitCategory;
     const url = request.routeOptions.url;
     const key = `${request.method} ${url}`;
     let category = categories.get(key);
@@ -127,6 +137,7 @@ export async function registerRateLimits(
       category = categoryOf(request.method, url);
       categories.set(key, category);
     }
+    request.rateLimitCategory = category;
     return category;
   };
 
