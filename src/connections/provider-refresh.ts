@@ -9,6 +9,7 @@ import {
   type ProviderRecord,
 } from '../store/repos/catalog.js';
 import type { ConnectionRepository } from '../store/repos/connections.js';
+import type { RefreshWrites } from '../store/repos/refresh-writes.js';
 import type { ConnectionRow } from '../store/types.js';
 import type { Clock } from '../support/clock.js';
 import {
@@ -51,6 +52,8 @@ export interface HeldLease {
 export interface HeldRefreshContext {
   d: TokenServiceDeps;
   repo: ConnectionRepository;
+  /** The fenced token writes, grouped into one statement per batch (store/repos/refresh-writes.ts). */
+  writes: RefreshWrites;
   catalog: RecentCatalog;
   marginMs: number;
   refreshTimeoutMs: number;
@@ -234,7 +237,7 @@ async function writeRefreshed(
   const seal = (value: string, field: string) =>
     ctx.d.sealer.seal(value, { table: 'connections', rowId: row.id, field });
   const idleMs = idleRefreshMs(await ctx.catalog.provider(providerId));
-  const written = await ctx.repo.writeRefreshedTokens(
+  const written = await ctx.writes.write(
     row.id,
     row.version,
     ctx.d.instanceId,

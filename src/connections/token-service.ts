@@ -5,6 +5,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { CatalogRepository } from '../store/repos/catalog.js';
 import { ConnectionRepository } from '../store/repos/connections.js';
+import { RefreshWrites } from '../store/repos/refresh-writes.js';
 import type { ConnectionRow } from '../store/types.js';
 import type { CircuitBreakers } from './circuit-breaker.js';
 import type { ConnectionCache } from './connection-cache.js';
@@ -100,6 +101,7 @@ export class TokenService {
     this.#held = {
       d: deps,
       repo: this.#repo,
+      writes: new RefreshWrites(deps.store.db, deps.store.kind),
       catalog: new RecentCatalog(deps),
       marginMs: this.#marginMs,
       refreshTimeoutMs: this.#refreshTimeoutMs,

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, type KeyObject, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, type KeyObject, randomFillSync } from 'node:crypto';
 import { DecryptionError } from './errors.js';
 import { KEY_ID_PATTERN, type Keyring } from './keyring.js';
 
@@ -16,6 +16,24 @@ export interface SealContext {
 const ALGORITHM = 'aes-256-gcm';
 /** 96-bit nonces (the recommended IV length), drawn at random per seal. @see NIST SP 800-38D §5.2.1.1, §8.2.2 */
 const NONCE_LENGTH = 12;
+/**
+ * Random bytes for 256 nonces, drawn from the CSPRNG at once and handed out 12 bytes at a time,
+ * each slice once: one `randomBytes(12)` call cost about 6 µs here, a slice of the pool 0.3 µs
+ * (Node's `randomUUID` keeps such a pool too). A nonce is public (it leads the ciphertext).
+ */
+const noncePool = Buffer.alloc(NONCE_LENGTH * 256);
+let noncePoolOffset = noncePool.length;
+
+/** A fresh random 96-bit nonce, never handed out before. */
+function nextNonce(): Buffer {
+  if (noncePoolOffset === noncePool.length) {
+    randomFillSync(noncePool);
+    noncePoolOffset = 0;
+  }
+  const nonce = Buffer.from(noncePool.subarray(noncePoolOffset, noncePoolOffset + NONCE_LENGTH));
+  noncePoolOffset += NONCE_LENGTH;
+  return nonce;
+}
 /** Full 128-bit tags; shorter ones weaken forgery resistance. @see NIST SP 800-38D §5.2.1.2 */
 const TAG_LENGTH = 16;
 const CIPHER_OPTIONS = { authTagLength: TAG_LENGTH } as const;
@@ -99,7 +117,7 @@ export class Sealer {
   seal(plaintext: string, ctx: SealContext): string {
     const k = this.#active;
     const aad = additionalData(k, contextSuffix(ctx));
-    const nonce = randomBytes(NONCE_LENGTH);
+    const nonce = nextNonce();
     const cipher = createCipheriv(ALGORITHM, k.key, nonce, CIPHER_OPTIONS);
     cipher.setAAD(aad);
     const ciphertext = cipher.update(plaintext, 'utf8');

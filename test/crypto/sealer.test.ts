@@ -145,11 +145,13 @@ describe('Sealer.seal / open', () => {
     expect(payloadOf(sealed).includes(Buffer.from(token.slice(0, 12)))).toBe(false);
   });
 
-  it('uses a fresh nonce for every seal', () => {
-    const seals = Array.from({ length: 50 }, () => sealer.seal(token, ctx));
-    expect(new Set(seals).size).toBe(50);
+  it('uses a fresh nonce for every seal, across refills of the nonce pool (256 a fill)', () => {
+    const seals = Array.from({ length: 600 }, () => sealer.seal(token, ctx));
+    expect(new Set(seals).size).toBe(600);
     const nonces = seals.map((s) => payloadOf(s).subarray(0, 12).toString('hex'));
-    expect(new Set(nonces).size).toBe(50);
+    expect(new Set(nonces).size).toBe(600);
+    // A nonce is its own copy: sealing more never changes one already handed out.
+    expect(payloadOf(seals[0]!).subarray(0, 12).toString('hex')).toBe(nonces[0]);
     for (const s of seals) expect(sealer.open(s, ctx)).toBe(token);
   });
 
