@@ -457,13 +457,28 @@ export const mutations: Mutation[] = [
   // --- refresh and connection state
   {
     id: 'refresh-version-fence',
-    file: 'src/store/repos/connections.ts',
-    search:
-      "      .where('id', '=', id)\n      .where('version', '=', version)\n      .executeTakeFirst();\n    return Number(r.numUpdatedRows) === 1;",
-    replace:
-      "      .where('id', '=', id)\n      .executeTakeFirst();\n    return Number(r.numUpdatedRows) === 1;",
+    file: 'src/store/repos/refresh-writes.ts',
+    search: '      where c.id = v.id and c.version = v.version\n',
+    replace: '      where c.id = v.id\n',
     description: 'a refresh writes over a newer version (a Reconnect or a later refresh)',
-    tests: ['test/lifecycle/fences.test.ts'],
+    tests: ['test/lifecycle/fences.test.ts', 'test/store/refresh-writes.test.ts'],
+  },
+  {
+    id: 'refresh-keeps-refresh-token',
+    file: 'src/store/repos/refresh-writes.ts',
+    search: 'refresh_token_sealed = coalesce(v.refresh, c.refresh_token_sealed),',
+    replace: 'refresh_token_sealed = v.refresh,',
+    description:
+      'a refresh answer without a new refresh token wipes the stored one (the user must reconnect)',
+    tests: ['test/store/refresh-writes.test.ts', 'test/lifecycle/no-refresh-token.test.ts'],
+  },
+  {
+    id: 'refresh-releases-only-own-lease',
+    file: 'src/store/repos/refresh-writes.ts',
+    search: 'const mine = sql`c.lease_owner = v.owner`;',
+    replace: 'const mine = sql`true`;',
+    description: "a refresh's write releases a lease another instance has taken over",
+    tests: ['test/store/refresh-writes.test.ts'],
   },
   {
     id: 'needs-reauth-once',

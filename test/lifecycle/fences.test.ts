@@ -6,7 +6,7 @@ import type { TestService } from '../support/service.js';
 /**
  * The fences that keep concurrent writers from undoing each other, each driven into the race it
  * exists for, so that breaking it fails here:
- * - the version fence on the refresh write (`writeRefreshedTokens`): a Reconnect lands between a
+ * - the version fence on the refresh write (`RefreshWrites.write`): a Reconnect lands between a
  *   refresh's read and its write; the refresh's tokens must be discarded, not written over it;
  * - the once-per-incident fence on `needs_reauth` (`markNeedsReauth`): two instances hear
  *   `invalid_grant` for the same row version at once; one transition, one audit entry, one event,

@@ -302,35 +302,6 @@ export class ConnectionRepository {
   }
 
   /**
-   * Writes refreshed tokens, fenced by the version the refresh read (a rotated refresh token
-   * lands with its access token or not at all), clears failures and the provider's not-before,
-   * bumps the version, and releases `owner`'s lease in the same statement. False when the row
-   * changed or vanished meanwhile: nothing is written then.
-   */
-  async writeRefreshedTokens(
-    id: string,
-    version: number,
-    owner: string,
-    columns: RefreshedTokenColumns,
-    now: Millis,
-  ): Promise<boolean> {
-    const r = await this.#db
-      .updateTable('connections')
-      .set({
-        ...columns,
-        refresh_failures: 0,
-        refresh_not_before: null,
-        version: version + 1,
-        updated_at: now,
-        ...releasedBy(owner),
-      })
-      .where('id', '=', id)
-      .where('version', '=', version)
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows) === 1;
-  }
-
-  /**
    * Records a failed refresh (transient or configuration) on the row it was read as, and releases
    * `owner`'s lease: failure count, the scheduler's next try, and the not-before every refresh
    * path honours.

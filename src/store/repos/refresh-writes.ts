@@ -22,8 +22,7 @@ export interface RefreshWritesOptions {
 }
 
 /**
- * The fenced write of refreshed tokens (`ConnectionRepository.writeRefreshedTokens`'s meaning),
- * grouped: writes that arrive within `windowMs` of each other, or while the previous group is
+ * The fenced write of refreshed tokens, grouped: writes that arrive within `windowMs` of each other, or while the previous group is
  * being written, go to the database as one statement,
  * `WITH v(…) AS (VALUES …) UPDATE connections … FROM v WHERE id = v.id AND version = v.version
  * RETURNING id`. Each row keeps its own version fence and lease release; each caller still
