@@ -481,6 +481,14 @@ export const mutations: Mutation[] = [
     tests: ['test/store/refresh-writes.test.ts'],
   },
   {
+    id: 'refresh-write-one-row-fails-all',
+    file: 'src/store/repos/refresh-writes.ts',
+    search: '      if (batch.length === 1) {',
+    replace: '      if (batch.length >= 1) {',
+    description: "one row the database refuses fails the other users' refresh writes in its statement",
+    tests: ['test/store/refresh-writes.test.ts'],
+  },
+  {
     id: 'needs-reauth-once',
     file: 'src/connections/refresh-outcomes.ts',
     search:

@@ -242,7 +242,44 @@ describe.each(databaseKinds)('grouped refresh writes on %s', (kind) => {
     expect((await read(id))!.access_token_sealed).toBe('access-first');
   });
 
-  it('fails every caller of a statement that fails, and the next statement still runs', async () => {
+  it('writes the rows of a grouped statement that failed one by one, so each gets its own outcome', async () => {
+    const ids = await Promise.all(Array.from({ length: 3 }, () => insert()));
+    let statements = 0;
+    // The grouped statement fails (as if the database refused one of its rows); the rows alone do not.
+    const firstFails = store.db.withPlugin({
+      transformQuery: (args: PluginTransformQueryArgs) => {
+        if (++statements === 1) throw new Error('the grouped statement failed');
+        return args.node;
+      },
+      transformResult: async (args: PluginTransformResultArgs) => args.result,
+    }) as Kysely<Database>;
+    const writes = new RefreshWrites(firstFails, store.kind, { windowMs: 20 });
+    const written = await Promise.all(
+      ids.map((id, i) => writes.write(id, 7, 'me', columns(String(i)), t0 + 10)),
+    );
+    expect(written).toEqual([true, true, true]);
+    expect(statements).toBe(4);
+    for (const [i, id] of ids.entries()) expect((await read(id))!.access_token_sealed).toBe(`access-${i}`);
+  });
+
+  // PostgreSQL refuses NUL in text; SQLite stores it, so there is no such row to refuse there.
+  if (kind === 'postgres') {
+    it("fails only the row the database refuses (a token_type with a NUL byte), never its neighbours'", async () => {
+      const [before, poisoned, after] = await Promise.all([insert(), insert(), insert()]);
+      const { writes } = writesCounting({ windowMs: 20 });
+      const outcomes = await Promise.allSettled([
+        writes.write(before!, 7, 'me', columns('before'), t0 + 10),
+        writes.write(poisoned!, 7, 'me', columns('poisoned', { token_type: 'Bearer\u0000' }), t0 + 10),
+        writes.write(after!, 7, 'me', columns('after'), t0 + 10),
+      ]);
+      expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect((await read(before!))!.access_token_sealed).toBe('access-before');
+      expect((await read(after!))!.access_token_sealed).toBe('access-after');
+      expect((await read(poisoned!))!.access_token_sealed).toBe('access-old');
+    });
+  }
+
+  it('fails every caller when the database fails them all, and the next statement still runs', async () => {
     const id = await insert();
     const broken = store.db.withPlugin({
       transformQuery: () => {
