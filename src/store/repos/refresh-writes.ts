@@ -97,7 +97,7 @@ export class RefreshWrites {
 
   /**
    * One statement for the batch. If it fails, each row is tried again alone, so that a row the
-   * database refuses (a provider's `token_type` with a NUL byte, say) fails only its own
+   * database refuses (an expiry past bigint from a provider's absurd `expires_in`, say) fails only its own
    * refresh: the others' providers have already rotated their refresh tokens, and a write that
    * fails for a stranger's row would lose them.
    */
