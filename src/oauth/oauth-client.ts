@@ -115,6 +115,18 @@ export interface OAuthClientOptions {
  * with ID token claim checks (iss, aud, nonce, exp), refresh, revocation (RFC 7009).
  * Policy (when to refresh, what a failure means for a connection) lives in connections/.
  */
+/** An `expires_in` above this (ten years) is read as this. */
+const maxExpiresInSeconds = 10 * 365 * 24 * 3600;
+
+/**
+ * A token's lifetime in whole milliseconds. oauth4webapi passes any finite non-negative
+ * `expires_in`; a fraction of a millisecond, or a lifetime past a bigint column once added to
+ * now, would make every write of the token set fail (PostgreSQL refuses both).
+ */
+export function expiresInMs(expiresIn: number): number {
+  return Math.round(Math.min(expiresIn, maxExpiresInSeconds) * 1000);
+}
+
 export class OAuthClient {
   readonly providerId: string;
   readonly #o: OAuthClientOptions;
@@ -356,7 +368,7 @@ export class OAuthClient {
       idToken: result.id_token,
       tokenType: result.token_type,
       expiresAt:
-        typeof result.expires_in === 'number' ? this.#o.clock.now() + result.expires_in * 1000 : null,
+        typeof result.expires_in === 'number' ? this.#o.clock.now() + expiresInMs(result.expires_in) : null,
       scopes: granted ?? (requestedScopes.length > 0 ? [...requestedScopes] : null),
       account,
       issuer: this.#o.as.issuer,

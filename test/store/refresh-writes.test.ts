@@ -262,8 +262,9 @@ describe.each(databaseKinds)('grouped refresh writes on %s', (kind) => {
     for (const [i, id] of ids.entries()) expect((await read(id))!.access_token_sealed).toBe(`access-${i}`);
   });
 
-  // A provider's `expires_in` of 1e17 s puts the expiry past bigint: PostgreSQL refuses the row
-  // (SQLite stores it as a real), and oauth4webapi lets any finite number through.
+  // An expiry past bigint: PostgreSQL refuses the row (SQLite stores it as a real). The OAuth
+  // client caps a provider's `expires_in` (test/oauth/token-lifetime.test.ts); this row stands
+  // for any one row the database refuses.
   if (kind === 'postgres') {
     it("fails only the row the database refuses (an expiry past bigint), never its neighbours'", async () => {
       const [before, poisoned, after] = await Promise.all([insert(), insert(), insert()]);

@@ -97,9 +97,9 @@ export class RefreshWrites {
 
   /**
    * One statement for the batch. If it fails, each row is tried again alone, so that a row the
-   * database refuses (an expiry past bigint from a provider's absurd `expires_in`, say) fails
-   * only its own refresh: the other rows' providers have already rotated their refresh tokens,
-   * and a write that failed for a stranger's row would lose them.
+   * database refuses (a value out of its column's range, say) fails only its own refresh: the
+   * other rows' providers have already rotated their refresh tokens, and a write that failed for
+   * a stranger's row would lose them.
    */
   async #write(batch: PendingWrite[]): Promise<void> {
     try {
