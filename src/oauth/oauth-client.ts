@@ -109,12 +109,6 @@ export interface OAuthClientOptions {
   accountFromTokenResponse?: AccountPaths;
 }
 
-/**
- * The OAuth 2 / OIDC mechanics every provider shares, as pure calls into oauth4webapi:
- * authorization URL with PKCE S256, callback validation (state, RFC 9207 iss), code exchange
- * with ID token claim checks (iss, aud, nonce, exp), refresh, revocation (RFC 7009).
- * Policy (when to refresh, what a failure means for a connection) lives in connections/.
- */
 /** An `expires_in` above this (ten years) is read as this. */
 const maxExpiresInSeconds = 10 * 365 * 24 * 3600;
 
@@ -127,6 +121,12 @@ export function expiresInMs(expiresIn: number): number {
   return Math.round(Math.min(expiresIn, maxExpiresInSeconds) * 1000);
 }
 
+/**
+ * The OAuth 2 / OIDC mechanics every provider shares, as pure calls into oauth4webapi:
+ * authorization URL with PKCE S256, callback validation (state, RFC 9207 iss), code exchange
+ * with ID token claim checks (iss, aud, nonce, exp), refresh, revocation (RFC 7009).
+ * Policy (when to refresh, what a failure means for a connection) lives in connections/.
+ */
 export class OAuthClient {
   readonly providerId: string;
   readonly #o: OAuthClientOptions;

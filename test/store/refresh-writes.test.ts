@@ -8,8 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely, KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/database.js';
-import type { RefreshedTokenColumns } from '../../src/store/repos/connections.js';
-import { RefreshWrites } from '../../src/store/repos/refresh-writes.js';
+import { type RefreshedTokenColumns, RefreshWrites } from '../../src/store/repos/refresh-writes.js';
 import type { ConnectionRow, Database } from '../../src/store/types.js';
 import { createTestStore, databaseKinds, type TestDatabase } from '../support/databases.js';
 

@@ -1,5 +1,5 @@
 import { type Kysely, sql } from 'kysely';
-import type { ConnectionRow, ConnectionStatus, ConnectionsTable, Database, Millis } from '../types.js';
+import type { ConnectionRow, ConnectionStatus, Database, Millis } from '../types.js';
 
 /** The public view of a connection: everything but its tokens. */
 export interface ConnectionView {
@@ -76,13 +76,6 @@ export function toAdminConnectionView(row: AdminConnectionRow) {
     accessTokenExpiresAt: iso(row.access_token_expires_at),
   };
 }
-
-/** The token columns a refresh writes (sealed already); columns left out keep their value. */
-export type RefreshedTokenColumns = Pick<
-  ConnectionsTable,
-  'access_token_sealed' | 'token_type' | 'access_token_expires_at' | 'last_refreshed_at' | 'next_refresh_at'
-> &
-  Partial<Pick<ConnectionsTable, 'refresh_token_sealed' | 'id_token_sealed' | 'scopes'>>;
 
 /** What a failed refresh leaves on the row: its failure count, the scheduler's next try, the provider's not-before. */
 export interface RefreshFailureColumns {

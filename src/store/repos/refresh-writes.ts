@@ -1,7 +1,13 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely';
 import type { DatabaseKind } from '../database.js';
-import type { Database, Millis } from '../types.js';
-import type { RefreshedTokenColumns } from './connections.js';
+import type { ConnectionsTable, Database, Millis } from '../types.js';
+
+/** The token columns a refresh writes (sealed already); columns left out keep their value. */
+export type RefreshedTokenColumns = Pick<
+  ConnectionsTable,
+  'access_token_sealed' | 'token_type' | 'access_token_expires_at' | 'last_refreshed_at' | 'next_refresh_at'
+> &
+  Partial<Pick<ConnectionsTable, 'refresh_token_sealed' | 'id_token_sealed' | 'scopes'>>;
 
 /** One refreshed token set waiting to be written, and the caller waiting for the outcome. */
 interface PendingWrite {
