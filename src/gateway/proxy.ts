@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { mayAccess } from '../connections/access.js';
@@ -5,11 +6,19 @@ import type { ConnectionCache } from '../connections/connection-cache.js';
 import type { TokenService } from '../connections/token-service.js';
 import { defineRoute, documented, problem, type RouteSpec } from '../http/openapi/route-spec.js';
 import { connectionNotFound, Problem, unauthenticated } from '../http/problem.js';
+import type { Identity } from '../identity/identity.js';
 import type { OutboundRequest } from '../oauth/outbound.js';
 import { type CatalogRepository, catalogCacheMs, type IntegrationRecord } from '../store/repos/catalog.js';
 import type { ConnectionRow } from '../store/types.js';
 import { connectionProblem } from './connection-problem.js';
-import { ForwardError, type ForwardToken, forward, refusedMethods, replayableBody } from './forwarder.js';
+import {
+  ForwardError,
+  type ForwardedResponse,
+  type ForwardToken,
+  forward,
+  refusedMethods,
+  replayableBody,
+} from './forwarder.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { resolveUpstreamTarget } from './target.js';
 
@@ -97,6 +106,43 @@ export async function registerProxyRoutes(app: FastifyInstance, d: ProxyDeps): P
       scope.route(documented(specs.trace, refuseMethod));
     }
   });
+  // The plain calls (bodyless, one bearer, a path with nothing encoded) skip Fastify's cycle.
+  for (const rest of [true, false]) {
+    app.fastRoutes.add<string>({
+      url: rest ? '/api/v1/connections/:id/proxy/*' : '/api/v1/connections/:id/proxy',
+      match: (_method, url) => fastMatch(url, rest),
+      challengeHeaders: { 'www-authenticate': bearerChallenge },
+      handle: ({ params, identity, request }) =>
+        proxyCall(d, {
+          identity,
+          id: params,
+          method: request.method ?? '',
+          rawUrl: request.url ?? '',
+          headers: request.headers,
+          body: undefined,
+        }),
+    });
+  }
+}
+
+/** `/api/v1/connections/{uuid}/proxy`, then the end, `?` or (with a rest) `/`. */
+const fastUrl = /^\/api\/v1\/connections\/([0-9a-fA-F-]{36})\/proxy(?=$|[/?])/;
+
+/**
+ * The connection id when the fast route `…/proxy/*` (`rest`) or `…/proxy` takes this URL as
+ * sent: one Fastify's router would send to that route with that id. Anything with a `%` before
+ * the query (the router decodes it, and refuses bad encodings with its own 400) or a `#` (where
+ * the router's path ends) goes to Fastify.
+ */
+function fastMatch(url: string, rest: boolean): string | undefined {
+  const match = fastUrl.exec(url);
+  if (match === null) return undefined;
+  const after = url.slice(match[0].length);
+  const query = after.indexOf('?');
+  const path = query === -1 ? after : after.slice(0, query);
+  if (path.includes('%') || path.includes('#')) return undefined;
+  // find-my-way: `…/proxy` (and `…/proxy?…`) is the route without a rest; `…/proxy/…` the other.
+  return path.length > 0 === rest ? match[1] : undefined;
 }
 
 /** TRACE (and CONNECT, should it ever be routed): 405 with `Allow`, before anything else happens. */
@@ -117,7 +163,45 @@ async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest
   if (identity === undefined || identity.via !== 'bearer') {
     throw unauthenticated('The proxy takes an Authorization: Bearer token only.');
   }
-  const { id } = request.params as { id: string };
+  const method = request.method;
+  const hasBody =
+    method !== 'GET' && method !== 'HEAD' && request.body !== undefined && request.body !== null;
+  const answer = await proxyCall(d, {
+    identity,
+    id: (request.params as { id: string }).id,
+    method,
+    rawUrl: request.raw.url ?? '',
+    headers: request.headers,
+    body: hasBody
+      ? () => replayableBody(request.body as Readable, request.headers['content-length'], maxRetryBody)
+      : undefined,
+  });
+  reply.code(answer.statusCode);
+  reply.headers(answer.headers);
+  return reply.send(answer.body);
+}
+
+/** One proxied call, as both ways in (the Fastify route and the fast route) hand it over. */
+export interface ProxyCall {
+  /** A bearer caller's. */
+  identity: Identity;
+  /** The connection id as routed (`:id`). */
+  id: string;
+  method: string;
+  /** The request URL as sent (path and query), which the upstream path is cut from. */
+  rawUrl: string;
+  headers: IncomingHttpHeaders;
+  /** Reads the request body, once the connection is known to be the caller's; none for bodyless requests. */
+  body: (() => Promise<Buffer | Readable>) | undefined;
+}
+
+/**
+ * Forwards one call with the connection's token: the caller's connection (404 otherwise, as for
+ * one that does not exist), its integration enabled and open to the caller, a path that stays
+ * under the API base. Throws {@link Problem}s; the answer's headers are already filtered.
+ */
+export async function proxyCall(d: ProxyDeps, call: ProxyCall): Promise<ForwardedResponse> {
+  const { identity, id } = call;
   const row = connectionId.test(id) ? await d.connections.findForUser(identity.userId, id) : undefined;
   if (row === undefined) throw connectionNotFound();
   const integration = await cachedIntegration(d, row.integration_id);
@@ -137,26 +221,20 @@ async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest
     throw new Problem(409, 'conflict', 'Conflict', 'This integration has no API to proxy to.');
   }
   // What follows `/proxy` in the URL as sent; the id there must be the one routed (not encoded).
-  const rawUrl = request.raw.url ?? '';
   const prefix = `/api/v1/connections/${id}/proxy`;
-  if (!rawUrl.startsWith(prefix)) throw connectionNotFound();
-  const resolved = resolveUpstreamTarget(baseUrl, rawUrl.slice(prefix.length));
+  if (!call.rawUrl.startsWith(prefix)) throw connectionNotFound();
+  const resolved = resolveUpstreamTarget(baseUrl, call.rawUrl.slice(prefix.length));
   if (!resolved.ok) {
     throw new Problem(400, 'bad_request', 'Bad Request', 'This path cannot be proxied.', {
       reason: resolved.refusal,
     });
   }
 
-  const method = request.method;
-  const hasBody =
-    method !== 'GET' && method !== 'HEAD' && request.body !== undefined && request.body !== null;
-  const body = hasBody
-    ? await replayableBody(request.body as Readable, request.headers['content-length'], maxRetryBody)
-    : undefined;
-  const headers = upstreamRequestHeaders(request.headers);
-  let answer: Awaited<ReturnType<typeof forward>>;
+  const method = call.method;
+  const body = call.body === undefined ? undefined : await call.body();
+  const headers = upstreamRequestHeaders(call.headers);
   try {
-    answer = await forward(
+    return await forward(
       d.request,
       body === undefined
         ? { target: resolved.target, method, headers }
@@ -166,9 +244,6 @@ async function proxy(d: ProxyDeps, maxRetryBody: number, request: FastifyRequest
   } catch (error) {
     throw error instanceof ForwardError ? forwardProblem(error) : connectionProblem(error, row, d.publicUrl);
   }
-  reply.code(answer.statusCode);
-  reply.headers(answer.headers);
-  return reply.send(answer.body);
 }
 
 function tokenFor(

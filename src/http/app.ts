@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import fastifyCookie from '@fastify/cookie';
 import fastifyFormbody from '@fastify/formbody';
 import Fastify, {
@@ -10,6 +11,8 @@ import { guardJsonBody } from './body-types.js';
 import { createClientErrorHandler, createConnectHandler, createExpectationHandler } from './client-errors.js';
 import type { AppContext } from './context.js';
 import { applyCors } from './cors.js';
+import { logProblem, problemHeaders, toProblem } from './error-answer.js';
+import { FastRoutes } from './fast-routes.js';
 import { AccessLogController } from './log-controller.js';
 import { RouteTable } from './openapi/route-table.js';
 import { Problem } from './problem.js';
@@ -28,6 +31,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Every registered route with its OpenAPI spec, if documented (see `documented`). */
     routeTable: RouteTable;
+    /** Routes whose plain requests are answered before Fastify routes them (`fast-routes.ts`). */
+    fastRoutes: FastRoutes;
   }
 }
 
@@ -45,28 +50,42 @@ export async function buildApp(
   // Request ids: unique across instances (a random prefix per process) without a UUID per request.
   const idPrefix = crypto.randomUUID().slice(0, 8);
   let requestCount = 0;
+  const nextRequestId = () => `${idPrefix}-${(++requestCount).toString(36)}`;
+  const accessLog = new AccessLogController(ctx.logger);
   const server = ctx.config.server;
   const logger = ctx.logger as FastifyBaseLogger;
+  const fastRoutes = new FastRoutes();
   const app = Fastify({
     loggerInstance: logger,
     trustProxy: server.trustProxy,
     bodyLimit: server.bodyLimitBytes,
-    // Slow clients are bounded (RFC 9112 §9.8 leaves it to us): headers, then the whole request,
-    // then keep-alive idling. A response is never cut: SSE and streamed proxy answers last, so
-    // there is no socket idle timeout (Fastify's connectionTimeout stays 0).
-    requestTimeout: server.requestTimeoutMs,
-    keepAliveTimeout: server.keepAliveTimeoutMs,
-    http: {
-      headersTimeout: server.headersTimeoutMs,
-      requestTimeout: server.requestTimeoutMs,
-      // Node checks the two timeouts on this interval (default 30 s, far coarser than the limits).
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(server.headersTimeoutMs / 2))),
-      // A missing Host is refused below, as problem+json, instead of by Node's bare 400.
-      requireHostHeader: false,
+    // Our own server, so the fast routes see a request before Fastify does; it gets the options
+    // Fastify would give its own.
+    serverFactory: (handler) => {
+      const http = createServer(
+        {
+          headersTimeout: server.headersTimeoutMs,
+          requestTimeout: server.requestTimeoutMs,
+          // Node checks the two timeouts on this interval (default 30 s, far coarser than the limits).
+          connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(server.headersTimeoutMs / 2))),
+          // A missing Host is refused below, as problem+json, instead of by Node's bare 400.
+          requireHostHeader: false,
+        },
+        (request, response) => {
+          if (!fastRoutes.handle(request, response)) handler(request, response);
+        },
+      );
+      // Slow clients are bounded (RFC 9112 §9.8 leaves it to us): headers, then the whole request,
+      // then keep-alive idling. A response is never cut: SSE and streamed proxy answers last, so
+      // there is no socket idle timeout.
+      http.requestTimeout = server.requestTimeoutMs;
+      http.keepAliveTimeout = server.keepAliveTimeoutMs;
+      http.setTimeout(0);
+      return http;
     },
     clientErrorHandler: createClientErrorHandler(logger, server),
-    genReqId: () => `${idPrefix}-${(++requestCount).toString(36)}`,
-    logController: new AccessLogController(ctx.logger),
+    genReqId: nextRequestId,
+    logController: accessLog,
     childLoggerFactory: lazyRequestLoggerFactory,
     // On close, end every connection (keep-alive and event streams included) instead of waiting on them.
     forceCloseConnections: true,
@@ -84,6 +103,19 @@ export async function buildApp(
   // Nothing of ours reads plain text: such a body is a 415, not a string handed to validation.
   app.removeContentTypeParser('text/plain');
   const rateLimits = await registerRateLimits(app, ctx.config.rateLimits, ctx.metrics);
+  const ownHeaders = securityHeadersFor(server.publicUrl);
+  fastRoutes.setUp({
+    auth: ctx.auth,
+    rateLimits,
+    metrics: ctx.metrics,
+    logger: ctx.logger,
+    accessLog: accessLog.logger,
+    ownHeaders,
+    trustProxy: server.trustProxy,
+    nextRequestId,
+    bodyLimit: server.bodyLimitBytes,
+  });
+  app.decorate('fastRoutes', fastRoutes);
 
   const routeMethods = new RouteMethods();
   const routeTable = new RouteTable();
@@ -100,7 +132,6 @@ export async function buildApp(
   app.server.on('checkExpectation', createExpectationHandler(logger));
 
   const embedOrigins = new Set(server.embedOrigins);
-  const ownHeaders = securityHeadersFor(server.publicUrl);
   app.addHook('onRequest', async (request, reply) => {
     reply.headers(ownHeaders);
     // A listed origin's preflight is answered here, before identity (it carries no credentials).
@@ -135,13 +166,8 @@ export async function buildApp(
 
   app.setErrorHandler(async (error: FastifyError | Problem, request, reply) => {
     const problem = toProblem(error, request.routeOptions.bodyLimit ?? server.bodyLimitBytes);
-    if (typeof problem.extra.retryAfterSeconds === 'number')
-      reply.header('retry-after', String(problem.extra.retryAfterSeconds));
-    if (problem.status >= 500 && !(error instanceof Problem))
-      request.log.error({ err: error }, 'request failed');
-    else if (problem.status >= 500)
-      request.log.warn({ problem: problem.code, status: problem.status }, 'request failed');
-    else request.log.info({ problem: problem.code, status: problem.status }, 'request refused');
+    reply.headers(problemHeaders(problem));
+    logProblem(request.log, error, problem);
     return reply
       .code(problem.status)
       .type('application/problem+json')
@@ -177,28 +203,4 @@ export async function buildApp(
   registerOpenApiRoutes(app, ctx, routeTable);
   for (const register of extraRoutes) await register(app, ctx);
   return app;
-}
-
-/** Only our own Problems reach clients as they are; framework errors are mapped, others hidden. */
-function toProblem(error: FastifyError | Problem, bodyLimit: number): Problem {
-  if (error instanceof Problem) return error;
-  const code = (error as FastifyError).code;
-  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return new Problem(
-      413,
-      'payload_too_large',
-      'Content Too Large',
-      `The request body is larger than the limit of ${bodyLimit} bytes.`,
-    );
-  }
-  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    return new Problem(415, 'unsupported_media_type', 'Unsupported Media Type', 'Send application/json.');
-  }
-  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') {
-    return new Problem(400, 'bad_request', 'Bad Request', 'The request body is empty or malformed.');
-  }
-  if ((error as FastifyError).statusCode === 400 || error instanceof SyntaxError) {
-    return new Problem(400, 'bad_request', 'Bad Request', 'The request body is not valid JSON.');
-  }
-  return new Problem(500, 'internal_error', 'Internal Server Error', 'Something went wrong on our side.');
 }

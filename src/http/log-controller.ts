@@ -16,6 +16,11 @@ export class AccessLogController extends LogController {
     this.#access = logger.child({}, { redact: [] });
   }
 
+  /** The access logger itself, for the routes answered outside Fastify (`fast-routes.ts`). */
+  get logger(): Logger {
+    return this.#access;
+  }
+
   override incomingRequest(request: FastifyRequest): void {
     request.log.debug({ req: request }, 'incoming request');
   }

@@ -52,6 +52,8 @@ export class Problem extends Error {
   readonly title: string;
   readonly detail: string | undefined;
   readonly extra: Record<string, unknown>;
+  /** Response headers that go with this answer (a 429's `RateLimit-*`, a 405's `Allow`). */
+  readonly headers: Record<string, string> = {};
 
   constructor(
     status: number,

@@ -2,6 +2,7 @@ import fastifyRateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type RateLimitCategory, type RateLimitsConfig, rateLimitCategories } from '../config/index.js';
 import { callbackPath, parkedFlowPath } from '../connections/authorization-flow.js';
+import type { Identity } from '../identity/identity.js';
 import type { Metrics } from '../observability/metrics.js';
 import { Problem } from './problem.js';
 
@@ -69,7 +70,7 @@ const categoryWords: Record<RateLimitCategory, string> = {
   pages: 'page',
 };
 
-type Counted = 'user' | 'address';
+export type Counted = 'user' | 'address';
 type Limiter = ReturnType<FastifyInstance['createRateLimit']>;
 type LimiterOptions = NonNullable<Parameters<FastifyInstance['createRateLimit']>[0]>;
 
@@ -85,6 +86,19 @@ export interface RateLimits {
   byAddress(request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined;
   /** Per user (`request.identity`); runs after identity, and only for a signed-in caller. */
   byUser(request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined;
+  /** The same checks for a request answered outside Fastify (`fast-routes.ts`), by route URL. */
+  check(category: RateLimitCategory | null, by: Counted, subject: LimitSubject): Promise<void> | undefined;
+}
+
+/**
+ * Who a request outside Fastify is counted as: the client address as `request.ip` would give it,
+ * and the verified caller. The limiters read `ip`, `identity` and `routeOptions.config` (empty
+ * here: no route groups) of what they are given, so this stands in for a FastifyRequest.
+ */
+export interface LimitSubject {
+  ip: string;
+  identity: Identity | undefined;
+  routeOptions: { config: Record<string, never> };
 }
 
 /**
@@ -145,33 +159,37 @@ export async function registerRateLimits(
     limiter: Limiter,
     category: RateLimitCategory,
     by: Counted,
-    request: FastifyRequest,
-    reply: FastifyReply,
+    subject: FastifyRequest | LimitSubject,
   ): Promise<void> => {
-    const result = await limiter(request);
+    const result = await limiter(subject as FastifyRequest);
     if (result.isAllowed || !result.isExceeded) return;
     metrics.rateLimited.inc({ category, by });
     const seconds = Math.max(1, result.ttlInSeconds);
-    // Only on our own 429: a proxied answer keeps the upstream's RateLimit fields, never ours.
-    reply.header('ratelimit-limit', String(result.max));
-    reply.header('ratelimit-remaining', '0');
-    reply.header('ratelimit-reset', String(seconds));
     const who = by === 'user' ? 'for this user' : 'from this address';
-    throw new Problem(
+    const problem = new Problem(
       429,
       'rate_limited',
       'Too Many Requests',
       `Too many ${categoryWords[category]} requests ${who}; retry after ${seconds} s.`,
       { retryAfterSeconds: seconds },
     );
+    // Only on our own 429: a proxied answer keeps the upstream's RateLimit fields, never ours.
+    problem.headers['ratelimit-limit'] = String(result.max);
+    problem.headers['ratelimit-remaining'] = '0';
+    problem.headers['ratelimit-reset'] = String(seconds);
+    throw problem;
   };
 
-  const check = (by: Counted) => (request: FastifyRequest, reply: FastifyReply) => {
-    if (by === 'user' && request.identity === undefined) return undefined;
-    const category = categoryFor(request);
-    if (category === null) return undefined;
+  const check = (
+    category: RateLimitCategory | null,
+    by: Counted,
+    subject: FastifyRequest | LimitSubject,
+  ): Promise<void> | undefined => {
+    if (category === null || (by === 'user' && subject.identity === undefined)) return undefined;
     const limiter = limiters.get(category)?.[by];
-    return limiter === undefined ? undefined : enforce(limiter, category, by, request, reply);
+    return limiter === undefined ? undefined : enforce(limiter, category, by, subject);
   };
-  return { byAddress: check('address'), byUser: check('user') };
+  const checkRequest = (by: Counted) => (request: FastifyRequest) =>
+    by === 'user' && request.identity === undefined ? undefined : check(categoryFor(request), by, request);
+  return { byAddress: checkRequest('address'), byUser: checkRequest('user'), check };
 }

@@ -265,3 +265,69 @@ describe('rate limits', () => {
     expect((await page('198.51.100.7', '10.7.1.99')).statusCode).toBe(429);
   });
 });
+
+/**
+ * The proxy's plain calls are answered by its fast route (`src/http/fast-routes.ts`), before
+ * Fastify, which `inject` never reaches: the same limits over real HTTP, the client address
+ * taken from X-Forwarded-For as `request.ip` gives it behind a trusted proxy.
+ */
+describe('rate limits on the proxy fast path (real HTTP)', () => {
+  let database: TestDatabase;
+  let svc: TestService;
+  let taken = 0;
+  const url = routes.find((r) => r.category === 'proxy')!.url;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('sqlite');
+    svc = await startTestService({
+      database,
+      server: { trustProxy: true },
+      rateLimits: { proxy: tight },
+    });
+    const fast = svc.service.app.fastRoutes;
+    const handle = fast.handle.bind(fast);
+    fast.handle = (request, response) => {
+      const took = handle(request, response);
+      if (took) taken++;
+      return took;
+    };
+  });
+  afterAll(async () => {
+    await svc?.close();
+    await database?.drop();
+  });
+
+  const call = async (client: string, userId: string) => {
+    const res = await fetch(`${svc.url}${url}`, {
+      headers: { authorization: `Bearer ${await svc.token(userId)}`, 'x-forwarded-for': client },
+    });
+    return { status: res.status, headers: res.headers, body: await res.text() };
+  };
+
+  it('refuses an address past its limit before identity, and a user past theirs from any address', async () => {
+    taken = 0;
+    for (let n = 0; n < perAddress; n++) expect((await call('198.51.100.1', `u-a${n}`)).status).toBe(404);
+    const byAddress = await call('198.51.100.1', 'u-a-last');
+    expect(byAddress.status, byAddress.body).toBe(429);
+    expect(byAddress.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(byAddress.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(byAddress.headers.get('ratelimit-limit')).toBe(String(perAddress));
+    expect(byAddress.headers.get('referrer-policy')).toBe('same-origin');
+    expect(JSON.parse(byAddress.body)).toMatchObject({
+      code: 'rate_limited',
+      detail: expect.stringContaining('Too many proxy requests from this address'),
+    });
+    // A bad bearer from that address is refused by the count, before its token is looked at.
+    const flood = await fetch(`${svc.url}${url}`, {
+      headers: { authorization: 'Bearer nonsense', 'x-forwarded-for': '198.51.100.1' },
+    });
+    expect(flood.status).toBe(429);
+
+    for (let n = 0; n < perUser; n++) expect((await call(`203.0.113.${n}`, 'u-spread')).status).toBe(404);
+    const byUser = await call('203.0.113.99', 'u-spread');
+    expect(byUser.status, byUser.body).toBe(429);
+    expect(JSON.parse(byUser.body).detail).toContain('Too many proxy requests for this user');
+    // Every one of them went the fast way.
+    expect(taken).toBe(perAddress + 2 + perUser + 1);
+  });
+});
