@@ -758,7 +758,8 @@ export const mutations: Mutation[] = [
     file: 'src/http/fast-routes.ts',
     search: "const byAddress = deps.rateLimits?.check(category, 'address', subject);",
     replace: 'const byAddress = undefined as Promise<void> | undefined;',
-    description: 'no per-address limit on the fast path: a flood of proxy calls is never refused before identity',
+    description:
+      'no per-address limit on the fast path: a flood of proxy calls is never refused before identity',
     tests: ['test/http/rate-limits.test.ts'],
   },
   {
@@ -766,7 +767,8 @@ export const mutations: Mutation[] = [
     file: 'src/http/fast-routes.ts',
     search: 'authorization = singleAuthorizationOf(request);',
     replace: 'authorization = request.headers.authorization;',
-    description: 'the fast path acts on the first of two Authorization headers instead of leaving them to a 400',
+    description:
+      'the fast path acts on the first of two Authorization headers instead of leaving them to a 400',
     tests: ['test/gateway/proxy-hostile.test.ts', 'test/gateway/proxy-fast-path.test.ts'],
   },
   {
