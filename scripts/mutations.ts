@@ -740,8 +740,8 @@ export const mutations: Mutation[] = [
   {
     id: 'fast-route-security-headers',
     file: 'src/http/fast-routes.ts',
-    search: 'response.writeHead(answer.statusCode, { ...deps.ownHeaders, ...answer.headers });',
-    replace: 'response.writeHead(answer.statusCode, answer.headers);',
+    search: 'for (const name in deps.ownHeaders) headers[name] ??= deps.ownHeaders[name]!;',
+    replace: '',
     description: 'a proxied answer on the fast path lacks our own security headers (Referrer-Policy, HSTS)',
     tests: ['test/gateway/proxy-fast-path.test.ts'],
   },

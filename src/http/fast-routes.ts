@@ -173,7 +173,11 @@ export class FastRoutes {
       const byUser = deps.rateLimits?.check(category, 'user', subject);
       if (byUser !== undefined) await byUser;
       const answer = await route.handle({ params, identity, request });
-      response.writeHead(answer.statusCode, { ...deps.ownHeaders, ...answer.headers });
+      // Our security headers under the answer's own (which override them), added to the answer's
+      // object: spreading both into a new one cost more than the rest of this function.
+      const headers = answer.headers;
+      for (const name in deps.ownHeaders) headers[name] ??= deps.ownHeaders[name]!;
+      response.writeHead(answer.statusCode, headers);
       if (answer.body === undefined) response.end();
       else this.#stream(deps, id, answer.body, response);
     } catch (error) {
