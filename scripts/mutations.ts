@@ -780,6 +780,23 @@ export const mutations: Mutation[] = [
     tests: ['test/gateway/proxy-fast-path.test.ts'],
   },
   {
+    id: 'fast-route-body-error-not-cut',
+    file: 'src/http/fast-routes.ts',
+    search:
+      "'response terminated with an error with headers already sent',\n      );\n      response.destroy();",
+    replace: "'response terminated with an error with headers already sent',\n      );",
+    description: 'an upstream body that fails midway leaves the caller waiting on a response that never ends',
+    tests: ['test/gateway/proxy-fast-path.test.ts'],
+  },
+  {
+    id: 'fast-route-caller-gone-upstream-kept',
+    file: 'src/http/fast-routes.ts',
+    search: 'if (!body.readableEnded) body.destroy();',
+    replace: '',
+    description: "a caller that leaves mid-stream leaves the upstream's answer (and its socket) running",
+    tests: ['test/gateway/proxy-fast-path.test.ts'],
+  },
+  {
     id: 'fast-route-case-insensitive',
     file: 'src/gateway/proxy.ts',
     search: 'const fastUrl = /^\\/api\\/v1\\/connections\\/([0-9a-fA-F-]{36})\\/proxy(?=$|[/?])/;',

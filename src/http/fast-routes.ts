@@ -123,7 +123,11 @@ export class FastRoutes {
         return false; // several: Fastify refuses them
       }
       if (authorization === undefined) return false; // none: Fastify tells a cookie from nothing
-      void this.#answer(deps, entry, params, authorization, request, response);
+      this.#answer(deps, entry, params, authorization, request, response).catch((error: unknown) => {
+        // #answer turns every error into an answer; should writing that fail, the socket goes.
+        deps.logger.error({ err: error }, 'fast route failed');
+        response.destroy();
+      });
       return true;
     }
     return false;

@@ -4,7 +4,8 @@
  * reaches the server's listener, where the fast routes look first; `app.inject` goes straight to
  * Fastify's handler. A counter on `fastRoutes.handle` proves which way each request went.
  */
-import type { IncomingHttpHeaders } from 'node:http';
+import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mintToken } from '../../src/identity/jwt.js';
@@ -72,7 +73,9 @@ describe.each(databaseKinds)('the proxy fast path answers as its Fastify route d
   let lc: Lifecycle;
   let svc: TestService;
   let upstream: RecordingServer;
+  let streamer: Streamer;
   let connection: string;
+  let streamed: string;
   let app: FastifyInstance;
   let taken = 0;
   const bearers: Record<string, string> = {};
@@ -102,6 +105,7 @@ describe.each(databaseKinds)('the proxy fast path answers as its Fastify route d
         return undefined;
       },
     });
+    streamer = await startStreamer();
     lc = await startLifecycle({
       kind,
       webhooks: false,
@@ -113,10 +117,18 @@ describe.each(databaseKinds)('the proxy fast path answers as its Fastify route d
           scopes: ['openid', 'offline_access', 'items:read'],
           api: { baseUrl: `${upstream.url}/v1` },
         },
+        {
+          id: 'streamer',
+          name: 'Streamer',
+          provider: 'demo',
+          scopes: ['openid', 'offline_access', 'items:read'],
+          api: { baseUrl: `${streamer.url}/v1` },
+        },
       ],
     });
     svc = await lc.startService({ background: false });
     connection = await lc.connect(svc, 'u-alice', 'alice', 'recorder');
+    streamed = await lc.connect(svc, 'u-alice', 'alice', 'streamer');
     bearers['{alice}'] = `Bearer ${await svc.token('u-alice')}`;
     bearers['{bob}'] = `Bearer ${await svc.token('u-bob')}`;
     bearers['{forged}'] =
@@ -133,6 +145,7 @@ describe.each(databaseKinds)('the proxy fast path answers as its Fastify route d
   afterAll(async () => {
     await lc?.close();
     await upstream?.close();
+    await streamer?.close();
   });
 
   beforeEach(() => {
@@ -215,7 +228,45 @@ describe.each(databaseKinds)('the proxy fast path answers as its Fastify route d
     });
   });
 
-  it('leaves one access line and one metric per fast answer', async () => {
+  it('cuts the answer when the upstream body fails after its headers went out', async () => {
+    const failures = () => svc.logs.filter((l) => l.includes('response terminated with an error')).length;
+    const before = failures();
+    const target = `/api/v1/connections/${streamed}/proxy/broken`;
+    // Ten bytes of a declared thousand, then the upstream resets: the caller must not see a clean end.
+    await expect(rawRequest(svc.url, target, { authorization: bearers['{alice}']! })).rejects.toThrow();
+    expect(taken).toBe(1);
+    await expect.poll(failures).toBe(before + 1);
+  });
+
+  it('ends the upstream answer when the caller goes away mid-stream', async () => {
+    const closedBefore = streamer.closed;
+    const { hostname, port } = new URL(svc.url);
+    const first = await new Promise<string>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: hostname,
+          port: Number(port),
+          path: `/api/v1/connections/${streamed}/proxy/slow`,
+          headers: { authorization: bearers['{alice}']! },
+        },
+        (res) => {
+          res.once('data', (chunk: Buffer) => {
+            resolve(chunk.toString());
+            req.destroy();
+          });
+        },
+      );
+      req.on('error', () => {});
+      req.end();
+      setTimeout(() => reject(new Error('no first chunk')), 5000);
+    });
+    expect(first).toContain('tick');
+    expect(taken).toBe(1);
+    // The upstream's endless answer is closed on its side within moments, not left running.
+    await expect.poll(() => streamer.closed, { timeout: 3000 }).toBe(closedBefore + 1);
+  });
+
+  it('leaves one access line and one metric per fast answer, query values redacted', async () => {
     const path = `/api/v1/connections/${connection}/proxy/counted`;
     const admin = { headers: { authorization: `Bearer ${await svc.token('root', 'admin')}` } };
     const label = 'method="GET",route="/api/v1/connections/:id/proxy/*",status="200"';
@@ -228,15 +279,18 @@ describe.each(databaseKinds)('the proxy fast path answers as its Fastify route d
     const lines = () =>
       svc.logs.filter((l) => l.includes('"request completed"') && l.includes('/proxy/counted')).length;
     const before = { metric: await count(), lines: lines() };
-    const r = await rawRequest(svc.url, path, { authorization: bearers['{alice}']! });
+    const r = await rawRequest(svc.url, `${path}?api_key=query-secret-value&top=5`, {
+      authorization: bearers['{alice}']!,
+    });
     expect(r.status).toBe(200);
     expect(taken).toBe(1);
     await expect.poll(lines).toBe(before.lines + 1);
+    expect(svc.logs.filter((l) => l.includes('query-secret-value'))).toEqual([]);
     await expect.poll(count).toBe(before.metric + 1);
     const line = JSON.parse(svc.logs.filter((l) => l.includes('/proxy/counted')).at(-1)!);
     expect(line).toMatchObject({
       msg: 'request completed',
-      req: { method: 'GET', url: path },
+      req: { method: 'GET', url: `${path}?api_key=[redacted]&top=[redacted]` },
       res: { statusCode: 200 },
     });
     expect(typeof line.reqId).toBe('string');
@@ -255,4 +309,43 @@ async function rawTwoAuthorizations(
     `GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: ${value}\r\nauthorization: ${value}\r\nConnection: close\r\n\r\n`,
   ]);
   return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(r.response)?.[1] ?? 0) };
+}
+
+interface Streamer {
+  url: string;
+  /** How many `/v1/slow` answers the upstream saw closed before they ended. */
+  readonly closed: number;
+  close(): Promise<void>;
+}
+
+/** An upstream with answers that fail midway (`/v1/broken`) or never end (`/v1/slow`). */
+async function startStreamer(): Promise<Streamer> {
+  let closed = 0;
+  const server = createServer((req, res) => {
+    if (req.url?.startsWith('/v1/broken')) {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000' });
+      res.write('0123456789');
+      setTimeout(() => req.socket.destroy(), 50);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    const timer = setInterval(() => res.write('tick\n'), 20);
+    res.write('tick\n');
+    res.on('close', () => {
+      clearInterval(timer);
+      if (!res.writableFinished) closed++;
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    get closed() {
+      return closed;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }
