@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mintToken } from '../../src/identity/jwt.js';
 import { databaseKinds } from '../support/databases.js';
+import { countFastRoutes, type FastRouteCounter } from '../support/fast-routes.js';
 import { type Lifecycle, rawRequest, startLifecycle } from '../support/lifecycle.js';
 import { rawExchange } from '../support/raw-http.js';
 import { type TestService, testJwtSecret } from '../support/service.js';
@@ -77,7 +78,7 @@ describe.each(databaseKinds)('the proxy fast path answers as its Fastify route d
   let connection: string;
   let streamed: string;
   let app: FastifyInstance;
-  let taken = 0;
+  let counter: FastRouteCounter;
   const bearers: Record<string, string> = {};
 
   beforeAll(async () => {
@@ -134,12 +135,7 @@ describe.each(databaseKinds)('the proxy fast path answers as its Fastify route d
     bearers['{forged}'] =
       `Bearer ${await mintToken(`${testJwtSecret}-not`, { sub: 'u-alice' }, { expiresIn: '1h' })}`;
     app = svc.service.app;
-    const original = app.fastRoutes.handle.bind(app.fastRoutes);
-    app.fastRoutes.handle = (request, response) => {
-      const took = original(request, response);
-      if (took) taken++;
-      return took;
-    };
+    counter = countFastRoutes(app);
   });
 
   afterAll(async () => {
@@ -149,7 +145,7 @@ describe.each(databaseKinds)('the proxy fast path answers as its Fastify route d
   });
 
   beforeEach(() => {
-    taken = 0;
+    counter.reset();
   });
 
   const headersFor = (authorization: string) => ({
@@ -176,11 +172,11 @@ describe.each(databaseKinds)('the proxy fast path answers as its Fastify route d
   it.each(cases)('$name', async (c) => {
     const before = upstream.received.length;
     const fast = await viaServer(c);
-    expect(taken).toBe(1);
+    expect(counter.taken).toBe(1);
     const forwardedFast = upstream.received.slice(before);
     const fastifyBefore = upstream.received.length;
     const slow = await viaFastify(c);
-    expect(taken).toBe(1);
+    expect(counter.taken).toBe(1);
     const forwardedSlow = upstream.received.slice(fastifyBefore);
 
     expect(fast.status).toBe(c.status);
@@ -217,7 +213,7 @@ describe.each(databaseKinds)('the proxy fast path answers as its Fastify route d
     ];
     const statuses: Record<string, number> = {};
     for (const [name, answer] of declined) statuses[name] = (await answer).status;
-    expect(taken).toBe(0);
+    expect(counter.taken).toBe(0);
     expect(statuses).toEqual({
       'two Authorization headers': 400,
       'no Authorization': 401,
@@ -234,7 +230,7 @@ describe.each(databaseKinds)('the proxy fast path answers as its Fastify route d
     const target = `/api/v1/connections/${streamed}/proxy/broken`;
     // Ten bytes of a declared thousand, then the upstream resets: the caller must not see a clean end.
     await expect(rawRequest(svc.url, target, { authorization: bearers['{alice}']! })).rejects.toThrow();
-    expect(taken).toBe(1);
+    expect(counter.taken).toBe(1);
     await expect.poll(failures).toBe(before + 1);
   });
 
@@ -261,7 +257,7 @@ describe.each(databaseKinds)('the proxy fast path answers as its Fastify route d
       setTimeout(() => reject(new Error('no first chunk')), 5000);
     });
     expect(first).toContain('tick');
-    expect(taken).toBe(1);
+    expect(counter.taken).toBe(1);
     // The upstream's endless answer is closed on its side within moments, not left running.
     await expect.poll(() => streamer.closed, { timeout: 3000 }).toBe(closedBefore + 1);
   });
@@ -283,7 +279,7 @@ describe.each(databaseKinds)('the proxy fast path answers as its Fastify route d
       authorization: bearers['{alice}']!,
     });
     expect(r.status).toBe(200);
-    expect(taken).toBe(1);
+    expect(counter.taken).toBe(1);
     await expect.poll(lines).toBe(before.lines + 1);
     expect(svc.logs.filter((l) => l.includes('query-secret-value'))).toEqual([]);
     await expect.poll(count).toBe(before.metric + 1);

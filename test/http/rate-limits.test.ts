@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RateLimitCategory } from '../../src/config/index.js';
 import { categoryOf } from '../../src/http/rate-limits.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+import { countFastRoutes, type FastRouteCounter } from '../support/fast-routes.js';
 import { startTestService, type TestService } from '../support/service.js';
 
 // The limits live in memory, per instance, and never touch the database: SQLite alone suffices.
@@ -274,7 +275,7 @@ describe('rate limits', () => {
 describe('rate limits on the proxy fast path (real HTTP)', () => {
   let database: TestDatabase;
   let svc: TestService;
-  let taken = 0;
+  let fast: FastRouteCounter;
   const url = routes.find((r) => r.category === 'proxy')!.url;
 
   beforeAll(async () => {
@@ -284,13 +285,7 @@ describe('rate limits on the proxy fast path (real HTTP)', () => {
       server: { trustProxy: true },
       rateLimits: { proxy: tight },
     });
-    const fast = svc.service.app.fastRoutes;
-    const handle = fast.handle.bind(fast);
-    fast.handle = (request, response) => {
-      const took = handle(request, response);
-      if (took) taken++;
-      return took;
-    };
+    fast = countFastRoutes(svc.service.app);
   });
   afterAll(async () => {
     await svc?.close();
@@ -305,7 +300,7 @@ describe('rate limits on the proxy fast path (real HTTP)', () => {
   };
 
   it('refuses an address past its limit before identity, and a user past theirs from any address', async () => {
-    taken = 0;
+    fast.reset();
     for (let n = 0; n < perAddress; n++) expect((await call('198.51.100.1', `u-a${n}`)).status).toBe(404);
     const byAddress = await call('198.51.100.1', 'u-a-last');
     expect(byAddress.status, byAddress.body).toBe(429);
@@ -328,6 +323,6 @@ describe('rate limits on the proxy fast path (real HTTP)', () => {
     expect(byUser.status, byUser.body).toBe(429);
     expect(JSON.parse(byUser.body).detail).toContain('Too many proxy requests for this user');
     // Every one of them went the fast way.
-    expect(taken).toBe(perAddress + 2 + perUser + 1);
+    expect(fast.taken).toBe(perAddress + 2 + perUser + 1);
   });
 });
