@@ -11,7 +11,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mintToken } from '../../src/identity/jwt.js';
 import { databaseKinds } from '../support/databases.js';
 import { countFastRoutes, type FastRouteCounter } from '../support/fast-routes.js';
-import { type Lifecycle, rawRequest, startLifecycle } from '../support/lifecycle.js';
+import { demoApiIntegration, type Lifecycle, rawRequest, startLifecycle } from '../support/lifecycle.js';
 import { rawExchange } from '../support/raw-http.js';
 import { type TestService, testJwtSecret } from '../support/service.js';
 import { type RecordingServer, startRecordingServer } from '../support/webhook-receiver.js';
@@ -111,20 +111,8 @@ describe.each(databaseKinds)('the proxy fast path answers as its Fastify route d
       kind,
       webhooks: false,
       extraIntegrations: [
-        {
-          id: 'recorder',
-          name: 'Recorder',
-          provider: 'demo',
-          scopes: ['openid', 'offline_access', 'items:read'],
-          api: { baseUrl: `${upstream.url}/v1` },
-        },
-        {
-          id: 'streamer',
-          name: 'Streamer',
-          provider: 'demo',
-          scopes: ['openid', 'offline_access', 'items:read'],
-          api: { baseUrl: `${streamer.url}/v1` },
-        },
+        demoApiIntegration('recorder', 'Recorder', `${upstream.url}/v1`),
+        demoApiIntegration('streamer', 'Streamer', `${streamer.url}/v1`),
       ],
     });
     svc = await lc.startService({ background: false });

@@ -1,7 +1,13 @@
 import { connect as netConnect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../support/databases.js';
-import { type Lifecycle, proxyPath, rawRequest, startLifecycle } from '../support/lifecycle.js';
+import {
+  demoApiIntegration,
+  type Lifecycle,
+  proxyPath,
+  rawRequest,
+  startLifecycle,
+} from '../support/lifecycle.js';
 import type { TestService } from '../support/service.js';
 import { signedInAgent } from '../support/user-agent.js';
 import { type RecordingServer, startRecordingServer } from '../support/webhook-receiver.js';
@@ -79,15 +85,7 @@ describe.each(databaseKinds)('the proxy against a hostile upstream, on %s', (kin
     lc = await startLifecycle({
       kind,
       webhooks: false,
-      extraIntegrations: [
-        {
-          id: 'hostile',
-          name: 'Hostile',
-          provider: 'demo',
-          scopes: ['openid', 'offline_access', 'items:read'],
-          api: { baseUrl: `${upstream.url}/v1` },
-        },
-      ],
+      extraIntegrations: [demoApiIntegration('hostile', 'Hostile', `${upstream.url}/v1`)],
     });
     svc = await lc.startService({ background: false });
     hostile = await lc.connect(svc, 'u-alice', 'alice', 'hostile');

@@ -1,7 +1,13 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../support/databases.js';
-import { type Lifecycle, proxyPath, rawRequest, startLifecycle } from '../support/lifecycle.js';
+import {
+  demoApiIntegration,
+  type Lifecycle,
+  proxyPath,
+  rawRequest,
+  startLifecycle,
+} from '../support/lifecycle.js';
 import type { TestService } from '../support/service.js';
 import { UserAgent } from '../support/user-agent.js';
 import { type RecordingServer, startRecordingServer } from '../support/webhook-receiver.js';
@@ -49,15 +55,7 @@ describe.each(databaseKinds)('the HTTP proxy against oidc-provider and the demo 
     lc = await startLifecycle({
       kind,
       webhooks: false,
-      extraIntegrations: [
-        {
-          id: 'recorder',
-          name: 'Recorder',
-          provider: 'demo',
-          scopes: ['openid', 'offline_access', 'items:read'],
-          api: { baseUrl: `${upstream.url}/v1` },
-        },
-      ],
+      extraIntegrations: [demoApiIntegration('recorder', 'Recorder', `${upstream.url}/v1`)],
     });
     svc = await lc.startService({ background: false });
     items = await lc.connect(svc, 'u-alice');

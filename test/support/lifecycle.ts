@@ -353,6 +353,15 @@ export async function waitUntil(what: string, check: () => Promise<boolean> | bo
 }
 
 /** The proxy path of a connection. */
+/** An integration on the demo provider whose API is a test server (`baseUrl`), for `extraIntegrations`. */
+export const demoApiIntegration = (id: string, name: string, baseUrl: string) => ({
+  id,
+  name,
+  provider: 'demo',
+  scopes: ['openid', 'offline_access', 'items:read'],
+  api: { baseUrl },
+});
+
 export const proxyPath = (connectionId: string, rest = 'items') =>
   `/api/v1/connections/${connectionId}/proxy/${rest}`;
 
