@@ -61,3 +61,27 @@ export function processTree(pid: number): number[] {
 export function treeCpuUs(pids: number[]): number {
   return pids.reduce((sum, p) => sum + processCpuUs(p), 0);
 }
+
+/**
+ * CPU time (µs) of every process named `command` (e.g. `postgres`: the server and its backends),
+ * plus what its exited children used (cutime, cstime): a backend that ends between two readings
+ * is still counted. Processes that themselves exit between two readings are not.
+ */
+export function commandCpuUs(command: string): number {
+  let sum = 0;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let comm: string;
+    try {
+      comm = readFileSync(`/proc/${name}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    if (comm !== command) continue;
+    const f = statFields(Number(name));
+    if (f === undefined) continue;
+    // utime(14) stime(15) cutime(16) cstime(17): indices 11–14 here.
+    sum += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  }
+  return (sum * 1e6) / clockTicks();
+}

@@ -3,7 +3,8 @@ import type { Logger } from '../observability/logger.js';
 export interface BackgroundTask {
   name: string;
   everyMs: number;
-  run(): Promise<unknown>;
+  /** `signal` aborts when the service stops: a long run should stop taking new work. */
+  run(signal: AbortSignal): Promise<unknown>;
 }
 
 /**
@@ -12,12 +13,13 @@ export interface BackgroundTask {
  */
 export function startBackground(tasks: BackgroundTask[], logger: Logger): { stop(): Promise<void> } {
   let stopped = false;
+  const stopping = new AbortController();
   const running = new Set<Promise<unknown>>();
   const timers = tasks.map((task) => {
     const tick = async () => {
       if (stopped) return;
       const p = task
-        .run()
+        .run(stopping.signal)
         .catch((error: unknown) => logger.error({ err: error, task: task.name }, 'background task failed'));
       running.add(p);
       await p;
@@ -30,6 +32,7 @@ export function startBackground(tasks: BackgroundTask[], logger: Logger): { stop
   return {
     async stop() {
       stopped = true;
+      stopping.abort();
       for (const t of timers) clearTimeout(t.ref);
       await Promise.all(running);
     },

@@ -196,7 +196,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
               {
                 name: 'refresh',
                 everyMs: options.schedulerIntervalMs ?? 5000,
-                run: () => runDueRefreshes({ store, tokens: ctx.tokens, clock, logger }),
+                run: (signal) => runDueRefreshes({ store, tokens: ctx.tokens, clock, logger }, { signal }),
               },
               {
                 name: 'housekeeping',

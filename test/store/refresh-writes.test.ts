@@ -203,17 +203,50 @@ describe.each(databaseKinds)('grouped refresh writes on %s', (kind) => {
     expect(row.lease_taken_from).toBe('me');
   });
 
-  it('writes what arrives while a statement is in flight as the next statement, and splits at maxRows', async () => {
+  it('splits at maxRows: a full batch goes at once, the rest when its window is up', async () => {
     const ids = await Promise.all(Array.from({ length: 7 }, () => insert()));
-    const { writes, counter } = writesCounting({ windowMs: 1_000, maxRows: 3 });
+    const { writes, counter } = writesCounting({ windowMs: 300, maxRows: 3 });
     const started = Date.now();
+    const settledAt: number[] = [];
     const written = await Promise.all(
-      ids.map((id, i) => writes.write(id, 7, 'me', columns(String(i)), t0 + 10)),
+      ids.map((id, i) =>
+        writes.write(id, 7, 'me', columns(String(i)), t0 + 10).then((ok) => {
+          settledAt[i] = Date.now() - started;
+          return ok;
+        }),
+      ),
     );
     expect(written.every(Boolean)).toBe(true);
-    // A full batch goes at once; what queued behind it has waited a statement and goes right after.
     expect(counter.count).toBe(3);
-    expect(Date.now() - started).toBeLessThan(900);
+    // Two full statements without waiting; the seventh write waited out its own window.
+    expect(Math.max(...settledAt.slice(0, 6))).toBeLessThan(250);
+    expect(settledAt[6]).toBeGreaterThanOrEqual(290);
+  });
+
+  it('lets what queued behind a statement wait for its window, so that the next statement carries more', async () => {
+    const ids = await Promise.all(Array.from({ length: 4 }, () => insert()));
+    const { writes, counter } = writesCounting({ windowMs: 300, maxRows: 2 });
+    const first = ids.slice(0, 3).map((id, i) => writes.write(id, 7, 'me', columns(String(i)), t0 + 10));
+    // The third write queued behind the first (full) statement; a fourth comes 100 ms later and
+    // still finds it waiting, so both go in one statement.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(counter.count).toBe(1);
+    const late = writes.write(ids[3]!, 7, 'me', columns('late'), t0 + 10);
+    expect(await Promise.all([...first, late])).toEqual([true, true, true, true]);
+    expect(counter.count).toBe(2);
+  });
+
+  it('sends the waiting writes with one whose window is shorter (an on-demand refresh joins a scheduled batch)', async () => {
+    const [scheduled, onDemand] = await Promise.all([insert(), insert()]);
+    const { writes, counter } = writesCounting({ windowMs: 20 });
+    const started = Date.now();
+    const waiting = writes.write(scheduled, 7, 'me', columns('scheduled'), t0 + 10, 5_000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(counter.count).toBe(0);
+    const urgent = writes.write(onDemand, 7, 'me', columns('on-demand'), t0 + 10);
+    expect(await Promise.all([waiting, urgent])).toEqual([true, true]);
+    expect(counter.count).toBe(1);
+    expect(Date.now() - started).toBeLessThan(2_000);
   });
 
   it('holds a lone write for its window, so that others can join it', async () => {

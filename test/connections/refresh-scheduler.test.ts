@@ -1,0 +1,150 @@
+/**
+ * The refresh scheduler (connections/refresh-scheduler.ts) against the real provider and both
+ * databases: a storm larger than one batch is claimed batch after batch within one run, the next
+ * batch claimed while the current one is still being refreshed, and a run stops claiming at
+ * `maxRows`, at its budget, when the service stops, or when a later claim fails, always finishing
+ * what it claimed. Every refresh presents its own connection's refresh token once.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runDueRefreshes } from '../../src/connections/refresh-scheduler.js';
+import type { ClaimedRow } from '../../src/connections/token-service.js';
+import { databaseKinds } from '../support/databases.js';
+import { type Lifecycle, startLifecycle } from '../support/lifecycle.js';
+import type { TestService } from '../support/service.js';
+
+const connections = 12;
+
+describe.each(databaseKinds)('the refresh scheduler on %s', (kind) => {
+  let lc: Lifecycle;
+  let svc: TestService;
+  const ids: string[] = [];
+
+  beforeAll(async () => {
+    lc = await startLifecycle({ kind, webhooks: false, accessTokenTtlSeconds: 3600 });
+    svc = await lc.startService({ background: false });
+    for (let i = 0; i < connections; i++) ids.push(await lc.connect(svc, `u-storm-${i}`));
+  });
+
+  afterAll(async () => {
+    await lc?.close();
+  });
+
+  const db = () => svc.service.ctx.store.db;
+
+  /** Makes every connection due now; returns how many refresh calls the provider had seen. */
+  async function allDue(): Promise<number> {
+    await db()
+      .updateTable('connections')
+      .set({ next_refresh_at: Date.now() - 1 })
+      .execute();
+    return lc.refreshCount();
+  }
+
+  const dueLeft = async () =>
+    Number(
+      (
+        await db()
+          .selectFrom('connections')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('next_refresh_at', '<=', Date.now())
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
+
+  /** The service's dependencies for a run, its claims recorded (and `claim` able to replace them). */
+  function deps(claim?: (n: number, real: (n: number) => Promise<ClaimedRow[]>) => Promise<ClaimedRow[]>) {
+    const { store, tokens, clock, logger } = svc.service.ctx;
+    const claims: Array<{ asked: number; got: number; refreshesBefore: number }> = [];
+    const real = (n: number) => tokens.claimDueRefreshes(n);
+    const original = tokens.claimDueRefreshes.bind(tokens);
+    const wrapped = Object.create(tokens) as typeof tokens;
+    wrapped.claimDueRefreshes = async (n: number) => {
+      const refreshesBefore = lc.refreshCount();
+      const rows = await (claim === undefined ? original(n) : claim(n, real));
+      claims.push({ asked: n, got: rows.length, refreshesBefore });
+      return rows;
+    };
+    wrapped.refreshClaimed = tokens.refreshClaimed.bind(tokens);
+    return { d: { store, tokens: wrapped, clock, logger }, claims };
+  }
+
+  /** Each connection's refresh token was presented at most once, and every refresh succeeded. */
+  function expectNoReuse() {
+    const refreshes = lc.tokenCalls.filter((c) => c.grantType === 'refresh_token');
+    const presented = refreshes.map((c) => c.presentedRefreshToken);
+    expect(new Set(presented).size).toBe(presented.length);
+    expect(refreshes.every((c) => c.status === 200)).toBe(true);
+  }
+
+  it('claims batch after batch in one run, the next one before the current one is done', async () => {
+    const before = await allDue();
+    const { d, claims } = deps();
+    const refreshed = await runDueRefreshes(d, { batchSize: 5 });
+    expect(refreshed).toBe(connections);
+    expect(lc.refreshCount() - before).toBe(connections);
+    expect(claims.map((c) => c.got)).toEqual([5, 5, 2]);
+    // The second batch was claimed before any refresh of the first had finished.
+    expect(claims[1]!.refreshesBefore).toBe(before);
+    expect(await dueLeft()).toBe(0);
+    expectNoReuse();
+  });
+
+  it('stops claiming at maxRows, and leaves the rest due for the next run', async () => {
+    const before = await allDue();
+    const { d, claims } = deps();
+    expect(await runDueRefreshes(d, { batchSize: 5, maxRows: 7 })).toBe(7);
+    expect(claims.map((c) => c.asked)).toEqual([5, 2]);
+    expect(lc.refreshCount() - before).toBe(7);
+    expect(await dueLeft()).toBe(connections - 7);
+    expect(await runDueRefreshes(deps().d, { batchSize: 5 })).toBe(connections - 7);
+    expectNoReuse();
+  });
+
+  it('stops claiming once its budget is spent, and finishes what it claimed', async () => {
+    await allDue();
+    const { d, claims } = deps();
+    let calls = 0;
+    // The run's clock: its budget is spent right after the run starts.
+    const clock = { now: () => Date.now() + (calls++ === 0 ? 0 : 60_000) };
+    expect(await runDueRefreshes({ ...d, clock }, { batchSize: 5, budgetMs: 1_000 })).toBe(5);
+    expect(claims).toHaveLength(1);
+    expect(await dueLeft()).toBe(connections - 5);
+    await runDueRefreshes(deps().d);
+    expectNoReuse();
+  });
+
+  it('claims nothing more once the service is stopping, and nothing at all if it already was', async () => {
+    await allDue();
+    const stopping = new AbortController();
+    const { d, claims } = deps(async (n, real) => {
+      const rows = await real(n);
+      stopping.abort();
+      return rows;
+    });
+    expect(await runDueRefreshes(d, { batchSize: 5, signal: stopping.signal })).toBe(5);
+    expect(claims).toHaveLength(1);
+    const stopped = deps();
+    expect(await runDueRefreshes(stopped.d, { signal: stopping.signal })).toBe(0);
+    expect(stopped.claims).toHaveLength(0);
+    expect(await dueLeft()).toBe(connections - 5);
+    await runDueRefreshes(deps().d);
+    expectNoReuse();
+  });
+
+  it('refreshes what it claimed when a later claim fails, and fails the run when the first does', async () => {
+    await allDue();
+    let n = 0;
+    const { d } = deps(async (size, real) => {
+      if (n++ === 1) throw new Error('database went away');
+      return real(size);
+    });
+    expect(await runDueRefreshes(d, { batchSize: 5 })).toBe(5);
+    const failing = deps(async () => {
+      throw new Error('database went away');
+    });
+    await expect(runDueRefreshes(failing.d, { batchSize: 5 })).rejects.toThrow('database went away');
+    // The rows the failed claim left are still due, and the next run takes them.
+    expect(await runDueRefreshes(deps().d, { batchSize: 5 })).toBe(connections - 5);
+    expectNoReuse();
+  });
+});
