@@ -14,6 +14,7 @@ import * as m0012 from './migrations/0012_pending_scopes.js';
 import * as m0013 from './migrations/0013_connection_api_base.js';
 import * as m0014 from './migrations/0014_audit_subjects.js';
 import * as m0015 from './migrations/0015_catalog_admin.js';
+import * as m0016 from './migrations/0016_connection_writes.js';
 
 /** The ordered list of migrations; each receives the engine kind for the few dialect differences. */
 function migrationsFor(store: Store): Record<string, Migration> {
@@ -32,6 +33,7 @@ function migrationsFor(store: Store): Record<string, Migration> {
     '0013_connection_api_base': { up: (db) => m0013.up(db) },
     '0014_audit_subjects': { up: (db) => m0014.up(db) },
     '0015_catalog_admin': { up: (db) => m0015.up(db) },
+    '0016_connection_writes': { up: (db) => m0016.up(db, store.kind) },
   };
 }
 

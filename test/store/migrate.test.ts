@@ -63,4 +63,32 @@ describe.each(databaseKinds)('migrations on %s', (kind) => {
         .execute(),
     ).rejects.toThrow();
   });
+
+  it('looks connections up by user through the unique index, the only index that names user_id', async () => {
+    const byUser = sql`select * from connections where user_id = 'u1' order by created_at`;
+    if (kind === 'postgres') {
+      await sql`set enable_seqscan = off`.execute(store.db);
+      const plan = await sql<Record<string, string>>`explain ${byUser}`.execute(store.db);
+      await sql`reset enable_seqscan`.execute(store.db);
+      expect(plan.rows.map((r) => Object.values(r)[0]).join('\n')).toContain(
+        'connections_user_integration_unique',
+      );
+      const indexes = await sql<{
+        indexname: string;
+      }>`select indexname from pg_indexes where tablename = 'connections'`.execute(store.db);
+      expect(indexes.rows.map((r) => r.indexname)).not.toContain('connections_by_user');
+      // Room on each page for the claim's in-place (HOT) updates.
+      const options = await sql<{
+        reloptions: string[] | null;
+      }>`select reloptions from pg_class where relname = 'connections'`.execute(store.db);
+      expect(options.rows[0]?.reloptions).toContain('fillfactor=80');
+    } else {
+      const plan = await sql<{ detail: string }>`explain query plan ${byUser}`.execute(store.db);
+      expect(plan.rows.map((r) => r.detail).join('\n')).toMatch(/USING INDEX sqlite_autoindex_connections/);
+      const indexes = await sql<{
+        name: string;
+      }>`select name from sqlite_master where type = 'index' and tbl_name = 'connections'`.execute(store.db);
+      expect(indexes.rows.map((r) => r.name)).not.toContain('connections_by_user');
+    }
+  });
 });
