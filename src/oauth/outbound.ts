@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import ipaddr from 'ipaddr.js';
 import { Agent, type Dispatcher, fetch as undiciFetch } from 'undici';
+import { BufferedResponse } from './buffered-response.js';
 
 /** An outbound request refused by policy (a private, loopback or link-local target not allowed). */
 export class OutboundBlockedError extends Error {
@@ -214,10 +215,7 @@ export function createOutbound(policy: OutboundPolicy): {
         else if (value !== undefined) headers.push([name, value]);
       }
       const empty = answer.statusCode === 204 || answer.statusCode === 304;
-      return new Response(empty ? null : (body as unknown as BodyInit), {
-        status: answer.statusCode,
-        headers,
-      });
+      return new BufferedResponse(empty ? null : body, { status: answer.statusCode, headers });
     } finally {
       deadline.end();
     }
