@@ -812,4 +812,48 @@ export const mutations: Mutation[] = [
     description: 'the fast path takes percent-encoded paths the router would decode or refuse itself',
     tests: ['test/gateway/proxy-fast-path.test.ts'],
   },
+  {
+    id: 'scheduler-one-batch-per-run',
+    file: 'src/connections/refresh-scheduler.ts',
+    search: '      if (unstarted <= lowWater && mayClaim()) track(claim());',
+    replace: '',
+    description:
+      'a storm waits for the next scheduler tick after each batch (the next batch is not claimed while one runs)',
+    tests: ['test/connections/refresh-scheduler.test.ts'],
+  },
+  {
+    id: 'scheduler-claims-while-stopping',
+    file: 'src/connections/refresh-scheduler.ts',
+    search: '    options.signal?.aborted !== true &&\n',
+    replace: '',
+    description:
+      'a stopping service keeps claiming rows it will not refresh (their leases hold them from other instances)',
+    tests: ['test/connections/refresh-scheduler.test.ts'],
+  },
+  {
+    id: 'scheduler-ignores-max-rows',
+    file: 'src/connections/refresh-scheduler.ts',
+    search: '    claimedRows < maxRows &&\n',
+    replace: '',
+    description: 'a bounded run claims past its bound',
+    tests: ['test/connections/refresh-scheduler.test.ts'],
+  },
+  {
+    id: 'refresh-writes-queued-go-at-once',
+    file: 'src/store/repos/refresh-writes.ts',
+    search:
+      '      else if (this.#queue.length > 0) this.#flushAt(Math.min(...this.#queue.map((w) => w.due)));',
+    replace: '      else if (this.#queue.length > 0) this.#flush();',
+    description:
+      'what queues behind a statement goes at once, so a storm writes statements of two or three rows',
+    tests: ['test/store/refresh-writes.test.ts'],
+  },
+  {
+    id: 'refresh-writes-short-window-waits',
+    file: 'src/store/repos/refresh-writes.ts',
+    search: '    if (this.#timer !== undefined && this.#timerAt <= at) return;',
+    replace: '    if (this.#timer !== undefined) return;',
+    description: "an on-demand refresh's write waits out a scheduled write's longer window",
+    tests: ['test/store/refresh-writes.test.ts'],
+  },
 ];

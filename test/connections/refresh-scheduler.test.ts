@@ -12,7 +12,7 @@ import { databaseKinds } from '../support/databases.js';
 import { type Lifecycle, startLifecycle } from '../support/lifecycle.js';
 import type { TestService } from '../support/service.js';
 
-const connections = 12;
+const connections = 24;
 
 describe.each(databaseKinds)('the refresh scheduler on %s', (kind) => {
   let lc: Lifecycle;
@@ -79,13 +79,26 @@ describe.each(databaseKinds)('the refresh scheduler on %s', (kind) => {
   it('claims batch after batch in one run, the next one before the current one is done', async () => {
     const before = await allDue();
     const { d, claims } = deps();
-    const refreshed = await runDueRefreshes(d, { batchSize: 5 });
+    const refreshed = await runDueRefreshes(d, { batchSize: 10 });
     expect(refreshed).toBe(connections);
     expect(lc.refreshCount() - before).toBe(connections);
-    expect(claims.map((c) => c.got)).toEqual([5, 5, 2]);
-    // The second batch was claimed before any refresh of the first had finished.
+    expect(claims.map((c) => c.got)).toEqual([10, 10, 4]);
+    // The workers took the whole first batch at once: the second was claimed before any of its refreshes.
     expect(claims[1]!.refreshesBefore).toBe(before);
     expect(await dueLeft()).toBe(0);
+    expectNoReuse();
+  });
+
+  it('claims the next batch when the one running gets low, not when it is done', async () => {
+    const before = await allDue();
+    const { d, claims } = deps();
+    // One token request at a time, 8 refreshes running: 12 rows of the first batch wait, and the
+    // next batch is claimed once 5 are left.
+    const refreshed = await runDueRefreshes(d, { batchSize: 20, perProviderConcurrency: 1 });
+    expect(refreshed).toBe(connections);
+    expect(claims.map((c) => c.got)).toEqual([20, 4]);
+    expect(claims[1]!.refreshesBefore - before).toBeGreaterThan(0);
+    expect(claims[1]!.refreshesBefore - before).toBeLessThan(20);
     expectNoReuse();
   });
 
