@@ -109,7 +109,11 @@ describe.each(databaseKinds)('the refresh scheduler on %s', (kind) => {
     expect(claims.map((c) => c.asked)).toEqual([5, 2]);
     expect(lc.refreshCount() - before).toBe(7);
     expect(await dueLeft()).toBe(connections - 7);
-    expect(await runDueRefreshes(deps().d, { batchSize: 5 })).toBe(connections - 7);
+    // A bound the batches meet exactly: no further (empty) claim.
+    const exact = deps();
+    expect(await runDueRefreshes(exact.d, { batchSize: 5, maxRows: 10 })).toBe(10);
+    expect(exact.claims.map((c) => c.asked)).toEqual([5, 5]);
+    expect(await runDueRefreshes(deps().d, { batchSize: 5 })).toBe(connections - 17);
     expectNoReuse();
   });
 
