@@ -856,4 +856,22 @@ export const mutations: Mutation[] = [
     description: "an on-demand refresh's write waits out a scheduled write's longer window",
     tests: ['test/store/refresh-writes.test.ts'],
   },
+  {
+    id: 'claim-waits-on-locked-rows',
+    file: 'src/store/repos/connections.ts',
+    search: "() => candidates.forUpdate('connections').skipLocked()",
+    replace: "() => candidates.forUpdate('connections')",
+    description:
+      "on PostgreSQL an instance's claim waits for another instance's claim to commit, and then finds its rows gone",
+    tests: ['test/connections/refresh-scheduler.test.ts'],
+  },
+  {
+    id: 'claim-locking-subquery-inline',
+    file: 'src/store/repos/connections.ts',
+    search: 'const ids = skipLocked',
+    replace: 'const ids = skipLocked && Math.random() > 2',
+    description:
+      'the SKIP LOCKED subquery runs inline in the UPDATE, may be run again, and claims past the batch size',
+    tests: ['test/connections/refresh-scheduler.test.ts'],
+  },
 ];

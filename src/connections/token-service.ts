@@ -165,7 +165,13 @@ export class TokenService {
    */
   async claimDueRefreshes(limit: number): Promise<ClaimedRow[]> {
     const now = this.#d.clock.now();
-    const rows = await this.#repo.claimDueRefreshes(this.#d.instanceId, now, this.#leaseMs, limit);
+    const rows = await this.#repo.claimDueRefreshes(
+      this.#d.instanceId,
+      now,
+      this.#leaseMs,
+      limit,
+      this.#d.store.kind === 'postgres',
+    );
     for (const row of rows) this.#claimed.set(row.id, now);
     return rows;
   }

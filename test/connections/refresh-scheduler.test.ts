@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDueRefreshes } from '../../src/connections/refresh-scheduler.js';
 import type { ClaimedRow } from '../../src/connections/token-service.js';
+import { ConnectionRepository } from '../../src/store/repos/connections.js';
 import { databaseKinds } from '../support/databases.js';
 import { type Lifecycle, startLifecycle } from '../support/lifecycle.js';
 import type { TestService } from '../support/service.js';
@@ -164,4 +165,40 @@ describe.each(databaseKinds)('the refresh scheduler on %s', (kind) => {
     expect(await runDueRefreshes(deps().d, { batchSize: 5 })).toBe(connections - 5);
     expectNoReuse();
   });
+
+  if (kind === 'postgres') {
+    it('lets two instances claim at the same moment: the second takes other rows, without waiting for the first', async () => {
+      await allDue();
+      const now = Date.now();
+      try {
+        await db()
+          .transaction()
+          .execute(async (trx) => {
+            const first = await new ConnectionRepository(trx).claimDueRefreshes(
+              'probe-a',
+              now,
+              60_000,
+              10,
+              true,
+            );
+            expect(first).toHaveLength(10);
+            // The first claim's transaction is still open, its rows locked.
+            const second = await Promise.race([
+              new ConnectionRepository(db()).claimDueRefreshes('probe-b', now, 60_000, 10, true),
+              new Promise<'blocked'>((resolve) => setTimeout(() => resolve('blocked'), 3_000)),
+            ]);
+            expect(second).not.toBe('blocked');
+            const ids = new Set(first.map((r) => r.id));
+            expect((second as ClaimedRow[]).filter((r) => ids.has(r.id))).toEqual([]);
+            expect(second).toHaveLength(10);
+          });
+      } finally {
+        await db()
+          .updateTable('connections')
+          .set({ lease_owner: null, lease_until: null, next_refresh_at: Date.now() + 3_600_000 })
+          .where('lease_owner', 'in', ['probe-a', 'probe-b'])
+          .execute();
+      }
+    });
+  }
 });

@@ -229,9 +229,10 @@ export class ConnectionRepository {
     now: Millis,
     leaseMs: number,
     limit: number,
+    skipLocked = false,
   ): Promise<Array<ConnectionRow & { provider_id: string | null }>> {
     const leaseFree = sql<boolean>`(lease_owner is null or lease_until < ${now})`;
-    const due = this.#db
+    const candidates = this.#db
       .selectFrom('connections')
       .innerJoin('integrations', 'integrations.id', 'connections.integration_id')
       // A disabled provider disables its integrations: their connections are kept, not refreshed.
@@ -246,14 +247,26 @@ export class ConnectionRepository {
       )
       .orderBy('connections.next_refresh_at')
       .limit(limit);
-    const claimed = await this.#db
+    // PostgreSQL: rows another instance is claiming right now are passed over, not waited for
+    // (its claim would commit and leave them to nobody here), so concurrent claims take
+    // disjoint batches instead of queueing on each other's row locks. The locking subquery is a
+    // materialized CTE: evaluated once (as a plain `IN (…)` it may be run again during the
+    // update, and with SKIP LOCKED each run returns other rows, past the limit).
+    const ids = skipLocked ? sql<string>`(select id from due)` : candidates;
+    const base = skipLocked
+      ? this.#db.with(
+          (cte) => cte('due').materialized(),
+          () => candidates.forUpdate('connections').skipLocked(),
+        )
+      : this.#db;
+    const claimed = await base
       .updateTable('connections')
       .set((eb) => ({
         lease_owner: owner,
         lease_until: now + leaseMs,
         lease_taken_from: eb.ref('lease_owner'),
       }))
-      .where('id', 'in', due)
+      .where('id', 'in', ids)
       // Checked again on the row itself: PostgreSQL re-evaluates these on a row another
       // instance claimed between the subquery and the update, and skips it.
       .where(leaseFree)
