@@ -868,8 +868,8 @@ export const mutations: Mutation[] = [
   {
     id: 'claim-locking-subquery-inline',
     file: 'src/store/repos/connections.ts',
-    search: 'const ids = skipLocked',
-    replace: 'const ids = skipLocked && Math.random() > 2',
+    search: 'const ids = skipLocked ? sql<string>`(select id from due)` : candidates;',
+    replace: "const ids = skipLocked ? candidates.forUpdate('connections').skipLocked() : candidates;",
     description:
       'the SKIP LOCKED subquery runs inline in the UPDATE, may be run again, and claims past the batch size',
     tests: ['test/connections/refresh-scheduler.test.ts'],
