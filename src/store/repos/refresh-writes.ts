@@ -33,8 +33,8 @@ export interface RefreshWritesOptions {
  * The fenced write of refreshed tokens, grouped: each write waits up to its window (and behind
  * the statement being written) for others to join it, and the writes waiting then go to the
  * database as one statement,
- * `WITH v(…) AS (VALUES …) UPDATE connections … FROM v WHERE id = v.id AND version = v.version
- * RETURNING id`. Each row keeps its own version fence and lease release; each caller still
+ * `WITH v(…) AS (…) UPDATE connections … FROM v WHERE id = v.id AND version = v.version
+ * RETURNING id` (`v` from one array parameter per column on PostgreSQL, a VALUES list on SQLite). Each row keeps its own version fence and lease release; each caller still
  * learns whether its own row was written, and only after its statement has committed (a rotated
  * refresh token is never reported saved before it is). When a grouped statement fails, its rows
  * are written one by one, so that one row's failure is that row's alone.
