@@ -1,15 +1,18 @@
 /**
- * Routes answered before Fastify sees the request: the proxy's plain calls, its hot path.
+ * Routes answered before Fastify sees the request: the hot paths of the proxy (its plain calls)
+ * and of the MCP gateway (its POSTs).
  *
  * Fastify's request cycle (routing, the hook chain, the reply object, the request logger) cost
  * about a tenth of a proxied call's CPU, as much as the access line and the rate limits together.
- * A fast route takes only the plain case: a bodyless request (GET, HEAD, DELETE without a body)
- * with exactly one `Authorization` header and a Host, on a URL its own pattern accepts. Anything
- * else (no or several credentials, a body, an encoded or unusual path, TRACE) goes to Fastify and
- * its registered route, which stays the full implementation and the one the OpenAPI document
- * lists. On the fast path the request meets what the app's hooks do, in the same order: our
- * security headers, the per-address limit, the bearer's verification, the per-user limit; errors
- * become the same problem+json answers; every answer leaves the same access line and metric.
+ * A fast route takes only the plain case: exactly one `Authorization` header and a Host, on a URL
+ * its own pattern accepts, and either no body (GET, HEAD, DELETE without one) or, on a route that
+ * reads bodies whole, a POST with a `Content-Type` and a `Content-Length` within the route's
+ * limit. Anything else (no or several credentials, a chunked or oversized body, an encoded or
+ * unusual path, TRACE) goes to Fastify and its registered route, which stays the full
+ * implementation and the one the OpenAPI document lists. On the fast path the request meets what
+ * the app's hooks do, in the same order: our security headers, the per-address limit, the
+ * bearer's verification, the per-user limit, then the body; errors become the same problem+json
+ * answers; every answer leaves the same access line and metric.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
@@ -34,6 +37,13 @@ export interface FastRoute<P> {
    * every URL of a route that answers CORS.
    */
   match(method: string, url: string): P | undefined;
+  /**
+   * When set, the route also takes a POST whose body (with a `Content-Type`, and a
+   * `Content-Length` of at most this many bytes, no `Transfer-Encoding`) it reads whole, as its
+   * Fastify twin's buffer parser does under the same limit; `handle` then gets it as `body`.
+   * Unset: bodyless GET, HEAD and DELETE only.
+   */
+  readonly postBodyLimit?: number;
   /** Answers a verified bearer caller; throws Problems, as a Fastify handler does. */
   handle(call: FastCall<P>): Promise<FastAnswer>;
   /** Extra headers on this route's 401s (the proxy's Bearer challenge). */
@@ -44,13 +54,19 @@ export interface FastCall<P> {
   readonly params: P;
   readonly identity: Identity;
   readonly request: IncomingMessage;
+  /** A POST's body, read whole (routes with `postBodyLimit`); undefined for the other methods. */
+  readonly body?: Buffer;
 }
 
 export interface FastAnswer {
   statusCode: number;
   headers: Record<string, string>;
-  /** Streamed to the caller; undefined: no body. */
-  body: Readable | undefined;
+  /**
+   * A stream is piped to the caller; a string or Buffer is sent whole with its
+   * `Content-Length` (and, as Fastify's `reply.send` gives it, a `Content-Type` when the answer
+   * has none); undefined: no body.
+   */
+  body: Readable | string | Buffer | undefined;
 }
 
 export interface FastRouteDeps {
@@ -74,10 +90,24 @@ export interface FastRouteDeps {
 /** Methods a fast route may take: the ones with no body when they carry none. */
 const bodylessMethods = new Set(['GET', 'HEAD', 'DELETE']);
 const trustAll = () => true;
+/** A Content-Length as RFC 9110 §8.6 writes it (Node has already refused a malformed or doubled one). */
+const decimal = /^\d{1,10}$/;
 
 interface Entry {
   route: FastRoute<unknown>;
   category: RateLimitCategory | null;
+}
+
+/** Whether a POST is plain for a route reading bodies up to `limit` bytes. */
+function plainPost(headers: IncomingMessage['headers'], limit: number): boolean {
+  const length = headers['content-length'];
+  return (
+    headers['transfer-encoding'] === undefined &&
+    headers['content-type'] !== undefined &&
+    length !== undefined &&
+    decimal.test(length) &&
+    Number(length) <= limit
+  );
 }
 
 export class FastRoutes {
@@ -90,7 +120,8 @@ export class FastRoutes {
   }
 
   add<P>(route: FastRoute<P>): void {
-    for (const method of bodylessMethods) {
+    const methods = route.postBodyLimit === undefined ? bodylessMethods : [...bodylessMethods, 'POST'];
+    for (const method of methods) {
       // Each method's category must be the route's (it is per URL for every route today).
       if (categoryOf(method, route.url) !== categoryOf('GET', route.url))
         throw new Error(`fast route ${route.url}: its category depends on the method`);
@@ -103,17 +134,21 @@ export class FastRoutes {
     const deps = this.#deps;
     if (deps === undefined || this.#routes.length === 0) return false;
     const method = request.method ?? '';
-    if (!bodylessMethods.has(method)) return false;
+    const post = method === 'POST';
+    if (!post && !bodylessMethods.has(method)) return false;
     const headers = request.headers;
+    if (headers.host === undefined && request.httpVersion !== '1.0') return false;
     if (
-      headers['transfer-encoding'] !== undefined ||
-      (headers['content-length'] !== undefined && headers['content-length'] !== '0') ||
-      (method === 'DELETE' && headers['content-type'] !== undefined) ||
-      (headers.host === undefined && request.httpVersion !== '1.0')
+      !post &&
+      (headers['transfer-encoding'] !== undefined ||
+        (headers['content-length'] !== undefined && headers['content-length'] !== '0') ||
+        (method === 'DELETE' && headers['content-type'] !== undefined))
     )
       return false;
     const url = request.url ?? '';
     for (const entry of this.#routes) {
+      const limit = entry.route.postBodyLimit;
+      if (post && (limit === undefined || !plainPost(headers, limit))) continue;
       const params = entry.route.match(method, url);
       if (params === undefined) continue;
       let authorization: string | undefined;
@@ -176,14 +211,32 @@ export class FastRoutes {
       subject.identity = identity;
       const byUser = deps.rateLimits?.check(category, 'user', subject);
       if (byUser !== undefined) await byUser;
-      const answer = await route.handle({ params, identity, request });
+      // After the checks, as Fastify parses a body only once its onRequest hooks passed.
+      const body = method === 'POST' ? await bodyOf(request) : undefined;
+      if (body === null) {
+        response.destroy(); // the caller went away mid-body: nobody to answer
+        return;
+      }
+      const answer = await route.handle(
+        body === undefined ? { params, identity, request } : { params, identity, request, body },
+      );
       // Our security headers under the answer's own (which override them), added to the answer's
       // object: spreading both into a new one cost more than the rest of this function.
       const headers = answer.headers;
       for (const name in deps.ownHeaders) headers[name] ??= deps.ownHeaders[name]!;
-      response.writeHead(answer.statusCode, headers);
-      if (answer.body === undefined) response.end();
-      else this.#stream(deps, id, answer.body, response);
+      const sent = answer.body;
+      if (sent === undefined) {
+        response.writeHead(answer.statusCode, headers);
+        response.end();
+      } else if (typeof sent === 'string' || Buffer.isBuffer(sent)) {
+        headers['content-type'] = contentTypeFor(sent, headers['content-type']);
+        headers['content-length'] = String(Buffer.byteLength(sent));
+        response.writeHead(answer.statusCode, headers);
+        response.end(method === 'HEAD' ? undefined : sent);
+      } else {
+        response.writeHead(answer.statusCode, headers);
+        this.#stream(deps, id, sent, response);
+      }
     } catch (error) {
       this.#fail(deps, route, id, request, response, error);
     }
@@ -241,4 +294,32 @@ export class FastRoutes {
     const all = proxyAddr.all(request, trustAll);
     return all[all.length - 1] ?? '';
   }
+}
+
+/**
+ * The Content-Type Fastify's `reply.send` gives a whole body: its own for one without, and
+ * `charset=utf-8` added to a JSON type a string goes out as.
+ */
+function contentTypeFor(body: string | Buffer, type: string | undefined): string {
+  if (type === undefined)
+    return typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/octet-stream';
+  if (typeof body !== 'string' || !type.toLowerCase().includes('json') || /;\s*charset=/i.test(type))
+    return type;
+  return `${type}; charset=utf-8`;
+}
+
+/**
+ * A plain POST's body (its length already checked against the route's limit), or null when the
+ * request ended early: Node's parser delivers exactly `Content-Length` bytes or fails.
+ */
+function bodyOf(request: IncomingMessage): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    request.once('error', () => resolve(null));
+    request.once('close', () => {
+      if (!request.complete) resolve(null);
+    });
+  });
 }

@@ -1,8 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { mayAccess } from '../../connections/access.js';
+import type { AggregateRequest } from '../../gateway/mcp/aggregate.js';
 import type { McpGateway } from '../../gateway/mcp/index.js';
 import type { GatewayAnswer, GatewayRequest } from '../../gateway/mcp/integration-gateway.js';
 import type { Identity } from '../../identity/identity.js';
+import type { FastAnswer } from '../fast-routes.js';
 import { defineRoute, documented, problem, type ResponseSpec } from '../openapi/route-spec.js';
 import { Problem, unauthenticated } from '../problem.js';
 
@@ -72,12 +74,79 @@ export async function registerMcpRoutes(app: FastifyInstance, gateway: McpGatewa
     scope.route(documented(perIntegrationSpec, (request, reply) => perIntegration(gateway, request, reply)));
     scope.route(documented(aggregateSpec, (request, reply) => aggregate(gateway, request, reply)));
   });
+  // The POSTs (every JSON-RPC message a client sends) skip Fastify's cycle when plain.
+  const challengeHeaders = { 'www-authenticate': bearerChallenge };
+  app.fastRoutes.add<string>({
+    url: perIntegrationSpec.url,
+    postBodyLimit: maxBodyBytes,
+    challengeHeaders,
+    match: (method, url) => (method === 'POST' ? integrationIdIn(url) : undefined),
+    handle: async ({ params, identity, request, body }) =>
+      fastAnswer(
+        await gateway.perIntegration.post(
+          await integrationRequest(gateway, identity, params, request.headers, body),
+        ),
+      ),
+  });
+  app.fastRoutes.add<true>({
+    url: aggregateSpec.url,
+    postBodyLimit: maxBodyBytes,
+    challengeHeaders,
+    match: (method, url) => (method === 'POST' && aggregateUrl.test(url) ? true : undefined),
+    handle: async ({ identity, request, body }) =>
+      fastAnswer(await gateway.aggregate.post(aggregateRequest(identity, request.headers, body))),
+  });
+}
+
+/** `/mcp`, alone or with a query: what find-my-way routes to the aggregate. */
+const aggregateUrl = /^\/mcp(?:\?|$)/;
+/** `/mcp/<id>` with an id of plain characters (find-my-way's default `maxParamLength` is 100). */
+const integrationUrl = /^\/mcp\/([A-Za-z0-9._~-]{1,100})(?:\?|$)/;
+
+/**
+ * The integration id when the fast route takes this URL as sent: one the router would give the
+ * same id. Anything encoded (the router decodes it) or with other characters goes to Fastify.
+ */
+function integrationIdIn(url: string): string | undefined {
+  return integrationUrl.exec(url)?.[1];
+}
+
+/** A gateway answer for the fast path, with the `Content-Length: 0` Fastify gives an empty one. */
+function fastAnswer(answer: GatewayAnswer): FastAnswer {
+  const headers = { ...answer.headers };
+  if (answer.body === undefined && answer.status !== 204 && answer.status !== 304)
+    headers['content-length'] = '0';
+  return { statusCode: answer.status, headers, body: answer.body };
 }
 
 async function perIntegration(gateway: McpGateway, request: FastifyRequest, reply: FastifyReply) {
   const identity = bearerIdentity(request);
-  const userId = identity.userId;
   const { integrationId } = request.params as { integrationId: string };
+  const req = await integrationRequest(
+    gateway,
+    identity,
+    integrationId,
+    request.headers,
+    Buffer.isBuffer(request.body) ? request.body : undefined,
+  );
+  const g = gateway.perIntegration;
+  const answer =
+    request.method === 'POST'
+      ? await g.post(req)
+      : request.method === 'GET'
+        ? await g.get(req)
+        : await g.delete(req);
+  return send(reply, answer);
+}
+
+/** The request for `/mcp/:integrationId`; 404 for an integration the caller may not see, 409 for a disabled one. */
+async function integrationRequest(
+  gateway: McpGateway,
+  identity: Identity,
+  integrationId: string,
+  headers: GatewayRequest['headers'],
+  body: Buffer | undefined,
+): Promise<GatewayRequest> {
   const integration = await gateway.integrations.get(integrationId);
   // Limited to groups the caller is in none of: as if it did not exist.
   if (integration === undefined || !mayAccess(integration, identity.groups)) {
@@ -91,13 +160,17 @@ async function perIntegration(gateway: McpGateway, request: FastifyRequest, repl
       'This integration is disabled by an administrator.',
     );
   }
-  const req: GatewayRequest = {
-    userId,
-    integration,
-    headers: request.headers,
-    ...(Buffer.isBuffer(request.body) ? { body: request.body } : {}),
-  };
-  const g = gateway.perIntegration;
+  return { userId: identity.userId, integration, headers, ...(body === undefined ? {} : { body }) };
+}
+
+async function aggregate(gateway: McpGateway, request: FastifyRequest, reply: FastifyReply) {
+  const identity = bearerIdentity(request);
+  const req = aggregateRequest(
+    identity,
+    request.headers,
+    Buffer.isBuffer(request.body) ? request.body : undefined,
+  );
+  const g = gateway.aggregate;
   const answer =
     request.method === 'POST'
       ? await g.post(req)
@@ -107,22 +180,17 @@ async function perIntegration(gateway: McpGateway, request: FastifyRequest, repl
   return send(reply, answer);
 }
 
-async function aggregate(gateway: McpGateway, request: FastifyRequest, reply: FastifyReply) {
-  const identity = bearerIdentity(request);
-  const req = {
+function aggregateRequest(
+  identity: Identity,
+  headers: AggregateRequest['headers'],
+  body: Buffer | undefined,
+): AggregateRequest {
+  return {
     userId: identity.userId,
     groups: identity.groups,
-    headers: request.headers,
-    ...(Buffer.isBuffer(request.body) ? { body: request.body } : {}),
+    headers,
+    ...(body === undefined ? {} : { body }),
   };
-  const g = gateway.aggregate;
-  const answer =
-    request.method === 'POST'
-      ? await g.post(req)
-      : request.method === 'GET'
-        ? await g.get(req)
-        : await g.delete(req);
-  return send(reply, answer);
 }
 
 /** The caller: a nunq JWT as `Authorization: Bearer`, never a session cookie. */
