@@ -797,6 +797,24 @@ export const mutations: Mutation[] = [
     tests: ['test/gateway/proxy-fast-path.test.ts'],
   },
   {
+    id: 'fast-post-body-limit',
+    file: 'src/http/fast-routes.ts',
+    search: 'Number(length) <= limit',
+    replace: 'Number(length) >= 0',
+    description:
+      'the fast path reads a gateway POST of any declared size instead of leaving it to the 413 of the 1 MiB limit',
+    tests: ['test/gateway/mcp-fast-path.test.ts'],
+  },
+  {
+    id: 'mcp-fast-route-bearer-challenge',
+    file: 'src/http/routes/mcp.ts',
+    search: "const challengeHeaders = { 'www-authenticate': bearerChallenge };",
+    replace: 'const challengeHeaders = {};',
+    description:
+      "a fast-path 401 of the MCP gateway no longer says which credential it takes (RFC 6750's challenge)",
+    tests: ['test/gateway/mcp-fast-path.test.ts'],
+  },
+  {
     id: 'fast-route-case-insensitive',
     file: 'src/gateway/proxy.ts',
     search: 'const fastUrl = /^\\/api\\/v1\\/connections\\/([0-9a-fA-F-]{36})\\/proxy(?=$|[/?])/;',
