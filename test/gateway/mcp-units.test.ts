@@ -1,6 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { ErrorCode, JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
 import { describe, expect, it } from 'vitest';
+import { AgentCalls } from '../../src/gateway/mcp/agent-calls.js';
 import { insufficientScope } from '../../src/gateway/mcp/challenge.js';
 import { type BodyRefusal, parseMessages, plainlyValid } from '../../src/gateway/mcp/jsonrpc.js';
 import { relayAnswers, type SseEvent, SseParser, SseRelay } from '../../src/gateway/mcp/sse.js';
@@ -179,5 +180,43 @@ describe('insufficientScope', () => {
 describe('stepUpScopes', () => {
   it('keeps the granted scopes and adds the challenged ones once', () => {
     expect(stepUpScopes(['openid', 'read'], ['read', 'write'])).toEqual(['openid', 'read', 'write']);
+  });
+});
+
+describe('AgentCalls: a running call and its cancellation', () => {
+  const cancel = (requestId: unknown) => ({
+    jsonrpc: '2.0' as const,
+    method: 'notifications/cancelled',
+    params: { requestId },
+  });
+
+  it('cancels the call the agent names, in its session only, and tells every way of waiting', () => {
+    const calls = new AgentCalls();
+    const mine = calls.start('s1', 7);
+    const other = calls.start('s2', 7);
+    const early = mine.signal;
+    const heard: string[] = [];
+    mine.onCancel(() => heard.push('kept'));
+    const stop = mine.onCancel(() => heard.push('stopped'));
+    stop();
+    expect(calls.take('s1', [cancel(7)])).toHaveLength(1);
+    expect(mine.cancelled).toBe(true);
+    expect(early.aborted).toBe(true);
+    // A signal first asked for after the cancellation is aborted already.
+    expect(mine.signal.aborted).toBe(true);
+    expect(heard).toEqual(['kept']);
+    expect(other.cancelled).toBe(false);
+    expect(other.signal.aborted).toBe(false);
+  });
+
+  it('forgets a call once done: a late cancellation touches nothing', () => {
+    const calls = new AgentCalls();
+    const running = calls.start('s1', 'a');
+    running.done();
+    calls.take('s1', [cancel('a')]);
+    expect(running.cancelled).toBe(false);
+    const again = calls.start('s1', 'a');
+    calls.take('s1', [cancel('a')]);
+    expect(again.cancelled).toBe(true);
   });
 });

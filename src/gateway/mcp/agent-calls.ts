@@ -18,19 +18,16 @@ export class AgentCalls {
   /** Requests relayed to agents, waiting for their answers, by our id. */
   readonly #relays = new Map<string, (answer: JSONRPCMessage | Error) => void>();
   /** Calls running here, by session and the agent's request id. */
-  readonly #running = new Map<string, AbortController>();
+  readonly #running = new Map<string, RunningCall>();
 
-  /** Tracks a call; its signal aborts when the agent cancels it. Call `done` when it ends. */
-  start(sessionId: string, requestId: RequestId): { signal: AbortSignal; done: () => void } {
+  /** Tracks a call; it is cancelled when the agent cancels it. Call `done` when it ends. */
+  start(sessionId: string, requestId: RequestId): RunningCall {
     const key = keyOf(sessionId, requestId);
-    const cancel = new AbortController();
-    this.#running.set(key, cancel);
-    return {
-      signal: cancel.signal,
-      done: () => {
-        if (this.#running.get(key) === cancel) this.#running.delete(key);
-      },
-    };
+    const running = new RunningCall(() => {
+      if (this.#running.get(key) === running) this.#running.delete(key);
+    });
+    this.#running.set(key, running);
+    return running;
   }
 
   /**
@@ -41,7 +38,7 @@ export class AgentCalls {
     return messages.filter((message) => {
       const m = message as { method?: unknown; params?: { requestId?: unknown } };
       if (m.method === 'notifications/cancelled') {
-        this.#running.get(keyOf(sessionId, m.params?.requestId))?.abort();
+        this.#running.get(keyOf(sessionId, m.params?.requestId))?.cancel();
       }
       if (!isAnswerMessage(message)) return true;
       const settle = typeof message.id === 'string' ? this.#relays.get(message.id) : undefined;
@@ -86,6 +83,55 @@ export class AgentCalls {
       throw new McpError(message.error.code, message.error.message, message.error.data);
     }
     return schema.parse((message as { result?: unknown }).result);
+  }
+}
+
+/**
+ * A call in flight, which the agent may cancel. Most calls end without a cancellation and without
+ * anyone asking for an `AbortSignal`: the signal (an `AbortController`, and every listener on it,
+ * showed in the aggregate's profile) is made only when asked for; `onCancel` is the cheap way to
+ * wait for a cancellation.
+ */
+export class RunningCall {
+  readonly done: () => void;
+  #cancelled = false;
+  #controller: AbortController | undefined;
+  #listeners: Array<() => void> | undefined;
+
+  constructor(done: () => void) {
+    this.done = done;
+  }
+
+  get cancelled(): boolean {
+    return this.#cancelled;
+  }
+
+  /** Aborts when the call is cancelled (at once for one that already was). */
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#cancelled) this.#controller.abort();
+    }
+    return this.#controller.signal;
+  }
+
+  /** Runs `listener` once the call is cancelled; the returned function stops that. */
+  onCancel(listener: () => void): () => void {
+    this.#listeners ??= [];
+    this.#listeners.push(listener);
+    return () => {
+      const at = this.#listeners?.indexOf(listener) ?? -1;
+      if (at !== -1) this.#listeners!.splice(at, 1);
+    };
+  }
+
+  cancel(): void {
+    if (this.#cancelled) return;
+    this.#cancelled = true;
+    const listeners = this.#listeners ?? [];
+    this.#listeners = undefined;
+    for (const listener of listeners) listener();
+    this.#controller?.abort();
   }
 }
 

@@ -10,7 +10,7 @@ import type { IntegrationRecord } from '../../store/repos/catalog.js';
 import type { ConnectionRow } from '../../store/types.js';
 import type { ForwardedResponse } from '../forwarder.js';
 import type { UpstreamTarget } from '../target.js';
-import type { AgentCalls } from './agent-calls.js';
+import type { AgentCalls, RunningCall } from './agent-calls.js';
 import { reasonOf } from './answers.js';
 import type { ConnectionLookup } from './connection-lookup.js';
 import type { McpIntegrations } from './integrations.js';
@@ -42,7 +42,10 @@ export interface Call {
   /** The upstream session's headers (id, negotiated version). */
   sessionHeaders: Record<string, string>;
   upstreamId: string;
-  signal: AbortSignal;
+  /** The agent's call: cancelled when the agent cancels it. */
+  running: RunningCall;
+  /** `running.signal`. */
+  readonly signal: AbortSignal;
 }
 
 /** Sends one message in the call's upstream session, with the user's token (upstream.ts). */

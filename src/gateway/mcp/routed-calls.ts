@@ -16,7 +16,7 @@ import { PassThrough } from 'node:stream';
 import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { isJSONRPCErrorResponse } from '@modelcontextprotocol/sdk/types.js';
 import { ConnectionNeedsReauthError } from '../../connections/errors.js';
-import type { ToAgent } from './agent-calls.js';
+import type { RunningCall, ToAgent } from './agent-calls.js';
 import {
   type GatewayAnswer,
   grantedScopes,
@@ -166,7 +166,7 @@ export class RoutedCalls {
     request: JSONRPCRequest,
     { integration, name }: NamedItem,
     field: 'name' | 'uri',
-    running: { signal: AbortSignal },
+    running: RunningCall,
   ): Promise<GatewayAnswer> {
     const act = async (reason: UserActionReason) => {
       const [answer] = await this.#d.actions.answer(session, integration, reason, [request]);
@@ -197,7 +197,10 @@ export class RoutedCalls {
           target,
           sessionHeaders,
           upstreamId: `${this.#idPrefix}${++this.#next}`,
-          signal: running.signal,
+          running,
+          get signal() {
+            return running.signal;
+          },
         };
         const body = JSON.stringify({
           jsonrpc: '2.0',
@@ -254,15 +257,14 @@ export class RoutedCalls {
 
   /** `work`, unless the agent cancels the call first: then the server is told, and a late answer is drained. */
   async #untilCancelled<T>(call: Call, work: Promise<T>, late: (value: T) => void): Promise<T | 'cancelled'> {
-    if (call.signal.aborted) {
+    if (call.running.cancelled) {
       void work.then(late, () => {});
       cancelUpstream(this.#d, call);
       return 'cancelled';
     }
-    let onAbort: (() => void) | undefined;
+    let stop: (() => void) | undefined;
     const aborted = new Promise<'cancelled'>((resolve) => {
-      onAbort = () => resolve('cancelled');
-      call.signal.addEventListener('abort', onAbort, { once: true });
+      stop = call.running.onCancel(() => resolve('cancelled'));
     });
     try {
       const outcome = await Promise.race([work, aborted]);
@@ -272,7 +274,7 @@ export class RoutedCalls {
       }
       return outcome;
     } finally {
-      call.signal.removeEventListener('abort', onAbort!);
+      stop!();
     }
   }
 }
