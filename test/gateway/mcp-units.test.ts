@@ -2,6 +2,7 @@ import { PassThrough } from 'node:stream';
 import { ErrorCode, JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
 import { describe, expect, it } from 'vitest';
 import { AgentCalls } from '../../src/gateway/mcp/agent-calls.js';
+import { isEventStream, isJson } from '../../src/gateway/mcp/answers.js';
 import { insufficientScope } from '../../src/gateway/mcp/challenge.js';
 import { type BodyRefusal, parseMessages, plainlyValid } from '../../src/gateway/mcp/jsonrpc.js';
 import { relayAnswers, type SseEvent, SseParser, SseRelay } from '../../src/gateway/mcp/sse.js';
@@ -218,5 +219,28 @@ describe('AgentCalls: a running call and its cancellation', () => {
     const again = calls.start('s1', 'a');
     calls.take('s1', [cancel('a')]);
     expect(again.cancelled).toBe(true);
+  });
+});
+
+describe('isJson and isEventStream', () => {
+  it.each([
+    ['application/json', true, false],
+    ['application/json; charset=utf-8', true, false],
+    [' Application/JSON ;charset=UTF-8', true, false],
+    ['text/event-stream', false, true],
+    ['TEXT/Event-Stream; charset=utf-8', false, true],
+    ['application/jsonx', false, false],
+    ['application/json-seq', false, false],
+    ['text/event-streams', false, false],
+    ['text/plain', false, false],
+    ['', false, false],
+  ])('%j: JSON %s, event stream %s', (type, json, events) => {
+    expect(isJson(type)).toBe(json);
+    expect(isEventStream(type)).toBe(events);
+  });
+
+  it('takes no type as neither', () => {
+    expect(isJson(undefined)).toBe(false);
+    expect(isEventStream(undefined)).toBe(false);
   });
 });

@@ -47,15 +47,20 @@ export function rpcAnswer(status: number, body: unknown): GatewayAnswer {
 }
 
 export function isJson(contentType: string | string[] | undefined): boolean {
-  const type = String(contentType ?? '')
-    .split(';')[0]
-    ?.trim()
-    .toLowerCase();
-  return type === 'application/json';
+  return typeof contentType === 'string' && mediaTypeIs(contentType, 'application/json');
 }
 
 export function isEventStream(contentType: string | undefined): boolean {
-  return (contentType ?? '').split(';')[0]?.trim().toLowerCase() === 'text/event-stream';
+  return contentType !== undefined && mediaTypeIs(contentType, 'text/event-stream');
+}
+
+/**
+ * Whether a Content-Type names `type` (lower case), parameters and case aside. The exact value
+ * is tried first: split, trim and lower-case on every message showed in the gateway's profile.
+ */
+function mediaTypeIs(contentType: string, type: string): boolean {
+  if (contentType === type) return true;
+  return contentType.split(';')[0]!.trim().toLowerCase() === type;
 }
 
 export function grantedScopes(row: ConnectionRow): string[] {
