@@ -26,6 +26,8 @@ export interface DueRefreshOptions {
   batchSize?: number;
   /** Token requests in flight per provider. */
   perProviderConcurrency?: number;
+  /** Refreshes running per token-request slot (default `workersPerSlot`). */
+  refreshesPerSlot?: number;
   /** Stop claiming once this many rows were claimed in this run (what is claimed is still refreshed). */
   maxRows?: number;
   /** Stop claiming after this long; a storm then goes on in the next run. */
@@ -38,9 +40,11 @@ export interface DueRefreshOptions {
  * Refreshes run per token-request slot: besides the one asking the provider, the others seal,
  * wait for their grouped write (a scheduled write waits up to `scheduledWriteWindowMs` for
  * others to join it) or release their lease, so the provider is never kept waiting by our
- * database work.
+ * database work. A refresh spends a few ms on its token request and up to the 60 ms window on
+ * its write, so a slot needs a score of refreshes: with 8, one instance reached only 0.51–0.63×
+ * the bare grant rate (docs/benchmarks.md, Refresh storm).
  */
-const workersPerSlot = 8;
+const workersPerSlot = 24;
 
 /** The rows of one provider waiting for a worker, and its workers and token-request slots. */
 interface Lane {
@@ -65,6 +69,7 @@ export async function runDueRefreshes(
 ): Promise<number> {
   const batchSize = options.batchSize ?? 200;
   const perProvider = options.perProviderConcurrency ?? 4;
+  const perSlot = options.refreshesPerSlot ?? workersPerSlot;
   const maxRows = options.maxRows ?? Number.POSITIVE_INFINITY;
   const deadline = d.clock.now() + (options.budgetMs ?? 60_000);
   // The next batch is claimed when this few rows are left unstarted: enough to keep every
@@ -124,7 +129,7 @@ export async function runDueRefreshes(
         lane.queue.push(row);
       }
       for (const lane of lanes.values()) {
-        const start = Math.min(perProvider * workersPerSlot - lane.workers, lane.queue.length);
+        const start = Math.min(perProvider * perSlot - lane.workers, lane.queue.length);
         for (let i = 0; i < start; i++) {
           lane.workers++;
           track(worker(lane));

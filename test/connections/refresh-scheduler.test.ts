@@ -95,7 +95,11 @@ describe.each(databaseKinds)('the refresh scheduler on %s', (kind) => {
     const { d, claims } = deps();
     // One token request at a time, 8 refreshes running: 12 rows of the first batch wait, and the
     // next batch is claimed once 5 are left.
-    const refreshed = await runDueRefreshes(d, { batchSize: 20, perProviderConcurrency: 1 });
+    const refreshed = await runDueRefreshes(d, {
+      batchSize: 20,
+      perProviderConcurrency: 1,
+      refreshesPerSlot: 8,
+    });
     expect(refreshed).toBe(connections);
     expect(claims.map((c) => c.got)).toEqual([20, 4]);
     expect(claims[1]!.refreshesBefore - before).toBeGreaterThan(0);
