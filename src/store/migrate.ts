@@ -15,6 +15,7 @@ import * as m0013 from './migrations/0013_connection_api_base.js';
 import * as m0014 from './migrations/0014_audit_subjects.js';
 import * as m0015 from './migrations/0015_catalog_admin.js';
 import * as m0016 from './migrations/0016_connection_writes.js';
+import * as m0017 from './migrations/0017_claim_room.js';
 
 /** The ordered list of migrations; each receives the engine kind for the few dialect differences. */
 function migrationsFor(store: Store): Record<string, Migration> {
@@ -34,6 +35,7 @@ function migrationsFor(store: Store): Record<string, Migration> {
     '0014_audit_subjects': { up: (db) => m0014.up(db) },
     '0015_catalog_admin': { up: (db) => m0015.up(db) },
     '0016_connection_writes': { up: (db) => m0016.up(db, store.kind) },
+    '0017_claim_room': { up: (db) => m0017.up(db, store.kind) },
   };
 }
 

@@ -172,7 +172,28 @@ describe.each(databaseKinds)('catalog changes propagate between instances on %s'
       async () => (await proxyOnB()).code === 'integration_disabled',
     );
     expect(took).toBeLessThan(boundMs);
+    // The scheduler claims no refresh of it while its provider is disabled (the claim of this
+    // database's kind: SKIP LOCKED on PostgreSQL), and does again once enabled.
+    const store = b.service.ctx.store;
+    const repo = new ConnectionRepository(store.db);
+    await store.db
+      .updateTable('connections')
+      .set({ next_refresh_at: 0 })
+      .where('id', '=', connectionId)
+      .execute();
+    const claimed = async () => {
+      const owner = `probe:${randomUUID()}`;
+      const rows = await repo.claimDueRefreshes(owner, Date.now(), 60_000, 100, store.kind === 'postgres');
+      await store.db
+        .updateTable('connections')
+        .set({ lease_owner: null, lease_until: null })
+        .where('lease_owner', '=', owner)
+        .execute();
+      return rows.map((r) => r.id);
+    };
+    expect(await claimed()).not.toContain(connectionId);
     await adminCall('PATCH', '/api/v1/admin/providers/runtime-idp', { enabled: true });
+    expect(await claimed()).toContain(connectionId);
     expect(
       await seenOnB('the re-enabled provider', async () => (await proxyOnB()).status === 200),
     ).toBeLessThan(boundMs);

@@ -81,7 +81,7 @@ describe.each(databaseKinds)('migrations on %s', (kind) => {
       const options = await sql<{
         reloptions: string[] | null;
       }>`select reloptions from pg_class where relname = 'connections'`.execute(store.db);
-      expect(options.rows[0]?.reloptions).toContain('fillfactor=80');
+      expect(options.rows[0]?.reloptions).toContain('fillfactor=50');
     } else {
       const plan = await sql<{ detail: string }>`explain query plan ${byUser}`.execute(store.db);
       expect(plan.rows.map((r) => r.detail).join('\n')).toMatch(/USING INDEX sqlite_autoindex_connections/);
