@@ -892,4 +892,22 @@ export const mutations: Mutation[] = [
       'the SKIP LOCKED subquery runs inline in the UPDATE, may be run again, and claims past the batch size',
     tests: ['test/connections/refresh-scheduler.test.ts'],
   },
+  {
+    id: 'claim-planner-left-to-statistics',
+    file: 'src/store/repos/connections.ts',
+    search:
+      "await sql`select set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)`.execute(",
+    replace: 'await sql`select 1`.execute(',
+    description:
+      'a claim in a storm reads and sorts every due row again (the plan stale statistics lead to) to take a batch',
+    tests: ['test/connections/refresh-scheduler.test.ts'],
+  },
+  {
+    id: 'claim-ignores-disabled-provider',
+    file: 'src/store/repos/connections.ts',
+    search: "eb('providers.enabled', '<>', 1)",
+    replace: "eb('integrations.enabled', '<>', 1)",
+    description: 'the scheduler refreshes the connections of a provider an administrator disabled',
+    tests: ['test/service/catalog-propagation.test.ts'],
+  },
 ];
