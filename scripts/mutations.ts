@@ -877,8 +877,8 @@ export const mutations: Mutation[] = [
   {
     id: 'claim-waits-on-locked-rows',
     file: 'src/store/repos/connections.ts',
-    search: "() => candidates.forUpdate('connections').skipLocked()",
-    replace: "() => candidates.forUpdate('connections')",
+    search: '() => candidates.forUpdate().skipLocked()',
+    replace: '() => candidates.forUpdate()',
     description:
       "on PostgreSQL an instance's claim waits for another instance's claim to commit, and then finds its rows gone",
     tests: ['test/connections/refresh-scheduler.test.ts'],
