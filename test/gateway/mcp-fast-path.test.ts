@@ -5,73 +5,20 @@
  * where the fast routes look first; `app.inject` goes straight to Fastify's handler. A counter on
  * `fastRoutes.handle` proves which way each request went.
  */
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mintToken } from '../../src/identity/jwt.js';
 import type { Database } from '../../src/store/types.js';
 import { databaseKinds } from '../support/databases.js';
-import { countFastRoutes, type FastRouteCounter } from '../support/fast-routes.js';
-import { type Lifecycle, startLifecycle } from '../support/lifecycle.js';
+import { type Answer, comparable, countFastRoutes, type FastRouteCounter } from '../support/fast-routes.js';
+import { type Lifecycle, rawRequest, startLifecycle } from '../support/lifecycle.js';
 import { rawExchange } from '../support/raw-http.js';
 import { type TestService, testJwtSecret } from '../support/service.js';
 import { type McpUpstream, startMcpUpstream } from './mcp-upstream.js';
 
 const trackerScopes = ['openid', 'offline_access', 'items:read'];
-/** Headers that differ between any two answers of a server (time, connection handling). */
-const perAnswer = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding']);
 const protocolVersion = '2025-11-25';
-
-interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
-function comparable(headers: IncomingHttpHeaders | Record<string, unknown>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || perAnswer.has(name)) continue;
-    out[name] = Array.isArray(value) ? value.join(', ') : String(value);
-  }
-  return out;
-}
-
-/** A POST over node:http with exactly these headers (a Content-Length for the body). */
-function post(
-  baseUrl: string,
-  path: string,
-  headers: Record<string, string>,
-  body: string,
-): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
-  const { hostname, port } = new URL(baseUrl);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      {
-        host: hostname,
-        port: Number(port),
-        path,
-        method: 'POST',
-        headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString('utf8'),
-          }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 const initialize = (id: number) =>
   JSON.stringify({
@@ -327,7 +274,7 @@ describe.each(databaseKinds)('the MCP gateway fast path answers as its Fastify r
       ...headersFor(c.authorization, c.session, c.path),
       'content-type': c.contentType ?? 'application/json',
     };
-    const r = await post(svc.url, c.path, headers, c.body);
+    const r = await rawRequest(svc.url, c.path, headers, 'POST', c.body);
     return { status: r.status, headers: comparable(r.headers), body: r.body };
   };
 
@@ -381,10 +328,11 @@ describe.each(databaseKinds)('the MCP gateway fast path answers as its Fastify r
     expect(fastRest).toEqual(slowRest);
     expect(fast.body).toEqual(slow.body);
     // The session the fast path opened works for the next call, which goes the fast way too.
-    const call = await post(
+    const call = await rawRequest(
       svc.url,
       '/mcp/tracker',
       { ...headersFor('{alice}'), 'mcp-session-id': _fast!, 'content-type': 'application/json' },
+      'POST',
       echo(3, 'echo'),
     );
     expect(call.status).toBe(200);
@@ -417,16 +365,18 @@ describe.each(databaseKinds)('the MCP gateway fast path answers as its Fastify r
     const twoBearers = await rawExchange(port, [
       `${head(`Authorization: ${alice}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`)}${body}`,
     ]);
-    const encoded = await post(
+    const encoded = await rawRequest(
       svc.url,
       '/mcp/%74racker',
       { ...headersFor('{alice}'), 'mcp-session-id': session, 'content-type': 'application/json' },
+      'POST',
       body,
     );
-    const longId = await post(
+    const longId = await rawRequest(
       svc.url,
       `/mcp/${'a'.repeat(101)}`,
       { ...headersFor('{alice}'), 'content-type': 'application/json' },
+      'POST',
       body,
     );
     expect(counter.taken).toBe(0);

@@ -4,35 +4,17 @@
  * reaches the server's listener, where the fast routes look first; `app.inject` goes straight to
  * Fastify's handler. A counter on `fastRoutes.handle` proves which way each request went.
  */
-import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mintToken } from '../../src/identity/jwt.js';
 import { databaseKinds } from '../support/databases.js';
-import { countFastRoutes, type FastRouteCounter } from '../support/fast-routes.js';
+import { type Answer, comparable, countFastRoutes, type FastRouteCounter } from '../support/fast-routes.js';
 import { demoApiIntegration, type Lifecycle, rawRequest, startLifecycle } from '../support/lifecycle.js';
 import { rawExchange } from '../support/raw-http.js';
 import { type TestService, testJwtSecret } from '../support/service.js';
 import { type RecordingServer, startRecordingServer } from '../support/webhook-receiver.js';
-
-/** Headers that differ between any two answers of a server (time, connection handling). */
-const perAnswer = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding']);
-
-interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
-function comparable(headers: IncomingHttpHeaders | Record<string, unknown>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || perAnswer.has(name)) continue;
-    out[name] = Array.isArray(value) ? value.join(', ') : String(value);
-  }
-  return out;
-}
 
 interface Case {
   name: string;

@@ -1,4 +1,25 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
+
+/** Headers that differ between any two answers of a server (time, connection handling). */
+const perAnswer = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding']);
+
+/** An answer as the fast-path tests compare them: status, headers that say something, body. */
+export interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** An answer's headers without those that differ between any two answers. */
+export function comparable(headers: IncomingHttpHeaders | Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || perAnswer.has(name)) continue;
+    out[name] = Array.isArray(value) ? value.join(', ') : String(value);
+  }
+  return out;
+}
 
 /** Counts the requests the app's fast routes answered (`src/http/fast-routes.ts`), since the last `reset`. */
 export interface FastRouteCounter {

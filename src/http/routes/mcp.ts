@@ -122,21 +122,8 @@ function fastAnswer(answer: GatewayAnswer): FastAnswer {
 async function perIntegration(gateway: McpGateway, request: FastifyRequest, reply: FastifyReply) {
   const identity = bearerIdentity(request);
   const { integrationId } = request.params as { integrationId: string };
-  const req = await integrationRequest(
-    gateway,
-    identity,
-    integrationId,
-    request.headers,
-    Buffer.isBuffer(request.body) ? request.body : undefined,
-  );
-  const g = gateway.perIntegration;
-  const answer =
-    request.method === 'POST'
-      ? await g.post(req)
-      : request.method === 'GET'
-        ? await g.get(req)
-        : await g.delete(req);
-  return send(reply, answer);
+  const req = await integrationRequest(gateway, identity, integrationId, request.headers, bodyOf(request));
+  return send(reply, await byMethod(gateway.perIntegration, request.method, req));
 }
 
 /** The request for `/mcp/:integrationId`; 404 for an integration the caller may not see, 409 for a disabled one. */
@@ -165,19 +152,22 @@ async function integrationRequest(
 
 async function aggregate(gateway: McpGateway, request: FastifyRequest, reply: FastifyReply) {
   const identity = bearerIdentity(request);
-  const req = aggregateRequest(
-    identity,
-    request.headers,
-    Buffer.isBuffer(request.body) ? request.body : undefined,
-  );
-  const g = gateway.aggregate;
-  const answer =
-    request.method === 'POST'
-      ? await g.post(req)
-      : request.method === 'GET'
-        ? await g.get(req)
-        : await g.delete(req);
-  return send(reply, answer);
+  const req = aggregateRequest(identity, request.headers, bodyOf(request));
+  return send(reply, await byMethod(gateway.aggregate, request.method, req));
+}
+
+/** Either gateway's handler for a method of its routes (POST, GET or DELETE). */
+function byMethod<R>(
+  gateway: Record<'post' | 'get' | 'delete', (req: R) => Promise<GatewayAnswer>>,
+  method: string,
+  req: R,
+): Promise<GatewayAnswer> {
+  return method === 'POST' ? gateway.post(req) : method === 'GET' ? gateway.get(req) : gateway.delete(req);
+}
+
+/** The body the scope's buffer parser read, if any. */
+function bodyOf(request: FastifyRequest): Buffer | undefined {
+  return Buffer.isBuffer(request.body) ? request.body : undefined;
 }
 
 function aggregateRequest(
