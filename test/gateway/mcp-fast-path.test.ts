@@ -11,7 +11,13 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mintToken } from '../../src/identity/jwt.js';
 import type { Database } from '../../src/store/types.js';
 import { databaseKinds } from '../support/databases.js';
-import { type Answer, comparable, countFastRoutes, type FastRouteCounter } from '../support/fast-routes.js';
+import {
+  type Answer,
+  comparable,
+  countFastRoutes,
+  type FastRouteCounter,
+  requestsCounted,
+} from '../support/fast-routes.js';
 import { type Lifecycle, rawRequest, startLifecycle } from '../support/lifecycle.js';
 import { rawExchange } from '../support/raw-http.js';
 import { type TestService, testJwtSecret } from '../support/service.js';
@@ -410,14 +416,7 @@ describe.each(databaseKinds)('the MCP gateway fast path answers as its Fastify r
   });
 
   it('leaves one access line and one metric per fast answer', async () => {
-    const admin = { headers: { authorization: `Bearer ${await svc.token('root', 'admin')}` } };
-    const label = 'method="POST",route="/mcp/:integrationId",status="200"';
-    const count = async () => {
-      const text = await (await fetch(`${svc.url}/metrics`, admin)).text();
-      const prefix = `nunq_http_request_duration_seconds_count{${label}} `;
-      const line = text.split('\n').find((l) => l.startsWith(prefix));
-      return line === undefined ? 0 : Number(line.slice(prefix.length));
-    };
+    const count = () => requestsCounted(svc, 'method="POST",route="/mcp/:integrationId",status="200"');
     const lines = () =>
       svc.logs.filter((l) => l.includes('"request completed"') && l.includes('/mcp/tracker?counted')).length;
     const before = { metric: await count(), lines: lines() };

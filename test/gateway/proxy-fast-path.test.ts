@@ -10,7 +10,13 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mintToken } from '../../src/identity/jwt.js';
 import { databaseKinds } from '../support/databases.js';
-import { type Answer, comparable, countFastRoutes, type FastRouteCounter } from '../support/fast-routes.js';
+import {
+  type Answer,
+  comparable,
+  countFastRoutes,
+  type FastRouteCounter,
+  requestsCounted,
+} from '../support/fast-routes.js';
 import { demoApiIntegration, type Lifecycle, rawRequest, startLifecycle } from '../support/lifecycle.js';
 import { rawExchange } from '../support/raw-http.js';
 import { type TestService, testJwtSecret } from '../support/service.js';
@@ -234,14 +240,8 @@ describe.each(databaseKinds)('the proxy fast path answers as its Fastify route d
 
   it('leaves one access line and one metric per fast answer, query values redacted', async () => {
     const path = `/api/v1/connections/${connection}/proxy/counted`;
-    const admin = { headers: { authorization: `Bearer ${await svc.token('root', 'admin')}` } };
-    const label = 'method="GET",route="/api/v1/connections/:id/proxy/*",status="200"';
-    const count = async () => {
-      const text = await (await fetch(`${svc.url}/metrics`, admin)).text();
-      const prefix = `nunq_http_request_duration_seconds_count{${label}} `;
-      const line = text.split('\n').find((l) => l.startsWith(prefix));
-      return line === undefined ? 0 : Number(line.slice(prefix.length));
-    };
+    const count = () =>
+      requestsCounted(svc, 'method="GET",route="/api/v1/connections/:id/proxy/*",status="200"');
     const lines = () =>
       svc.logs.filter((l) => l.includes('"request completed"') && l.includes('/proxy/counted')).length;
     const before = { metric: await count(), lines: lines() };

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
+import type { TestService } from './service.js';
 
 /** Headers that differ between any two answers of a server (time, connection handling). */
 const perAnswer = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding']);
@@ -44,4 +45,13 @@ export function countFastRoutes(app: FastifyInstance): FastRouteCounter {
       taken = 0;
     },
   };
+}
+
+/** The request metric's count for one label set (`method="GET",route="…",status="200"`), scraped as an admin. */
+export async function requestsCounted(svc: TestService, label: string): Promise<number> {
+  const admin = { headers: { authorization: `Bearer ${await svc.token('root', 'admin')}` } };
+  const text = await (await fetch(`${svc.url}/metrics`, admin)).text();
+  const prefix = `nunq_http_request_duration_seconds_count{${label}} `;
+  const line = text.split('\n').find((l) => l.startsWith(prefix));
+  return line === undefined ? 0 : Number(line.slice(prefix.length));
 }
