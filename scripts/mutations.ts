@@ -910,4 +910,13 @@ export const mutations: Mutation[] = [
     description: 'the scheduler refreshes the connections of a provider an administrator disabled',
     tests: ['test/service/catalog-propagation.test.ts'],
   },
+  {
+    id: 'relay-stream-misses-early-cancel',
+    file: 'src/gateway/mcp/routed-stream.ts',
+    search: '  if (call.running.cancelled) onCancel();\n',
+    replace: '',
+    description:
+      'an aggregate call cancelled while its event stream head was read goes on streaming; the server is never told',
+    tests: ['test/gateway/mcp-units.test.ts'],
+  },
 ];

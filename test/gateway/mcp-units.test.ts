@@ -1,12 +1,18 @@
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { ErrorCode, JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
 import { describe, expect, it } from 'vitest';
 import { AgentCalls } from '../../src/gateway/mcp/agent-calls.js';
-import { isEventStream, isJson } from '../../src/gateway/mcp/answers.js';
+import { type GatewayAnswer, isEventStream, isJson } from '../../src/gateway/mcp/answers.js';
 import { insufficientScope } from '../../src/gateway/mcp/challenge.js';
 import { type BodyRefusal, parseMessages, plainlyValid } from '../../src/gateway/mcp/jsonrpc.js';
+import type { Call, RoutedCallsDeps } from '../../src/gateway/mcp/routed-call.js';
+import { relayStream } from '../../src/gateway/mcp/routed-stream.js';
+import type { GatewaySession } from '../../src/gateway/mcp/sessions.js';
 import { relayAnswers, type SseEvent, SseParser, SseRelay } from '../../src/gateway/mcp/sse.js';
+import { upstreamTarget } from '../../src/gateway/mcp/upstream.js';
 import { stepUpScopes } from '../../src/gateway/mcp/user-action.js';
+import type { IntegrationRecord } from '../../src/store/repos/catalog.js';
+import type { ConnectionRow } from '../../src/store/types.js';
 
 const read = async (stream: NodeJS.ReadableStream) => {
   let text = '';
@@ -243,4 +249,84 @@ describe('isJson and isEventStream', () => {
     expect(isJson(undefined)).toBe(false);
     expect(isEventStream(undefined)).toBe(false);
   });
+});
+
+describe('relayStream (a routed call answered with an event stream)', () => {
+  /** A routed call and the deps relayStream needs, with every message sent upstream kept. */
+  const routed = () => {
+    const sent: Array<{ method?: string; params?: { requestId?: unknown } }> = [];
+    const logged: string[] = [];
+    const log = (_: unknown, message: string) => logged.push(message);
+    const deps = {
+      request: async (_target: unknown, options: { body?: unknown }) => {
+        sent.push(JSON.parse(String(options.body)));
+        return { statusCode: 202, headers: {}, body: Readable.from([]) };
+      },
+      tokens: { tokenFor: async () => ({ value: 't', authorization: 'Bearer t' }) },
+      logger: { info: log, warn: log },
+    } as unknown as RoutedCallsDeps;
+    const running = new AgentCalls().start('s1', 5);
+    const call: Call = {
+      session: { id: 's1', hello: { capabilities: {} } } as unknown as GatewaySession,
+      request: { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'echo' } },
+      integration: { id: 'tracker', name: 'Issue tracker' } as IntegrationRecord,
+      prefix: 'tracker__',
+      row: {} as ConnectionRow,
+      target: upstreamTarget('http://127.0.0.1:9/mcp'),
+      sessionHeaders: {},
+      upstreamId: 'up-1',
+      running,
+      get signal() {
+        return running.signal;
+      },
+    };
+    return { deps, call, running, sent, logged };
+  };
+  const bodyOf = (answer: GatewayAnswer) => read(answer.body as PassThrough);
+  const cancellations = (sent: Array<{ method?: string }>) =>
+    sent.filter((m) => m.method === 'notifications/cancelled');
+
+  it('answers with the agent id, ends, and forgets the call: a later cancellation sends nothing', async () => {
+    const { deps, call, running, sent } = routed();
+    const upstream = new PassThrough();
+    const answer = relayStream(deps, call, upstream);
+    upstream.write('data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}\n\n');
+    upstream.write('data: {"jsonrpc":"2.0","id":"up-1","result":{"content":[]}}\n\n');
+    const text = await bodyOf(answer);
+    expect(text).toBe(
+      'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}\n\n' +
+        'event: message\ndata: {"jsonrpc":"2.0","id":5,"result":{"content":[]}}\n\n',
+    );
+    running.cancel();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(cancellations(sent)).toEqual([]);
+  });
+
+  it('a call cancelled mid-stream: the agent gets the cancellation, the server is told, its stream cut', async () => {
+    const { deps, call, running, sent } = routed();
+    const upstream = new PassThrough();
+    const answer = relayStream(deps, call, upstream);
+    upstream.write('data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}\n\n');
+    setImmediate(() => running.cancel());
+    const text = await bodyOf(answer);
+    expect(text).toContain('"id":5,"error":{"code":-32603,"message":"The request was cancelled."}');
+    expect(upstream.destroyed).toBe(true);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(cancellations(sent)).toEqual([
+      expect.objectContaining({ params: expect.objectContaining({ requestId: 'up-1' }) }),
+    ]);
+  });
+
+  it('a call cancelled while its stream head was read is cancelled, not left to run', async () => {
+    const { deps, call, running, sent } = routed();
+    running.cancel();
+    const upstream = new PassThrough();
+    const text = await bodyOf(relayStream(deps, call, upstream));
+    expect(text).toBe(
+      'event: message\ndata: {"jsonrpc":"2.0","id":5,"error":{"code":-32603,"message":"The request was cancelled."}}\n\n',
+    );
+    expect(upstream.destroyed).toBe(true);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(cancellations(sent)).toHaveLength(1);
+  }, 5_000);
 });

@@ -39,9 +39,21 @@ const relayable = {
  */
 export function relayStream(deps: RoutedCallsDeps, call: Call, upstream: Readable): GatewayAnswer {
   const out = new PassThrough();
-  const closed = new AbortController();
-  const signal = AbortSignal.any([call.signal, closed.signal]);
   let answered = false;
+  let finished = false;
+  /**
+   * Stops what the server's requests wait for once the stream is finished. Made only when the
+   * server sends one: an `AbortController` (and the `DOMException` its abort makes) on every
+   * call showed in the aggregate's profile.
+   */
+  let relays: AbortController | undefined;
+  const relaySignal = () => {
+    if (relays === undefined) {
+      relays = new AbortController();
+      if (finished) relays.abort();
+    }
+    return AbortSignal.any([call.signal, relays.signal]);
+  };
   const write = (message: unknown) => {
     if (out.writableEnded || out.destroyed) return;
     if (!out.write(sseMessage(message)) && !upstream.isPaused()) {
@@ -52,8 +64,10 @@ export function relayStream(deps: RoutedCallsDeps, call: Call, upstream: Readabl
   };
   /** Ends the agent's stream; the rest of the server's is read and dropped, or cut off when unanswered. */
   const finish = (cut = false) => {
-    if (closed.signal.aborted) return;
-    closed.abort();
+    if (finished) return;
+    finished = true;
+    stopWaitingForCancel();
+    relays?.abort();
     if (!out.writableEnded) out.end();
     if (!cut) {
       upstream.removeListener('data', feed);
@@ -69,14 +83,14 @@ export function relayStream(deps: RoutedCallsDeps, call: Call, upstream: Readabl
         write(answerForAgent(call, message));
         finish();
       } else if (isServerRequest(message)) {
-        void serverRequest(deps, call, message, toAgent, signal);
+        void serverRequest(deps, call, message, toAgent, relaySignal());
       } else write(message);
     }
   });
   const feed = (chunk: Buffer) => parser.feed(chunk);
   upstream.on('data', feed);
   const ended = () => {
-    if (!answered && !call.signal.aborted) {
+    if (!answered && !call.running.cancelled) {
       answered = true;
       deps.logger.warn(
         { integration: call.integration.id, unanswered: 1 },
@@ -89,26 +103,17 @@ export function relayStream(deps: RoutedCallsDeps, call: Call, upstream: Readabl
   upstream.once('end', ended);
   upstream.once('error', ended);
   upstream.once('close', ended);
-  call.signal.addEventListener(
-    'abort',
-    () => {
-      if (!answered) {
-        answered = true;
-        cancelUpstream(deps, call);
-        write(errorResponse(call.request.id, cancelled));
-      }
-      finish(true);
-    },
-    { once: true },
-  );
-  out.once('close', () => {
-    // The agent went away before the answer: the server need not go on.
+  const onCancel = () => {
     if (!answered) {
       answered = true;
       cancelUpstream(deps, call);
+      write(errorResponse(call.request.id, cancelled));
     }
     finish(true);
-  });
+  };
+  // A call cancelled while its answer's head was read: `onCancel` would never run for it.
+  const stopWaitingForCancel = call.running.cancelled ? () => {} : call.running.onCancel(onCancel);
+  if (call.running.cancelled) onCancel();
   return streamAnswer(call.session, out);
 }
 
