@@ -467,6 +467,15 @@ async function profileOurs(
   }
 }
 
+/**
+ * The CPU cores the processes of a round (ours, its log reader, the upstream, this load generator)
+ * kept busy: on two cores, a round near 2 was bound by CPU, where every hop's own cost comes off
+ * the throughput; below, the upstream's single thread set the pace.
+ */
+function coresBusy(r: RoundResult): number {
+  return (r.cpu.server + r.cpu.reader + r.cpu.upstream + r.cpu.loadgen) / (r.elapsedMs * 1000);
+}
+
 /** Per target its rounds; with `--pairing adjacent`, a gateway target's own direct rounds as `partner`. */
 type Rounds = Map<
   string,
@@ -490,6 +499,7 @@ function resultTables(targets: Target[], rounds: Rounds, concurrency: number): s
       'log reader µs/call',
       'upstream µs/call',
       'load generator µs/call',
+      'cores busy',
     ],
     targets.map((t) => {
       const { load, one } = rounds.get(t.name)!;
@@ -507,9 +517,10 @@ function resultTables(targets: Target[], rounds: Rounds, concurrency: number): s
         gateway ? cpu('reader') : '–',
         cpu('upstream'),
         cpu('loadgen'),
+        median(load.map(coresBusy)).toFixed(2),
       ];
     }),
-    'lrrrrrrrrrr',
+    'lrrrrrrrrrrr',
   );
   const range = (values: number[], digits: number, unit: string) =>
     `${median(values).toFixed(digits)}${unit} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
