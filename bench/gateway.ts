@@ -38,7 +38,10 @@
  * and a latency round (one session, one call in flight, `--latency-seconds`): at 32 calls in
  * flight the latency is mostly queueing (concurrency / throughput), so the added p50/p99 are
  * taken from the latency rounds, where they are what the gateway adds to one call. CPU per call
- * of every process comes from `/proc/<pid>/stat` deltas around each round. On a machine whose
+ * of every process comes from `/proc/<pid>/stat` deltas around each round (the gateway's also
+ * for the latency rounds, where it is what one call costs without company), and "cores busy" is
+ * what all the bench's processes spent per second of a throughput round: on two cores, a round
+ * near 2 is bound by CPU, and then any hop's own cost comes off the calls/s. On a machine whose
  * load changes within a cycle (ten targets take about two minutes), `--pairing adjacent` runs
  * each gateway target's rounds right next to direct rounds of its own instead (direct first on
  * even cycles, last on odd ones), and pairs each ratio within those two rounds.
@@ -496,6 +499,7 @@ function resultTables(targets: Target[], rounds: Rounds, concurrency: number): s
       'p99 ms (1 in flight)',
       'errors',
       'gateway CPU µs/call',
+      'gateway CPU µs/call (1 in flight)',
       'log reader µs/call',
       'upstream µs/call',
       'load generator µs/call',
@@ -514,13 +518,14 @@ function resultTables(targets: Target[], rounds: Rounds, concurrency: number): s
         ms(percentile(all(one), 99)),
         [...load, ...one].reduce((n, r) => n + r.errors, 0),
         gateway ? cpu('server') : '–',
+        gateway ? Math.round(median(one.map((r) => perCall(r, 'server')))) : '–',
         gateway ? cpu('reader') : '–',
         cpu('upstream'),
         cpu('loadgen'),
         median(load.map(coresBusy)).toFixed(2),
       ];
     }),
-    'lrrrrrrrrrrr',
+    'lrrrrrrrrrrrr',
   );
   const range = (values: number[], digits: number, unit: string) =>
     `${median(values).toFixed(digits)}${unit} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
