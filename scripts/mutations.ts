@@ -919,4 +919,13 @@ export const mutations: Mutation[] = [
       'an aggregate call cancelled while its event stream head was read goes on streaming; the server is never told',
     tests: ['test/gateway/mcp-units.test.ts'],
   },
+  {
+    id: 'relay-stream-ignores-agent-leaving',
+    file: 'src/gateway/mcp/routed-stream.ts',
+    search: "  out.once('close', () => {\n    // The agent went away before the answer",
+    replace: "  out.once('closed-never', () => {\n    // The agent went away before the answer",
+    description:
+      "an agent that drops an aggregate call's event stream leaves the server working on it: no cancellation is sent",
+    tests: ['test/gateway/mcp-units.test.ts'],
+  },
 ];

@@ -317,6 +317,19 @@ describe('relayStream (a routed call answered with an event stream)', () => {
     ]);
   });
 
+  it('an agent that goes away before the answer: the server is told, its stream cut', async () => {
+    const { deps, call, sent } = routed();
+    const upstream = new PassThrough();
+    const answer = relayStream(deps, call, upstream);
+    upstream.write('data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}\n\n');
+    (answer.body as PassThrough).destroy();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(upstream.destroyed).toBe(true);
+    expect(cancellations(sent)).toEqual([
+      expect.objectContaining({ params: expect.objectContaining({ requestId: 'up-1' }) }),
+    ]);
+  });
+
   it('a call cancelled while its stream head was read is cancelled, not left to run', async () => {
     const { deps, call, running, sent } = routed();
     running.cancel();

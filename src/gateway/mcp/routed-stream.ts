@@ -114,6 +114,14 @@ export function relayStream(deps: RoutedCallsDeps, call: Call, upstream: Readabl
   // A call cancelled while its answer's head was read: `onCancel` would never run for it.
   const stopWaitingForCancel = call.running.cancelled ? () => {} : call.running.onCancel(onCancel);
   if (call.running.cancelled) onCancel();
+  out.once('close', () => {
+    // The agent went away before the answer: the server need not go on.
+    if (!answered) {
+      answered = true;
+      cancelUpstream(deps, call);
+    }
+    finish(true);
+  });
   return streamAnswer(call.session, out);
 }
 
