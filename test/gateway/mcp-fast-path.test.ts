@@ -21,9 +21,8 @@ import {
 import { type Lifecycle, rawRequest, startLifecycle } from '../support/lifecycle.js';
 import { rawExchange } from '../support/raw-http.js';
 import { type TestService, testJwtSecret } from '../support/service.js';
-import { type McpUpstream, startMcpUpstream } from './mcp-upstream.js';
+import { type McpUpstream, startMcpUpstream, trackerIntegration, trackerIsMcp } from './mcp-upstream.js';
 
-const trackerScopes = ['openid', 'offline_access', 'items:read'];
 const protocolVersion = '2025-11-25';
 
 const initialize = (id: number) =>
@@ -186,25 +185,13 @@ describe.each(databaseKinds)('the MCP gateway fast path answers as its Fastify r
     lc = await startLifecycle({
       kind,
       webhooks: false,
-      extraIntegrations: [
-        {
-          id: 'tracker',
-          name: 'Issue tracker',
-          provider: 'demo',
-          scopes: trackerScopes,
-          api: { baseUrl: 'http://127.0.0.1:9/' },
-        },
-      ],
+      extraIntegrations: [trackerIntegration],
     });
     upstream = await startMcpUpstream(lc.oidc.issuer);
     svc = await lc.startService({ background: false });
     await lc.connect(svc, 'u-alice', 'alice', 'tracker');
     db = svc.service.ctx.store.db;
-    await db
-      .updateTable('integrations')
-      .set({ kind: 'mcp', settings: JSON.stringify({ scopes: trackerScopes, url: upstream.url }) })
-      .where('id', '=', 'tracker')
-      .execute();
+    await trackerIsMcp(db, upstream.url);
     await db
       .insertInto('integrations')
       .values({

@@ -15,9 +15,13 @@ import type { Database } from '../../src/store/types.js';
 import { databaseKinds } from '../support/databases.js';
 import { type Lifecycle, startLifecycle } from '../support/lifecycle.js';
 import type { TestService } from '../support/service.js';
-import { type McpUpstream, requiredScope, startMcpUpstream } from './mcp-upstream.js';
-
-const trackerScopes = ['openid', 'offline_access', 'items:read'];
+import {
+  type McpUpstream,
+  requiredScope,
+  startMcpUpstream,
+  trackerIntegration,
+  trackerIsMcp,
+} from './mcp-upstream.js';
 
 describe.each(databaseKinds)(
   'the MCP gateway /mcp/:integrationId against a real MCP server, on %s',
@@ -65,12 +69,6 @@ describe.each(databaseKinds)(
       answers.push(`${r.status} ${[...r.headers].join('\n')}\n${text}`);
       return { status: r.status, headers: r.headers, text };
     };
-    const trackerIsMcp = () =>
-      db
-        .updateTable('integrations')
-        .set({ kind: 'mcp', settings: JSON.stringify({ scopes: trackerScopes, url: upstream.url }) })
-        .where('id', '=', 'tracker')
-        .execute();
     const textOf = (result: unknown) =>
       ((result as { content: Array<{ type: string; text?: string }> }).content[0]?.text ?? '') as string;
 
@@ -78,15 +76,7 @@ describe.each(databaseKinds)(
       lc = await startLifecycle({
         kind,
         webhooks: false,
-        extraIntegrations: [
-          {
-            id: 'tracker',
-            name: 'Issue tracker',
-            provider: 'demo',
-            scopes: trackerScopes,
-            api: { baseUrl: 'http://127.0.0.1:9/' },
-          },
-        ],
+        extraIntegrations: [trackerIntegration],
       });
       upstream = await startMcpUpstream(lc.oidc.issuer);
       svc = await lc.startService();
@@ -96,7 +86,7 @@ describe.each(databaseKinds)(
       elicitations = new McpElicitationRepository(db);
       // The tracker becomes an MCP server integration (Connect for MCP servers is wired elsewhere;
       // its connections are made here through the OAuth flow of the same authorization server).
-      await trackerIsMcp();
+      await trackerIsMcp(db, upstream.url);
       await db
         .insertInto('integrations')
         .values({
@@ -485,7 +475,7 @@ describe.each(databaseKinds)(
     it('any instance serves any session: initialize on one, call on another', async () => {
       const other = await lc.startService();
       // Its start synced the catalog from the config file again: the tracker is an MCP server once more.
-      await trackerIsMcp();
+      await trackerIsMcp(db, upstream.url);
       const jwt = await svc.token('u-alice');
       const headers = {
         authorization: `Bearer ${jwt}`,

@@ -12,7 +12,9 @@ import type { AddressInfo } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
+import type { Kysely } from 'kysely';
 import * as z from 'zod';
+import type { Database } from '../../src/store/types.js';
 
 export interface SeenRequest {
   method: string;
@@ -43,6 +45,30 @@ export interface McpUpstream {
 }
 
 export const requiredScope = 'items:write';
+
+/** The scopes of the tracker integration that the gateway tests make an MCP server of. */
+const trackerScopes = ['openid', 'offline_access', 'items:read'];
+
+/**
+ * The tracker in the config: an OAuth integration of the demo provider, so that the tests connect
+ * it through the real flow before `trackerIsMcp` makes it an MCP server integration.
+ */
+export const trackerIntegration = {
+  id: 'tracker',
+  name: 'Issue tracker',
+  provider: 'demo',
+  scopes: trackerScopes,
+  api: { baseUrl: 'http://127.0.0.1:9/' },
+};
+
+/** Makes the tracker an MCP server integration at `url` (its connections stay as they are). */
+export async function trackerIsMcp(db: Kysely<Database>, url: string): Promise<void> {
+  await db
+    .updateTable('integrations')
+    .set({ kind: 'mcp', settings: JSON.stringify({ scopes: trackerScopes, url }) })
+    .where('id', '=', 'tracker')
+    .execute();
+}
 
 export async function startMcpUpstream(issuer: string): Promise<McpUpstream> {
   const discovery = (await (await fetch(`${issuer}/.well-known/openid-configuration`)).json()) as {
