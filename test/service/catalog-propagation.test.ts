@@ -65,6 +65,34 @@ describe.each(databaseKinds)('catalog changes propagate between instances on %s'
     ((await (await b.api(user, '/api/v1/integrations')).json()) as Array<{ id: string; name: string }>).map(
       (i) => `${i.id}:${i.name}`,
     );
+  /** Makes the connection due for a refresh now. */
+  const markDue = () =>
+    b.service.ctx.store.db
+      .updateTable('connections')
+      .set({ next_refresh_at: 0 })
+      .where('id', '=', connectionId)
+      .execute();
+  /**
+   * The ids one scheduler claim on B takes (the claim of this database's kind: SKIP LOCKED on
+   * PostgreSQL); their leases are let go again at once.
+   */
+  const claimedOnB = async () => {
+    const store = b.service.ctx.store;
+    const owner = `probe:${randomUUID()}`;
+    const rows = await new ConnectionRepository(store.db).claimDueRefreshes(
+      owner,
+      Date.now(),
+      60_000,
+      100,
+      store.kind === 'postgres',
+    );
+    await store.db
+      .updateTable('connections')
+      .set({ lease_owner: null, lease_until: null })
+      .where('lease_owner', '=', owner)
+      .execute();
+    return rows.map((r) => r.id);
+  };
 
   beforeAll(async () => {
     lc = await startLifecycle({ kind, accessTokenTtlSeconds: 3600 });
@@ -136,28 +164,13 @@ describe.each(databaseKinds)('catalog changes propagate between instances on %s'
     expect((await b.api(user, `/api/v1/connections/${connectionId}`)).status).toBe(200);
 
     // The scheduler claims no refresh of it while disabled, and does again once enabled.
-    const repo = new ConnectionRepository(b.service.ctx.store.db);
-    await b.service.ctx.store.db
-      .updateTable('connections')
-      .set({ next_refresh_at: 0 })
-      .where('id', '=', connectionId)
-      .execute();
-    const claim = async () => {
-      const owner = `probe:${randomUUID()}`;
-      const rows = await repo.claimDueRefreshes(owner, Date.now(), 60_000, 100);
-      await b.service.ctx.store.db
-        .updateTable('connections')
-        .set({ lease_owner: null, lease_until: null })
-        .where('lease_owner', '=', owner)
-        .execute();
-      return rows.map((r) => r.id);
-    };
-    expect(await claim()).not.toContain(connectionId);
+    await markDue();
+    expect(await claimedOnB()).not.toContain(connectionId);
 
     expect(
       (await adminCall('PATCH', '/api/v1/admin/integrations/runtime-items', { enabled: true })).status,
     ).toBe(200);
-    expect(await claim()).toContain(connectionId);
+    expect(await claimedOnB()).toContain(connectionId);
     const back = await seenOnB('the re-enabled integration', async () => (await proxyOnB()).status === 200);
     expect(back).toBeLessThan(boundMs);
     await new Promise((r) => setTimeout(r, 1100));
@@ -172,28 +185,11 @@ describe.each(databaseKinds)('catalog changes propagate between instances on %s'
       async () => (await proxyOnB()).code === 'integration_disabled',
     );
     expect(took).toBeLessThan(boundMs);
-    // The scheduler claims no refresh of it while its provider is disabled (the claim of this
-    // database's kind: SKIP LOCKED on PostgreSQL), and does again once enabled.
-    const store = b.service.ctx.store;
-    const repo = new ConnectionRepository(store.db);
-    await store.db
-      .updateTable('connections')
-      .set({ next_refresh_at: 0 })
-      .where('id', '=', connectionId)
-      .execute();
-    const claimed = async () => {
-      const owner = `probe:${randomUUID()}`;
-      const rows = await repo.claimDueRefreshes(owner, Date.now(), 60_000, 100, store.kind === 'postgres');
-      await store.db
-        .updateTable('connections')
-        .set({ lease_owner: null, lease_until: null })
-        .where('lease_owner', '=', owner)
-        .execute();
-      return rows.map((r) => r.id);
-    };
-    expect(await claimed()).not.toContain(connectionId);
+    // The scheduler claims no refresh of it while its provider is disabled, and does again once enabled.
+    await markDue();
+    expect(await claimedOnB()).not.toContain(connectionId);
     await adminCall('PATCH', '/api/v1/admin/providers/runtime-idp', { enabled: true });
-    expect(await claimed()).toContain(connectionId);
+    expect(await claimedOnB()).toContain(connectionId);
     expect(
       await seenOnB('the re-enabled provider', async () => (await proxyOnB()).status === 200),
     ).toBeLessThan(boundMs);
